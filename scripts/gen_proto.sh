@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Regenerate src/scrawn/_proto from proto/: protobuf messages, type stubs and connectrpc stubs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=src/scrawn/_proto
+find "$out" \( -name '*_pb2.py' -o -name '*_pb2.pyi' -o -name '*_connect.py' \) -delete
+protos=$(cd proto && find . -name '*.proto' | sed 's|^\./||' | sort)
+(cd proto && python -m grpc_tools.protoc -I. \
+  --python_out="../$out" --pyi_out="../$out" \
+  --plugin=protoc-gen-connectrpc="$(command -v protoc-gen-connectrpc)" \
+  --connectrpc_out="../$out" --connectrpc_opt=protobuf=google \
+  $protos)
+for d in $(cd "$out" && find . -type d); do touch "$out/$d/__init__.py"; done

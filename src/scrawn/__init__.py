@@ -1,0 +1,152 @@
+"""Scrawn for Python: the SDK.
+
+    from scrawn import Scrawn, tag
+    client = Scrawn()  # SCRAWN_API_KEY, SCRAWN_BASE_URL
+    client.basic_usage_event_consumer(user_id="user_123", debit=tag("PREMIUM_CALL"))
+
+Importing ``scrawn`` loads only httpx, protobuf messages and the standard library (never the server's
+SQLAlchemy, grpcio, hypercorn, Typer or connectrpc, nor starlette, flask, openai or anthropic). The
+middleware and AI names exported here (``match_path``, ``AiUsage``, …) are imported on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from scrawn import errors
+from scrawn._async import AsyncScrawn
+from scrawn._core import ErrorContext, EventResult
+from scrawn._sync import Scrawn, scrawn
+from scrawn._usage import (
+    CostBreakdown,
+    ModelList,
+    ModelPrice,
+    UsageBucket,
+    UsagePage,
+    UsageRecord,
+    UsageSeries,
+    UsageSummary,
+    UsageTotals,
+)
+from scrawn._wallet import Balance, Transaction, TransactionPage, TransactionResult, UserSettings
+from scrawn._wallet_client import (
+    AsyncReservation,
+    AsyncWallet,
+    Confirmation,
+    Reservation,
+    ReservationPage,
+    ReservationRequest,
+    Wallet,
+)
+from scrawn.errors import InsufficientCreditsError, ScrawnError, SpendCapExceededError, ValidationError
+from scrawn.pricing import (
+    Expression,
+    add,
+    amount,
+    div,
+    expr,
+    input_cache_tokens,
+    input_tokens,
+    mul,
+    output_cache_tokens,
+    output_tokens,
+    quantity,
+    sub,
+    tag,
+)
+
+if TYPE_CHECKING:
+    from scrawn._ai_events import AiUsage
+    from scrawn._ai_wrappers import anthropic_usage, bill_as, openai_usage
+    from scrawn.middleware import (
+        ScrawnASGIMiddleware,
+        ScrawnMiddleware,
+        ScrawnWSGIMiddleware,
+        match_path,
+    )
+
+__version__ = "0.1.0"
+
+# Imported on first use (PEP 562), so that ``import scrawn`` stays light.
+_LAZY = {
+    "match_path": "scrawn.middleware",
+    "ScrawnASGIMiddleware": "scrawn.middleware",
+    "ScrawnWSGIMiddleware": "scrawn.middleware",
+    "ScrawnMiddleware": "scrawn.middleware",
+    "AiUsage": "scrawn.ai",
+    "bill_as": "scrawn.ai",
+    "openai_usage": "scrawn.ai",
+    "anthropic_usage": "scrawn.ai",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'scrawn' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = [
+    "AiUsage",
+    "AsyncReservation",
+    "AsyncScrawn",
+    "AsyncWallet",
+    "Balance",
+    "Confirmation",
+    "CostBreakdown",
+    "ErrorContext",
+    "EventResult",
+    "Expression",
+    "InsufficientCreditsError",
+    "ModelList",
+    "ModelPrice",
+    "Reservation",
+    "ReservationPage",
+    "ReservationRequest",
+    "Scrawn",
+    "ScrawnASGIMiddleware",
+    "ScrawnError",
+    "ScrawnMiddleware",
+    "ScrawnWSGIMiddleware",
+    "SpendCapExceededError",
+    "Transaction",
+    "TransactionPage",
+    "TransactionResult",
+    "UsageBucket",
+    "UsagePage",
+    "UsageRecord",
+    "UsageSeries",
+    "UsageSummary",
+    "UsageTotals",
+    "UserSettings",
+    "ValidationError",
+    "Wallet",
+    "__version__",
+    "add",
+    "amount",
+    "anthropic_usage",
+    "bill_as",
+    "div",
+    "errors",
+    "expr",
+    "input_cache_tokens",
+    "input_tokens",
+    "match_path",
+    "mul",
+    "openai_usage",
+    "output_cache_tokens",
+    "output_tokens",
+    "quantity",
+    "scrawn",
+    "sub",
+    "tag",
+]

@@ -1,0 +1,766 @@
+"""``ai_token_stream_consumer``: bill an iterable (or async iterable) of token-usage chunks over
+``event.v1.EventService/StreamEvents``, optionally handing every chunk back to the caller (``fork=True``).
+
+Each billable chunk becomes one ``AI_TOKEN_USAGE`` event, as in the TS SDK. Chunks are sent in batches
+(``batch_size`` items, or whatever arrived within ``flush_interval`` seconds of the first unsent one), each
+batch one StreamEvents call retried by the client's rules with the same idempotency keys.
+
+``fork=False`` consumes the source in the caller and returns an :class:`AiStreamResult` when it is done.
+``fork=True`` returns a :class:`ForkedAiStream` (or :class:`AsyncForkedAiStream`) that yields every chunk
+as soon as the source produces it, while a background worker (a thread, or an asyncio task) bills it.
+The fork buffer is bounded: the billing side holds at most ``buffer_size`` chunks waiting (plus the batch
+being sent); when it is full — only when the billing server is slower than the source for that long —
+the caller's iteration waits for it. Nothing is dropped and memory stays bounded; each batch's wait is
+bounded by the client's retry budget, after which the batch is reported as failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import re
+import threading
+import time
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterable,
+    Mapping,
+)
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Final, Generic, TypeVar
+
+from scrawn._ai_events import (
+    DEBIT_FIELDS,
+    TOKEN_FIELDS,
+    AiEvent,
+    AiUsage,
+    AnyClient,
+    ErrorHook,
+    call_hook_async,
+    call_hook_sync,
+    check_debit,
+    check_metadata,
+    check_model,
+    check_provider,
+    hook_for,
+    outcomes_of,
+    prepare_event,
+    register_fork,
+    send_events_async,
+    send_events_sync,
+)
+from scrawn._async import AsyncScrawn
+from scrawn._core import ErrorContext, check_user_id
+from scrawn._proto.event.v1 import event_pb2 as ev
+from scrawn._sync import Scrawn
+from scrawn.errors import InternalError, ScrawnError, ValidationError
+from scrawn.pricing import Debit
+
+log = logging.getLogger("scrawn.ai")
+
+T = TypeVar("T")
+_END: Final = object()
+OPERATION: Final = "ai_token_stream_consumer"
+
+_ALIASES: Final = {
+    "userId": "user_id",
+    "inputTokens": "input_tokens",
+    "outputTokens": "output_tokens",
+    "inputCacheTokens": "input_cache_tokens",
+    "outputCacheTokens": "output_cache_tokens",
+    "inputDebit": "input_debit",
+    "outputDebit": "output_debit",
+    "inputCacheDebit": "input_cache_debit",
+    "outputCacheDebit": "output_cache_debit",
+    "idempotencyKey": "idempotency_key",
+}
+CHUNK_KEYS: Final = frozenset(
+    {"user_id", "model", "provider", "metadata", "idempotency_key", *TOKEN_FIELDS, *DEBIT_FIELDS}
+)
+
+
+class ExtractorError(ScrawnError):
+    """A user callback (a middleware ``extractor``, a stream's ``extract``) raised; the original exception
+    is ``__cause__``. Reported to ``on_error`` (or logged), never raised into the request or stream."""
+
+    code = "invalid_argument"
+
+
+# ------------------------------------------------------------------------------------------ results
+
+
+@dataclass(frozen=True, slots=True)
+class AiFailure:
+    """A chunk that was not billed. ``index`` is its position in the source; ``code`` is the server's
+    per-item code (``PRICE_CALCULATION_FAILED``, …), ``VALIDATION_FAILED`` for a chunk refused locally,
+    or the RPC code (``UNAVAILABLE``, …) when its whole batch could not be delivered."""
+
+    index: int
+    idempotency_key: str
+    code: str
+    message: str
+    error: ScrawnError
+
+
+@dataclass
+class AiStreamResult:
+    """What billing a stream came to: ``events_processed`` items answered by the server, of which
+    ``events_succeeded`` were stored (``duplicates`` of them already stored before), and ``failures``:
+    every chunk that was not billed, with the reason."""
+
+    events_processed: int = 0
+    events_succeeded: int = 0
+    duplicates: int = 0
+    failures: list[AiFailure] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def events_failed(self) -> int:
+        return len(self.failures)
+
+
+_ITEM_CODE = re.compile(r"([A-Z][A-Z_]+): ")
+
+
+def _code_of(error: ScrawnError) -> str:
+    """A batch item's server code (``item_error`` messages start with it), else the RPC code."""
+    found = _ITEM_CODE.match(error.message)
+    return found.group(1) if found else error.code.upper()
+
+
+def _record_failure(result: AiStreamResult, event: AiEvent, error: ScrawnError) -> None:
+    result.failures.append(
+        AiFailure(event.index, event.idempotency_key, _code_of(error), error.message, error)
+    )
+
+
+def _record_local(result: AiStreamResult, index: int, error: ScrawnError) -> None:
+    code = "VALIDATION_FAILED" if isinstance(error, ValidationError) else error.code.upper()
+    result.failures.append(AiFailure(index, "", code, error.message, error))
+
+
+def _settle(
+    result: AiStreamResult, batch: list[AiEvent], response: ev.StreamEventResponse
+) -> list[tuple[AiEvent, ScrawnError]]:
+    """Count a batch's response; returns the failed items and their errors."""
+    result.events_processed += len(batch)
+    result.duplicates += response.duplicates
+    failed: list[tuple[AiEvent, ScrawnError]] = []
+    for event, outcome in zip(batch, outcomes_of(response, len(batch)), strict=True):
+        if outcome.error is None:
+            result.events_succeeded += 1
+        else:
+            failed.append((event, outcome.error))
+    return failed
+
+
+def _context(event: AiEvent, max_retries: int) -> ErrorContext:
+    return ErrorContext(OPERATION, event.idempotency_key, event.user_id, max_retries)
+
+
+# ------------------------------------------------------------------------------------------ chunks
+
+
+@dataclass(frozen=True)
+class StreamDefaults:
+    user_id: str | None
+    model: str | None
+    provider: str | None
+    debits: dict[str, Debit | None]
+    metadata: str | None
+    extract: Callable[[Any], Any] | None
+
+
+def check_defaults(
+    *,
+    user_id: object,
+    model: object,
+    provider: object,
+    debits: Mapping[str, object],
+    metadata: object,
+    extract: object,
+) -> StreamDefaults:
+    if extract is not None and not callable(extract):
+        raise ValidationError("extract", "must be callable as extract(chunk)", context="Invalid option")
+    return StreamDefaults(
+        user_id=None if user_id is None else check_user_id(user_id),
+        model=None if model is None else check_model("model", model),
+        provider=check_provider("provider", provider),
+        debits={key: check_debit(key, debits.get(key)) for key in DEBIT_FIELDS},
+        metadata=check_metadata("metadata", metadata),
+        extract=extract,
+    )
+
+
+def prepare_chunk(chunk: object, index: int, defaults: StreamDefaults) -> AiEvent | None:
+    """One chunk → one validated event (``None``: nothing to bill). Raises :class:`ValidationError`
+    naming ``chunks[i].<field>``, or :class:`ExtractorError` when ``extract`` raised."""
+    if defaults.extract is not None:
+        try:
+            chunk = defaults.extract(chunk)
+        except Exception as e:
+            raise ExtractorError(
+                f"extract raised {type(e).__name__} on chunks[{index}]: {e}", field="extract"
+            ) from e
+        if chunk is None:
+            return None
+    prefix = f"chunks[{index}]."
+    fields: dict[str, object]
+    if isinstance(chunk, AiUsage):
+        fields = {key: getattr(chunk, key) for key in TOKEN_FIELDS}
+        if chunk.model is not None:
+            fields["model"] = chunk.model
+    elif isinstance(chunk, Mapping):
+        fields = {}
+        for key, value in chunk.items():
+            name = _ALIASES.get(key, key) if isinstance(key, str) else key
+            if name not in CHUNK_KEYS:
+                raise ValidationError(
+                    f"chunks[{index}]",
+                    f"has an unknown key {str(key)[:40]!r} "
+                    f"(expected some of {', '.join(sorted(CHUNK_KEYS))})",
+                    context="Event validation failed",
+                )
+            fields[str(name)] = value
+    else:
+        raise ValidationError(
+            f"chunks[{index}]",
+            f"must be a mapping of token counts or a scrawn.ai.AiUsage, not {type(chunk).__name__}"
+            + (" (pass extract= to read provider chunks)" if defaults.extract is None else ""),
+            context="Event validation failed",
+        )
+    user_id = fields.get("user_id", defaults.user_id)
+    if user_id is None:
+        raise ValidationError(
+            f"{prefix}user_id",
+            "is required: pass user_id= or include it in every chunk",
+            context="Event validation failed",
+        )
+    model = fields.get("model") or defaults.model
+    if model is None:
+        raise ValidationError(
+            f"{prefix}model",
+            "is required: pass model= or include it in every chunk",
+            context="Event validation failed",
+        )
+    debits = {
+        key: check_debit(f"{prefix}{key}", fields[key]) if key in fields else defaults.debits[key]
+        for key in DEBIT_FIELDS
+    }
+    metadata = (
+        check_metadata(f"{prefix}metadata", fields["metadata"]) if "metadata" in fields else defaults.metadata
+    )
+    return prepare_event(
+        prefix=prefix,
+        user_id=user_id,
+        model=model,
+        provider=fields.get("provider", defaults.provider),
+        tokens={key: fields[key] for key in TOKEN_FIELDS if key in fields},
+        debits=debits,
+        metadata=metadata,
+        idempotency_key=fields.get("idempotency_key"),
+        index=index,
+    )
+
+
+# ---------------------------------------------------------------------------------- delivery (sync)
+
+
+def deliver_sync(
+    client: Scrawn,
+    batch: list[AiEvent],
+    result: AiStreamResult,
+    hook: ErrorHook | None,
+    *,
+    raise_errors: bool,
+) -> None:
+    """Send one batch; count it in ``result``. A failure of the whole call is raised (``raise_errors``
+    without a hook) or reported to ``on_error`` — whose ``context.retry()`` sends the batch again — and
+    recorded. Failed items are reported one by one; ``context.retry()`` re-sends those items."""
+    max_retries = client._config.max_retries
+    ctx = _context(batch[0], max_retries)
+    while batch:
+        try:
+            response = send_events_sync(client, batch)
+        except ScrawnError as error:
+            if hook is None:
+                if raise_errors:
+                    raise
+                log.warning("scrawn: billing %d AI token events failed: %s", len(batch), error.message)
+            else:
+                call_hook_sync(hook, error, ctx)
+                if ctx._take_request():
+                    continue
+            for event in batch:
+                _record_failure(result, event, error)
+            return
+        again: list[AiEvent] = []
+        for event, item_error in _settle(result, batch, response):
+            if hook is None:
+                log.warning(
+                    "scrawn: AI token event %s was not billed: %s", event.idempotency_key, item_error.message
+                )
+                _record_failure(result, event, item_error)
+                continue
+            item_ctx = _context(event, max_retries)
+            call_hook_sync(hook, item_error, item_ctx)
+            if item_ctx._take_request():
+                result.events_processed -= 1  # counted again when re-sent
+                again.append(event)
+            else:
+                _record_failure(result, event, item_error)
+        batch = again
+
+
+async def deliver_async(
+    client: Scrawn | AsyncScrawn,
+    batch: list[AiEvent],
+    result: AiStreamResult,
+    hook: ErrorHook | None,
+    *,
+    raise_errors: bool,
+) -> None:
+    max_retries = client._config.max_retries
+    ctx = _context(batch[0], max_retries)
+    while batch:
+        try:
+            if isinstance(client, AsyncScrawn):
+                response = await send_events_async(client, batch)
+            else:
+                response = await asyncio.to_thread(send_events_sync, client, batch)
+        except ScrawnError as error:
+            if hook is None:
+                if raise_errors:
+                    raise
+                log.warning("scrawn: billing %d AI token events failed: %s", len(batch), error.message)
+            else:
+                await call_hook_async(hook, error, ctx)
+                if ctx._take_request():
+                    continue
+            for event in batch:
+                _record_failure(result, event, error)
+            return
+        again: list[AiEvent] = []
+        for event, item_error in _settle(result, batch, response):
+            if hook is None:
+                log.warning(
+                    "scrawn: AI token event %s was not billed: %s", event.idempotency_key, item_error.message
+                )
+                _record_failure(result, event, item_error)
+                continue
+            item_ctx = _context(event, max_retries)
+            await call_hook_async(hook, item_error, item_ctx)
+            if item_ctx._take_request():
+                result.events_processed -= 1
+                again.append(event)
+            else:
+                _record_failure(result, event, item_error)
+        batch = again
+
+
+# ------------------------------------------------------------------------------ fork=False (sync)
+
+
+@dataclass(frozen=True)
+class Limits:
+    batch_size: int
+    buffer_size: int
+    flush_interval: float
+
+
+def consume_sync(
+    client: Scrawn,
+    chunks: Iterable[Any],
+    defaults: StreamDefaults,
+    limits: Limits,
+    on_error: ErrorHook | None,
+) -> AiStreamResult:
+    result = AiStreamResult()
+    hook = hook_for(client, on_error)
+    pending: list[AiEvent] = []
+    first_at = 0.0
+
+    def flush() -> None:
+        nonlocal pending
+        batch, pending = pending, []
+        if batch:
+            deliver_sync(client, batch, result, hook, raise_errors=True)
+
+    try:
+        for index, chunk in enumerate(chunks):
+            event = prepare_chunk(chunk, index, defaults)
+            if event is None:
+                continue
+            if not pending:
+                first_at = time.monotonic()
+            pending.append(event)
+            if len(pending) >= limits.batch_size or time.monotonic() - first_at >= limits.flush_interval:
+                flush()
+    except BaseException:
+        # The source (or a chunk) failed: bill what was consumed before it, then re-raise.
+        try:
+            flush()
+        except Exception:
+            log.exception("scrawn: billing the chunks consumed before the stream failed also failed")
+        raise
+    flush()
+    return result
+
+
+async def consume_async(
+    client: AnyClient,
+    chunks: Iterable[Any] | AsyncIterable[Any],
+    defaults: StreamDefaults,
+    limits: Limits,
+    on_error: ErrorHook | None,
+) -> AiStreamResult:
+    result = AiStreamResult()
+    hook = hook_for(client, on_error)
+    pending: list[AiEvent] = []
+    first_at = 0.0
+
+    async def flush() -> None:
+        nonlocal pending
+        batch, pending = pending, []
+        if batch:
+            await deliver_async(client, batch, result, hook, raise_errors=True)
+
+    try:
+        index = 0
+        async for chunk in _aiter(chunks):
+            event = prepare_chunk(chunk, index, defaults)
+            index += 1
+            if event is None:
+                continue
+            if not pending:
+                first_at = time.monotonic()
+            pending.append(event)
+            if len(pending) >= limits.batch_size or time.monotonic() - first_at >= limits.flush_interval:
+                await flush()
+    except BaseException:
+        try:
+            await flush()
+        except Exception:
+            log.exception("scrawn: billing the chunks consumed before the stream failed also failed")
+        raise
+    await flush()
+    return result
+
+
+async def _aiter(chunks: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
+    if isinstance(chunks, AsyncIterable):
+        async for chunk in chunks:
+            yield chunk
+    else:
+        for chunk in chunks:
+            yield chunk
+
+
+# ------------------------------------------------------------------------------- fork=True (sync)
+
+
+class _ThreadBiller:
+    """The billing side of a sync fork: a queue drained by one thread (started on the first billable
+    chunk), bounded by a semaphore so that ``finish()`` can always enqueue the end marker."""
+
+    def __init__(self, client: Scrawn, hook: ErrorHook | None, limits: Limits) -> None:
+        self._client = client
+        self._hook = hook
+        self._limits = limits
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._room = threading.BoundedSemaphore(limits.buffer_size)
+        self._thread: threading.Thread | None = None
+        self._finished = False
+        self.result = AiStreamResult()
+        register_fork(client, self)
+
+    def put(self, event: AiEvent) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="scrawn-ai-fork", daemon=True)
+            self._thread.start()
+        self._room.acquire()  # waits when the billing side is buffer_size behind (backpressure)
+        self._queue.put(event)
+
+    def finish(self) -> None:
+        if not self._finished:
+            self._finished = True
+            if self._thread is not None:
+                self._queue.put(_END)
+
+    def wait(self, timeout: float | None) -> bool:
+        self.finish()
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _take(self, timeout: float | None) -> Any:
+        item = self._queue.get(timeout=timeout)
+        if item is not _END:
+            self._room.release()
+        return item
+
+    def _run(self) -> None:
+        limits = self._limits
+        while True:
+            first = self._take(None)
+            if first is _END:
+                return
+            batch: list[AiEvent] = [first]
+            ended = False
+            deadline = time.monotonic() + limits.flush_interval
+            while len(batch) < limits.batch_size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    item = self._take(remaining)
+                except queue.Empty:
+                    break
+                if item is _END:
+                    ended = True
+                    break
+                batch.append(item)
+            try:
+                deliver_sync(self._client, batch, self.result, self._hook, raise_errors=False)
+            except Exception as e:  # the worker must survive anything
+                log.exception("scrawn: unexpected error billing AI token events")
+                for event in batch:
+                    _record_failure(self.result, event, InternalError(f"unexpected error: {e}"))
+            if ended:
+                return
+
+
+class ForkedAiStream(Generic[T]):
+    """The caller's side of ``ai_token_stream_consumer(..., fork=True)`` on a sync iterable: iterate it to
+    get every chunk as the source yields it; billing runs in a background thread. Call
+    :meth:`result` after iterating to wait for the billing (it ends the stream if it is still open).
+    Use it as a context manager, or call :meth:`close`, when you stop iterating early."""
+
+    def __init__(
+        self, source: Iterable[T], defaults: StreamDefaults, biller: _ThreadBiller, hook: ErrorHook | None
+    ) -> None:
+        self._biller = biller
+        self._hook = hook
+        self._gen = self._run(source, defaults)
+
+    def __iter__(self) -> ForkedAiStream[T]:
+        return self
+
+    def __next__(self) -> T:
+        return next(self._gen)
+
+    def __enter__(self) -> ForkedAiStream[T]:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop reading the source; what was read is still billed."""
+        self._gen.close()
+        self._biller.finish()
+
+    def result(self, timeout: float | None = None) -> AiStreamResult:
+        """Wait for the billing of every chunk read (at most ``timeout`` seconds: ``TimeoutError``)."""
+        self.close()
+        if not self._biller.wait(timeout):
+            raise TimeoutError(f"billing the stream did not finish within {timeout} s")
+        return self._biller.result
+
+    def _report(self, index: int, error: ScrawnError) -> None:
+        _record_local(self._biller.result, index, error)
+        if self._hook is None:
+            log.warning("scrawn: chunk %d of an AI token stream was not billed: %s", index, error.message)
+            return
+        call_hook_sync(self._hook, error, ErrorContext(OPERATION, "", None, 0))
+
+    def _run(self, source: Iterable[T], defaults: StreamDefaults) -> Generator[T, None, None]:
+        iterator = iter(source)
+        index = 0
+        try:
+            for chunk in iterator:
+                try:
+                    event = prepare_chunk(chunk, index, defaults)
+                except ScrawnError as e:
+                    self._report(index, e)
+                else:
+                    if event is not None:
+                        self._biller.put(event)
+                index += 1
+                yield chunk
+        except GeneratorExit:
+            close = getattr(iterator, "close", None)
+            if callable(close):
+                with contextlib.suppress(Exception):
+                    close()
+            raise
+        finally:
+            self._biller.finish()
+
+
+# ------------------------------------------------------------------------------ fork=True (async)
+
+
+class _TaskBiller:
+    """The billing side of an async fork: a queue drained by one task, bounded by a semaphore."""
+
+    def __init__(self, client: AnyClient, hook: ErrorHook | None, limits: Limits) -> None:
+        self._client = client
+        self._hook = hook
+        self._limits = limits
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._room = asyncio.BoundedSemaphore(limits.buffer_size)
+        self._task: asyncio.Task[None] | None = None
+        self._finished = False
+        self.result = AiStreamResult()
+        register_fork(client, self)
+
+    async def put(self, event: AiEvent) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        await self._room.acquire()
+        self._queue.put_nowait(event)
+
+    def finish(self) -> None:
+        if not self._finished:
+            self._finished = True
+            if self._task is not None:
+                self._queue.put_nowait(_END)
+
+    async def wait(self, timeout: float | None) -> bool:  # noqa: ASYNC109
+        self.finish()
+        if self._task is None:
+            return True
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _take(self, timeout: float | None) -> Any:  # noqa: ASYNC109
+        item = await (self._queue.get() if timeout is None else asyncio.wait_for(self._queue.get(), timeout))
+        if item is not _END:
+            self._room.release()
+        return item
+
+    async def _run(self) -> None:
+        limits = self._limits
+        while True:
+            first = await self._take(None)
+            if first is _END:
+                return
+            batch: list[AiEvent] = [first]
+            ended = False
+            deadline = time.monotonic() + limits.flush_interval
+            while len(batch) < limits.batch_size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    item = await self._take(remaining)
+                except TimeoutError:
+                    break
+                if item is _END:
+                    ended = True
+                    break
+                batch.append(item)
+            try:
+                await deliver_async(self._client, batch, self.result, self._hook, raise_errors=False)
+            except Exception as e:
+                log.exception("scrawn: unexpected error billing AI token events")
+                for event in batch:
+                    _record_failure(self.result, event, InternalError(f"unexpected error: {e}"))
+            if ended:
+                return
+
+
+class AsyncForkedAiStream(Generic[T]):
+    """The caller's side of ``ai_token_stream_consumer(..., fork=True)`` in async code: ``async for`` it
+    to get every chunk as the source yields it; billing runs in a background task. ``await
+    stream.result()`` after iterating waits for the billing (it ends the stream if it is still open)."""
+
+    def __init__(
+        self,
+        source: Iterable[T] | AsyncIterable[T],
+        defaults: StreamDefaults,
+        biller: _TaskBiller,
+        hook: ErrorHook | None,
+    ) -> None:
+        self._biller = biller
+        self._hook = hook
+        self._source = source
+        self._gen = self._run(source, defaults)
+
+    def __aiter__(self) -> AsyncForkedAiStream[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        return await self._gen.__anext__()
+
+    async def __aenter__(self) -> AsyncForkedAiStream[T]:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop reading the source; what was read is still billed."""
+        await self._gen.aclose()
+        self._biller.finish()
+
+    close = aclose
+
+    async def result(self, timeout: float | None = None) -> AiStreamResult:  # noqa: ASYNC109
+        """Wait for the billing of every chunk read (at most ``timeout`` seconds: ``TimeoutError``)."""
+        await self.aclose()
+        if not await self._biller.wait(timeout):
+            raise TimeoutError(f"billing the stream did not finish within {timeout} s")
+        return self._biller.result
+
+    async def _report(self, index: int, error: ScrawnError) -> None:
+        _record_local(self._biller.result, index, error)
+        if self._hook is None:
+            log.warning("scrawn: chunk %d of an AI token stream was not billed: %s", index, error.message)
+            return
+        await call_hook_async(self._hook, error, ErrorContext(OPERATION, "", None, 0))
+
+    async def _run(
+        self, source: Iterable[T] | AsyncIterable[T], defaults: StreamDefaults
+    ) -> AsyncGenerator[T, None]:
+        index = 0
+        try:
+            async for chunk in _aiter(source):
+                try:
+                    event = prepare_chunk(chunk, index, defaults)
+                except ScrawnError as e:
+                    await self._report(index, e)
+                else:
+                    if event is not None:
+                        await self._biller.put(event)
+                index += 1
+                yield chunk
+        except GeneratorExit:
+            close = getattr(source, "aclose", None) or getattr(source, "close", None)
+            if callable(close):
+                with contextlib.suppress(Exception):
+                    outcome = close()
+                    if asyncio.iscoroutine(outcome):
+                        await outcome
+            raise
+        finally:
+            self._biller.finish()

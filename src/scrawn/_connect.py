@@ -1,0 +1,368 @@
+"""The smallest Connect protocol client the SDK needs, over httpx (https://connectrpc.com/docs/protocol).
+
+- Unary: ``POST /<pkg>.<Service>/<Method>`` with ``content-type: application/proto`` and the binary
+  message as the body. 200 carries the response message; any other status carries the error as JSON
+  ``{"code": "...", "message": "..."}``.
+- Client streaming: ``content-type: application/connect+proto`` and a body of envelopes (1 flag byte,
+  4-byte big-endian length, message). The response is envelopes too: the message, then an end-of-stream
+  envelope (flag ``0x02``) holding JSON ``{"error": {...}, "metadata": {...}}`` — ``{}`` on success.
+
+Parsing is pure (``parse_unary`` / ``parse_stream``); ``Transport`` and ``AsyncTransport`` only move bytes
+and turn httpx failures into :class:`ConnectionFailedError` / :class:`RequestTimeoutError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import struct
+from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final, TypeVar
+
+import httpx
+from google.protobuf.message import DecodeError, Message
+
+from scrawn._proto.wallet.v1 import wallet_pb2 as wallet_pb
+from scrawn.errors import (
+    ConnectionFailedError,
+    InsufficientCreditsError,
+    InternalError,
+    RequestTimeoutError,
+    ScrawnError,
+    SpendCapExceededError,
+    from_code,
+)
+
+M = TypeVar("M", bound=Message)
+
+PROTO: Final = "application/proto"
+CONNECT_PROTO: Final = "application/connect+proto"
+PROTOCOL_VERSION: Final = "1"
+FLAG_COMPRESSED: Final = 0x01
+FLAG_END_STREAM: Final = 0x02
+_HEADER = struct.Struct(">BI")
+
+# Connect's mapping from an HTTP status to a code, for error bodies that are not Connect JSON
+# (a proxy's HTML 502, an empty 503, ...).
+_HTTP_CODES: Final = {
+    400: "internal",
+    401: "unauthenticated",
+    403: "permission_denied",
+    404: "unimplemented",
+    408: "deadline_exceeded",
+    429: "unavailable",
+    502: "unavailable",
+    503: "unavailable",
+    504: "unavailable",
+}
+_FIELD_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*(?:\.[A-Za-z_][A-Za-z0-9_\-]*)*(?:\[\d+\])?")
+_REQUEST_ID = re.compile(r"request[ _-]id[ :=]+([A-Za-z0-9_\-]{6,128})", re.IGNORECASE)
+_REQUEST_ID_HEADERS: Final = ("x-request-id", "request-id", "x-scrawn-request-id")
+
+
+def field_from_message(message: str) -> str | None:
+    """The field a server message names: ``Event validation failed: userId: must be …`` → ``userId``;
+    ``idempotencyKey: already used …`` → ``idempotencyKey``. ``None`` when none is named."""
+    parts = message.split(": ")
+    for part in parts[:-1]:
+        if _FIELD_PART.fullmatch(part):
+            return part
+    return None
+
+
+def request_id_from(message: str, headers: Mapping[str, str] | None = None) -> str | None:
+    if headers is not None:
+        for name in _REQUEST_ID_HEADERS:
+            value = headers.get(name)
+            if value:
+                return value
+    found = _REQUEST_ID.search(message)
+    return found.group(1) if found else None
+
+
+def make_error(
+    code: str, message: str, headers: Mapping[str, str] | None = None, details: object = None
+) -> ScrawnError:
+    field = field_from_message(message)
+    request_id = request_id_from(message, headers)
+    if code == "failed_precondition":
+        special = _wallet_error(message, field, request_id, _decode_details(details))
+        if special is not None:
+            return special
+    return from_code(code, message, field=field, request_id=request_id)
+
+
+def _decode_details(details: object) -> dict[str, bytes]:
+    """Connect error details (``[{"type": "wallet.v1.InsufficientFunds", "value": "<base64>"}]``) by
+    message name; entries that are not well-formed are skipped."""
+    found: dict[str, bytes] = {}
+    if not isinstance(details, list):
+        return found
+    for item in details:
+        if not isinstance(item, dict):
+            continue
+        name, value = item.get("type"), item.get("value")
+        if not isinstance(name, str) or not isinstance(value, str):
+            continue
+        name = name.rsplit("/", 1)[-1]  # a type URL is accepted too
+        padded = value + "=" * (-len(value) % 4)
+        try:
+            found[name] = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+        except (binascii.Error, ValueError):
+            continue
+    return found
+
+
+def _decimal(text: str) -> Decimal | None:
+    try:
+        value = Decimal(text)
+    except (InvalidOperation, ValueError):
+        return None
+    return value if value.is_finite() else None
+
+
+# "Insufficient funds: amount: requested 10.5 but available is 10.499999 (balance 10.499999)"
+_INSUFFICIENT = re.compile(
+    r"requested (-?[0-9.]+) but available is (-?[0-9.]+) \(balance (-?[0-9.]+)\)"
+)
+
+
+def _wallet_error(
+    message: str, field: str | None, request_id: str | None, details: Mapping[str, bytes]
+) -> ScrawnError | None:
+    """The wallet's FAILED_PRECONDITION errors as :class:`InsufficientCreditsError` /
+    :class:`SpendCapExceededError`, their amounts from the error detail, else from the message."""
+    raw = details.get("wallet.v1.InsufficientFunds")
+    if raw is not None:
+        try:
+            funds = wallet_pb.InsufficientFunds.FromString(raw)
+        except DecodeError:
+            funds = None
+        if funds is not None:
+            return InsufficientCreditsError(
+                message,
+                field=field,
+                request_id=request_id,
+                current_balance=_decimal(funds.currentBalance),
+                available=_decimal(funds.available),
+                requested_amount=_decimal(funds.requestedAmount),
+            )
+    raw = details.get("wallet.v1.SpendCapExceeded")
+    if raw is not None:
+        try:
+            cap = wallet_pb.SpendCapExceeded.FromString(raw)
+        except DecodeError:
+            cap = None
+        if cap is not None:
+            return SpendCapExceededError(
+                message,
+                field=field,
+                request_id=request_id,
+                spend_cap=_decimal(cap.spendCap),
+                spent=_decimal(cap.spent),
+                held=_decimal(cap.held),
+                requested_amount=_decimal(cap.requestedAmount),
+                period=cap.period or None,
+            )
+    if message.startswith("Insufficient funds"):
+        match = _INSUFFICIENT.search(message)
+        return InsufficientCreditsError(
+            message,
+            field=field,
+            request_id=request_id,
+            current_balance=_decimal(match.group(3)) if match else None,
+            available=_decimal(match.group(2)) if match else None,
+            requested_amount=_decimal(match.group(1)) if match else None,
+        )
+    if message.startswith("Spend cap exceeded"):
+        return SpendCapExceededError(message, field=field, request_id=request_id)
+    return None
+
+
+def envelope(payload: bytes, flags: int = 0) -> bytes:
+    return _HEADER.pack(flags, len(payload)) + payload
+
+
+def iter_envelopes(data: bytes) -> Iterator[tuple[int, bytes]]:
+    i, size = 0, len(data)
+    while i < size:
+        if i + 5 > size:
+            raise InternalError("Malformed Connect stream: truncated envelope header")
+        flags, length = _HEADER.unpack_from(data, i)
+        end = i + 5 + length
+        if end > size:
+            raise InternalError("Malformed Connect stream: truncated envelope")
+        yield flags, data[i + 5 : end]
+        i = end
+
+
+def _error_from_body(status: int, headers: Mapping[str, str], body: bytes) -> ScrawnError:
+    try:
+        parsed: Any = json.loads(body) if body else None
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict) and isinstance(parsed.get("code"), str):
+        return make_error(
+            parsed["code"], str(parsed.get("message") or parsed["code"]), headers, parsed.get("details")
+        )
+    code = _HTTP_CODES.get(status, "unknown")
+    return make_error(code, f"HTTP {status} from the server without a Connect error body", headers)
+
+
+def parse_unary(status: int, headers: Mapping[str, str], body: bytes, response_type: type[M]) -> M:
+    """The response message of a unary call, or the typed error it carried."""
+    if status != 200:
+        raise _error_from_body(status, headers, body)
+    content_type = headers.get("content-type", "")
+    if not content_type.startswith(PROTO):
+        raise InternalError(f"Unexpected response content-type {content_type[:60]!r} (expected {PROTO})")
+    try:
+        return response_type.FromString(body)
+    except DecodeError:
+        raise InternalError("Malformed response message from the server") from None
+
+
+def parse_stream(status: int, headers: Mapping[str, str], body: bytes, response_type: type[M]) -> M:
+    """The single response message of a client-streaming call, or the typed error of its end of stream."""
+    if status != 200:
+        raise _error_from_body(status, headers, body)
+    message: M | None = None
+    for flags, payload in iter_envelopes(body):
+        if flags & FLAG_COMPRESSED:
+            raise InternalError("The server sent a compressed message the SDK did not ask for")
+        if flags & FLAG_END_STREAM:
+            try:
+                end: Any = json.loads(payload or b"{}")
+            except ValueError:
+                raise InternalError("Malformed end-of-stream message from the server") from None
+            error = end.get("error") if isinstance(end, dict) else None
+            if isinstance(error, dict):
+                code = str(error.get("code") or "unknown")
+                raise make_error(code, str(error.get("message") or code), headers, error.get("details"))
+            break
+        try:
+            message = response_type.FromString(payload)
+        except DecodeError:
+            raise InternalError("Malformed response message from the server") from None
+    if message is None:
+        raise InternalError("The server ended the stream without a response message")
+    return message
+
+
+def _transport_error(exc: httpx.HTTPError, url: str) -> ScrawnError:
+    if isinstance(exc, httpx.TimeoutException):
+        return RequestTimeoutError(f"Timed out talking to {url}: {type(exc).__name__}")
+    detail = str(exc) or type(exc).__name__
+    return ConnectionFailedError(f"Could not reach {url}: {detail}")
+
+
+def _timeout_headers(headers: dict[str, str], timeout: float | None) -> dict[str, str]:
+    if timeout is not None:
+        headers["connect-timeout-ms"] = str(max(1, int(timeout * 1000)))
+    return headers
+
+
+class Transport:
+    """Blocking Connect calls on one ``httpx.Client`` (a connection pool; thread-safe)."""
+
+    def __init__(self, base_url: str, *, http: httpx.Client | None = None) -> None:
+        self.base_url = base_url
+        self._http = http or httpx.Client(base_url=base_url, follow_redirects=False)
+
+    def unary(
+        self,
+        path: str,
+        request: Message,
+        response_type: type[M],
+        headers: dict[str, str],
+        timeout_s: float | None,
+    ) -> M:
+        send = _timeout_headers({**headers, "content-type": PROTO}, timeout_s)
+        try:
+            res = self._http.post(
+                path, content=request.SerializeToString(), headers=send, timeout=timeout_s
+            )
+        except httpx.HTTPError as e:
+            raise _transport_error(e, self.base_url + path) from None
+        return parse_unary(res.status_code, res.headers, res.content, response_type)
+
+    def client_stream(
+        self,
+        path: str,
+        requests: Iterable[Message],
+        response_type: type[M],
+        headers: dict[str, str],
+        timeout_s: float | None,
+    ) -> M:
+        send = _timeout_headers({**headers, "content-type": CONNECT_PROTO}, timeout_s)
+        content: bytes | Iterator[bytes]
+        if isinstance(requests, list | tuple):
+            content = b"".join(envelope(r.SerializeToString()) for r in requests)
+        else:  # streamed as produced (chunked), e.g. a long-lived LLM stream
+            content = (envelope(r.SerializeToString()) for r in requests)
+        try:
+            res = self._http.post(path, content=content, headers=send, timeout=timeout_s)
+        except httpx.HTTPError as e:
+            raise _transport_error(e, self.base_url + path) from None
+        return parse_stream(res.status_code, res.headers, res.content, response_type)
+
+    def close(self) -> None:
+        self._http.close()
+
+
+class AsyncTransport:
+    """Connect calls on one ``httpx.AsyncClient``."""
+
+    def __init__(self, base_url: str, *, http: httpx.AsyncClient | None = None) -> None:
+        self.base_url = base_url
+        self._http = http or httpx.AsyncClient(base_url=base_url, follow_redirects=False)
+
+    async def unary(
+        self,
+        path: str,
+        request: Message,
+        response_type: type[M],
+        headers: dict[str, str],
+        timeout_s: float | None,
+    ) -> M:
+        send = _timeout_headers({**headers, "content-type": PROTO}, timeout_s)
+        try:
+            res = await self._http.post(
+                path, content=request.SerializeToString(), headers=send, timeout=timeout_s
+            )
+        except httpx.HTTPError as e:
+            raise _transport_error(e, self.base_url + path) from None
+        return parse_unary(res.status_code, res.headers, res.content, response_type)
+
+    async def client_stream(
+        self,
+        path: str,
+        requests: Iterable[Message] | AsyncIterable[Message],
+        response_type: type[M],
+        headers: dict[str, str],
+        timeout_s: float | None,
+    ) -> M:
+        """Send ``requests`` as one client stream. An async iterable is streamed as it is produced
+        (chunked), so a long-lived source such as an LLM stream is billed without buffering it."""
+        send = _timeout_headers({**headers, "content-type": CONNECT_PROTO}, timeout_s)
+        content: bytes | AsyncIterable[bytes]
+        if isinstance(requests, AsyncIterable):
+            content = _aenvelopes(requests)
+        else:
+            content = b"".join(envelope(r.SerializeToString()) for r in requests)
+        try:
+            res = await self._http.post(path, content=content, headers=send, timeout=timeout_s)
+        except httpx.HTTPError as e:
+            raise _transport_error(e, self.base_url + path) from None
+        return parse_stream(res.status_code, res.headers, res.content, response_type)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+
+async def _aenvelopes(requests: AsyncIterable[Message]) -> AsyncIterable[bytes]:
+    async for r in requests:
+        yield envelope(r.SerializeToString())

@@ -1,0 +1,144 @@
+"""The integrations both clients share (middleware, LLM billing): thin, lazily importing delegates to the
+module functions, so that ``import scrawn`` stays light."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from scrawn._core import ErrorHook
+
+if TYPE_CHECKING:
+    from scrawn._ai_events import AiUsage
+    from scrawn._async import AsyncScrawn
+    from scrawn._sync import Scrawn
+    from scrawn.middleware import Extractor, ScrawnMiddleware
+
+P = TypeVar("P")
+
+
+class Integrations:
+    """Mixed into :class:`scrawn.Scrawn` and :class:`scrawn.AsyncScrawn`."""
+
+    def _as_client(self) -> Scrawn | AsyncScrawn:
+        return self  # type: ignore[return-value]  # only ever mixed into the two clients
+
+    def middleware_event_consumer(
+        self,
+        *,
+        extractor: Extractor,
+        whitelist: Sequence[str] | None = None,
+        blacklist: Sequence[str] | None = None,
+        bill_failed: bool = False,
+        on_error: ErrorHook | None = None,
+        raw_request: bool = False,
+    ) -> ScrawnMiddleware:
+        """Billing middleware for ASGI and WSGI apps (:func:`scrawn.middleware.middleware_event_consumer`
+        with this client): ``app = client.middleware_event_consumer(extractor=...)(app)``."""
+        from scrawn.middleware import middleware_event_consumer
+
+        return middleware_event_consumer(
+            self._as_client(),
+            extractor=extractor,
+            whitelist=whitelist,
+            blacklist=blacklist,
+            bill_failed=bill_failed,
+            on_error=on_error,
+            raw_request=raw_request,
+        )
+
+    def track_ai(
+        self,
+        *,
+        user_id: str,
+        model: str | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        input_cache_tokens: int | None = None,
+        output_cache_tokens: int | None = None,
+        usage: AiUsage | None = None,
+        provider: str | None = None,
+        input_debit: Any = None,
+        output_debit: Any = None,
+        input_cache_debit: Any = None,
+        output_cache_debit: Any = None,
+        metadata: dict[str, Any] | str | None = None,
+        idempotency_key: str | None = None,
+    ) -> bool:
+        """Queue one LLM call's token usage and return at once, never a coroutine (:func:`scrawn.ai.track_ai`
+        with this client); ``flush()`` waits for delivery and ``close()`` delivers it (awaited on
+        ``AsyncScrawn``)."""
+        from scrawn.ai import track_ai
+
+        return track_ai(
+            self._as_client(),
+            user_id=user_id,
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            input_cache_tokens=input_cache_tokens,
+            output_cache_tokens=output_cache_tokens,
+            usage=usage,
+            provider=provider,
+            input_debit=input_debit,
+            output_debit=output_debit,
+            input_cache_debit=input_cache_debit,
+            output_cache_debit=output_cache_debit,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+        )
+
+    def wrap_openai(
+        self,
+        openai_client: P,
+        *,
+        user_id: str | None = None,
+        input_debit: Any = None,
+        output_debit: Any = None,
+        input_cache_debit: Any = None,
+        output_cache_debit: Any = None,
+        metadata: dict[str, Any] | str | None = None,
+        provider: str = "openai",
+    ) -> P:
+        """Bill an ``openai.OpenAI`` / ``AsyncOpenAI`` client's calls (:func:`scrawn.ai.wrap_openai`)."""
+        from scrawn.ai import wrap_openai
+
+        return wrap_openai(
+            openai_client,
+            self._as_client(),
+            user_id=user_id,
+            input_debit=input_debit,
+            output_debit=output_debit,
+            input_cache_debit=input_cache_debit,
+            output_cache_debit=output_cache_debit,
+            metadata=metadata,
+            provider=provider,
+        )
+
+    def wrap_anthropic(
+        self,
+        anthropic_client: P,
+        *,
+        user_id: str | None = None,
+        input_debit: Any = None,
+        output_debit: Any = None,
+        input_cache_debit: Any = None,
+        output_cache_debit: Any = None,
+        metadata: dict[str, Any] | str | None = None,
+        provider: str = "anthropic",
+    ) -> P:
+        """Bill an ``anthropic.Anthropic`` / ``AsyncAnthropic`` client's calls
+        (:func:`scrawn.ai.wrap_anthropic`)."""
+        from scrawn.ai import wrap_anthropic
+
+        return wrap_anthropic(
+            anthropic_client,
+            self._as_client(),
+            user_id=user_id,
+            input_debit=input_debit,
+            output_debit=output_debit,
+            input_cache_debit=input_cache_debit,
+            output_cache_debit=output_cache_debit,
+            metadata=metadata,
+            provider=provider,
+        )

@@ -1,0 +1,597 @@
+"""The sans-I/O half of the usage calls of ``usage.v1.UsageService`` — the model price book (``ListModels``,
+``CalculateCost``), usage records (``RecordUsage``) and queries (``GetUsage``, ``GetUsageSummary``,
+``GetUsageSeries``): validation naming the argument before any network call, request messages, and the
+result types.
+
+Costs are minor units (cents) and prices USD, both as ``Decimal``. Token counts follow the providers'
+usage objects: ``input_tokens`` counts every input token, cached ones included; ``cached_tokens`` (cache
+reads) and ``cache_write_tokens`` are parts of it (docs/usage.md). Times go in as an aware ``datetime`` or
+Unix milliseconds and come back as aware ``datetime`` values.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Final, Literal
+
+from scrawn._core import Rpc, check_idempotency_key, check_user_id
+from scrawn._proto.usage.v1 import usage_pb2 as pb
+from scrawn._wallet import (
+    EPOCH,
+    amount_of,
+    check_description,
+    check_int,
+    check_limit,
+    check_page_token,
+    time_of_ms,
+    to_ms,
+)
+from scrawn.errors import ValidationError
+from scrawn.pricing import format_number, parse_number
+
+SERVICE: Final = "/usage.v1.UsageService/"
+CONTEXT: Final = "Usage validation failed"
+CONTEXTS: Final = ("customer", "system")
+USAGE_TYPES: Final = ("text", "audio_stt", "audio_tts", "embedding")
+AUDIO_TYPES: Final = ("audio_stt", "audio_tts")
+BUCKETS: Final = ("hour", "day", "month")
+MAX_TOKENS: Final = 10**12
+MAX_AUDIO_SECONDS: Final = Decimal(10_000_000)
+MAX_MODEL, MAX_PROVIDER, MAX_TIME_ZONE = 255, 64, 128
+MAX_MODELS_PAGE: Final = 1000
+MAX_TIME_MS: Final = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+
+UsageContext = Literal["customer", "system"]
+UsageType = Literal["text", "audio_stt", "audio_tts", "embedding"]
+
+
+def fail(field: str, problem: str) -> ValidationError:
+    return ValidationError(field, problem, context=CONTEXT)
+
+
+# ------------------------------------------------------------------------------------------- inputs
+
+
+def check_model(value: object, field: str = "model") -> str:
+    if not isinstance(value, str):
+        raise fail(field, f"must be a string, not {type(value).__name__}")
+    if not value.strip():
+        raise fail(field, "must be a non-empty string")
+    if len(value) > MAX_MODEL or any(ord(c) < 32 for c in value):
+        raise fail(field, f"must be at most {MAX_MODEL} characters, without control characters")
+    return value
+
+
+def check_provider(value: object, field: str = "provider") -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise fail(field, f"must be a string, not {type(value).__name__}")
+    if len(value) > MAX_PROVIDER or any(ord(c) <= 32 for c in value):
+        raise fail(field, f"must be at most {MAX_PROVIDER} characters, without spaces or control characters")
+    return value
+
+
+def check_usage_type(value: object, field: str = "usage_type") -> str:
+    if not isinstance(value, str) or value not in USAGE_TYPES:
+        raise fail(field, f"must be one of {', '.join(USAGE_TYPES)}")
+    return value
+
+
+def check_tokens(field: str, value: object) -> int:
+    return check_int(field, value, 0, MAX_TOKENS, CONTEXT)
+
+
+def check_audio_seconds(value: object) -> str:
+    if value is None:
+        return ""
+    try:
+        seconds = parse_number("audio_seconds", value)
+    except ValidationError as e:
+        raise fail("audio_seconds", e.problem) from None
+    if seconds > MAX_AUDIO_SECONDS:
+        raise fail("audio_seconds", f"must be at most {MAX_AUDIO_SECONDS}")
+    if seconds != seconds.quantize(Decimal("0.001")):
+        raise fail("audio_seconds", "must have at most 3 decimal places (milliseconds)")
+    return "" if seconds.is_zero() else format_number(seconds)
+
+
+def check_time(field: str, value: object) -> int:
+    """An aware ``datetime`` or Unix milliseconds (an ``int``) as Unix milliseconds; ``None`` → 0."""
+    if value is None:
+        return 0
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise fail(field, "must be timezone-aware (e.g. datetime.now(timezone.utc))")
+        ms = to_ms(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        ms = value
+    else:
+        raise fail(
+            field, f"must be a timezone-aware datetime or Unix milliseconds, not {type(value).__name__}"
+        )
+    if not 0 < ms <= MAX_TIME_MS:
+        raise fail(field, "must be after 1970-01-01 and at most 9999-12-31 (Unix milliseconds)")
+    return ms
+
+
+def check_transaction_id(value: object, field: str = "transaction_id") -> str:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if not isinstance(value, str):
+        raise fail(field, f"must be a transaction id (a UUID string), not {type(value).__name__}")
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise fail(field, "must be a UUID") from None
+
+
+@dataclass(frozen=True)
+class _Usage:
+    model: str
+    provider: str
+    usage_type: str
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    cache_write_tokens: int
+    audio_seconds: str
+
+
+def check_usage(
+    *,
+    model: object,
+    provider: object,
+    usage_type: object,
+    input_tokens: object,
+    output_tokens: object,
+    cached_tokens: object,
+    cache_write_tokens: object,
+    audio_seconds: object,
+) -> _Usage:
+    usage = _Usage(
+        model=check_model(model),
+        provider=check_provider(provider),
+        usage_type=check_usage_type(usage_type),
+        input_tokens=check_tokens("input_tokens", input_tokens),
+        output_tokens=check_tokens("output_tokens", output_tokens),
+        cached_tokens=check_tokens("cached_tokens", cached_tokens),
+        cache_write_tokens=check_tokens("cache_write_tokens", cache_write_tokens),
+        audio_seconds=check_audio_seconds(audio_seconds),
+    )
+    if usage.cached_tokens + usage.cache_write_tokens > usage.input_tokens:
+        raise fail(
+            "cached_tokens" if usage.cached_tokens else "cache_write_tokens",
+            "must not exceed input_tokens (input_tokens counts cached and cache-write tokens)",
+        )
+    if usage.audio_seconds and usage.usage_type not in AUDIO_TYPES:
+        raise fail("audio_seconds", "is only for the usage types audio_stt and audio_tts")
+    if usage.usage_type == "embedding" and usage.output_tokens:
+        raise fail("output_tokens", "must be 0 for embedding usage")
+    if not usage.audio_seconds and not (
+        usage.input_tokens or usage.output_tokens or usage.cached_tokens or usage.cache_write_tokens
+    ):
+        raise fail("input_tokens", "the usage is empty: give token counts or audio_seconds")
+    return usage
+
+
+def check_filter(
+    *,
+    user_id: object = None,
+    context: object = None,
+    model: object = None,
+    usage_type: object = None,
+    transaction_id: object = None,
+    start_time: object = None,
+    end_time: object = None,
+    require_range: bool = False,
+) -> pb.UsageFilter:
+    f = pb.UsageFilter()
+    if user_id is not None:
+        f.userId = check_user_id(user_id, "user_id", CONTEXT)
+    if context is not None:
+        if context not in CONTEXTS or not isinstance(context, str):
+            raise fail("context", "must be customer or system")
+        f.context = context
+    if model is not None:
+        f.model = check_model(model)
+    if usage_type is not None:
+        f.usageType = check_usage_type(usage_type)
+    if transaction_id is not None:
+        f.transactionId = check_transaction_id(transaction_id)
+    f.startTime = check_time("start_time", start_time)
+    f.endTime = check_time("end_time", end_time)
+    if require_range and not f.startTime:
+        raise fail("start_time", "is required")
+    if require_range and not f.endTime:
+        raise fail("end_time", "is required")
+    if f.startTime and f.endTime and f.endTime <= f.startTime:
+        raise fail("end_time", "must be after start_time")
+    return f
+
+
+# -------------------------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, slots=True)
+class CostBreakdown:
+    """A cost in minor units (cents): each part rounded once, half-even, to the micro-unit; ``total`` is
+    their sum. ``model``/``provider``/``source`` (``book`` or ``override``) say which price priced it."""
+
+    input: Decimal
+    output: Decimal
+    cached_input: Decimal
+    cache_write: Decimal
+    audio: Decimal
+    total: Decimal
+    currency: str
+    model: str
+    provider: str
+    source: str
+    override_id: str | None
+    price_book: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPrice:
+    """One price list entry: USD per million tokens (``None``: not priced) and per minute of audio."""
+
+    model: str
+    provider: str | None
+    name: str | None
+    source: str
+    input_per_million: Decimal | None
+    output_per_million: Decimal | None
+    cached_input_per_million: Decimal | None
+    cache_write_per_million: Decimal | None
+    audio_per_minute: Decimal | None
+    tiered: bool
+    override_id: str | None
+    effective_from: datetime | None
+    in_force: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ModelList:
+    """A page of the price list: the project's overrides first, then the book. Iterable."""
+
+    models: list[ModelPrice]
+    next_page_token: str | None
+    price_book: str
+
+    def __iter__(self) -> Iterator[ModelPrice]:
+        return iter(self.models)
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """One usage record. ``duplicate`` is true when ``record_usage`` found its idempotency key already
+    recorded (this is then the original record)."""
+
+    id: str
+    user_id: str | None
+    context: str
+    transaction_id: str | None
+    reservation_id: str | None
+    model: str
+    provider: str
+    usage_type: str
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    cache_write_tokens: int
+    audio_seconds: Decimal
+    cost: CostBreakdown | None
+    description: str | None
+    idempotency_key: str
+    timestamp: datetime | None
+    created_at: datetime | None
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotals:
+    cost: Decimal
+    records: int
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    cache_write_tokens: int
+    audio_seconds: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class UsageSummary:
+    """Totals over the filtered records, and the same per model and per context (dicts ordered most
+    expensive first)."""
+
+    totals: UsageTotals
+    by_model: dict[str, UsageTotals]
+    by_context: dict[str, UsageTotals]
+
+
+@dataclass(frozen=True, slots=True)
+class UsagePage:
+    """``get_usage``: a page of records (newest first), or with ``summary=True`` their summary."""
+
+    records: list[UsageRecord]
+    next_page_token: str | None
+    summary: UsageSummary | None = None
+
+    def __iter__(self) -> Iterator[UsageRecord]:
+        return iter(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageBucket:
+    """One hour, day or month: ``start`` is its local start (with the zone's offset then), ``start_time``
+    and ``end_time`` (exclusive) the same instants in UTC."""
+
+    start: datetime
+    start_time: datetime
+    end_time: datetime
+    totals: UsageTotals
+
+
+@dataclass(frozen=True, slots=True)
+class UsageSeries:
+    buckets: list[UsageBucket]
+    bucket: str
+    time_zone: str
+
+    def __iter__(self) -> Iterator[UsageBucket]:
+        return iter(self.buckets)
+
+    def __len__(self) -> int:
+        return len(self.buckets)
+
+
+def _optional(text: str) -> Decimal | None:
+    return amount_of(text) if text else None
+
+
+def cost_of(message: Any) -> CostBreakdown:
+    return CostBreakdown(
+        input=amount_of(message.input),
+        output=amount_of(message.output),
+        cached_input=amount_of(message.cachedInput),
+        cache_write=amount_of(message.cacheWrite),
+        audio=amount_of(message.audio),
+        total=amount_of(message.total),
+        currency=message.currency,
+        model=message.model,
+        provider=message.provider,
+        source=message.source,
+        override_id=message.overrideId or None,
+        price_book=message.priceBook or None,
+    )
+
+
+def model_of(message: Any) -> ModelPrice:
+    return ModelPrice(
+        model=message.model,
+        provider=message.provider or None,
+        name=message.name or None,
+        source=message.source,
+        input_per_million=_optional(message.inputPerMillion),
+        output_per_million=_optional(message.outputPerMillion),
+        cached_input_per_million=_optional(message.cachedInputPerMillion),
+        cache_write_per_million=_optional(message.cacheWritePerMillion),
+        audio_per_minute=_optional(message.audioPerMinute),
+        tiered=message.tiered,
+        override_id=message.overrideId or None,
+        effective_from=time_of_ms(message.effectiveFrom),
+        in_force=message.inForce,
+    )
+
+
+def record_of(message: Any, duplicate: bool = False) -> UsageRecord:
+    return UsageRecord(
+        id=message.id,
+        user_id=message.userId or None,
+        context=message.context,
+        transaction_id=message.transactionId or None,
+        reservation_id=message.reservationId or None,
+        model=message.model,
+        provider=message.provider,
+        usage_type=message.usageType,
+        input_tokens=message.inputTokens,
+        output_tokens=message.outputTokens,
+        cached_tokens=message.cachedTokens,
+        cache_write_tokens=message.cacheWriteTokens,
+        audio_seconds=amount_of(message.audioSeconds),
+        cost=cost_of(message.cost) if message.HasField("cost") else None,
+        description=message.description or None,
+        idempotency_key=message.idempotencyKey,
+        timestamp=time_of_ms(message.timestamp),
+        created_at=time_of_ms(message.createdAt),
+        duplicate=duplicate,
+    )
+
+
+def totals_of(message: Any) -> UsageTotals:
+    return UsageTotals(
+        cost=amount_of(message.cost),
+        records=message.records,
+        input_tokens=message.inputTokens,
+        output_tokens=message.outputTokens,
+        cached_tokens=message.cachedTokens,
+        cache_write_tokens=message.cacheWriteTokens,
+        audio_seconds=amount_of(message.audioSeconds),
+    )
+
+
+def summary_of(message: Any) -> UsageSummary:
+    return UsageSummary(
+        totals=totals_of(message.totals),
+        by_model={g.key: totals_of(g.totals) for g in message.byModel},
+        by_context={g.key: totals_of(g.totals) for g in message.byContext},
+    )
+
+
+def bucket_of(message: Any) -> UsageBucket:
+    start_time = time_of_ms(message.startTime) or EPOCH
+    end_time = time_of_ms(message.endTime) or start_time
+    try:
+        start = datetime.fromisoformat(message.start)
+    except ValueError:
+        start = start_time
+    totals = totals_of(message.totals)
+    return UsageBucket(start=start, start_time=start_time, end_time=end_time, totals=totals)
+
+
+# --------------------------------------------------------------------------------------------- calls
+
+
+def list_models(
+    provider: object, search: object, at: object, limit: object, page_token: object
+) -> Rpc[ModelList]:
+    if search is not None and (not isinstance(search, str) or len(search) > MAX_MODEL or "\x00" in search):
+        raise fail("search", f"must be a string of at most {MAX_MODEL} characters")
+    request = pb.ListModelsRequest(
+        provider=check_provider(provider),
+        search=search or "",
+        at=check_time("at", at),
+        limit=check_limit(limit, MAX_MODELS_PAGE, CONTEXT),
+        pageToken=check_page_token(page_token, CONTEXT),
+    )
+
+    def unpack(response: Any) -> ModelList:
+        return ModelList(
+            [model_of(m) for m in response.models], response.nextPageToken or None, response.priceBook
+        )
+
+    return Rpc("list_models", SERVICE + "ListModels", request, pb.ListModelsResponse, unpack)
+
+
+def calculate_cost(usage: _Usage, timestamp: object) -> Rpc[CostBreakdown]:
+    request = pb.CalculateCostRequest(
+        model=usage.model,
+        provider=usage.provider,
+        usageType=usage.usage_type,
+        inputTokens=usage.input_tokens,
+        outputTokens=usage.output_tokens,
+        cachedTokens=usage.cached_tokens,
+        cacheWriteTokens=usage.cache_write_tokens,
+        audioSeconds=usage.audio_seconds,
+        timestamp=check_time("timestamp", timestamp),
+    )
+    return Rpc(
+        "calculate_cost",
+        SERVICE + "CalculateCost",
+        request,
+        pb.CalculateCostResponse,
+        lambda response: cost_of(response.cost),
+    )
+
+
+def record_usage(
+    *,
+    context: object,
+    user_id: object,
+    transaction_id: object,
+    usage: _Usage,
+    description: object,
+    idempotency_key: object,
+    timestamp: object,
+) -> Rpc[UsageRecord]:
+    if context is None:
+        if transaction_id is None:
+            raise fail(
+                "context",
+                'is required: "system" for your own usage, or give transaction_id for customer usage',
+            )
+        context = "customer"
+    if context not in CONTEXTS or not isinstance(context, str):
+        raise fail("context", "must be customer or system")
+    if context == "customer":
+        user = check_user_id(user_id, "user_id", CONTEXT)
+        if transaction_id is None:
+            raise fail("transaction_id", "is required for customer usage (the confirmation's transaction_id)")
+        transaction = check_transaction_id(transaction_id)
+    else:
+        user = "" if user_id is None else check_user_id(user_id, "user_id", CONTEXT)
+        if transaction_id is not None:
+            raise fail("transaction_id", "is only for customer usage; system usage stands alone")
+        transaction = ""
+    key = str(uuid.uuid4()) if idempotency_key is None else check_idempotency_key(idempotency_key, CONTEXT)
+    request = pb.RecordUsageRequest(
+        userId=user,
+        context=context,
+        transactionId=transaction,
+        model=usage.model,
+        provider=usage.provider,
+        usageType=usage.usage_type,
+        inputTokens=usage.input_tokens,
+        outputTokens=usage.output_tokens,
+        cachedTokens=usage.cached_tokens,
+        cacheWriteTokens=usage.cache_write_tokens,
+        audioSeconds=usage.audio_seconds,
+        description=check_description(description, context=CONTEXT),
+        idempotencyKey=key,
+        timestamp=check_time("timestamp", timestamp),
+    )
+    return Rpc(
+        "record_usage",
+        SERVICE + "RecordUsage",
+        request,
+        pb.RecordUsageResponse,
+        lambda response: record_of(response.record, response.duplicate),
+        key,
+        user or None,
+    )
+
+
+def get_usage(filter_: pb.UsageFilter, summary: object, limit: object, page_token: object) -> Rpc[UsagePage]:
+    if not isinstance(summary, bool):
+        raise fail("summary", "must be a bool")
+    request = pb.GetUsageRequest(
+        filter=filter_,
+        summary=summary,
+        limit=check_limit(limit, context=CONTEXT),
+        pageToken=check_page_token(page_token, CONTEXT),
+    )
+
+    def unpack(response: Any) -> UsagePage:
+        return UsagePage(
+            [record_of(r) for r in response.records],
+            response.nextPageToken or None,
+            summary_of(response.summary) if summary else None,
+        )
+
+    return Rpc("get_usage", SERVICE + "GetUsage", request, pb.GetUsageResponse, unpack)
+
+
+def get_usage_summary(filter_: pb.UsageFilter) -> Rpc[UsageSummary]:
+    return Rpc(
+        "get_usage_summary",
+        SERVICE + "GetUsageSummary",
+        pb.GetUsageSummaryRequest(filter=filter_),
+        pb.UsageSummary,
+        summary_of,
+    )
+
+
+def get_usage_series(filter_: pb.UsageFilter, bucket: object, time_zone: object) -> Rpc[UsageSeries]:
+    if not isinstance(bucket, str) or bucket not in BUCKETS:
+        raise fail("bucket", "must be hour, day or month")
+    if not isinstance(time_zone, str) or not time_zone or len(time_zone) > MAX_TIME_ZONE:
+        raise fail("time_zone", "must be an IANA time zone name such as Europe/Berlin")
+    if time_zone.startswith("/") or ".." in time_zone or "\x00" in time_zone or "\\" in time_zone:
+        raise fail("time_zone", "must be an IANA time zone name such as Europe/Berlin, not a path")
+    request = pb.GetUsageSeriesRequest(filter=filter_, bucket=bucket, timeZone=time_zone)
+
+    def unpack(response: Any) -> UsageSeries:
+        return UsageSeries([bucket_of(b) for b in response.buckets], response.bucket, response.timeZone)
+
+    return Rpc("get_usage_series", SERVICE + "GetUsageSeries", request, pb.GetUsageSeriesResponse, unpack)

@@ -1,0 +1,609 @@
+"""The sans-I/O half of wallets and reservations (``wallet.v1.WalletService``): validation of every input
+(naming the argument, before any network call), the request messages, and the result types read from the
+responses. Both clients send the :class:`~scrawn._core.Rpc` values built here with their own retries.
+
+Amounts are minor units (cents). They go in as ``int``, ``Decimal``, a decimal ``str`` or a ``float`` (read
+through its shortest ``repr``) and come back as ``Decimal``; NaN, infinity and negative numbers are refused.
+Times come back as timezone-aware UTC ``datetime`` values.
+"""
+
+from __future__ import annotations
+
+import operator
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final, Literal, SupportsIndex, cast
+
+from scrawn._core import Rpc, check_idempotency_key, check_user_id
+from scrawn._proto.wallet.v1 import wallet_pb2 as pb
+from scrawn.errors import ValidationError
+from scrawn.money import MAX_MICROS, MICROS_PER_UNIT
+from scrawn.pricing import format_number, parse_number
+
+SERVICE: Final = "/wallet.v1.WalletService/"
+CONTEXT: Final = "Wallet validation failed"
+CREDIT_KINDS: Final = ("grant", "top_up", "adjustment")
+MAX_DESCRIPTION: Final = 255
+DEFAULT_TTL, MAX_TTL = 300, 86_400
+MAX_PAGE: Final = 500
+MAX_PAGE_TOKEN: Final = 1024
+MAX_EXPIRES_AT: Final = 253_402_300_799  # 9999-12-31T23:59:59Z, Unix seconds
+MAX_SETTING: Final = Decimal(MAX_MICROS) / MICROS_PER_UNIT
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+CreditKind = Literal["grant", "top_up", "adjustment"]
+
+
+def fail(field: str, problem: str) -> ValidationError:
+    return ValidationError(field, problem, context=CONTEXT)
+
+
+# ------------------------------------------------------------------------------------------- inputs
+
+
+def check_amount(field: str, value: object, *, allow_zero: bool = False, context: str = CONTEXT) -> str:
+    """An amount of minor units as the decimal text the wire carries: > 0 (≥ 0 with ``allow_zero``), at
+    least one micro-unit, and small enough for the ledger."""
+    try:
+        number = parse_number(field, value)
+    except ValidationError as e:
+        raise ValidationError(field, e.problem, context=context) from None
+    if number.is_zero():
+        if allow_zero:
+            return "0"
+        raise ValidationError(field, "must be greater than zero", context=context)
+    micros = number * MICROS_PER_UNIT
+    if micros > MAX_MICROS:
+        raise ValidationError(field, "is too large", context=context)
+    if micros < Decimal("0.5"):
+        raise ValidationError(field, "is smaller than one micro-unit (0.000001)", context=context)
+    return format_number(number)
+
+
+def check_user(value: object, field: str = "user_id") -> str:
+    return check_user_id(value, field, CONTEXT)
+
+
+def check_key(value: object) -> str:
+    """The caller's idempotency key, or a new UUID for this logical call (reused by every retry)."""
+    return str(uuid.uuid4()) if value is None else check_idempotency_key(value, CONTEXT)
+
+
+def check_description(value: object, field: str = "description", context: str = CONTEXT) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValidationError(field, f"must be a string, not {type(value).__name__}", context=context)
+    if len(value) > MAX_DESCRIPTION or "\x00" in value:
+        raise ValidationError(
+            field, f"must be at most {MAX_DESCRIPTION} characters, without NUL", context=context
+        )
+    return value
+
+
+def check_kind(value: object) -> str:
+    if value not in CREDIT_KINDS or not isinstance(value, str):
+        raise fail("kind", f"must be one of {', '.join(CREDIT_KINDS)}")
+    return value
+
+
+def check_int(field: str, value: object, low: int, high: int, context: str = CONTEXT) -> int:
+    if isinstance(value, bool):
+        raise ValidationError(field, "must be an int, not a bool", context=context)
+    try:
+        number = operator.index(cast(SupportsIndex, value))
+    except TypeError:
+        raise ValidationError(field, f"must be an int, not {type(value).__name__}", context=context) from None
+    if not low <= number <= high:
+        raise ValidationError(field, f"must be from {low} to {high}", context=context)
+    return int(number)
+
+
+def check_ttl(value: object, field: str = "ttl_seconds") -> int:
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+        if seconds != int(seconds):
+            raise fail(field, "must be a whole number of seconds")
+        value = int(seconds)
+    return check_int(field, value, 1, MAX_TTL)
+
+
+def check_expires_at(value: object) -> int | None:
+    """A credit's expiry: an aware ``datetime`` or a ``timedelta`` from now; Unix seconds on the wire
+    (rounded up: never earlier than asked)."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        value = datetime.now(UTC) + value
+    if not isinstance(value, datetime):
+        raise fail(
+            "expires_at",
+            f"must be a timezone-aware datetime or a timedelta from now, not {type(value).__name__}",
+        )
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise fail("expires_at", "must be timezone-aware (e.g. datetime.now(timezone.utc) + ...)")
+    try:
+        seconds = -(-(value - EPOCH) // timedelta(seconds=1))
+    except OverflowError:
+        raise fail("expires_at", "is out of range") from None
+    if seconds <= (datetime.now(UTC) - EPOCH) // timedelta(seconds=1):
+        raise fail("expires_at", "must be in the future")
+    if seconds > MAX_EXPIRES_AT:
+        raise fail("expires_at", "must be at most 9999-12-31")
+    return seconds
+
+
+def check_reservation_id(value: object, field: str = "reservation_id") -> str:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    ident = getattr(value, "id", None) if not isinstance(value, str) else value
+    if not isinstance(ident, str):
+        raise fail(field, f"must be a reservation id (a UUID string), not {type(value).__name__}")
+    try:
+        return str(uuid.UUID(ident))
+    except ValueError:
+        raise fail(field, "must be a UUID") from None
+
+
+def check_limit(value: object, high: int = MAX_PAGE, context: str = CONTEXT) -> int:
+    return 0 if value is None else check_int("limit", value, 1, high, context)
+
+
+def check_page_token(value: object, context: str = CONTEXT) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValidationError(
+            "page_token",
+            f"must be a string from next_page_token, not {type(value).__name__}",
+            context=context,
+        )
+    if len(value) > MAX_PAGE_TOKEN or "\x00" in value:
+        raise ValidationError("page_token", "is not a token the server gave out", context=context)
+    return value
+
+
+def check_setting(field: str, value: object, *, allow_negative: bool) -> str:
+    """A spend cap or low-balance threshold: a number, or ``""`` to remove it."""
+    if value == "":
+        return ""
+    negative = False
+    if allow_negative and isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        negative = value < 0
+        if negative:
+            value = -value
+    elif allow_negative and isinstance(value, str) and value.strip().startswith("-"):
+        negative, value = True, value.strip()[1:]
+    try:
+        number = parse_number(field, value)
+    except ValidationError as e:
+        raise fail(field, e.problem) from None
+    if number > MAX_SETTING:
+        raise fail(field, "is too large")
+    text = format_number(number)
+    return f"-{text}" if negative and text != "0" else text
+
+
+# ---------------------------------------------------------------------------------------- wire values
+
+
+def amount_of(text: str) -> Decimal:
+    """A decimal string from the wire (``""`` is 0)."""
+    if not text:
+        return Decimal(0)
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        from scrawn.errors import InternalError
+
+        raise InternalError(f"Malformed amount from the server: {text[:40]!r}") from None
+
+
+def optional_amount(text: str) -> Decimal | None:
+    return amount_of(text) if text else None
+
+
+def time_of_ms(ms: int) -> datetime | None:
+    """Unix milliseconds from the wire as an aware UTC datetime (0: not set). Exact: no float on the way."""
+    if not ms:
+        return None
+    try:
+        return EPOCH + timedelta(milliseconds=ms)
+    except OverflowError:
+        return None
+
+
+def time_of_seconds(seconds: int) -> datetime | None:
+    try:
+        return EPOCH + timedelta(seconds=seconds)
+    except OverflowError:
+        return None
+
+
+def to_ms(value: datetime) -> int:
+    """An aware datetime as Unix milliseconds (floored), exactly."""
+    return (value - EPOCH) // timedelta(milliseconds=1)
+
+
+# -------------------------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """A user's wallet: ``balance`` (the sum of their ledger entries; negative means owed), ``held`` (active
+    reservations) and ``available = balance − held`` — what a debit or a new hold may take."""
+
+    user_id: str
+    balance: Decimal
+    held: Decimal
+    available: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """One ledger entry. ``amount`` is signed (debits are negative). ``kind``: ``usage``, ``grant``,
+    ``top_up``, ``adjustment``, ``debit``, ``capture``, ``expiry``, ``payment`` or ``refund``."""
+
+    id: str
+    user_id: str
+    kind: str
+    amount: Decimal
+    description: str | None
+    event_id: str | None
+    reservation_id: str | None
+    created_at: datetime | None
+    expires_at: datetime | None = None  # a credit with an expiry
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionResult:
+    """What ``wallet.credit`` / ``wallet.debit`` did: the ledger entry, the wallet after it, and whether the
+    idempotency key had already been applied (then ``transaction`` is the original and nothing moved)."""
+
+    transaction: Transaction
+    balance: Balance
+    duplicate: bool
+    idempotency_key: str
+
+    @property
+    def id(self) -> str:
+        return self.transaction.id
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionPage:
+    """One page of a user's ledger entries, newest first. Iterable; ``next_page_token`` is ``None`` on the
+    last page."""
+
+    transactions: list[Transaction]
+    next_page_token: str | None
+
+    def __iter__(self) -> Iterator[Transaction]:
+        return iter(self.transactions)
+
+    def __len__(self) -> int:
+        return len(self.transactions)
+
+
+@dataclass(frozen=True, slots=True)
+class UserSettings:
+    """A user's spend controls: ``spend_cap`` per calendar month in UTC (``None``: no cap), the
+    ``low_balance_threshold`` (``None``: none), and this ``period``'s ``spent``, ``held`` and
+    ``cap_remaining``."""
+
+    user_id: str
+    spend_cap: Decimal | None
+    low_balance_threshold: Decimal | None
+    period: str
+    spent: Decimal
+    held: Decimal
+    cap_remaining: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationData:
+    """A reservation as the server answered it (the bound :class:`~scrawn.Reservation` is built from it)."""
+
+    id: str
+    user_id: str
+    amount: Decimal
+    status: str
+    expires_at: datetime | None
+    created_at: datetime | None
+    confirmed_amount: Decimal | None
+    transaction_id: str | None
+    description: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmedData:
+    reservation: ReservationData
+    transaction_id: str
+    balance: Balance
+
+
+def balance_of(message: pb.Balance) -> Balance:
+    return Balance(
+        user_id=message.userId,
+        balance=amount_of(message.balance),
+        held=amount_of(message.held),
+        available=amount_of(message.available),
+    )
+
+
+def transaction_of(message: pb.Transaction) -> Transaction:
+    return Transaction(
+        id=message.id,
+        user_id=message.userId,
+        kind=message.kind,
+        amount=amount_of(message.amount),
+        description=message.description or None,
+        event_id=message.eventId or None,
+        reservation_id=message.reservationId or None,
+        created_at=time_of_ms(message.createdAt),
+        expires_at=time_of_seconds(message.expiresAt) if message.HasField("expiresAt") else None,
+    )
+
+
+def reservation_of(message: pb.Reservation) -> ReservationData:
+    return ReservationData(
+        id=message.id,
+        user_id=message.userId,
+        amount=amount_of(message.amount),
+        status=message.status,
+        expires_at=time_of_ms(message.expiresAt),
+        created_at=time_of_ms(message.createdAt),
+        confirmed_amount=optional_amount(message.confirmedAmount),
+        transaction_id=message.transactionId or None,
+        description=message.description or None,
+    )
+
+
+def settings_of(message: pb.UserSettings) -> UserSettings:
+    return UserSettings(
+        user_id=message.userId,
+        spend_cap=optional_amount(message.spendCap),
+        low_balance_threshold=optional_amount(message.lowBalanceThreshold),
+        period=message.period,
+        spent=amount_of(message.spent),
+        held=amount_of(message.held),
+        cap_remaining=optional_amount(message.capRemaining),
+    )
+
+
+# --------------------------------------------------------------------------------------------- calls
+
+
+def get_balance(user_id: object) -> Rpc[Balance]:
+    user = check_user(user_id)
+    return Rpc(
+        "wallet.balance",
+        SERVICE + "GetBalance",
+        pb.GetBalanceRequest(userId=user),
+        pb.Balance,
+        balance_of,
+        user_id=user,
+    )
+
+
+def _transaction_result(key: str) -> Any:
+    def unpack(response: pb.TransactionResponse) -> TransactionResult:
+        return TransactionResult(
+            transaction=transaction_of(response.transaction),
+            balance=balance_of(response.balance),
+            duplicate=response.duplicate,
+            idempotency_key=key,
+        )
+
+    return unpack
+
+
+def credit(
+    user_id: object,
+    amount: object,
+    kind: object,
+    idempotency_key: object,
+    description: object,
+    expires_at: object,
+) -> Rpc[TransactionResult]:
+    user = check_user(user_id)
+    text = check_amount("amount", amount)
+    request = pb.CreditRequest(
+        userId=user,
+        amount=text,
+        kind=check_kind(kind),
+        idempotencyKey=(key := check_key(idempotency_key)),
+        description=check_description(description),
+    )
+    expiry = check_expires_at(expires_at)
+    if expiry is not None:
+        request.expiresAt = expiry
+    return Rpc(
+        "wallet.credit",
+        SERVICE + "Credit",
+        request,
+        pb.TransactionResponse,
+        _transaction_result(key),
+        key,
+        user,
+    )
+
+
+def debit(
+    user_id: object, amount: object, idempotency_key: object, description: object
+) -> Rpc[TransactionResult]:
+    user = check_user(user_id)
+    request = pb.DebitRequest(
+        userId=user,
+        amount=check_amount("amount", amount),
+        idempotencyKey=(key := check_key(idempotency_key)),
+        description=check_description(description),
+    )
+    return Rpc(
+        "wallet.debit",
+        SERVICE + "Debit",
+        request,
+        pb.TransactionResponse,
+        _transaction_result(key),
+        key,
+        user,
+    )
+
+
+def list_transactions(user_id: object, limit: object, page_token: object) -> Rpc[TransactionPage]:
+    user = check_user(user_id)
+    request = pb.ListTransactionsRequest(
+        userId=user, limit=check_limit(limit), pageToken=check_page_token(page_token)
+    )
+
+    def unpack(response: pb.ListTransactionsResponse) -> TransactionPage:
+        return TransactionPage(
+            [transaction_of(t) for t in response.transactions], response.nextPageToken or None
+        )
+
+    return Rpc(
+        "wallet.transactions",
+        SERVICE + "ListTransactions",
+        request,
+        pb.ListTransactionsResponse,
+        unpack,
+        user_id=user,
+    )
+
+
+def get_settings(user_id: object) -> Rpc[UserSettings]:
+    user = check_user(user_id)
+    return Rpc(
+        "wallet.settings",
+        SERVICE + "GetUserSettings",
+        pb.GetUserSettingsRequest(userId=user),
+        pb.UserSettings,
+        settings_of,
+        user_id=user,
+    )
+
+
+_UNCHANGED: Any = object()
+
+
+def update_settings(user_id: object, spend_cap: object, low_balance_threshold: object) -> Rpc[UserSettings]:
+    """``_UNCHANGED`` leaves a setting as it is; ``None`` removes it."""
+    user = check_user(user_id)
+    request = pb.UpdateUserSettingsRequest(userId=user)
+    if spend_cap is not _UNCHANGED:
+        request.spendCap = (
+            "" if spend_cap is None else check_setting("spend_cap", spend_cap, allow_negative=False)
+        )
+    if low_balance_threshold is not _UNCHANGED:
+        request.lowBalanceThreshold = (
+            ""
+            if low_balance_threshold is None
+            else check_setting("low_balance_threshold", low_balance_threshold, allow_negative=True)
+        )
+    return Rpc(
+        "wallet.update_settings",
+        SERVICE + "UpdateUserSettings",
+        request,
+        pb.UserSettings,
+        settings_of,
+        user_id=user,
+    )
+
+
+def create_reservation(
+    user_id: object, amount: object, ttl_seconds: object, idempotency_key: object, description: object
+) -> Rpc[tuple[ReservationData, str]]:
+    user = check_user(user_id)
+    request = pb.CreateReservationRequest(
+        userId=user,
+        amount=check_amount("amount", amount),
+        ttlSeconds=check_ttl(ttl_seconds),
+        idempotencyKey=(key := check_key(idempotency_key)),
+        description=check_description(description),
+    )
+    return Rpc(
+        "create_reservation",
+        SERVICE + "CreateReservation",
+        request,
+        pb.Reservation,
+        lambda response: (reservation_of(response), key),
+        key,
+        user,
+    )
+
+
+def confirm_reservation(reservation_id: object, actual_amount: object) -> Rpc[ConfirmedData]:
+    request = pb.ConfirmReservationRequest(
+        reservationId=check_reservation_id(reservation_id),
+        actualAmount=check_amount("actual_amount", actual_amount, allow_zero=True),
+    )
+
+    def unpack(response: pb.ConfirmReservationResponse) -> ConfirmedData:
+        return ConfirmedData(
+            reservation_of(response.reservation), response.transactionId, balance_of(response.balance)
+        )
+
+    return Rpc(
+        "confirm_reservation",
+        SERVICE + "ConfirmReservation",
+        request,
+        pb.ConfirmReservationResponse,
+        unpack
+    )
+
+
+def cancel_reservation(reservation_id: object) -> Rpc[ReservationData]:
+    request = pb.ReservationIdRequest(reservationId=check_reservation_id(reservation_id))
+    return Rpc("cancel_reservation",
+        SERVICE + "CancelReservation",
+        request,
+        pb.Reservation,
+        reservation_of)
+
+
+def extend_reservation(reservation_id: object,
+        ttl_seconds: object) -> Rpc[ReservationData]:
+    request = pb.ExtendReservationRequest(
+        reservationId=check_reservation_id(reservation_id),
+        ttlSeconds=check_ttl(ttl_seconds)
+    )
+    return Rpc("extend_reservation",
+        SERVICE + "ExtendReservation",
+        request,
+        pb.Reservation,
+        reservation_of)
+
+
+def list_reservations(
+    user_id: object,
+        active_only: object,
+        limit: object,
+        page_token: object
+) -> Rpc[tuple[list[ReservationData], str | None]]:
+    user = "" if user_id is None else check_user(user_id)
+    if not isinstance(active_only,
+        bool):
+        raise fail("active_only",
+        "must be a bool")
+    request = pb.ListReservationsRequest(
+        userId=user,
+        activeOnly=active_only,
+        limit=check_limit(limit),
+        pageToken=check_page_token(page_token)
+    )
+
+    def unpack(response: pb.ListReservationsResponse) -> tuple[list[ReservationData],
+        str | None]:
+        return [reservation_of(r) for r in response.reservations], response.nextPageToken or None
+
+    return Rpc(
+        "list_reservations",
+        SERVICE + "ListReservations",
+        request,
+        pb.ListReservationsResponse,
+        unpack,
+        user_id=user or None,
+    )

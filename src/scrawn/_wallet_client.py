@@ -1,0 +1,375 @@
+"""The I/O half of wallets and reservations: ``client.wallet`` (:class:`Wallet`, :class:`AsyncWallet`) and
+the reservation objects (:class:`Reservation`, :class:`AsyncReservation`), which are context managers:
+
+    with client.create_reservation("user_42", 500) as hold:   # holds 500 cents (or raises
+        answer = run_llm_call()                                 #  InsufficientCreditsError)
+        hold.set_actual(cost_of(answer))                        # confirmed with this when the block ends
+    # an exception in the block cancels the hold instead
+
+Every call goes through the client's own retries (``Rpc`` values from :mod:`scrawn._wallet`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Generator, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from scrawn import _wallet
+from scrawn._wallet import (
+    Balance,
+    ConfirmedData,
+    ReservationData,
+    TransactionPage,
+    TransactionResult,
+    UserSettings,
+)
+from scrawn.errors import ValidationError
+
+if TYPE_CHECKING:
+    from scrawn._async import AsyncScrawn
+    from scrawn._sync import Scrawn
+
+log = logging.getLogger("scrawn.wallet")
+
+R = TypeVar("R", bound="_ReservationState")
+UNCHANGED: Any = _wallet._UNCHANGED
+_NOT_CONFIRMED = "Reservation not confirmed"
+
+
+# --------------------------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation(Generic[R]):
+    """A confirmed reservation: the ledger entry that took the actual amount (``transaction_id``, what
+    ``record_usage(transaction_id=...)`` needs) and the wallet after it."""
+
+    reservation: R
+    transaction_id: str
+    balance: Balance
+
+    @property
+    def amount(self) -> Decimal | None:
+        """The amount taken (the reservation's ``confirmed_amount``)."""
+        return self.reservation.confirmed_amount
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationPage(Generic[R]):
+    """A page of reservations, newest first. Iterable; ``next_page_token`` is ``None`` on the last page."""
+
+    reservations: list[R]
+    next_page_token: str | None
+
+    def __iter__(self) -> Iterator[R]:
+        return iter(self.reservations)
+
+    def __len__(self) -> int:
+        return len(self.reservations)
+
+
+# ------------------------------------------------------------------------------------------ reservations
+
+
+class _ReservationState:
+    """What a reservation is (as last seen from the server) and the actual amount set for its ``with``
+    block. Amounts are minor units (``Decimal``), times aware UTC ``datetime`` values."""
+
+    id: str
+    user_id: str
+    amount: Decimal
+    status: str
+    expires_at: datetime | None
+    created_at: datetime | None
+    confirmed_amount: Decimal | None
+    transaction_id: str | None
+    description: str | None
+
+    def __init__(self, data: ReservationData, idempotency_key: str | None) -> None:
+        self.idempotency_key = idempotency_key
+        self._actual: str | None = None
+        self._apply(data)
+
+    def _apply(self, data: ReservationData) -> None:
+        self.id = data.id
+        self.user_id = data.user_id
+        self.amount = data.amount
+        self.status = data.status
+        self.expires_at = data.expires_at
+        self.created_at = data.created_at
+        self.confirmed_amount = data.confirmed_amount
+        self.transaction_id = data.transaction_id
+        self.description = data.description
+
+    @property
+    def active(self) -> bool:
+        """Still holding credit, as far as this object knows (``status == "active"``)."""
+        return self.status == "active"
+
+    @property
+    def actual_amount(self) -> Decimal | None:
+        """The amount :meth:`set_actual` gave, confirmed when the ``with`` block ends."""
+        return None if self._actual is None else Decimal(self._actual)
+
+    def set_actual(self, actual_amount: Any) -> None:
+        """Say what the work cost (``0 ≤ actual ≤ amount``): the reservation is confirmed with it when the
+        ``with`` block ends without an exception. Validated now; no network call."""
+        self._actual = self._check_actual(actual_amount)
+
+    def _check_actual(self, actual_amount: Any) -> str:
+        text = _wallet.check_amount("actual_amount", actual_amount, allow_zero=True)
+        if Decimal(text) > self.amount:
+            raise _wallet.fail("actual_amount", f"must not exceed the held amount {self.amount}")
+        return text
+
+    def _missing_actual(self) -> ValidationError:
+        return ValidationError(
+            "actual_amount",
+            "was never given: call set_actual(amount) or confirm(amount) inside the with block "
+            f"(reservation {self.id} was cancelled)",
+            context=_NOT_CONFIRMED,
+        )
+
+    def _cancel_failed(self, exc: BaseException | None, error: Exception) -> None:
+        note = (
+            f"scrawn: cancelling reservation {self.id} after the exception failed ({error}); "
+            "the hold is released when it expires"
+        )
+        log.warning("%s", note)
+        if exc is not None:
+            exc.add_note(note)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(id={self.id!r}, user_id={self.user_id!r}, amount={self.amount}, "
+            f"status={self.status!r})"
+        )
+
+
+class Reservation(_ReservationState):
+    """A hold on a user's credit (``Scrawn.create_reservation``). As a context manager it is confirmed with
+    the amount given to :meth:`set_actual` when the block ends normally, and cancelled when the block
+    raises; :meth:`confirm` or :meth:`cancel` inside the block settle it at once instead. Leaving the block
+    normally without an actual amount cancels the hold and raises a ``ValidationError`` naming
+    ``actual_amount`` — the SDK never guesses what to charge."""
+
+    def __init__(self, client: Scrawn, data: ReservationData, idempotency_key: str | None = None) -> None:
+        super().__init__(data, idempotency_key)
+        self._client = client
+
+    def confirm(self, actual_amount: Any) -> Confirmation[Reservation]:
+        """Take ``actual_amount`` (``0 ≤ actual ≤ amount``) as one ledger entry and release the rest.
+        Confirming again with the same amount returns the same transaction."""
+        text = self._check_actual(actual_amount)
+        done: ConfirmedData = self._client._rpc(_wallet.confirm_reservation(self.id, text))
+        self._apply(done.reservation)
+        return Confirmation(self, done.transaction_id, done.balance)
+
+    def cancel(self) -> Reservation:
+        """Release the hold (a no-op when it is already cancelled or expired)."""
+        self._apply(self._client._rpc(_wallet.cancel_reservation(self.id)))
+        return self
+
+    def extend(self, ttl_seconds: int) -> Reservation:
+        """Move the expiry to now + ``ttl_seconds`` (1–86,400)."""
+        self._apply(self._client._rpc(_wallet.extend_reservation(self.id, ttl_seconds)))
+        return self
+
+    def __enter__(self) -> Reservation:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if not self.active:
+            return
+        if exc_type is None:
+            if self._actual is None:
+                self.cancel()
+                raise self._missing_actual()
+            self.confirm(self._actual)
+            return
+        try:
+            self.cancel()
+        except Exception as error:
+            self._cancel_failed(exc, error)
+
+
+class AsyncReservation(_ReservationState):
+    """:class:`Reservation` for :class:`~scrawn.AsyncScrawn`: ``await r.confirm(...)``, ``async with``."""
+
+    def __init__(
+        self, client: AsyncScrawn, data: ReservationData, idempotency_key: str | None = None
+    ) -> None:
+        super().__init__(data, idempotency_key)
+        self._client = client
+
+    async def confirm(self, actual_amount: Any) -> Confirmation[AsyncReservation]:
+        text = self._check_actual(actual_amount)
+        done: ConfirmedData = await self._client._rpc(_wallet.confirm_reservation(self.id, text))
+        self._apply(done.reservation)
+        return Confirmation(self, done.transaction_id, done.balance)
+
+    async def cancel(self) -> AsyncReservation:
+        self._apply(await self._client._rpc(_wallet.cancel_reservation(self.id)))
+        return self
+
+    async def extend(self, ttl_seconds: int) -> AsyncReservation:
+        self._apply(await self._client._rpc(_wallet.extend_reservation(self.id, ttl_seconds)))
+        return self
+
+    async def __aenter__(self) -> AsyncReservation:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if not self.active:
+            return
+        if exc_type is None:
+            if self._actual is None:
+                await self.cancel()
+                raise self._missing_actual()
+            await self.confirm(self._actual)
+            return
+        try:
+            await self.cancel()
+        except Exception as error:
+            self._cancel_failed(exc, error)
+
+
+class ReservationRequest:
+    """What ``AsyncScrawn.create_reservation(...)`` returns: await it for the :class:`AsyncReservation`, or
+    use it directly as ``async with client.create_reservation(...) as hold:``. Its arguments were validated
+    when it was made; the reservation is created once, on the first ``await`` or ``async with``."""
+
+    def __init__(self, create: Callable[[], Awaitable[AsyncReservation]]) -> None:
+        self._create = create
+        self._reservation: AsyncReservation | None = None
+
+    async def _get(self) -> AsyncReservation:
+        if self._reservation is None:
+            self._reservation = await self._create()
+        return self._reservation
+
+    def __await__(self) -> Generator[Any, None, AsyncReservation]:
+        return self._get().__await__()
+
+    async def __aenter__(self) -> AsyncReservation:
+        return await self._get()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._reservation is not None:
+            await self._reservation.__aexit__(exc_type, exc, tb)
+
+
+# -------------------------------------------------------------------------------------------- wallets
+
+
+class Wallet:
+    """``client.wallet``: prepaid credit on the ledger (``wallet.v1.WalletService``). Amounts are minor
+    units: ``int``, ``Decimal``, decimal ``str`` or ``float`` in; ``Decimal`` out."""
+
+    def __init__(self, client: Scrawn) -> None:
+        self._client = client
+
+    def balance(self, user_id: str) -> Balance:
+        """The user's ``balance``, ``held`` and ``available`` (an unknown user has zeros)."""
+        return self._client._rpc(_wallet.get_balance(user_id))
+
+    def credit(
+        self,
+        user_id: str,
+        amount: Any,
+        *,
+        kind: _wallet.CreditKind = "grant",
+        idempotency_key: str | None = None,
+        description: str | None = None,
+        expires_at: Any = None,
+    ) -> TransactionResult:
+        """Add credit: ``kind`` is ``grant`` (default), ``top_up`` or ``adjustment``. ``expires_at`` (an aware
+        ``datetime`` or a ``timedelta`` from now) makes what is left of it expire then. One idempotency key
+        per call (a new UUID unless given), reused by every retry: the credit is applied once."""
+        rpc = _wallet.credit(user_id, amount, kind, idempotency_key, description, expires_at)
+        return self._client._rpc(rpc)
+
+    def debit(
+        self,
+        user_id: str,
+        amount: Any,
+        *,
+        idempotency_key: str | None = None,
+        description: str | None = None,
+    ) -> TransactionResult:
+        """Take ``amount`` atomically, never below zero available: otherwise raises
+        :class:`~scrawn.errors.InsufficientCreditsError` (``current_balance``, ``available``,
+        ``requested_amount``). Applied once per idempotency key, however often it is retried."""
+        return self._client._rpc(_wallet.debit(user_id, amount, idempotency_key, description))
+
+    def transactions(
+        self, user_id: str, *, limit: int | None = None, page_token: str | None = None
+    ) -> TransactionPage:
+        """The user's ledger entries, newest first; ``limit`` 1–500 (default 50)."""
+        return self._client._rpc(_wallet.list_transactions(user_id, limit, page_token))
+
+    def settings(self, user_id: str) -> UserSettings:
+        """The user's spend cap, low-balance threshold, and this month's spend."""
+        return self._client._rpc(_wallet.get_settings(user_id))
+
+    def update_settings(
+        self, user_id: str, *, spend_cap: Any = UNCHANGED, low_balance_threshold: Any = UNCHANGED
+    ) -> UserSettings:
+        """Set what is given (``None`` removes it) and leave the rest."""
+        return self._client._rpc(_wallet.update_settings(user_id, spend_cap, low_balance_threshold))
+
+
+class AsyncWallet:
+    """``AsyncScrawn.wallet``: the calls of :class:`Wallet`, awaited."""
+
+    def __init__(self, client: AsyncScrawn) -> None:
+        self._client = client
+
+    async def balance(self, user_id: str) -> Balance:
+        return await self._client._rpc(_wallet.get_balance(user_id))
+
+    async def credit(
+        self,
+        user_id: str,
+        amount: Any,
+        *,
+        kind: _wallet.CreditKind = "grant",
+        idempotency_key: str | None = None,
+        description: str | None = None,
+        expires_at: Any = None,
+    ) -> TransactionResult:
+        rpc = _wallet.credit(user_id, amount, kind, idempotency_key, description, expires_at)
+        return await self._client._rpc(rpc)
+
+    async def debit(
+        self,
+        user_id: str,
+        amount: Any,
+        *,
+        idempotency_key: str | None = None,
+        description: str | None = None,
+    ) -> TransactionResult:
+        return await self._client._rpc(_wallet.debit(user_id, amount, idempotency_key, description))
+
+    async def transactions(
+        self, user_id: str, *, limit: int | None = None, page_token: str | None = None
+    ) -> TransactionPage:
+        return await self._client._rpc(_wallet.list_transactions(user_id, limit, page_token))
+
+    async def settings(self, user_id: str) -> UserSettings:
+        return await self._client._rpc(_wallet.get_settings(user_id))
+
+    async def update_settings(
+        self, user_id: str, *, spend_cap: Any = UNCHANGED, low_balance_threshold: Any = UNCHANGED
+    ) -> UserSettings:
+        return await self._client._rpc(_wallet.update_settings(user_id, spend_cap, low_balance_threshold))

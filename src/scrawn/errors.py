@@ -1,0 +1,191 @@
+"""One error tree for the SDK and the server: every error carries an RPC code, a message, and where
+known the field at fault and the request id (DESIGN §3.5)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+
+class ScrawnError(Exception):
+    """Base of every Scrawn error. ``code`` is the Connect code name (``invalid_argument``, …)."""
+
+    code = "unknown"
+
+    def __init__(self, message: str, *, field: str | None = None, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidArgumentError(ScrawnError):
+    code = "invalid_argument"
+
+
+class ValidationError(InvalidArgumentError):
+    """Bad input, naming the field: ``Event validation failed: userId: must be a non-empty string``."""
+
+    def __init__(self, field: str, problem: str, *, context: str = "Validation failed") -> None:
+        super().__init__(f"{context}: {field}: {problem}", field=field)
+        self.problem = problem
+
+
+class UnauthenticatedError(ScrawnError):
+    code = "unauthenticated"
+
+
+class PermissionDeniedError(ScrawnError):
+    code = "permission_denied"
+
+
+class NotFoundError(ScrawnError):
+    code = "not_found"
+
+
+class AlreadyExistsError(ScrawnError):
+    code = "already_exists"
+
+
+class FailedPreconditionError(ScrawnError):
+    code = "failed_precondition"
+
+
+class InsufficientCreditsError(FailedPreconditionError):
+    """A wallet debit or reservation would take the user's *available* credit below zero.
+
+    ``current_balance``, ``available`` and ``requested_amount`` are minor units (``Decimal``), read from
+    the server's ``wallet.v1.InsufficientFunds`` error detail (or, failing that, from its message);
+    ``None`` when the server sent neither."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        request_id: str | None = None,
+        current_balance: Decimal | None = None,
+        available: Decimal | None = None,
+        requested_amount: Decimal | None = None,
+    ) -> None:
+        super().__init__(message, field=field, request_id=request_id)
+        self.current_balance = current_balance
+        self.available = available
+        self.requested_amount = requested_amount
+
+
+class SpendCapExceededError(FailedPreconditionError):
+    """A wallet debit or reservation would pass the user's monthly spend cap. The amounts (minor units) and
+    the ``period`` (``"2026-11"``, UTC) come from the server's ``wallet.v1.SpendCapExceeded`` detail."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        request_id: str | None = None,
+        spend_cap: Decimal | None = None,
+        spent: Decimal | None = None,
+        held: Decimal | None = None,
+        requested_amount: Decimal | None = None,
+        period: str | None = None,
+    ) -> None:
+        super().__init__(message, field=field, request_id=request_id)
+        self.spend_cap = spend_cap
+        self.spent = spent
+        self.held = held
+        self.requested_amount = requested_amount
+        self.period = period
+
+
+class ResourceExhaustedError(ScrawnError):
+    code = "resource_exhausted"
+
+
+class UnavailableError(ScrawnError):
+    code = "unavailable"
+
+
+class DeadlineExceededError(ScrawnError):
+    code = "deadline_exceeded"
+
+
+class InternalError(ScrawnError):
+    code = "internal"
+
+
+ERRORS_BY_CODE: dict[str, type[ScrawnError]] = {
+    cls.code: cls
+    for cls in (
+        InvalidArgumentError,
+        UnauthenticatedError,
+        PermissionDeniedError,
+        NotFoundError,
+        AlreadyExistsError,
+        FailedPreconditionError,
+        ResourceExhaustedError,
+        UnavailableError,
+        DeadlineExceededError,
+        InternalError,
+    )
+}
+
+
+# ------------------------------------------------------------------------------------------------
+# Codes the server never sends on purpose but a client can meet (Connect's full code list), the
+# client-side transport failures, and ``from_code()`` to rebuild a typed error from the wire.
+
+
+class CanceledError(ScrawnError):
+    code = "canceled"
+
+
+class UnknownError(ScrawnError):
+    code = "unknown"
+
+
+class OutOfRangeError(ScrawnError):
+    code = "out_of_range"
+
+
+class UnimplementedError(ScrawnError):
+    code = "unimplemented"
+
+
+class AbortedError(ScrawnError):
+    code = "aborted"
+
+
+class DataLossError(ScrawnError):
+    code = "data_loss"
+
+
+class ConnectionFailedError(UnavailableError):
+    """The SDK could not reach the server or lost the connection mid-call (retried like UNAVAILABLE)."""
+
+
+class RequestTimeoutError(DeadlineExceededError):
+    """The SDK gave up waiting for the server after its ``timeout`` (retried like DEADLINE_EXCEEDED)."""
+
+
+_ALL_ERRORS_BY_CODE: dict[str, type[ScrawnError]] = {
+    **ERRORS_BY_CODE,
+    **{
+        cls.code: cls
+        for cls in (
+            CanceledError, UnknownError, OutOfRangeError, UnimplementedError, AbortedError, DataLossError
+        )
+    },
+}
+
+
+def from_code(
+    code: str, message: str, *, field: str | None = None, request_id: str | None = None
+) -> ScrawnError:
+    """The typed error for a Connect code name (``"invalid_argument"`` → :class:`InvalidArgumentError`);
+    an unrecognised code gives :class:`UnknownError`. ``ValidationError`` is never built here: its
+    constructor takes a field and a problem, and a wire error carries one message."""
+    cls = _ALL_ERRORS_BY_CODE.get(code, UnknownError)
+    return cls(message, field=field, request_id=request_id)

@@ -1,0 +1,595 @@
+"""Bill HTTP requests: ASGI (Starlette, FastAPI, …) and WSGI (Flask, Django, …) middleware.
+
+    from scrawn import Scrawn
+    from scrawn.middleware import ScrawnASGIMiddleware
+
+    scrawn = Scrawn()
+    app.add_middleware(
+        ScrawnASGIMiddleware,
+        client=scrawn,
+        extractor=lambda request: {"user_id": request.headers["x-user-id"], "debit": 1},
+        whitelist=["/api/**"],
+        blacklist=["/api/health"],
+    )
+
+For every request whose path passes ``whitelist`` / ``blacklist`` and whose response succeeded (status
+200–399, or any status with ``bill_failed=True``), the middleware calls ``extractor(request)`` *after the
+response has been sent* and queues a ``BASIC_USAGE`` event of type ``MIDDLEWARE_CALL`` with the client's
+non-blocking ``track()`` buffer. Billing never fails or slows a request: the extractor's exceptions and
+invalid results are reported to ``on_error`` (or logged) and the request is left alone; delivery happens in
+the client's background thread, so a billing server that is down costs the request nothing.
+
+Path patterns follow the TS SDK's ``matchPath``: see :func:`match_path`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from scrawn._ai_stream import ExtractorError
+from scrawn._async import AsyncScrawn
+from scrawn._core import ErrorContext
+from scrawn._sync import Scrawn
+from scrawn.errors import ScrawnError, ValidationError
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = [
+    "ExtractorError",
+    "ScrawnASGIMiddleware",
+    "ScrawnMiddleware",
+    "ScrawnWSGIMiddleware",
+    "match_path",
+    "middleware_event_consumer",
+]
+
+log = logging.getLogger("scrawn.middleware")
+
+MAX_PATTERN: Final = 1024
+OPERATION: Final = "middleware_event_consumer"
+_CONTEXT: Final = "Invalid middleware option"
+_EXTRACTED_KEYS: Final = frozenset({"user_id", "debit", "metadata"})
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Extractor = Callable[[Any], Any]
+ErrorHook = Callable[[ScrawnError, ErrorContext], Any]
+
+
+# ---------------------------------------------------------------------------------------- patterns
+
+
+class _Glob:
+    """A compiled pattern, matched in time linear in the path (a bit-parallel NFA).
+
+    The TS SDK compiles patterns to a regex (``**`` → ``.*``, ``*`` → ``[^/]+``), which backtracks
+    catastrophically: ``/**/a/**/b/**/c/**/d`` against a crafted path of a few hundred segments takes
+    minutes. Request paths come from clients, so this simulates the same language without
+    backtracking: one bit per pattern position, a few integer operations per path character."""
+
+    __slots__ = ("_accept", "_eps", "_lit", "_loop_any", "_loop_seg", "_one_seg", "_start")
+
+    def __init__(self, pattern: str) -> None:
+        lit: dict[str, int] = {}
+        one_seg = loop_seg = loop_any = 0
+        k = 0
+        i = 0
+        while i < len(pattern):
+            if pattern.startswith("**", i):  # any characters, "/" included, possibly none
+                loop_any |= 1 << k
+                k += 1
+                i += 2
+            elif pattern[i] == "*":  # one or more characters other than "/": one, then a loop
+                one_seg |= 1 << k
+                loop_seg |= 1 << (k + 1)
+                k += 2
+                i += 1
+            else:
+                lit[pattern[i]] = lit.get(pattern[i], 0) | 1 << k
+                k += 1
+                i += 1
+        self._lit = lit
+        self._one_seg = one_seg
+        self._loop_seg = loop_seg
+        self._loop_any = loop_any
+        self._eps = loop_seg | loop_any  # loop positions may be skipped
+        self._accept = 1 << k
+        self._start = self._closure(1)
+
+    def _closure(self, states: int) -> int:
+        while True:
+            more = states | ((states & self._eps) << 1)
+            if more == states:
+                return states
+            states = more
+
+    def fullmatch(self, path: str) -> bool:
+        states = self._start
+        lit, one_seg, loop_seg, loop_any = self._lit, self._one_seg, self._loop_seg, self._loop_any
+        for ch in path:
+            nxt = ((states & lit.get(ch, 0)) << 1) | (states & loop_any)
+            if ch != "/":
+                nxt |= ((states & one_seg) << 1) | (states & loop_seg)
+            if not nxt:
+                return False
+            states = self._closure(nxt)
+        return bool(states & self._accept)
+
+
+@functools.lru_cache(maxsize=1024)
+def _compile(pattern: str) -> _Glob:
+    return _Glob(pattern)
+
+
+def _check_pattern(name: str, pattern: object) -> str:
+    if not isinstance(pattern, str):
+        raise ValidationError(name, f"must be a string, not {type(pattern).__name__}", context=_CONTEXT)
+    if not pattern or len(pattern) > MAX_PATTERN or "\x00" in pattern:
+        raise ValidationError(name, f"must be 1 to {MAX_PATTERN} characters, without NUL", context=_CONTEXT)
+    return pattern
+
+
+def match_path(pattern: str, path: str) -> bool:
+    """Whether request ``path`` matches ``pattern``, with the TS SDK's ``matchPath`` semantics
+    (note the argument order: pattern first):
+
+    - a pattern without ``*`` matches only the identical path (``/api/users``);
+    - ``*`` matches one or more characters within one segment: ``/api/*`` matches ``/api/users`` but not
+      ``/api/users/1``, ``/api/`` or ``/api``;
+    - ``**`` matches any characters, ``/`` included (also none): ``/api/**`` matches ``/api/`` and
+      ``/api/users/1`` but not ``/api``; ``**.php`` matches ``/index.php`` and ``/a/b.php``;
+      ``/api/**/data`` matches ``/api/v1/x/data`` but not ``/api/data``.
+
+    Matching is on the path only (no query string), case-sensitive, without decoding or normalising."""
+    _check_pattern("pattern", pattern)
+    if not isinstance(path, str):
+        raise ValidationError("path", f"must be a string, not {type(path).__name__}", context=_CONTEXT)
+    if path == pattern:
+        return True
+    if "*" not in pattern:
+        return False
+    return _compile(pattern).fullmatch(path)
+
+
+def _check_patterns(name: str, patterns: object) -> tuple[str, ...]:
+    if patterns is None:
+        return ()
+    if isinstance(patterns, str | bytes) or not isinstance(patterns, Iterable):
+        raise ValidationError(
+            name, f"must be a list of path patterns, not {type(patterns).__name__}", context=_CONTEXT
+        )
+    checked = tuple(_check_pattern(f"{name}[{i}]", p) for i, p in enumerate(patterns))
+    for pattern in checked:
+        if "*" in pattern:
+            _compile(pattern)
+    return checked
+
+
+# ------------------------------------------------------------------------------------------ billing
+
+
+class _Billing:
+    """What both middlewares share: the options (validated once) and the billing of one request."""
+
+    def __init__(
+        self,
+        client: object,
+        extractor: object,
+        whitelist: object,
+        blacklist: object,
+        bill_failed: object,
+        on_error: object,
+    ) -> None:
+        if not isinstance(client, Scrawn | AsyncScrawn):
+            raise ValidationError(
+                "client",
+                f"must be a scrawn.Scrawn or scrawn.AsyncScrawn, not {type(client).__name__}",
+                context=_CONTEXT,
+            )
+        if not callable(extractor):
+            raise ValidationError(
+                "extractor",
+                "must be callable as extractor(request) -> {'user_id': ..., 'debit': ...} | None",
+                context=_CONTEXT,
+            )
+        if not isinstance(bill_failed, bool):
+            raise ValidationError("bill_failed", "must be a bool", context=_CONTEXT)
+        if on_error is not None and not callable(on_error):
+            raise ValidationError(
+                "on_error", "must be callable as on_error(error, context)", context=_CONTEXT
+            )
+        self.client: Scrawn | AsyncScrawn = client
+        self.extractor: Extractor = extractor
+        self.whitelist = _check_patterns("whitelist", whitelist)
+        self.blacklist = _check_patterns("blacklist", blacklist)
+        self.bill_failed = bill_failed
+        self.on_error: ErrorHook | None = on_error
+
+    def wants(self, path: str) -> bool:
+        """The TS SDK's order: a non-empty whitelist must match; then the blacklist must not."""
+        if self.whitelist and not any(match_path(p, path) for p in self.whitelist):
+            return False
+        return not (self.blacklist and any(match_path(p, path) for p in self.blacklist))
+
+    def billable(self, status: int | None) -> bool:
+        if self.bill_failed:
+            return True
+        return status is not None and 200 <= status < 400
+
+    def hook(self) -> ErrorHook | None:
+        return self.on_error if self.on_error is not None else self.client._config.on_error
+
+    def extracted(self, value: object) -> None:
+        """Validate what the extractor returned and queue the event (non-blocking)."""
+        if value is None:
+            return
+        if not isinstance(value, Mapping):
+            raise ValidationError(
+                "extractor",
+                f"must return a mapping with user_id and debit, or None; got {type(value).__name__}",
+                context="Event validation failed",
+            )
+        unknown = sorted(str(k) for k in value if k not in _EXTRACTED_KEYS)
+        if unknown:
+            raise ValidationError(
+                f"extractor.{unknown[0][:40]}",
+                "is not a known key (expected user_id, debit and optionally metadata)",
+                context="Event validation failed",
+            )
+        for key in ("user_id", "debit"):
+            if key not in value:
+                raise ValidationError(f"extractor.{key}", "is required", context="Event validation failed")
+        track = getattr(self.client, "_track_usage", None)
+        if track is not None:
+            track(value["user_id"], value["debit"], value.get("metadata"), "MIDDLEWARE_CALL")
+        else:  # pragma: no cover - a core without typed tracking: bill as RAW
+            self.client.track(user_id=value["user_id"], debit=value["debit"], metadata=value.get("metadata"))
+
+    def failure(self, error: BaseException) -> ScrawnError:
+        if isinstance(error, ScrawnError):
+            return error
+        wrapped = ExtractorError(f"extractor raised {type(error).__name__}: {error}", field="extractor")
+        wrapped.__cause__ = error
+        return wrapped
+
+    def report_sync(self, error: BaseException) -> None:
+        failure = self.failure(error)
+        hook = self.hook()
+        if hook is None:
+            log.warning("scrawn: a request was not billed: %s", failure.message, exc_info=error)
+            return
+        try:
+            result = hook(failure, ErrorContext(OPERATION, "", None, 0))
+            if inspect.isawaitable(result):
+                asyncio.run(_await(result))
+        except Exception:
+            log.exception("scrawn: on_error raised while handling a middleware failure")
+
+    async def report_async(self, error: BaseException) -> None:
+        failure = self.failure(error)
+        hook = self.hook()
+        if hook is None:
+            log.warning("scrawn: a request was not billed: %s", failure.message, exc_info=error)
+            return
+        try:
+            result = hook(failure, ErrorContext(OPERATION, "", None, 0))
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("scrawn: on_error raised while handling a middleware failure")
+
+
+async def _await(awaitable: Awaitable[Any]) -> None:
+    await awaitable
+
+
+def _options(
+    client: object,
+    extractor: object,
+    whitelist: object,
+    blacklist: object,
+    bill_failed: object,
+    on_error: object,
+) -> _Billing:
+    return _Billing(client, extractor, whitelist, blacklist, bill_failed, on_error)
+
+
+# --------------------------------------------------------------------------------------------- ASGI
+
+
+async def _disconnected() -> Message:
+    return {"type": "http.disconnect"}
+
+
+class ScrawnASGIMiddleware:
+    """ASGI middleware: ``app.add_middleware(ScrawnASGIMiddleware, client=scrawn, extractor=...)`` in
+    Starlette/FastAPI, or ``app = ScrawnASGIMiddleware(app, client=..., extractor=...)`` for any ASGI app.
+
+    ``extractor(request)`` receives a ``starlette.requests.Request`` for the request's scope (the same
+    scope the app saw, so ``request.state``, ``request.path_params`` and ``request.user`` set by the app or
+    inner middleware are visible), or the raw ASGI ``scope`` with ``raw_request=True`` (no Starlette
+    needed). It runs after the response was sent; the request body is no longer readable then. It may be
+    ``async``; a slow synchronous extractor blocks the event loop. Return ``{"user_id": ..., "debit": ...,
+    "metadata": ...}`` (metadata optional) or ``None`` to not bill the request. Only ``http`` requests are
+    billed (``websocket`` and ``lifespan`` pass through)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        client: Scrawn | AsyncScrawn,
+        extractor: Extractor,
+        whitelist: Sequence[str] | None = None,
+        blacklist: Sequence[str] | None = None,
+        bill_failed: bool = False,
+        on_error: ErrorHook | None = None,
+        raw_request: bool = False,
+    ) -> None:
+        if not callable(app):
+            raise ValidationError("app", "must be an ASGI application", context=_CONTEXT)
+        if not isinstance(raw_request, bool):
+            raise ValidationError("raw_request", "must be a bool", context=_CONTEXT)
+        self.app = app
+        self._billing = _options(client, extractor, whitelist, blacklist, bill_failed, on_error)
+        self._request_class: Any = None
+        if not raw_request:
+            try:
+                from starlette.requests import Request
+            except ImportError:  # pragma: no cover - exercised without starlette only
+                raise ValidationError(
+                    "raw_request",
+                    "must be True when starlette is not installed (the extractor then gets the ASGI scope)",
+                    context=_CONTEXT,
+                ) from None
+            self._request_class = Request
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("type") != "http" or not self._billing.wants(scope.get("path", "")):
+            await self.app(scope, receive, send)
+            return
+        status: int | None = None
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message.get("type") == "http.response.start":
+                status = message.get("status")
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        except Exception:
+            if self._billing.bill_failed:
+                await self._bill(scope)
+            raise
+        if self._billing.billable(status):
+            await self._bill(scope)
+
+    async def _bill(self, scope: Scope) -> None:
+        try:
+            request = scope if self._request_class is None else self._request_class(scope, _disconnected)
+            value = self._billing.extractor(request)
+            if inspect.isawaitable(value):
+                value = await value
+            self._billing.extracted(value)
+        except Exception as error:
+            await self._billing.report_async(error)
+
+
+# --------------------------------------------------------------------------------------------- WSGI
+
+
+class _BilledBody:
+    """The app's response iterable; bills (once) when the server closes it, as WSGI servers must."""
+
+    def __init__(self, body: Iterable[bytes], on_close: Callable[[bool], None]) -> None:
+        self._body = body
+        self._on_close = on_close
+        self._failed = False
+        self._closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._body
+        except BaseException:
+            self._failed = True
+            raise
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._on_close(self._failed)
+
+
+class ScrawnWSGIMiddleware:
+    """WSGI middleware: ``app.wsgi_app = ScrawnWSGIMiddleware(app.wsgi_app, client=..., extractor=...)``
+    in Flask, ``application = ScrawnWSGIMiddleware(get_wsgi_application(), ...)`` in Django's ``wsgi.py``.
+
+    ``extractor(request)`` receives a ``werkzeug.wrappers.Request`` for the request's WSGI environ (the
+    same dict the app saw: values the app put in ``request.environ`` are visible), or the raw ``environ``
+    with ``raw_request=True`` (no Werkzeug needed, e.g. for Django). It runs when the server closes the
+    response — after the body was sent — in the request's thread; Flask's ``g`` and ``flask.request`` are
+    gone by then, so pass values through ``request.environ`` (e.g. ``environ["scrawn.user_id"]``).
+    Return ``{"user_id": ..., "debit": ..., "metadata": ...}`` or ``None`` to not bill the request."""
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        *,
+        client: Scrawn | AsyncScrawn,
+        extractor: Extractor,
+        whitelist: Sequence[str] | None = None,
+        blacklist: Sequence[str] | None = None,
+        bill_failed: bool = False,
+        on_error: ErrorHook | None = None,
+        raw_request: bool = False,
+    ) -> None:
+        if not callable(app):
+            raise ValidationError("app", "must be a WSGI application", context=_CONTEXT)
+        if not isinstance(raw_request, bool):
+            raise ValidationError("raw_request", "must be a bool", context=_CONTEXT)
+        self.app = app
+        self._billing = _options(client, extractor, whitelist, blacklist, bill_failed, on_error)
+        self._request_class: Any = None
+        if not raw_request:
+            try:
+                from werkzeug.wrappers import Request
+            except ImportError:  # pragma: no cover - exercised without werkzeug only
+                raise ValidationError(
+                    "raw_request",
+                    "must be True when werkzeug is not installed (the extractor then gets the WSGI environ)",
+                    context=_CONTEXT,
+                ) from None
+            self._request_class = Request
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if not self._billing.wants(environ.get("PATH_INFO", "") or "/"):
+            return self.app(environ, start_response)
+        status: list[int | None] = [None]
+
+        def start(status_line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            try:
+                status[0] = int(status_line.split(None, 1)[0])
+            except (ValueError, IndexError):
+                status[0] = None
+            if exc_info is not None:
+                return start_response(status_line, headers, exc_info)
+            return start_response(status_line, headers)
+
+        try:
+            body = self.app(environ, start)
+        except Exception:
+            if self._billing.bill_failed:
+                self._bill(environ)
+            raise
+
+        def on_close(failed: bool) -> None:
+            if self._billing.bill_failed or (not failed and self._billing.billable(status[0])):
+                self._bill(environ)
+
+        return _BilledBody(body, on_close)
+
+    def _bill(self, environ: WSGIEnvironment) -> None:
+        try:
+            request = environ if self._request_class is None else self._request_class(environ)
+            value = self._billing.extractor(request)
+            if inspect.isawaitable(value):
+                value = asyncio.run(_value(value))
+            self._billing.extracted(value)
+        except Exception as error:
+            self._billing.report_sync(error)
+
+
+async def _value(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+# ---------------------------------------------------------------------------------------- factory
+
+
+class ScrawnMiddleware:
+    """The TS SDK's ``middlewareEventConsumer(...)`` result: call it on an app to wrap it —
+    ``app = consumer(app)`` — ASGI or WSGI detected from the app (an ``async`` callable is ASGI), or
+    say which with :meth:`asgi` / :meth:`wsgi`. Starlette accepts it directly:
+    ``app.add_middleware(consumer)``."""
+
+    def __init__(
+        self,
+        client: Scrawn | AsyncScrawn,
+        *,
+        extractor: Extractor,
+        whitelist: Sequence[str] | None = None,
+        blacklist: Sequence[str] | None = None,
+        bill_failed: bool = False,
+        on_error: ErrorHook | None = None,
+        raw_request: bool = False,
+    ) -> None:
+        _options(client, extractor, whitelist, blacklist, bill_failed, on_error)  # validate now
+        if not isinstance(raw_request, bool):
+            raise ValidationError("raw_request", "must be a bool", context=_CONTEXT)
+        self._kwargs: dict[str, Any] = {
+            "client": client,
+            "extractor": extractor,
+            "whitelist": whitelist,
+            "blacklist": blacklist,
+            "bill_failed": bill_failed,
+            "on_error": on_error,
+            "raw_request": raw_request,
+        }
+
+    def asgi(self, app: ASGIApp) -> ScrawnASGIMiddleware:
+        return ScrawnASGIMiddleware(app, **self._kwargs)
+
+    def wsgi(self, app: WSGIApplication) -> ScrawnWSGIMiddleware:
+        return ScrawnWSGIMiddleware(app, **self._kwargs)
+
+    def __call__(self, app: Any) -> ScrawnASGIMiddleware | ScrawnWSGIMiddleware:
+        kind = _app_kind(app)
+        if kind == "asgi":
+            return self.asgi(app)
+        if kind == "wsgi":
+            return self.wsgi(app)
+        raise ValidationError(
+            "app",
+            "is neither recognisably ASGI (an async callable) nor WSGI; use .asgi(app) or .wsgi(app)",
+            context=_CONTEXT,
+        )
+
+
+def _app_kind(app: object) -> str | None:
+    if not callable(app):
+        return None
+    call = app if inspect.isfunction(app) or inspect.ismethod(app) else type(app).__call__
+    if inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(app):
+        return "asgi"
+    try:
+        params = [
+            p
+            for p in inspect.signature(app).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+    except (TypeError, ValueError):
+        return None
+    return {2: "wsgi", 3: "asgi"}.get(len(params))
+
+
+def middleware_event_consumer(
+    client: Scrawn | AsyncScrawn,
+    *,
+    extractor: Extractor,
+    whitelist: Sequence[str] | None = None,
+    blacklist: Sequence[str] | None = None,
+    bill_failed: bool = False,
+    on_error: ErrorHook | None = None,
+    raw_request: bool = False,
+) -> ScrawnMiddleware:
+    """The TS SDK's ``middlewareEventConsumer``: a middleware factory for ASGI and WSGI apps.
+
+    ``extractor(request)`` returns ``{"user_id": ..., "debit": ..., "metadata": ...}`` or ``None``;
+    ``whitelist`` (only these paths are billed) and ``blacklist`` (these are not) take :func:`match_path`
+    patterns; only responses with status 200–399 are billed unless ``bill_failed=True``. ``on_error(error,
+    context)`` sees extractor failures (default: the client's ``on_error``, else the log). Every option is
+    validated here, before any request."""
+    return ScrawnMiddleware(
+        client,
+        extractor=extractor,
+        whitelist=whitelist,
+        blacklist=blacklist,
+        bill_failed=bill_failed,
+        on_error=on_error,
+        raw_request=raw_request,
+    )

@@ -1,0 +1,193 @@
+"""The JSON HTTP API under ``/api/v1`` (dash keys): tags and named expressions."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from scrawn.errors import ScrawnError, ValidationError
+from scrawn.server.db.engine import Database
+from scrawn.server.keys.service import Caller, KeyService
+from scrawn.server.pricing import catalog, overrides
+
+log = logging.getLogger("scrawn.api")
+HTTP_STATUS = {
+    "invalid_argument": 400,
+    "unauthenticated": 401,
+    "permission_denied": 403,
+    "not_found": 404,
+    "already_exists": 409,
+    "failed_precondition": 412,
+    "resource_exhausted": 429,
+    "unavailable": 503,
+    "internal": 500,
+}
+MAX_BODY = 64 * 1024
+
+Endpoint = Callable[[Request, Caller], Awaitable[Response]]
+
+
+def error_response(error: ScrawnError) -> JSONResponse:
+    body = {"code": error.code, "message": error.message, "field": error.field}
+    return JSONResponse(body, status_code=HTTP_STATUS.get(error.code, 500))
+
+
+class JsonApi:
+    def __init__(self, db: Database, keys: KeyService) -> None:
+        self._db = db
+        self._keys = keys
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api/v1/tags", self._wrap(self.list_tags), methods=["GET"]),
+            Route("/api/v1/tags", self._wrap(self.put_tag), methods=["POST"]),
+            Route("/api/v1/tags/{key}", self._wrap(self.delete_tag), methods=["DELETE"]),
+            Route("/api/v1/expressions", self._wrap(self.list_expressions), methods=["GET"]),
+            Route("/api/v1/expressions", self._wrap(self.put_expression), methods=["POST"]),
+            Route("/api/v1/expressions/{name}", self._wrap(self.delete_expression), methods=["DELETE"]),
+            Route("/api/v1/event-prices", self._wrap(self.list_event_prices), methods=["GET"]),
+            Route("/api/v1/event-prices", self._wrap(self.put_event_price), methods=["POST"]),
+            Route("/api/v1/event-prices/{type}", self._wrap(self.delete_event_price), methods=["DELETE"]),
+            Route("/api/v1/model-prices", self._wrap(self.list_model_prices), methods=["GET"]),
+            Route("/api/v1/model-prices", self._wrap(self.put_model_price), methods=["POST"]),
+            Route("/api/v1/model-prices/{id}", self._wrap(self.delete_model_price), methods=["DELETE"]),
+        ]
+
+    def _wrap(self, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+        async def run(request: Request) -> Response:
+            try:
+                caller = await self._keys.authenticate(
+                    request.headers.get("authorization"), request.headers.get("x-scrawn-mode")
+                )
+                caller.require(("dash",), "manage pricing")
+                return await endpoint(request, caller)
+            except ScrawnError as e:
+                return error_response(e)
+            except Exception:
+                request_id = uuid.uuid4().hex
+                log.exception("internal error (request id %s)", request_id)
+                return JSONResponse(
+                    {
+                        "code": "internal",
+                        "message": f"Internal error (request id {request_id})",
+                        "field": None,
+                    },
+                    status_code=500,
+                )
+
+        return run
+
+    async def list_tags(self, request: Request, caller: Caller) -> Response:
+        async with self._db.read() as conn:
+            found = await catalog.list_tags(conn, caller.project_id)
+        return JSONResponse({"tags": [catalog.tag_json(t) for t in found]})
+
+    async def put_tag(self, request: Request, caller: Caller) -> Response:
+        body = await _json_object(request)
+        key = catalog.check_name("key", body.get("key"))
+        price = catalog.check_price("price", body.get("price"))
+        async with self._db.write() as conn:
+            tag = await catalog.put_tag(conn, caller.project_id, key, price)
+        return JSONResponse(catalog.tag_json(tag), status_code=201 if tag.version == 1 else 200)
+
+    async def delete_tag(self, request: Request, caller: Caller) -> Response:
+        key = catalog.check_name("key", request.path_params["key"])
+        async with self._db.write() as conn:
+            await catalog.delete_tag(conn, caller.project_id, key)
+        return Response(status_code=204)
+
+    async def list_expressions(self, request: Request, caller: Caller) -> Response:
+        async with self._db.read() as conn:
+            found = await catalog.current_expressions(conn, caller.project_id, None)
+        return JSONResponse({"expressions": [catalog.expression_json(e) for e in found.values()]})
+
+    async def put_expression(self, request: Request, caller: Caller) -> Response:
+        body = await _json_object(request)
+        name = catalog.check_name("name", body.get("name"))
+        text = catalog.check_expression("expression", body.get("expression"))
+        async with self._db.write() as conn:
+            named = await catalog.put_expression(conn, caller.project_id, name, text)
+        return JSONResponse(catalog.expression_json(named), status_code=201 if named.version == 1 else 200)
+
+    async def delete_expression(self, request: Request, caller: Caller) -> Response:
+        name = catalog.check_name("name", request.path_params["name"])
+        async with self._db.write() as conn:
+            await catalog.delete_expression(conn, caller.project_id, name)
+        return Response(status_code=204)
+
+
+    async def list_event_prices(self, request: Request, caller: Caller) -> Response:
+        async with self._db.read() as conn:
+            found = await catalog.current_event_prices(conn, caller.project_id, None)
+        return JSONResponse({"eventPrices": [catalog.event_price_json(e) for e in found.values()]})
+
+    async def put_event_price(self, request: Request, caller: Caller) -> Response:
+        body = await _json_object(request)
+        event_type = catalog.check_event_type("type", body.get("type"))
+        text = catalog.check_expression("expression", body.get("expression"))
+        async with self._db.write() as conn:
+            price = await catalog.put_event_price(conn, caller.project_id, event_type, text)
+        return JSONResponse(catalog.event_price_json(price), status_code=201 if price.version == 1 else 200)
+
+    async def delete_event_price(self, request: Request, caller: Caller) -> Response:
+        event_type = catalog.check_event_type("type", request.path_params["type"])
+        async with self._db.write() as conn:
+            await catalog.delete_event_price(conn, caller.project_id, event_type)
+        return Response(status_code=204)
+
+    # Model price overrides (docs/usage.md): USD per million tokens / per minute, from an effective time.
+
+    async def list_model_prices(self, request: Request, caller: Caller) -> Response:
+        model = request.query_params.get("model")
+        async with self._db.read() as conn:
+            found = await overrides.list_overrides(
+                conn, caller.project_id, None if model is None else [overrides.check_model("model", model)]
+            )
+        return JSONResponse({"modelPrices": [overrides.override_json(o) for o in found]})
+
+    async def put_model_price(self, request: Request, caller: Caller) -> Response:
+        body = await _json_object(request)
+        model = overrides.check_model("model", body.get("model"))
+        provider = overrides.check_provider("provider", body.get("provider"))
+        effective_from = overrides.check_time("effectiveFrom", body.get("effectiveFrom"))
+        rates = overrides.check_rates(body)
+        async with self._db.write() as conn:
+            found, created = await overrides.put_override(
+                conn,
+                caller.project_id,
+                model=model,
+                provider=provider,
+                effective_from=effective_from,
+                rates=rates,
+            )
+        return JSONResponse(overrides.override_json(found), status_code=201 if created else 200)
+
+    async def delete_model_price(self, request: Request, caller: Caller) -> Response:
+        async with self._db.write() as conn:
+            await overrides.delete_override(conn, caller.project_id, request.path_params["id"])
+        return Response(status_code=204)
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise ValidationError("body", f"must be at most {MAX_BODY} bytes")
+    try:
+        # Prices must stay exact: JSON numbers are read as Decimal, never float.
+        body = json.loads(raw, parse_float=str, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        raise ValidationError("body", "must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise ValidationError("body", "must be a JSON object")
+    return body
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(name)

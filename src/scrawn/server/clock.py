@@ -1,0 +1,19 @@
+"""The server's one clock. Every expiry, TTL and timestamp the server makes reads ``now_ms()``.
+
+``SCRAWN_CLOCK_FILE`` names a file holding Unix milliseconds: a frozen clock that tests (and demos) move
+by rewriting the file, the same in every process that shares it. Never set it in production.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+_CLOCK_FILE = os.environ.get("SCRAWN_CLOCK_FILE") or None
+
+
+def now_ms() -> int:
+    if _CLOCK_FILE is not None:
+        return int(Path(_CLOCK_FILE).read_text().strip())
+    return time.time_ns() // 1_000_000

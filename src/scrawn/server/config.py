@@ -1,0 +1,69 @@
+"""Server settings from flags and ``SCRAWN_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8069
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    data_dir: Path = Path("scrawn-data")
+    database_url: str | None = None  # None: SQLite in data_dir
+    secret: str | None = None  # None: read or create data_dir/secret (SQLite only)
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        env = os.environ
+        values: dict[str, object] = {
+            "host": env.get("SCRAWN_HOST", DEFAULT_HOST),
+            "port": int(env.get("SCRAWN_PORT", DEFAULT_PORT)),
+            "data_dir": Path(env.get("SCRAWN_DATA_DIR", "scrawn-data")),
+            "database_url": env.get("SCRAWN_DATABASE_URL") or None,
+            "secret": env.get("SCRAWN_SECRET") or None,
+            "log_level": env.get("SCRAWN_LOG_LEVEL", "info"),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def resolved_database_url(self) -> str:
+        return normalise_database_url(self.database_url or f"sqlite:///{self.data_dir / 'scrawn.db'}")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    def resolved_secret(self) -> str:
+        """The server secret: HMAC key for API keys. Required with PostgreSQL (same on every replica)."""
+        if self.secret:
+            return self.secret
+        if not self.is_sqlite:
+            raise RuntimeError("SCRAWN_SECRET must be set when using PostgreSQL (the same on every replica)")
+        path = self.data_dir / "secret"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(32))
+        return path.read_text().strip()
+
+
+def normalise_database_url(url: str) -> str:
+    """Map plain URLs onto the async drivers: sqlite → aiosqlite, postgresql → asyncpg."""
+    for plain, driver in (
+        ("sqlite://", "sqlite+aiosqlite://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url

@@ -1,0 +1,282 @@
+"""All tables. Every primary and unique key begins with ``project_id`` (DESIGN §1) so the schema can
+be distributed by project. Timestamps are integer Unix milliseconds: identical on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from scrawn.server.db.types import Micros
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("currency", String(3), nullable=False, server_default="USD"),
+    Column("amount_unit", String(8), nullable=False, server_default="minor"),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("project_id", String(36), nullable=False),
+    Column("id", String(36), nullable=False),
+    # HMAC-SHA256 of the key under SCRAWN_SECRET; looked up by this index (not unique: see docs/keys.md).
+    Column("key_hash", String(64), nullable=False),
+    Column("display", String(24), nullable=False),  # e.g. "scrn_live_Ab3d…"
+    Column("role", String(8), nullable=False),  # dash | live | test
+    Column("name", String(255), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger),
+    Column("revoked_at", BigInteger),
+    Column("last_used_at", BigInteger),
+    PrimaryKeyConstraint("project_id", "id"),
+    Index("ix_api_keys_key_hash", "key_hash"),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("project_id", String(36), nullable=False),
+    Column("key", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("price", Micros, nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("project_id", "key", "version"),
+)
+
+expressions = Table(
+    "expressions",
+    metadata,
+    Column("project_id", String(36), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("project_id", "name", "version"),
+)
+
+event_prices = Table(
+    "event_prices",
+    metadata,
+    Column("project_id", String(36), nullable=False),
+    Column("event_type", String(128), nullable=False),  # a typed event's type, e.g. "document.processed"
+    Column("version", Integer, nullable=False),
+    Column("expression", Text, nullable=False),  # may use quantity()
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("project_id", "event_type", "version"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("project_id", String(36), nullable=False),
+    Column("mode", String(4), nullable=False),
+    Column("id", String(36), nullable=False),
+    Column("idempotency_key", String(255), nullable=False),
+    Column("fingerprint", String(64), nullable=False),  # hash of the request's content, for duplicates
+    Column("event_type", String(32), nullable=False),  # BASIC_USAGE | AI_TOKEN_USAGE | TYPED
+    Column("user_id", String(256), nullable=False),
+    Column("basic_usage_type", String(32)),
+    Column("reported_at", BigInteger, nullable=False),  # Unix seconds
+    Column("ingested_at", BigInteger, nullable=False),  # Unix ms
+    Column("debit", Micros, nullable=False),  # total, minor units
+    Column("model", String(255)),
+    Column("provider", String(255)),
+    Column("input_tokens", Integer),
+    Column("output_tokens", Integer),
+    Column("input_cache_tokens", Integer),
+    Column("output_cache_tokens", Integer),
+    Column("input_debit", Micros),
+    Column("output_debit", Micros),
+    Column("input_cache_debit", Micros),
+    Column("output_cache_debit", Micros),
+    Column("metadata", Text),
+    Column("name", String(128)),  # TYPED events: their type, e.g. "document.processed"
+    Column("quantity", String(64)),  # TYPED events: exact decimal text
+    Column("product_ref", String(255)),
+    Column("pricing", Text, nullable=False),  # JSON: what priced it (expressions, tag versions)
+    PrimaryKeyConstraint("project_id", "mode", "id"),
+    UniqueConstraint("project_id", "mode", "idempotency_key"),
+    Index("ix_events_user", "project_id", "mode", "user_id", "ingested_at"),
+    Index("ix_events_ingested", "project_id", "mode", "ingested_at"),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("project_id", String(36), nullable=False),
+    Column("mode", String(4), nullable=False),
+    Column("id", String(36), nullable=False),
+    Column("user_id", String(256), nullable=False),
+    Column(
+        "kind", String(32), nullable=False
+    ),  # usage | payment | top_up | grant | adjustment | refund | debit | capture | expiry
+    Column("amount", Micros, nullable=False),  # signed: usage is negative
+    Column("event_id", String(36)),
+    Column("reservation_id", String(36)),
+    Column("idempotency_key", String(255)),  # wallet credits and debits; NULL for usage (the event has one)
+    Column("fingerprint", String(64)),
+    Column("description", String(255)),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("project_id", "mode", "id"),
+    UniqueConstraint("project_id", "mode", "idempotency_key"),
+    Index("ix_ledger_entries_user", "project_id", "mode", "user_id", "created_at"),
+)
+
+reservations = Table(
+    "reservations",
+    metadata,
+    Column("project_id", String(36), nullable=False),
+    Column("mode", String(4), nullable=False),
+    Column("id", String(36), nullable=False),
+    Column("user_id", String(256), nullable=False),
+    Column("amount", Micros, nullable=False),  # held while active
+    Column("status", String(10), nullable=False),  # active | confirmed | cancelled | expired
+    Column("idempotency_key", String(255), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("description", String(255)),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("confirmed_amount", Micros),
+    Column("transaction_id", String(36)),
+    PrimaryKeyConstraint("project_id", "mode", "id"),
+    UniqueConstraint("project_id", "mode", "idempotency_key"),
+    Index("ix_reservations_active", "status", "expires_at"),
+    Index("ix_reservations_user", "project_id", "mode", "user_id", "created_at"),
+)
+
+model_price_overrides = Table(  # per-project LLM prices (docs/usage.md): custom models, negotiated rates
+    "model_price_overrides",
+    metadata,
+    Column("project_id", String(36), nullable=False),
+    Column("id", String(36), nullable=False),
+    Column("model", String(255), nullable=False),  # lower-case model name, as requests name it
+    Column("provider", String(64), nullable=False),  # lower-case; "" = every provider
+    Column("effective_from", BigInteger, nullable=False),  # Unix ms: prices usage at or after it
+    # Rates in minor units (US cents) per million tokens / per minute of audio; NULL = not priced.
+    Column("input_mtok", Micros),
+    Column("output_mtok", Micros),
+    Column("cache_read_mtok", Micros),
+    Column("cache_write_mtok", Micros),
+    Column("audio_minute", Micros),
+    Column("created_at", BigInteger, nullable=False),
+    Column("deleted_at", BigInteger),  # soft delete: records priced by it keep their cost and its id
+    PrimaryKeyConstraint("project_id", "id"),
+    Index("ix_model_price_overrides_model", "project_id", "model", "effective_from"),
+)
+
+usage_records = Table(  # RecordUsage (docs/usage.md): priced LLM usage, customer or system context
+    "usage_records",
+    metadata,
+    Column("project_id", String(36), nullable=False),
+    Column("mode", String(4), nullable=False),
+    Column("id", String(36), nullable=False),
+    Column("idempotency_key", String(255), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("user_id", String(256), nullable=False),  # "" for system usage with no user
+    Column("context", String(8), nullable=False),  # customer | system
+    Column("transaction_id", String(36)),  # customer: the reservation's capture entry
+    Column("reservation_id", String(36)),
+    Column("model", String(255), nullable=False),  # lower-case, as recorded
+    Column("provider", String(64), nullable=False),  # the provider that priced it
+    Column("usage_type", String(16), nullable=False),  # text | audio_stt | audio_tts | embedding
+    Column("input_tokens", BigInteger, nullable=False),  # all input tokens, cached ones included
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cached_tokens", BigInteger, nullable=False),
+    Column("cache_write_tokens", BigInteger, nullable=False),
+    Column("audio_ms", BigInteger, nullable=False),  # audio duration in milliseconds
+    Column("input_cost", Micros, nullable=False),
+    Column("output_cost", Micros, nullable=False),
+    Column("cached_cost", Micros, nullable=False),
+    Column("cache_write_cost", Micros, nullable=False),
+    Column("audio_cost", Micros, nullable=False),
+    Column("cost", Micros, nullable=False),  # Σ the parts, minor units
+    Column("pricing", Text, nullable=False),  # JSON: the price entry (book version or override id)
+    Column("description", String(255)),
+    Column("occurred_at", BigInteger, nullable=False),  # Unix ms
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("project_id", "mode", "id"),
+    UniqueConstraint("project_id", "mode", "idempotency_key"),
+    Index("ix_usage_records_time", "project_id", "mode", "occurred_at"),
+    Index("ix_usage_records_user", "project_id", "mode", "user_id", "occurred_at"),
+    Index("ix_usage_records_transaction", "project_id", "mode", "transaction_id"),
+)
+
+balances = Table(
+    "balances",
+    metadata,
+    Column("project_id", String(36), nullable=False),
+    Column("mode", String(4), nullable=False),
+    Column("user_id", String(256), nullable=False),
+    Column("balance", Micros, nullable=False),  # Σ ledger_entries.amount, kept in the same transaction
+    Column("held", Micros, nullable=False, server_default="0"),  # Σ active reservations
+    Column("updated_at", BigInteger, nullable=False),
+    # Spend controls (docs/wallets.md), on the row every debit already locks and updates:
+    Column("spend_cap", Micros),  # per calendar month (UTC); NULL = none
+    Column("spend_period", Integer),  # the month ``spent`` counts, as yyyymm
+    Column("spent", Micros, nullable=False, server_default="0"),  # usage + debit + capture in that month
+    Column("low_balance_threshold", Micros),  # record a balance.low alert when available crosses below
+    PrimaryKeyConstraint("project_id", "mode", "user_id"),
+)
+
+credit_lots = Table(  # credits with an expiry, consumed soonest-expiring first (docs/wallets.md)
+    "credit_lots",
+    metadata,
+    Column("project_id", String(36), nullable=False),
+    Column("mode", String(4), nullable=False),
+    Column("id", String(36), nullable=False),  # the credit's ledger entry id
+    Column("user_id", String(256), nullable=False),
+    Column("amount", Micros, nullable=False),  # credited
+    Column("remaining", Micros, nullable=False),  # not yet consumed nor expired
+    Column("expired", Micros, nullable=False, server_default="0"),  # Σ its expiry entries
+    Column("expiry_count", Integer, nullable=False, server_default="0"),  # its expiry entries so far
+    Column("expires_at", BigInteger, nullable=False),  # Unix ms
+    Column("due_at", BigInteger),  # when a sweeper should look at it next; NULL = nothing left to expire
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("project_id", "mode", "id"),
+    Index("ix_credit_lots_user", "project_id", "mode", "user_id", "expires_at"),
+    Index("ix_credit_lots_due", "due_at"),
+)
+
+balance_alerts = Table(  # balance.low crossings, recorded in the transaction that crossed (for webhooks)
+    "balance_alerts",
+    metadata,
+    Column("project_id", String(36), nullable=False),
+    Column("mode", String(4), nullable=False),
+    Column("id", String(36), nullable=False),
+    Column("user_id", String(256), nullable=False),
+    Column("kind", String(32), nullable=False),  # balance.low
+    Column("threshold", Micros, nullable=False),
+    Column("balance", Micros, nullable=False),  # after the crossing
+    Column("available", Micros, nullable=False),  # after the crossing (< threshold)
+    Column("created_at", BigInteger, nullable=False),
+    Column("delivered_at", BigInteger),  # set by the webhook outbox (payments issue)
+    PrimaryKeyConstraint("project_id", "mode", "id"),
+    Index("ix_balance_alerts_pending", "delivered_at", "created_at"),
+    Index("ix_balance_alerts_user", "project_id", "mode", "user_id", "created_at"),
+)

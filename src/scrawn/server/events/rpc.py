@@ -1,0 +1,115 @@
+"""``event.v1.EventService`` over gRPC, Connect and gRPC-web."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from connectrpc.request import RequestContext
+
+from scrawn._proto.event.v1 import event_pb2 as pb
+from scrawn.errors import ScrawnError
+from scrawn.server.events.intake import (
+    INTERNAL_ERROR,
+    STORAGE_FAILURE,
+    VALIDATION_FAILED,
+    EventInput,
+    EventInvalid,
+    from_register,
+    from_stream_item,
+)
+from scrawn.server.events.service import EventService
+from scrawn.server.events.store import Stored
+from scrawn.server.keys.service import KeyService, Role
+from scrawn.server.rpc import authenticate, authenticate_stream, handler, internal_error
+
+INGEST_ROLES: tuple[Role, ...] = ("live", "test")
+STREAM_CHUNK = 1000  # items priced and committed together within one stream
+CODES_BY_ERROR = {"already_exists": VALIDATION_FAILED, "unavailable": STORAGE_FAILURE}
+
+
+class EventRpc:
+    def __init__(self, keys: KeyService, events: EventService) -> None:
+        self._keys = keys
+        self._events = events
+
+    @handler
+    async def register_event(
+        self, request: pb.RegisterEventRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.RegisterEventResponse:
+        caller = await authenticate(self._keys, ctx)
+        caller.require(INGEST_ROLES, "ingest events")
+        event = from_register(request)
+        [outcome] = await self._events.ingest(caller, [event])
+        if isinstance(outcome, ScrawnError):
+            raise outcome
+        return pb.RegisterEventResponse(
+            eventId=outcome.event_id,
+            idempotencyKey=outcome.idempotency_key,
+            ingestedTimestamp=outcome.ingested_at,
+            eventType=event.event_type,
+            userId=event.user_id,
+            message="Event stored successfully",
+            duplicate=outcome.duplicate,
+        )
+
+    @handler
+    async def stream_events(
+        self, request: AsyncIterator[pb.StreamEventRequest], ctx: RequestContext[Any, Any]
+    ) -> pb.StreamEventResponse:
+        caller = await authenticate_stream(self._keys, ctx, request)
+        if caller.role not in INGEST_ROLES:
+            async for _ in request:
+                pass
+            caller.require(INGEST_ROLES, "ingest events")
+        response = pb.StreamEventResponse()
+        chunk: list[tuple[int, EventInput]] = []
+        index = 0
+        async for item in request:
+            try:
+                chunk.append((index, from_stream_item(item)))
+            except EventInvalid as e:
+                _fail(response, index, item.idempotencyKey, e.stream_code, e.message)
+            except Exception as e:  # one bad item never aborts the stream
+                error = internal_error(e, "StreamEvents item")
+                _fail(response, index, item.idempotencyKey, INTERNAL_ERROR, error.message)
+            index += 1
+            if len(chunk) >= STREAM_CHUNK:
+                await self._ingest(caller, chunk, response)
+                chunk = []
+        if chunk:
+            await self._ingest(caller, chunk, response)
+        response.eventsProcessed = index
+        response.eventsFailed = len(response.failures)
+        succeeded = index - response.eventsFailed
+        response.message = f"Processed {index} events ({succeeded} succeeded, {response.eventsFailed} failed)"
+        response.failures.sort(key=lambda f: f.eventIndex)
+        return response
+
+    async def _ingest(
+        self, caller: Any, chunk: list[tuple[int, EventInput]], response: pb.StreamEventResponse
+    ) -> None:
+        try:
+            outcomes = await self._events.ingest(caller, [event for _, event in chunk])
+        except ScrawnError as e:
+            for index, event in chunk:
+                _fail(
+                    response,
+                    index,
+                    event.idempotency_key or "",
+                    CODES_BY_ERROR.get(e.code, STORAGE_FAILURE),
+                    e.message,
+                )
+            return
+        for (index, event), outcome in zip(chunk, outcomes, strict=True):
+            if isinstance(outcome, Stored):
+                response.duplicates += outcome.duplicate
+            else:
+                code = getattr(outcome, "stream_code", CODES_BY_ERROR.get(outcome.code, INTERNAL_ERROR))
+                _fail(response, index, event.idempotency_key or "", code, outcome.message)
+
+
+def _fail(response: pb.StreamEventResponse, index: int, key: str, code: str, message: str) -> None:
+    response.failures.append(
+        pb.EventFailure(eventIndex=index, idempotencyKey=key, errorCode=code, message=message)
+    )

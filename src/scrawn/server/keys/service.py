@@ -1,0 +1,239 @@
+"""Projects and API keys (DESIGN §2): ``scrn_<role>_<32 chars>``, stored only as HMAC-SHA256 under the
+server secret, with the exact authentication errors of the contract."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import string
+import time
+import uuid
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from sqlalchemy import RowMapping, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from scrawn.errors import NotFoundError, PermissionDeniedError, UnauthenticatedError, ValidationError
+from scrawn.server.db.engine import Database, now_ms
+from scrawn.server.db.schema import api_keys, projects
+
+log = logging.getLogger("scrawn.keys")
+Role = Literal["dash", "live", "test"]
+Mode = Literal["live", "test"]
+ROLES: tuple[Role, ...] = ("dash", "live", "test")
+KEY_PATTERN = re.compile(r"scrn_(dash|live|test)_[A-Za-z0-9]{32}")
+KEY_LENGTH = 42
+_ALPHABET = string.ascii_letters + string.digits
+# A revocation must reach every process within 1 s (DESIGN §2): cached lookups live half that.
+CACHE_SECONDS = 0.5
+LAST_USED_EVERY_MS = 60_000
+
+MSG_MISSING = "Missing Authorization header"
+MSG_NOT_BEARER = 'Authorization header must be in format "Bearer <api_key>"'
+MSG_PREFIX = "Invalid API key: Invalid key prefix — expected scrn_dash_, scrn_live_, or scrn_test_"
+MSG_FORMAT = "Invalid API key: Invalid API key format"
+MSG_NOT_FOUND = "Invalid API key: API key not found"
+MSG_REVOKED = "API key has been revoked"
+MSG_EXPIRED = "API key has expired"
+
+ROLE_NAMES: dict[Role, str] = {"dash": "Dashboard", "live": "Live", "test": "Test"}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the key's project and role, and the mode its data lives in."""
+
+    project_id: str
+    key_id: str
+    role: Role
+    mode: Mode
+
+    def require(self, allowed: tuple[Role, ...], action: str) -> None:
+        """Refuse a role not allowed for the call, e.g. ``Dashboard keys cannot ingest events``."""
+        if self.role not in allowed:
+            raise PermissionDeniedError(f"{ROLE_NAMES[self.role]} keys cannot {action}")
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    project_id: str
+    id: str
+    role: Role
+    name: str
+    display: str
+    created_at: int
+    expires_at: int | None
+    revoked_at: int | None
+    last_used_at: int | None
+
+
+def generate_key(role: Role) -> str:
+    return f"scrn_{role}_" + "".join(secrets.choice(_ALPHABET) for _ in range(32))
+
+
+def hash_key(secret: str, key: str) -> str:
+    return hmac.new(secret.encode(), key.encode(), hashlib.sha256).hexdigest()
+
+
+def parse_bearer(header: str | None) -> str:
+    """The API key in an ``authorization`` header, or the contract's error for what is wrong with it."""
+    if header is None or not header.strip():
+        raise UnauthenticatedError(MSG_MISSING)
+    scheme, _, key = header.strip().partition(" ")
+    if scheme != "Bearer" or not key.strip():
+        raise UnauthenticatedError(MSG_NOT_BEARER)
+    key = key.strip()
+    if not key.startswith(("scrn_dash_", "scrn_live_", "scrn_test_")):
+        raise UnauthenticatedError(MSG_PREFIX)
+    if len(key) != KEY_LENGTH or not KEY_PATTERN.fullmatch(key):
+        raise UnauthenticatedError(MSG_FORMAT)
+    return key
+
+
+class KeyService:
+    def __init__(self, db: Database, secret: str) -> None:
+        self._db = db
+        self._secret = secret
+        self._cache: dict[str, tuple[float, KeyRecord | None]] = {}
+        self._inflight: dict[str, asyncio.Future[KeyRecord | None]] = {}
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def authenticate(self, header: str | None, mode_header: str | None = None) -> Caller:
+        key = parse_bearer(header)
+        digest = hash_key(self._secret, key)
+        record = await self._lookup(digest)
+        if record is None:
+            raise UnauthenticatedError(MSG_NOT_FOUND)
+        now = now_ms()
+        if record.revoked_at is not None:
+            raise UnauthenticatedError(MSG_REVOKED)
+        if record.expires_at is not None and record.expires_at <= now:
+            raise UnauthenticatedError(MSG_EXPIRED)
+        if record.last_used_at is None or now - record.last_used_at > LAST_USED_EVERY_MS:
+            self._touch(digest, record, now)
+        return Caller(record.project_id, record.id, record.role, _mode_for(record.role, mode_header))
+
+    async def _lookup(self, digest: str) -> KeyRecord | None:
+        hit = self._cache.get(digest)
+        if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
+            return hit[1]
+        # One lookup per key at a time: when a cached entry lapses, concurrent callers share the query
+        # instead of each taking a database connection.
+        pending = self._inflight.get(digest)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[KeyRecord | None] = asyncio.get_running_loop().create_future()
+        self._inflight[digest] = future
+        try:
+            async with self._db.read() as conn:
+                row = (await conn.execute(select(api_keys).where(api_keys.c.key_hash == digest))).first()
+            record = _record(row._mapping) if row is not None else None
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (time.monotonic(), record)
+            future.set_result(record)
+            return record
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as e:
+            future.set_exception(e)
+            future.exception()  # mark it retrieved: waiters re-raise it, and none waiting is fine too
+            raise
+        finally:
+            del self._inflight[digest]
+
+    def _touch(self, digest: str, record: KeyRecord, now: int) -> None:
+        """Record the key's last use in the background, at most once a minute per key and process."""
+        self._cache[digest] = (
+            self._cache.get(digest, (time.monotonic(), None))[0],
+            replace(record, last_used_at=now),
+        )
+        task = asyncio.get_running_loop().create_task(self._write_last_used(record, now))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _write_last_used(self, record: KeyRecord, now: int) -> None:
+        try:
+            async with self._db.write() as conn:
+                await conn.execute(
+                    update(api_keys)
+                    .where(api_keys.c.project_id == record.project_id, api_keys.c.id == record.id)
+                    .values(last_used_at=now)
+                )
+        except Exception:  # best effort: never fail a call over bookkeeping
+            log.warning("could not record last use of key %s", record.id, exc_info=True)
+
+    async def create_key(
+        self, conn: AsyncConnection, project_id: str, role: Role, name: str, expires_in: int | None = None
+    ) -> tuple[KeyRecord, str]:
+        """Create a key; the plain text is returned once and never stored."""
+        name = name.strip()
+        if not 1 <= len(name) <= 255:
+            raise ValidationError("name", "must be 1 to 255 characters", context="API key validation failed")
+        key = generate_key(role)
+        now = now_ms()
+        record = KeyRecord(
+            project_id=project_id,
+            id=str(uuid.uuid4()),
+            role=role,
+            name=name,
+            display=key[:14] + "…",
+            created_at=now,
+            expires_at=now + expires_in * 1000 if expires_in else None,
+            revoked_at=None,
+            last_used_at=None,
+        )
+        values = record.__dict__ | {"key_hash": hash_key(self._secret, key)}
+        await conn.execute(api_keys.insert().values(**values))
+        return record, key
+
+    @staticmethod
+    async def list_keys(conn: AsyncConnection, project_id: str) -> list[KeyRecord]:
+        rows = await conn.execute(
+            select(api_keys).where(api_keys.c.project_id == project_id).order_by(api_keys.c.created_at)
+        )
+        return [_record(row._mapping) for row in rows]
+
+    @staticmethod
+    async def revoke_key(conn: AsyncConnection, project_id: str, key_id: str) -> None:
+        result = await conn.execute(
+            update(api_keys)
+            .where(api_keys.c.project_id == project_id, api_keys.c.id == key_id)
+            .values(revoked_at=now_ms())
+        )
+        if result.rowcount == 0:
+            raise NotFoundError(f"API key not found: {key_id}", field="id")
+
+
+async def create_project(conn: AsyncConnection, name: str) -> str:
+    project_id = str(uuid.uuid4())
+    await conn.execute(projects.insert().values(id=project_id, name=name, created_at=now_ms()))
+    return project_id
+
+
+async def list_projects(conn: AsyncConnection) -> list[tuple[str, str]]:
+    rows = await conn.execute(select(projects.c.id, projects.c.name).order_by(projects.c.created_at))
+    return [(r.id, r.name) for r in rows]
+
+
+def _mode_for(role: Role, mode_header: str | None) -> Mode:
+    if role == "test":
+        return "test"
+    if role == "live":
+        return "live"
+    # Dashboard keys work in either mode; `x-scrawn-mode` picks it (live by default).
+    if mode_header in (None, "", "live"):
+        return "live"
+    if mode_header == "test":
+        return "test"
+    raise ValidationError("x-scrawn-mode", 'must be "live" or "test"', context="Request validation failed")
+
+
+def _record(m: RowMapping) -> KeyRecord:
+    return KeyRecord(**{f: m[f] for f in KeyRecord.__dataclass_fields__})

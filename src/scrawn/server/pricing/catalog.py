@@ -1,0 +1,216 @@
+"""Tags (named prices), named expressions and event prices (an expression per typed-event type), per
+project. Every change writes a new version row, so a priced event can name the exact versions that priced
+it; a change affects future events only; a delete is a version that marks the entry deleted."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Table, and_, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from scrawn.errors import NotFoundError, ValidationError
+from scrawn.money import MoneyError, format_amount, parse_decimal, to_micros
+from scrawn.server.db.engine import now_ms
+from scrawn.server.db.schema import event_prices, expressions, tags
+from scrawn.server.pricing.expression import ExpressionError, parse
+
+NAME_PATTERN = re.compile(r"[A-Z][A-Z0-9_]*")
+EVENT_TYPE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
+MAX_NAME = 128
+
+
+@dataclass(frozen=True)
+class Tag:
+    key: str
+    price: Decimal
+    version: int
+    created_at: int
+
+
+@dataclass(frozen=True)
+class NamedExpression:
+    """A named expression, or an event price (``name`` is then the event type)."""
+
+    name: str
+    text: str
+    version: int
+    created_at: int
+
+
+@dataclass(frozen=True)
+class _Kind:
+    table: Table
+    key: str  # the key column's name
+    label: str  # for "not found" messages
+
+    def column(self) -> Any:
+        return self.table.c[self.key]
+
+
+TAGS = _Kind(tags, "key", "Tag")
+EXPRESSIONS = _Kind(expressions, "name", "Expression")
+EVENT_PRICES = _Kind(event_prices, "event_type", "Event price")
+
+
+def check_name(field: str, name: object) -> str:
+    if not isinstance(name, str) or not name:
+        raise ValidationError(field, "must be a non-empty string")
+    if len(name) > MAX_NAME or not NAME_PATTERN.fullmatch(name):
+        raise ValidationError(field, "must match ^[A-Z][A-Z0-9_]*$ and be at most 128 characters")
+    return name
+
+
+def check_event_type(field: str, name: object) -> str:
+    if not isinstance(name, str) or not name:
+        raise ValidationError(field, "must be a non-empty string")
+    if len(name) > MAX_NAME or not EVENT_TYPE_PATTERN.fullmatch(name):
+        raise ValidationError(field, "must match ^[A-Za-z0-9][A-Za-z0-9._:-]*$ and be at most 128 characters")
+    return name
+
+
+def check_price(field: str, value: object) -> Decimal:
+    """A tag price: a non-negative integer or decimal (as a JSON number or a decimal string)."""
+    if isinstance(value, bool) or not isinstance(value, int | str | Decimal):
+        raise ValidationError(field, "must be a decimal string or an integer")
+    try:
+        price = parse_decimal(str(value))
+        micros = to_micros(price)
+    except MoneyError as e:
+        raise ValidationError(field, str(e)) from None
+    if price < 0:
+        raise ValidationError(field, "must not be negative")
+    if micros != price * 1_000_000:  # storage holds micro-units: never store a price other than the one given
+        raise ValidationError(field, "must have at most 6 decimal places (micro-units of a minor unit)")
+    return price
+
+
+def check_expression(field: str, text: object) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationError(field, "must be a non-empty string")
+    try:
+        parse(text)
+    except ExpressionError as e:
+        raise ValidationError(field, e.message) from None
+    return text
+
+
+async def _current(conn: AsyncConnection, kind: _Kind, project_id: str, keys: set[str] | None) -> list[Any]:
+    """The live (latest, not deleted) version of each entry, optionally only those named."""
+    t, key = kind.table, kind.column()
+    latest = (
+        select(key, func.max(t.c.version).label("version")).where(t.c.project_id == project_id).group_by(key)
+    )
+    if keys is not None:
+        if not keys:
+            return []
+        latest = latest.where(key.in_(sorted(keys)))
+    sub = latest.subquery()
+    rows = await conn.execute(
+        select(t)
+        .join(sub, and_(key == sub.c[kind.key], t.c.version == sub.c.version))
+        .where(t.c.project_id == project_id, t.c.deleted.is_(False))
+        .order_by(key)
+    )
+    return list(rows)
+
+
+async def _put(
+    conn: AsyncConnection, kind: _Kind, project_id: str, key: str, **values: Any
+) -> tuple[int, int]:
+    current = await conn.scalar(
+        select(func.max(kind.table.c.version)).where(
+            kind.table.c.project_id == project_id, kind.column() == key
+        )
+    )
+    version, now = int(current or 0) + 1, now_ms()
+    await conn.execute(
+        kind.table.insert().values(
+            project_id=project_id, version=version, deleted=False, created_at=now, **{kind.key: key}, **values
+        )
+    )
+    return version, now
+
+
+async def _delete(conn: AsyncConnection, kind: _Kind, project_id: str, key: str) -> None:
+    rows = await _current(conn, kind, project_id, {key})
+    if not rows:
+        raise NotFoundError(f"{kind.label} not found: {key}", field=kind.key)
+    values = {c: v for c, v in rows[0]._mapping.items() if c not in ("version", "deleted", "created_at")}
+    await conn.execute(
+        kind.table.insert().values(**values, version=rows[0].version + 1, deleted=True, created_at=now_ms())
+    )
+
+
+async def current_tags(conn: AsyncConnection, project_id: str, keys: set[str] | None) -> dict[str, Tag]:
+    rows = await _current(conn, TAGS, project_id, keys)
+    return {r.key: Tag(r.key, r.price, r.version, r.created_at) for r in rows}
+
+
+async def list_tags(conn: AsyncConnection, project_id: str) -> list[Tag]:
+    return list((await current_tags(conn, project_id, None)).values())
+
+
+async def put_tag(conn: AsyncConnection, project_id: str, key: str, price: Decimal) -> Tag:
+    version, now = await _put(conn, TAGS, project_id, key, price=price)
+    return Tag(key, price, version, now)
+
+
+async def delete_tag(conn: AsyncConnection, project_id: str, key: str) -> None:
+    await _delete(conn, TAGS, project_id, key)
+
+
+async def current_expressions(
+    conn: AsyncConnection, project_id: str, names: set[str] | None
+) -> dict[str, NamedExpression]:
+    rows = await _current(conn, EXPRESSIONS, project_id, names)
+    return {r.name: NamedExpression(r.name, r.text, r.version, r.created_at) for r in rows}
+
+
+async def put_expression(conn: AsyncConnection, project_id: str, name: str, text: str) -> NamedExpression:
+    check_expression("expression", text)
+    version, now = await _put(conn, EXPRESSIONS, project_id, name, text=text)
+    return NamedExpression(name, text, version, now)
+
+
+async def delete_expression(conn: AsyncConnection, project_id: str, name: str) -> None:
+    await _delete(conn, EXPRESSIONS, project_id, name)
+
+
+async def current_event_prices(
+    conn: AsyncConnection, project_id: str, types: set[str] | None
+) -> dict[str, NamedExpression]:
+    rows = await _current(conn, EVENT_PRICES, project_id, types)
+    return {r.event_type: NamedExpression(r.event_type, r.expression, r.version, r.created_at) for r in rows}
+
+
+async def put_event_price(
+    conn: AsyncConnection, project_id: str, event_type: str, text: str
+) -> NamedExpression:
+    check_expression("expression", text)
+    version, now = await _put(conn, EVENT_PRICES, project_id, event_type, expression=text)
+    return NamedExpression(event_type, text, version, now)
+
+
+async def delete_event_price(conn: AsyncConnection, project_id: str, event_type: str) -> None:
+    await _delete(conn, EVENT_PRICES, project_id, event_type)
+
+
+def tag_json(tag: Tag) -> dict[str, object]:
+    return {
+        "key": tag.key,
+        "price": format_amount(tag.price),
+        "version": tag.version,
+        "createdAt": tag.created_at,
+    }
+
+
+def expression_json(e: NamedExpression) -> dict[str, object]:
+    return {"name": e.name, "expression": e.text, "version": e.version, "createdAt": e.created_at}
+
+
+def event_price_json(e: NamedExpression) -> dict[str, object]:
+    return {"type": e.name, "expression": e.text, "version": e.version, "createdAt": e.created_at}

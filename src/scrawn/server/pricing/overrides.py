@@ -1,0 +1,231 @@
+"""Per-project model price overrides (DESIGN §6): custom models and negotiated rates, each in force from its
+``effective_from`` time. Rates arrive as USD decimal strings (per million tokens, per minute of audio) and
+are stored exactly as minor units (US cents) through the one money column type."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from scrawn.errors import NotFoundError, ValidationError
+from scrawn.money import MoneyError, format_amount, parse_decimal, to_micros
+from scrawn.server.db.engine import Database, now_ms
+from scrawn.server.db.schema import model_price_overrides as table
+from scrawn.server.pricing.models import (
+    CENTS_PER_USD,
+    Override,
+    datetime_to_ms,
+    ms_to_datetime,
+    normalise_model,
+    normalise_provider,
+)
+
+MAX_MODEL, MAX_PROVIDER = 255, 64
+MAX_RATE_USD = Decimal(1_000_000)
+MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+# API field → (Override attribute, column)
+RATE_FIELDS = {
+    "inputPerMillion": "input",
+    "outputPerMillion": "output",
+    "cachedInputPerMillion": "cache_read",
+    "cacheWritePerMillion": "cache_write",
+    "audioPerMinute": "audio_minute",
+}
+_COLUMNS = {
+    "input": "input_mtok",
+    "output": "output_mtok",
+    "cache_read": "cache_read_mtok",
+    "cache_write": "cache_write_mtok",
+    "audio_minute": "audio_minute",
+}
+
+
+def _fail(field: str, problem: str) -> ValidationError:
+    return ValidationError(field, problem, context="Model price validation failed")
+
+
+def check_model(field: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(field, "must be a non-empty string")
+    model = normalise_model(value)
+    if len(model) > MAX_MODEL or any(ord(c) < 32 for c in model):
+        raise _fail(field, f"must be at most {MAX_MODEL} characters, without control characters")
+    return model
+
+
+def check_provider(field: str, value: Any) -> str:
+    """ "" (every provider) when absent."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _fail(field, "must be a string")
+    provider = normalise_provider(value)
+    if len(provider) > MAX_PROVIDER or any(ord(c) <= 32 for c in provider):
+        raise _fail(field, f"must be at most {MAX_PROVIDER} characters, without spaces or control characters")
+    return provider
+
+
+def check_rate(field: str, value: Any) -> Decimal | None:
+    """A USD decimal string (or JSON number) ≥ 0 with at most 8 decimal places → cents; None when absent."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise _fail(field, "must be a decimal string in USD")
+    try:
+        usd = parse_decimal(str(value))
+    except MoneyError as e:
+        raise _fail(field, str(e)) from None
+    if usd < 0:
+        raise _fail(field, "must not be negative")
+    if usd > MAX_RATE_USD:
+        raise _fail(field, f"must be at most {MAX_RATE_USD} USD")
+    cents = usd * CENTS_PER_USD
+    if Decimal(to_micros(cents)).scaleb(-6) != cents:
+        raise _fail(field, "must have at most 8 decimal places (USD)")
+    return cents
+
+
+def check_time(field: str, value: Any) -> int:
+    """ISO 8601 with a UTC offset (``2025-01-01T00:00:00Z``) or Unix milliseconds → Unix ms; now when
+    absent."""
+    if value is None or value == "":
+        return now_ms()
+    if isinstance(value, bool):
+        raise _fail(field, "must be an ISO 8601 time with an offset or Unix milliseconds")
+    if isinstance(value, int):
+        ms = value
+    elif isinstance(value, str):
+        try:
+            when = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise _fail(field, "must be an ISO 8601 time with an offset or Unix milliseconds") from None
+        if when.tzinfo is None:
+            raise _fail(field, "must include a UTC offset (e.g. 2025-01-01T00:00:00Z)")
+        ms = datetime_to_ms(when)
+    else:
+        raise _fail(field, "must be an ISO 8601 time with an offset or Unix milliseconds")
+    if not 0 <= ms <= MAX_TIME_MS:
+        raise _fail(field, "must be between 1970 and 9999")
+    return ms
+
+
+def check_rates(body: dict[str, Any]) -> dict[str, Decimal | None]:
+    rates = {attr: check_rate(name, body.get(name)) for name, attr in RATE_FIELDS.items()}
+    if all(v is None for v in rates.values()):
+        raise _fail("inputPerMillion", "give at least one price (per million tokens or per minute of audio)")
+    return rates
+
+
+def _override(row: Any) -> Override:
+    return Override(
+        id=row.id,
+        model=row.model,
+        provider=row.provider,
+        effective_from=row.effective_from,
+        input=row.input_mtok,
+        output=row.output_mtok,
+        cache_read=row.cache_read_mtok,
+        cache_write=row.cache_write_mtok,
+        audio_minute=row.audio_minute,
+        created_at=row.created_at,
+    )
+
+
+async def list_overrides(
+    conn: AsyncConnection, project_id: str, models: Iterable[str] | None = None
+) -> list[Override]:
+    """The project's live (not deleted) overrides, for ``models`` (normalised names) or all."""
+    stmt = select(table).where(table.c.project_id == project_id, table.c.deleted_at.is_(None))
+    if models is not None:
+        wanted = sorted({normalise_model(m) for m in models})
+        if not wanted:
+            return []
+        stmt = stmt.where(table.c.model.in_(wanted))
+    rows = await conn.execute(stmt.order_by(table.c.model, table.c.provider, table.c.effective_from))
+    return [_override(r) for r in rows]
+
+
+async def load(db: Database, project_id: str, models: Iterable[str]) -> list[Override]:
+    """The overrides that may price ``models`` (one read; used by event ingest)."""
+    async with db.read() as conn:
+        return await list_overrides(conn, project_id, models)
+
+
+async def put_override(
+    conn: AsyncConnection,
+    project_id: str,
+    *,
+    model: str,
+    provider: str,
+    effective_from: int,
+    rates: dict[str, Decimal | None],
+) -> tuple[Override, bool]:
+    """Create an override; one for the same model, provider and time replaces it. Returns (it, created)."""
+    now = now_ms()
+    replaced = await conn.execute(
+        update(table)
+        .where(
+            table.c.project_id == project_id,
+            table.c.model == model,
+            table.c.provider == provider,
+            table.c.effective_from == effective_from,
+            table.c.deleted_at.is_(None),
+        )
+        .values(deleted_at=now)
+    )
+    row = {
+        "project_id": project_id,
+        "id": str(uuid.uuid4()),
+        "model": model,
+        "provider": provider,
+        "effective_from": effective_from,
+        "created_at": now,
+        **{_COLUMNS[attr]: value for attr, value in rates.items()},
+    }
+    await conn.execute(table.insert().values(**row))
+    found = (
+        await conn.execute(select(table).where(table.c.project_id == project_id, table.c.id == row["id"]))
+    ).one()
+    return _override(found), replaced.rowcount == 0
+
+
+async def delete_override(conn: AsyncConnection, project_id: str, override_id: str) -> None:
+    """Soft delete: usage already priced by it keeps its cost and names it; nothing new is priced by it."""
+    try:
+        override_id = str(uuid.UUID(override_id))
+    except ValueError:
+        raise _fail("id", "must be a UUID") from None
+    done = await conn.execute(
+        update(table)
+        .where(table.c.project_id == project_id, table.c.id == override_id, table.c.deleted_at.is_(None))
+        .values(deleted_at=now_ms())
+    )
+    if done.rowcount == 0:
+        raise NotFoundError(f"id: model price override not found: {override_id}", field="id")
+
+
+def usd(cents: Decimal | None) -> str | None:
+    return None if cents is None else format_amount(cents / CENTS_PER_USD)
+
+
+def override_json(o: Override) -> dict[str, Any]:
+    return {
+        "id": o.id,
+        "model": o.model,
+        "provider": o.provider,
+        "effectiveFrom": ms_to_datetime(o.effective_from).isoformat().replace("+00:00", "Z"),
+        "effectiveFromMs": o.effective_from,
+        "inputPerMillion": usd(o.input),
+        "outputPerMillion": usd(o.output),
+        "cachedInputPerMillion": usd(o.cache_read),
+        "cacheWritePerMillion": usd(o.cache_write),
+        "audioPerMinute": usd(o.audio_minute),
+        "currency": "USD",
+        "createdAt": o.created_at,
+    }

@@ -1,0 +1,72 @@
+"""What every RPC handler shares: authentication from the request headers, and errors turned into
+Connect/gRPC statuses with the right code (never UNKNOWN; INTERNAL carries a logged request id)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+from connectrpc.request import RequestContext
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from scrawn.errors import ScrawnError
+from scrawn.server.keys.service import Caller, KeyService
+
+log = logging.getLogger("scrawn.rpc")
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+def to_connect_error(error: ScrawnError) -> ConnectError:
+    return ConnectError(Code(error.code), error.message)
+
+
+def internal_error(exc: BaseException, where: str) -> ConnectError:
+    request_id = uuid.uuid4().hex
+    if isinstance(exc, OperationalError | PoolTimeoutError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    ):
+        log.warning("database unavailable in %s (request id %s): %s", where, request_id, exc)
+        return ConnectError(Code.UNAVAILABLE, f"Database unavailable; retry (request id {request_id})")
+    log.exception("internal error in %s (request id %s)", where, request_id, exc_info=exc)
+    return ConnectError(Code.INTERNAL, f"Internal error (request id {request_id})")
+
+
+def handler(fn: F) -> F:
+    """Wrap an RPC method: domain errors keep their code; anything unexpected becomes INTERNAL."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await fn(*args, **kwargs)
+        except ConnectError:
+            raise
+        except ScrawnError as e:
+            raise to_connect_error(e) from None
+        except Exception as e:
+            raise internal_error(e, fn.__qualname__) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+async def authenticate(keys: KeyService, ctx: RequestContext[Any, Any]) -> Caller:
+    headers = ctx.request_headers
+    return await keys.authenticate(headers.get("authorization"), headers.get("x-scrawn-mode"))
+
+
+async def authenticate_stream(
+    keys: KeyService, ctx: RequestContext[Any, Any], stream: AsyncIterator[Any]
+) -> Caller:
+    """Authenticate a client stream; on failure read the stream to its end first, because hypercorn
+    drops the whole HTTP/2 connection when a response precedes the end of the request body."""
+    try:
+        return await authenticate(keys, ctx)
+    except ScrawnError:
+        async for _ in stream:
+            pass
+        raise

@@ -1,0 +1,299 @@
+"""``scrawn prices`` (the model price list and the project's overrides) and ``scrawn usage`` (summaries and
+time series of usage records), registered on the ``scrawn`` command by cli.py."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from decimal import Decimal
+from pathlib import Path
+from types import ModuleType
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.table import Table
+
+from scrawn.errors import ScrawnError
+from scrawn.money import format_amount
+from scrawn.server.db.engine import Database, now_ms
+from scrawn.server.pricing import models, overrides
+from scrawn.server.usage import queries, records, series
+
+prices_app = typer.Typer(
+    help="LLM model prices: the built-in book and the project's overrides.", no_args_is_help=True
+)
+usage_app = typer.Typer(help="Usage records: summaries and time series.", no_args_is_help=True)
+
+# The shared helpers live in scrawn.server.cli, which imports this module when it registers the commands
+# (and may itself be running as __main__): register() hands it over instead of an import.
+_cli: ModuleType | None = None
+
+DbOpt = Annotated[str | None, typer.Option("--database-url", help="Database URL [env SCRAWN_DATABASE_URL]")]
+DataOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data directory [env SCRAWN_DATA_DIR]")]
+ProjectOpt = Annotated[str | None, typer.Option("--project", help="Project id (default: the only project)")]
+UsageMode = Annotated[str, typer.Option("--mode", help="live or test")]
+UserOpt = Annotated[str | None, typer.Option("--user", help="Only this user")]
+ContextOpt = Annotated[str | None, typer.Option("--context", help="customer or system")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="Only this model")]
+FromOpt = Annotated[str | None, typer.Option("--from", help="Start: a date or ISO 8601 time (in --tz)")]
+ToOpt = Annotated[str | None, typer.Option("--to", help="End (exclusive): a date or ISO 8601 time (in --tz)")]
+TzOpt = Annotated[str, typer.Option("--tz", help="IANA time zone for dates and buckets")]
+
+
+def _usd(value: Decimal | None) -> str:
+    return "-" if value is None else format_amount(value)
+
+
+@prices_app.command("list")
+def prices_list(
+    provider: Annotated[str, typer.Option(help="Only this provider (e.g. openai)")] = "",
+    search: Annotated[str, typer.Option(help="Substring of the model id or name")] = "",
+    limit: Annotated[int, typer.Option(help="At most this many rows")] = 50,
+    project: ProjectOpt = None,
+    database_url: DbOpt = None,
+    data_dir: DataOpt = None,
+) -> None:
+    """The price list in USD (per million tokens, per minute of audio): overrides first, then the book."""
+    settings = _settings(database_url=database_url, data_dir=data_dir)
+
+    async def work(db: Database) -> list[models.Rates]:
+        async with db.read() as conn:
+            found = await overrides.list_overrides(conn, await _project(conn, project))
+        return models.price_list(found, now_ms(), provider=provider, search=search)
+
+    rows = _run(settings, work)
+    table = Table(
+        "source", "model", "provider", "input", "output", "cached", "cache write", "audio/min", "from", "note"
+    )
+    for r in rows[: max(limit, 0)]:
+        note = ("tiered: base rates shown. " if r.tiered else "") + ("" if r.in_force else "not in force. ")
+        table.add_row(
+            r.source,
+            r.model,
+            r.provider or "*",
+            _usd(r.input),
+            _usd(r.output),
+            _usd(r.cache_read),
+            _usd(r.cache_write),
+            _usd(r.audio_minute),
+            "-" if r.effective_from is None else models.ms_to_datetime(r.effective_from).isoformat(),
+            note + (f"id {r.override_id}" if r.override_id else ""),
+        )
+    console.print(table)
+    console.print(f"{min(len(rows), max(limit, 0))} of {len(rows)} entries; prices in USD ({models.SOURCE})")
+
+
+@prices_app.command("set")
+def prices_set(
+    model: str,
+    input_: Annotated[str | None, typer.Option("--input", help="USD per million input tokens")] = None,
+    output: Annotated[str | None, typer.Option("--output", help="USD per million output tokens")] = None,
+    cached: Annotated[str | None, typer.Option("--cached", help="USD per million cache-read tokens")] = None,
+    cache_write: Annotated[
+        str | None, typer.Option("--cache-write", help="USD per million cache writes")
+    ] = None,
+    audio: Annotated[str | None, typer.Option("--audio-per-minute", help="USD per minute of audio")] = None,
+    provider: Annotated[
+        str | None, typer.Option(help="Only for this provider (default: every provider)")
+    ] = None,
+    effective_from: Annotated[
+        str | None, typer.Option("--effective-from", help="ISO 8601 with offset (default: now)")
+    ] = None,
+    project: ProjectOpt = None,
+    database_url: DbOpt = None,
+    data_dir: DataOpt = None,
+) -> None:
+    """Add a price override for a model (a custom model or a negotiated rate) from a time on."""
+    settings = _settings(database_url=database_url, data_dir=data_dir)
+
+    async def work(db: Database) -> models.Override:
+        name = overrides.check_model("model", model)
+        prov = overrides.check_provider("provider", provider)
+        start = overrides.check_time("effectiveFrom", effective_from)
+        rates = overrides.check_rates(
+            {
+                "inputPerMillion": input_,
+                "outputPerMillion": output,
+                "cachedInputPerMillion": cached,
+                "cacheWritePerMillion": cache_write,
+                "audioPerMinute": audio,
+            }
+        )
+        async with db.write() as conn:
+            found, _ = await overrides.put_override(
+                conn,
+                await _project(conn, project),
+                model=name,
+                provider=prov,
+                effective_from=start,
+                rates=rates,
+            )
+        return found
+
+    o = _run(settings, work)
+    shown = overrides.override_json(o)
+    console.print(
+        f"override {o.id}: {o.model} ({o.provider or 'every provider'}) from {shown['effectiveFrom']}"
+    )
+
+
+@prices_app.command("delete")
+def prices_delete(
+    override_id: str, project: ProjectOpt = None, database_url: DbOpt = None, data_dir: DataOpt = None
+) -> None:
+    """Delete an override (usage it already priced keeps its cost)."""
+    settings = _settings(database_url=database_url, data_dir=data_dir)
+
+    async def work(db: Database) -> None:
+        async with db.write() as conn:
+            await overrides.delete_override(conn, await _project(conn, project), override_id)
+
+    _run(settings, work)
+    console.print(f"deleted {override_id}")
+
+
+def _when(text: str | None, tz: ZoneInfo, option: str) -> int | None:
+    """A date (local midnight in ``tz``) or an ISO 8601 time (``tz`` when it has no offset) → Unix ms."""
+    if text is None:
+        return None
+    try:
+        if len(text.strip()) == 10:
+            at = datetime.combine(date.fromisoformat(text.strip()), time(0), tzinfo=tz)
+        else:
+            at = datetime.fromisoformat(text.strip())
+            at = at if at.tzinfo else at.replace(tzinfo=tz)
+    except ValueError:
+        raise ScrawnError(f"{option}: must be a date (2025-03-01) or an ISO 8601 time") from None
+    return models.datetime_to_ms(at)
+
+
+def _filter(
+    user: str | None, context: str | None, model: str | None, start: int | None, end: int | None
+) -> queries.Filter:
+    if context is not None and context not in records.CONTEXTS:
+        raise ScrawnError("--context: must be customer or system")
+    if start is not None and end is not None and end <= start:
+        raise ScrawnError("--to: must be after --from")
+    return queries.Filter(
+        user_id=user,
+        context=context,
+        model=None if model is None else records.check_model(model),
+        start=start,
+        end=end,
+    )
+
+
+def _check_mode(mode: str) -> str:
+    if mode not in ("live", "test"):
+        raise ScrawnError("--mode: must be live or test")
+    return mode
+
+
+def _totals_row(t: queries.Totals) -> list[str]:
+    return [
+        format_amount(t.cost),
+        str(t.records),
+        str(t.input_tokens),
+        str(t.output_tokens),
+        str(t.cached_tokens),
+        records.audio_seconds(t.audio_ms),
+    ]
+
+
+_TOTAL_COLUMNS = ("cost", "records", "input tokens", "output tokens", "cached", "audio s")
+
+
+@usage_app.command("summary")
+def usage_summary(
+    mode: UsageMode = "live",
+    user: UserOpt = None,
+    context: ContextOpt = None,
+    model: ModelOpt = None,
+    from_: FromOpt = None,
+    to: ToOpt = None,
+    tz: TzOpt = "UTC",
+    project: ProjectOpt = None,
+    database_url: DbOpt = None,
+    data_dir: DataOpt = None,
+) -> None:
+    """Total cost (minor units) and tokens, by model and by context."""
+    settings = _settings(database_url=database_url, data_dir=data_dir)
+
+    async def work(db: Database) -> queries.Summary:
+        zone = series.check_time_zone(tz)
+        f = _filter(user, context, model, _when(from_, zone, "--from"), _when(to, zone, "--to"))
+        async with db.read() as conn:
+            return await queries.summary(conn, await _project(conn, project), _check_mode(mode), f)
+
+    found = _run(settings, work)
+    table = Table("", *_TOTAL_COLUMNS)
+    table.add_row("total", *_totals_row(found.totals), style="bold")
+    for heading, groups in (("model", found.by_model), ("context", found.by_context)):
+        table.add_section()
+        for key, t in groups:
+            table.add_row(f"{heading} {key}", *_totals_row(t))
+    console.print(table)
+
+
+@usage_app.command("series")
+def usage_series(
+    bucket: Annotated[str, typer.Option(help="hour, day or month")] = "day",
+    mode: UsageMode = "live",
+    user: UserOpt = None,
+    context: ContextOpt = None,
+    model: ModelOpt = None,
+    from_: FromOpt = None,
+    to: ToOpt = None,
+    tz: TzOpt = "UTC",
+    project: ProjectOpt = None,
+    database_url: DbOpt = None,
+    data_dir: DataOpt = None,
+) -> None:
+    """Usage per hour, day or month in a time zone (default: the last 30 days in days)."""
+    settings = _settings(database_url=database_url, data_dir=data_dir)
+
+    async def work(db: Database) -> list[series.Bucket]:
+        zone = series.check_time_zone(tz)
+        kind = series.check_bucket(bucket)
+        end = _when(to, zone, "--to") or now_ms()
+        start = _when(from_, zone, "--from") or end - 30 * 86_400_000
+        f = _filter(user, context, model, start, end)
+        async with db.read() as conn:
+            return await series.series(conn, await _project(conn, project), _check_mode(mode), f, zone, kind)
+
+    table = Table("start", *_TOTAL_COLUMNS)
+    for b in _run(settings, work):
+        table.add_row(b.label, *_totals_row(b.totals))
+    console.print(table)
+
+
+def register(app: Any, cli: ModuleType) -> None:
+    global _cli
+    _cli = cli
+    app.add_typer(prices_app, name="prices")
+    app.add_typer(usage_app, name="usage")
+
+
+def _main() -> ModuleType:
+    assert _cli is not None, "register() first"
+    return _cli
+
+
+def _settings(*, database_url: str | None, data_dir: Path | None) -> Any:
+    return _main()._settings(database_url=database_url, data_dir=data_dir)
+
+
+def _run(settings: Any, work: Any) -> Any:
+    return _main()._run(settings, work)
+
+
+async def _project(conn: Any, project: str | None) -> str:
+    return str(await _main()._project(conn, project))
+
+
+class _Console:
+    def print(self, *args: Any, **kwargs: Any) -> None:
+        _main().console.print(*args, **kwargs)
+
+
+console = _Console()

@@ -1,0 +1,211 @@
+"""``usage.v1.UsageService``: TrackEvents (events/usage_rpc.py) plus the model price list, cost
+calculation, usage records, summaries and time series. Live and test keys act in their mode; dash keys
+pick it with ``x-scrawn-mode``. Every query is scoped to the caller's project and mode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connectrpc.request import RequestContext
+
+from scrawn._proto.usage.v1 import usage_pb2 as pb
+from scrawn.money import format_amount
+from scrawn.server.db.engine import Database, now_ms
+from scrawn.server.events.rpc import INGEST_ROLES
+from scrawn.server.events.service import EventService
+from scrawn.server.events.usage_rpc import UsageRpc
+from scrawn.server.keys.service import KeyService
+from scrawn.server.pricing import models, overrides
+from scrawn.server.rpc import authenticate, handler
+from scrawn.server.usage import queries, records, series
+from scrawn.server.usage.records import fail
+
+DEFAULT_MODELS, MAX_MODELS = 100, 1000
+
+
+def _usd(value: Any) -> str:
+    return "" if value is None else format_amount(value)
+
+
+def model_price(r: models.Rates) -> pb.ModelPrice:
+    return pb.ModelPrice(
+        model=r.model,
+        provider=r.provider,
+        name=r.name,
+        source=r.source,
+        inputPerMillion=_usd(r.input),
+        outputPerMillion=_usd(r.output),
+        cachedInputPerMillion=_usd(r.cache_read),
+        cacheWritePerMillion=_usd(r.cache_write),
+        audioPerMinute=_usd(r.audio_minute),
+        tiered=r.tiered,
+        overrideId=r.override_id or "",
+        effectiveFrom=r.effective_from or 0,
+        inForce=r.in_force,
+    )
+
+
+def cost_breakdown(c: records.RoundedCost) -> pb.CostBreakdown:
+    return pb.CostBreakdown(
+        input=format_amount(c.input),
+        output=format_amount(c.output),
+        cachedInput=format_amount(c.cached),
+        cacheWrite=format_amount(c.cache_write),
+        audio=format_amount(c.audio),
+        total=format_amount(c.total),
+        currency="USD",
+        model=c.model,
+        provider=c.provider,
+        source=c.source,
+        overrideId=c.override_id or "",
+        priceBook=c.price_book if c.source == "book" else "",
+    )
+
+
+def usage_record(row: Any) -> pb.UsageRecord:
+    return pb.UsageRecord(
+        id=row.id,
+        userId=row.user_id,
+        context=row.context,
+        transactionId=row.transaction_id or "",
+        reservationId=row.reservation_id or "",
+        model=row.model,
+        provider=row.provider,
+        usageType=row.usage_type,
+        inputTokens=row.input_tokens,
+        outputTokens=row.output_tokens,
+        cachedTokens=row.cached_tokens,
+        cacheWriteTokens=row.cache_write_tokens,
+        audioSeconds=records.audio_seconds(row.audio_ms),
+        cost=cost_breakdown(records.cost_of(row)),
+        description=row.description or "",
+        idempotencyKey=row.idempotency_key,
+        timestamp=row.occurred_at,
+        createdAt=row.created_at,
+    )
+
+
+def usage_totals(t: queries.Totals) -> pb.UsageTotals:
+    return pb.UsageTotals(
+        cost=format_amount(t.cost),
+        records=t.records,
+        inputTokens=t.input_tokens,
+        outputTokens=t.output_tokens,
+        cachedTokens=t.cached_tokens,
+        cacheWriteTokens=t.cache_write_tokens,
+        audioSeconds=records.audio_seconds(t.audio_ms),
+    )
+
+
+def usage_summary(s: queries.Summary) -> pb.UsageSummary:
+    return pb.UsageSummary(
+        totals=usage_totals(s.totals),
+        byModel=[pb.UsageGroup(key=k, totals=usage_totals(t)) for k, t in s.by_model],
+        byContext=[pb.UsageGroup(key=k, totals=usage_totals(t)) for k, t in s.by_context],
+    )
+
+
+def _filter(request: Any, *, require_range: bool = False) -> queries.Filter:
+    return queries.check_filter(
+        request.filter if request.HasField("filter") else None, require_range=require_range
+    )
+
+
+class UsageServiceRpc(UsageRpc):
+    def __init__(self, db: Database, keys: KeyService, events: EventService) -> None:
+        super().__init__(keys, events)
+        self._db = db
+
+    @handler
+    async def list_models(
+        self, request: pb.ListModelsRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.ListModelsResponse:
+        caller = await authenticate(self._keys, ctx)
+        if request.at < 0:
+            raise fail("at", "must be Unix milliseconds, not negative")
+        if len(request.provider) > overrides.MAX_PROVIDER or len(request.search) > overrides.MAX_MODEL:
+            field = "provider" if len(request.provider) > overrides.MAX_PROVIDER else "search"
+            raise fail(field, "is too long")
+        if not 0 <= request.limit <= MAX_MODELS:
+            raise fail("limit", f"must be 0 (default {DEFAULT_MODELS}) to {MAX_MODELS}")
+        if request.pageToken and not request.pageToken.isdigit():
+            raise fail("pageToken", "is not a token this server gave out")
+        size, offset = request.limit or DEFAULT_MODELS, int(request.pageToken or 0)
+        async with self._db.read() as conn:
+            found = await overrides.list_overrides(conn, caller.project_id)
+        listed = models.price_list(
+            found, request.at or now_ms(), provider=request.provider, search=request.search
+        )
+        page = listed[offset : offset + size]
+        more = offset + size < len(listed)
+        return pb.ListModelsResponse(
+            models=[model_price(r) for r in page],
+            nextPageToken=str(offset + size) if more else "",
+            priceBook=models.SOURCE,
+        )
+
+    @handler
+    async def calculate_cost(
+        self, request: pb.CalculateCostRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.CalculateCostResponse:
+        caller = await authenticate(self._keys, ctx)
+        call = records.check_call(request)
+        async with self._db.read() as conn:
+            cost = await records.calculate(conn, caller.project_id, call)
+        return pb.CalculateCostResponse(cost=cost_breakdown(cost))
+
+    @handler
+    async def record_usage(
+        self, request: pb.RecordUsageRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.RecordUsageResponse:
+        caller = await authenticate(self._keys, ctx)
+        caller.require(INGEST_ROLES, "record usage")
+        inp = records.check_record(request)
+        async with self._db.write() as conn:
+            row, duplicate = await records.record(conn, caller.project_id, caller.mode, inp)
+        return pb.RecordUsageResponse(record=usage_record(row), duplicate=duplicate)
+
+    @handler
+    async def get_usage(
+        self, request: pb.GetUsageRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.GetUsageResponse:
+        caller = await authenticate(self._keys, ctx)
+        f = _filter(request)
+        async with self._db.read() as conn:
+            if request.summary:
+                found = await queries.summary(conn, caller.project_id, caller.mode, f)
+                return pb.GetUsageResponse(summary=usage_summary(found))
+            rows, token = await queries.list_records(
+                conn, caller.project_id, caller.mode, f, request.limit, request.pageToken
+            )
+        return pb.GetUsageResponse(records=[usage_record(r) for r in rows], nextPageToken=token)
+
+    @handler
+    async def get_usage_summary(
+        self, request: pb.GetUsageSummaryRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.UsageSummary:
+        caller = await authenticate(self._keys, ctx)
+        f = _filter(request)
+        async with self._db.read() as conn:
+            return usage_summary(await queries.summary(conn, caller.project_id, caller.mode, f))
+
+    @handler
+    async def get_usage_series(
+        self, request: pb.GetUsageSeriesRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.GetUsageSeriesResponse:
+        caller = await authenticate(self._keys, ctx)
+        bucket = series.check_bucket(request.bucket)
+        tz = series.check_time_zone(request.timeZone)
+        f = _filter(request, require_range=True)
+        async with self._db.read() as conn:
+            found = await series.series(conn, caller.project_id, caller.mode, f, tz, bucket)
+        return pb.GetUsageSeriesResponse(
+            buckets=[
+                pb.UsageBucket(
+                    start=b.label, startTime=b.start_ms, endTime=b.end_ms, totals=usage_totals(b.totals)
+                )
+                for b in found
+            ],
+            bucket=bucket,
+            timeZone=tz.key,
+        )

@@ -1,0 +1,319 @@
+"""``wallet.v1.WalletService``: live and test keys act in their mode; dash keys pick it with
+``x-scrawn-mode``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+from connectrpc.request import RequestContext
+from protobuf.wkt import Any as PackedAny
+from sqlalchemy import Row
+from sqlalchemy.exc import IntegrityError
+
+from scrawn._proto.wallet.v1 import wallet_pb2 as pb
+from scrawn.errors import AlreadyExistsError
+from scrawn.money import format_amount
+from scrawn.server.db.engine import Database
+from scrawn.server.keys.service import Caller, KeyService
+from scrawn.server.rpc import authenticate, handler
+from scrawn.server.wallets import lots
+from scrawn.server.wallets import service as w
+
+
+def _balance(view: w.BalanceView) -> pb.Balance:
+    return pb.Balance(
+        userId=view.user_id,
+        balance=format_amount(view.balance),
+        held=format_amount(view.held),
+        available=format_amount(view.available),
+    )
+
+
+def _transaction(row: Row[Any]) -> pb.Transaction:
+    tx = pb.Transaction(
+        id=row.id,
+        userId=row.user_id,
+        kind=row.kind,
+        amount=format_amount(row.amount),
+        description=row.description or "",
+        eventId=row.event_id or "",
+        reservationId=row.reservation_id or "",
+        createdAt=row.created_at,
+    )
+    expires_at = getattr(row, "lot_expires_at", None)
+    if expires_at is not None:
+        tx.expiresAt = expires_at // 1000
+    return tx
+
+
+def _user_settings(s: w.UserSettings) -> pb.UserSettings:
+    left = s.cap_remaining
+    return pb.UserSettings(
+        userId=s.user_id,
+        spendCap="" if s.spend_cap is None else format_amount(s.spend_cap),
+        lowBalanceThreshold="" if s.low_balance_threshold is None else format_amount(s.low_balance_threshold),
+        period=lots.period_text(s.period),
+        spent=format_amount(s.spent),
+        held=format_amount(s.held),
+        capRemaining="" if left is None else format_amount(left),
+    )
+
+
+def _reservation(row: Row[Any]) -> pb.Reservation:
+    res = pb.Reservation(
+        id=row.id,
+        userId=row.user_id,
+        amount=format_amount(row.amount),
+        status=row.status,
+        expiresAt=row.expires_at,
+        createdAt=row.created_at,
+        description=row.description or "",
+        transactionId=row.transaction_id or "",
+    )
+    if row.confirmed_amount is not None:
+        res.confirmedAmount = format_amount(row.confirmed_amount)
+    return res
+
+
+class WalletRpc:
+    def __init__(self, db: Database, keys: KeyService) -> None:
+        self._db = db
+        self._keys = keys
+
+    async def _caller(self, ctx: RequestContext[Any, Any]) -> Caller:
+        return await authenticate(self._keys, ctx)
+
+    @handler
+    async def get_balance(self, request: pb.GetBalanceRequest, ctx: RequestContext[Any, Any]) -> pb.Balance:
+        caller = await self._caller(ctx)
+        user = w.check_user(request.userId)
+        async with self._db.read() as conn:
+            return _balance(await w.read_balance(conn, caller.project_id, caller.mode, user))
+
+    @handler
+    async def credit(
+        self, request: pb.CreditRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.TransactionResponse:
+        caller = await self._caller(ctx)
+        kind = w.check_kind(request.kind)
+        return await self._post(
+            caller,
+            request.userId,
+            kind,
+            w.check_amount("amount", request.amount),
+            request.idempotencyKey,
+            request.description,
+            check_available=False,
+            expires_at=w.check_expires_at(request.expiresAt if request.HasField("expiresAt") else None),
+        )
+
+    @handler
+    async def debit(self, request: pb.DebitRequest, ctx: RequestContext[Any, Any]) -> pb.TransactionResponse:
+        caller = await self._caller(ctx)
+        amount = w.check_amount("amount", request.amount)
+        return await self._post(
+            caller,
+            request.userId,
+            "debit",
+            -amount,
+            request.idempotencyKey,
+            request.description,
+            check_available=True,
+        )
+
+    async def _post(
+        self,
+        caller: Caller,
+        user_id: str,
+        kind: str,
+        amount: Any,
+        key: str,
+        description: str,
+        *,
+        check_available: bool,
+        expires_at: int | None = None,
+    ) -> pb.TransactionResponse:
+        user, key, text = w.check_user(user_id), w.check_key(key), w.check_description(description)
+        try:
+            async with self._db.write() as conn:
+                if check_available:
+                    row, view, duplicate = await w.debit(
+                        conn,
+                        caller.project_id,
+                        caller.mode,
+                        user_id=user,
+                        amount=-amount,
+                        key=key,
+                        description=text,
+                    )
+                else:
+                    row, view, duplicate = await w.credit(
+                        conn,
+                        caller.project_id,
+                        caller.mode,
+                        user_id=user,
+                        amount=amount,
+                        kind=kind,
+                        key=key,
+                        description=text,
+                        expires_at=expires_at,
+                    )
+        except w.InsufficientFunds as e:
+            raise _insufficient(e) from None
+        except lots.SpendCapExceeded as e:
+            raise _over_cap(e) from None
+        except IntegrityError:  # the same key raced in for another user
+            raise AlreadyExistsError(
+                "idempotencyKey: already used for a different transaction", field="idempotencyKey"
+            ) from None
+        return pb.TransactionResponse(
+            transaction=_transaction(row), balance=_balance(view), duplicate=duplicate
+        )
+
+    @handler
+    async def create_reservation(
+        self, request: pb.CreateReservationRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.Reservation:
+        caller = await self._caller(ctx)
+        user, amount = w.check_user(request.userId), w.check_amount("amount", request.amount)
+        key, ttl = w.check_key(request.idempotencyKey), w.check_ttl(request.ttlSeconds)
+        text = w.check_description(request.description)
+        try:
+            async with self._db.write() as conn:
+                row = await w.create_reservation(
+                    conn,
+                    caller.project_id,
+                    caller.mode,
+                    user_id=user,
+                    amount=amount,
+                    ttl=ttl,
+                    key=key,
+                    description=text,
+                )
+        except w.InsufficientFunds as e:
+            raise _insufficient(e) from None
+        except lots.SpendCapExceeded as e:
+            raise _over_cap(e) from None
+        except IntegrityError:
+            raise AlreadyExistsError(
+                "idempotencyKey: already used for a different reservation", field="idempotencyKey"
+            ) from None
+        return _reservation(row)
+
+    @handler
+    async def confirm_reservation(
+        self, request: pb.ConfirmReservationRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.ConfirmReservationResponse:
+        caller = await self._caller(ctx)
+        actual = w.check_amount("actualAmount", request.actualAmount, allow_zero=True)
+        async with self._db.write() as conn:
+            row, transaction_id, view = await w.confirm_reservation(
+                conn, caller.project_id, caller.mode, request.reservationId, actual
+            )
+        return pb.ConfirmReservationResponse(
+            reservation=_reservation(row), transactionId=transaction_id, balance=_balance(view)
+        )
+
+    @handler
+    async def cancel_reservation(
+        self, request: pb.ReservationIdRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.Reservation:
+        caller = await self._caller(ctx)
+        async with self._db.write() as conn:
+            return _reservation(
+                await w.cancel_reservation(conn, caller.project_id, caller.mode, request.reservationId)
+            )
+
+    @handler
+    async def extend_reservation(
+        self, request: pb.ExtendReservationRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.Reservation:
+        caller = await self._caller(ctx)
+        ttl = w.check_ttl(request.ttlSeconds, default=None)
+        async with self._db.write() as conn:
+            return _reservation(
+                await w.extend_reservation(conn, caller.project_id, caller.mode, request.reservationId, ttl)
+            )
+
+    @handler
+    async def list_reservations(
+        self, request: pb.ListReservationsRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.ListReservationsResponse:
+        caller = await self._caller(ctx)
+        async with self._db.read() as conn:
+            rows, token = await w.list_reservations(
+                conn,
+                caller.project_id,
+                caller.mode,
+                request.userId,
+                request.activeOnly,
+                request.limit,
+                request.pageToken,
+            )
+        return pb.ListReservationsResponse(reservations=[_reservation(r) for r in rows], nextPageToken=token)
+
+    @handler
+    async def list_transactions(
+        self, request: pb.ListTransactionsRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.ListTransactionsResponse:
+        caller = await self._caller(ctx)
+        async with self._db.read() as conn:
+            rows, token = await w.list_transactions(
+                conn, caller.project_id, caller.mode, request.userId, request.limit, request.pageToken
+            )
+        return pb.ListTransactionsResponse(transactions=[_transaction(r) for r in rows], nextPageToken=token)
+
+    @handler
+    async def get_user_settings(
+        self, request: pb.GetUserSettingsRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.UserSettings:
+        caller = await self._caller(ctx)
+        user = w.check_user(request.userId)
+        async with self._db.read() as conn:
+            return _user_settings(await w.get_settings(conn, caller.project_id, caller.mode, user))
+
+    @handler
+    async def update_user_settings(
+        self, request: pb.UpdateUserSettingsRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.UserSettings:
+        caller = await self._caller(ctx)
+        user = w.check_user(request.userId)
+        changes: dict[str, Any] = {}
+        if request.HasField("spendCap"):
+            changes["spend_cap"] = w.check_setting("spendCap", request.spendCap, allow_negative=False)
+        if request.HasField("lowBalanceThreshold"):
+            changes["low_balance_threshold"] = w.check_setting(
+                "lowBalanceThreshold", request.lowBalanceThreshold, allow_negative=True
+            )
+        async with self._db.write() as conn:
+            settings = await w.update_settings(conn, caller.project_id, caller.mode, user, **changes)
+        return _user_settings(settings)
+
+
+def _packed(detail: Any) -> PackedAny:
+    # connectrpc's details are protobuf-py messages; pack the Google-protobuf detail by hand.
+    return PackedAny(
+        type_url=f"type.googleapis.com/{detail.DESCRIPTOR.full_name}", value=detail.SerializeToString()
+    )
+
+
+def _insufficient(e: w.InsufficientFunds) -> ConnectError:
+    detail = pb.InsufficientFunds(
+        currentBalance=format_amount(e.balance),
+        available=format_amount(e.available),
+        requestedAmount=format_amount(e.requested),
+    )
+    return ConnectError(Code.FAILED_PRECONDITION, e.message, details=[_packed(detail)])
+
+
+def _over_cap(e: lots.SpendCapExceeded) -> ConnectError:
+    detail = pb.SpendCapExceeded(
+        spendCap=format_amount(e.cap),
+        spent=format_amount(e.spent),
+        held=format_amount(e.held),
+        requestedAmount=format_amount(e.requested),
+        period=lots.period_text(e.period),
+    )
+    return ConnectError(Code.FAILED_PRECONDITION, e.message, details=[_packed(detail)])
