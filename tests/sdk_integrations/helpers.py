@@ -86,14 +86,54 @@ def serve_wsgi(app: Any) -> Iterator[str]:
     """Serve a WSGI app with werkzeug's threaded server on a free loopback port, in a thread."""
     from werkzeug.serving import make_server
 
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    # werkzeug answers the client before it closes the app's iterable (where WSGI middleware bills) and does
+    # not join its request threads on shutdown: count requests until their close() so leaving waits for them.
+    in_flight = _InFlight()
+    server = make_server("127.0.0.1", 0, in_flight.wrap(app), threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="werkzeug", daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"
     finally:
+        in_flight.wait_idle(10)
         server.shutdown()
         thread.join(10)
+
+
+class _InFlight:
+    """Counts WSGI requests from the call until the response iterable is closed."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = threading.Condition()
+
+    def _add(self, delta: int) -> None:
+        with self._idle:
+            self._count += delta
+            self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> None:
+        with self._idle:
+            self._idle.wait_for(lambda: self._count == 0, timeout)
+
+    def wrap(self, app: Any) -> Any:
+        def counted(environ: Any, start_response: Any) -> Iterator[bytes]:
+            self._add(1)
+            try:
+                body = app(environ, start_response)
+            except BaseException:
+                self._add(-1)
+                raise
+            try:
+                yield from body
+            finally:
+                try:
+                    if hasattr(body, "close"):
+                        body.close()
+                finally:
+                    self._add(-1)
+
+        return counted
 
 
 def closed_port_url() -> str:
