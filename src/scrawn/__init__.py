@@ -54,6 +54,7 @@ from scrawn.pricing import (
     sub,
     tag,
 )
+from scrawn.webhooks import WebhookEvent, WebhookVerificationError, verify_webhook
 
 if TYPE_CHECKING:
     from scrawn._ai_events import AiUsage
@@ -130,6 +131,8 @@ __all__ = [
     "UserSettings",
     "ValidationError",
     "Wallet",
+    "WebhookEvent",
+    "WebhookVerificationError",
     "__version__",
     "add",
     "amount",
@@ -149,4 +152,5 @@ __all__ = [
     "scrawn",
     "sub",
     "tag",
+    "verify_webhook",
 ]

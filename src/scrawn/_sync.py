@@ -9,7 +9,7 @@ from collections.abc import AsyncIterable, Coroutine, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from scrawn import _core, _usage, _wallet
+from scrawn import _core, _payments, _usage, _wallet
 from scrawn._connect import Transport
 from scrawn._core import ClientConfig, ErrorContext, ErrorHook, EventResult, PreparedEvent, Rpc, UsageType
 from scrawn._integrations import Integrations
@@ -444,6 +444,13 @@ class Scrawn(Integrations):
             require_range=True,
         )
         return self._rpc(_usage.get_usage_series(filter_, bucket, time_zone))
+
+    def collect_payment(self, user_id: str, *, top_up: Any = None, return_url: str | None = None) -> str:
+        """A checkout link (``{base}/checkout/{id}``) charging what ``user_id`` owes, rounded up to a whole
+        minor unit, or a ``top_up`` of their prepaid wallet (int, Decimal or str minor units). The same
+        link comes back while that checkout is open; a changed amount replaces it. Raises
+        FailedPreconditionError when there is nothing to pay or no payment provider is configured."""
+        return self._rpc(_payments.collect_payment(user_id, top_up, return_url))
 
     def list_models(
         self,

@@ -116,6 +116,13 @@ class InternalError(ScrawnError):
     code = "internal"
 
 
+class WebhookVerificationError(ScrawnError):
+    """``verify_webhook`` refused a webhook: a header missing, a stale or future timestamp, no matching
+    signature, or a body that is not a JSON event. Never raised from a server call."""
+
+    code = "unauthenticated"
+
+
 ERRORS_BY_CODE: dict[str, type[ScrawnError]] = {
     cls.code: cls
     for cls in (

@@ -1,4 +1,4 @@
-"""Until payments are built (issue 6), CreateCheckoutLink answers FAILED_PRECONDITION on every protocol."""
+"""A project with no payment provider: CreateCheckoutLink answers FAILED_PRECONDITION on every protocol."""
 
 from __future__ import annotations
 

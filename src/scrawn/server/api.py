@@ -15,7 +15,10 @@ from starlette.routing import Route
 from scrawn.errors import ScrawnError, ValidationError
 from scrawn.server.db.engine import Database
 from scrawn.server.keys.service import Caller, KeyService
+from scrawn.server.payments.http import PaymentsHttp
 from scrawn.server.pricing import catalog, overrides
+from scrawn.server.secretbox import SecretBox
+from scrawn.server.webhooks.api import WebhookApi
 
 log = logging.getLogger("scrawn.api")
 HTTP_STATUS = {
@@ -40,9 +43,10 @@ def error_response(error: ScrawnError) -> JSONResponse:
 
 
 class JsonApi:
-    def __init__(self, db: Database, keys: KeyService) -> None:
+    def __init__(self, db: Database, keys: KeyService, box: SecretBox | None = None) -> None:
         self._db = db
         self._keys = keys
+        self._box = box  # webhook endpoint secrets; without it, no webhook routes
 
     def routes(self) -> list[Route]:
         return [
@@ -58,15 +62,22 @@ class JsonApi:
             Route("/api/v1/model-prices", self._wrap(self.list_model_prices), methods=["GET"]),
             Route("/api/v1/model-prices", self._wrap(self.put_model_price), methods=["POST"]),
             Route("/api/v1/model-prices/{id}", self._wrap(self.delete_model_price), methods=["DELETE"]),
+            *([] if self._box is None else WebhookApi(self._db, self._box, _json_object).routes(self._wrap)),
+            *self._payment_routes(),
         ]
 
-    def _wrap(self, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+    def _payment_routes(self) -> list[Route]:
+        return [] if self._box is None else PaymentsHttp(self._db, self._box, _json_object).routes(self._wrap)
+
+    def _wrap(
+        self, endpoint: Endpoint, action: str = "manage pricing"
+    ) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
             try:
                 caller = await self._keys.authenticate(
                     request.headers.get("authorization"), request.headers.get("x-scrawn-mode")
                 )
-                caller.require(("dash",), "manage pricing")
+                caller.require(("dash",), action)
                 return await endpoint(request, caller)
             except ScrawnError as e:
                 return error_response(e)
@@ -121,7 +132,6 @@ class JsonApi:
         async with self._db.write() as conn:
             await catalog.delete_expression(conn, caller.project_id, name)
         return Response(status_code=204)
-
 
     async def list_event_prices(self, request: Request, caller: Caller) -> Response:
         async with self._db.read() as conn:

@@ -33,9 +33,11 @@ from scrawn.server.keys.rpc import AuthRpc
 from scrawn.server.keys.service import KeyService
 from scrawn.server.payments.rpc import PaymentRpc
 from scrawn.server.query.rpc import QueryRpc
+from scrawn.server.secretbox import SecretBox
 from scrawn.server.usage.rpc import UsageServiceRpc
 from scrawn.server.wallets.expiry import ReservationExpirer
 from scrawn.server.wallets.rpc import WalletRpc
+from scrawn.server.webhooks.deliverer import WebhookDeliverer
 
 log = logging.getLogger("scrawn.server")
 READ_MAX_BYTES = 8 * 1024 * 1024  # large enough that oversized fields reach validation and get named
@@ -96,6 +98,8 @@ def _grpc_message_sender(send: Any) -> Any:
 def create_app(settings: Settings) -> ASGIApp:
     services = build_services(settings)
     expirer = ReservationExpirer(services.db)
+    box = SecretBox(settings.resolved_secret())
+    deliverer = WebhookDeliverer(services.db, box, settings.webhook_retry_schedule)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -107,8 +111,10 @@ def create_app(settings: Settings) -> ASGIApp:
         gc.collect()
         gc.freeze()
         expirer.start()
+        deliverer.start()
         log.info("scrawn ready on %s", settings.resolved_database_url.split("@")[-1])
         yield
+        await deliverer.close()
         await expirer.close()
         await services.committer.close()  # every accepted event is committed before we exit
         await services.db.dispose()
@@ -123,7 +129,7 @@ def create_app(settings: Settings) -> ASGIApp:
             return JSONResponse({"status": "unavailable", "error": type(e).__name__}, status_code=503)
         return JSONResponse({"status": "ready"})
 
-    api = JsonApi(services.db, services.keys)
+    api = JsonApi(services.db, services.keys, box)
     http = Starlette(
         routes=[Route("/healthz", healthz), Route("/readyz", readyz), *api.routes()],
         lifespan=lifespan,
@@ -136,7 +142,10 @@ def create_app(settings: Settings) -> ASGIApp:
             UsageServiceRpc(services.db, services.keys, services.events), read_max_bytes=READ_MAX_BYTES
         ),
         WalletServiceASGIApplication(WalletRpc(services.db, services.keys), read_max_bytes=READ_MAX_BYTES),
-        PaymentServiceASGIApplication(PaymentRpc(services.keys), read_max_bytes=READ_MAX_BYTES),
+        PaymentServiceASGIApplication(
+            PaymentRpc(services.db, services.keys, box, settings.resolved_public_url),
+            read_max_bytes=READ_MAX_BYTES,
+        ),
     ]
     routes = {app.path + "/": app for app in rpc_apps}
 

@@ -24,6 +24,7 @@ from scrawn.server.db.migrate import migrate
 from scrawn.server.db.schema import balances, events
 from scrawn.server.keys.service import ROLES, KeyService, create_project, list_projects
 from scrawn.server.pricing import catalog
+from scrawn.server.webhooks.cli import webhooks_app
 
 app = typer.Typer(help="Scrawn: self-hosted usage-based billing.", no_args_is_help=True, add_completion=False)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
@@ -32,6 +33,7 @@ expressions_app = typer.Typer(help="Manage named pricing expressions.", no_args_
 app.add_typer(keys_app, name="keys")
 app.add_typer(tags_app, name="tags")
 app.add_typer(expressions_app, name="expressions")
+app.add_typer(webhooks_app, name="webhooks")
 console = Console()
 T = TypeVar("T")
 
@@ -686,6 +688,17 @@ def _register_usage() -> None:
 
 
 _register_usage()
+
+
+def _register_payments() -> None:
+    import sys
+
+    from scrawn.server.payments.cli import register  # `scrawn payments` (docs/payments.md)
+
+    register(app, sys.modules[__name__])
+
+
+_register_payments()
 
 
 def main() -> None:

@@ -19,6 +19,9 @@ class Settings:
     database_url: str | None = None  # None: SQLite in data_dir
     secret: str | None = None  # None: read or create data_dir/secret (SQLite only)
     log_level: str = "info"
+    public_url: str | None = None  # None: http://{host}:{port}; checkout links are built on it
+    # Outbound webhook retries: seconds after each failed attempt (docs/webhooks.md); ~27.6 h in all.
+    webhook_retry_schedule: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -30,13 +33,20 @@ class Settings:
             "database_url": env.get("SCRAWN_DATABASE_URL") or None,
             "secret": env.get("SCRAWN_SECRET") or None,
             "log_level": env.get("SCRAWN_LOG_LEVEL", "info"),
+            "public_url": env.get("SCRAWN_PUBLIC_URL") or None,
         }
+        if schedule := env.get("SCRAWN_WEBHOOK_RETRY_SCHEDULE"):
+            values["webhook_retry_schedule"] = parse_schedule(schedule)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 
     @property
     def resolved_database_url(self) -> str:
         return normalise_database_url(self.database_url or f"sqlite:///{self.data_dir / 'scrawn.db'}")
+
+    @property
+    def resolved_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def is_sqlite(self) -> bool:
@@ -67,3 +77,14 @@ def normalise_database_url(url: str) -> str:
         if url.startswith(plain):
             return driver + url[len(plain) :]
     return url
+
+
+def parse_schedule(text: str) -> tuple[int, ...]:
+    """``SCRAWN_WEBHOOK_RETRY_SCHEDULE``: comma-separated positive whole seconds, e.g. ``5,300,1800``."""
+    try:
+        delays = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        delays = ()
+    if not delays or any(d <= 0 for d in delays):
+        raise ValueError(f"SCRAWN_WEBHOOK_RETRY_SCHEDULE must be positive seconds like 5,300,1800: {text!r}")
+    return delays

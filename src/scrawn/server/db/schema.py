@@ -280,3 +280,115 @@ balance_alerts = Table(  # balance.low crossings, recorded in the transaction th
     Index("ix_balance_alerts_pending", "delivered_at", "created_at"),
     Index("ix_balance_alerts_user", "project_id", "mode", "user_id", "created_at"),
 )
+
+# Payments (docs/payments.md) --------------------------------------------------------------------------------
+
+payment_configs = Table(  # one checkout provider per project and mode
+    "payment_configs",
+    metadata,
+    Column("project_id", String(36), nullable=False),
+    Column("mode", String(4), nullable=False),
+    Column("provider", String(16), nullable=False),  # lemonsqueezy | stripe
+    Column("api_key", Text, nullable=False),  # sealed (server/secretbox.py): never returned in full
+    Column("api_key_hint", String(16), nullable=False),  # the key's last 4 characters
+    Column("store_id", String(64)),  # Lemon Squeezy
+    Column("variant_id", String(64)),  # Lemon Squeezy
+    Column("product_name", String(255)),  # Stripe: the line item's name
+    Column("currency", String(3), nullable=False),
+    Column("return_url", Text),
+    Column("webhook_secret", Text, nullable=False),  # sealed: verifies the provider's inbound webhooks
+    Column("api_base", String(255)),  # the provider's API address; NULL = its public one
+    Column("checkout_ttl", Integer, nullable=False),  # seconds a checkout link stays open
+    Column("updated_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("project_id", "mode"),
+)
+
+checkouts = Table(  # a checkout link: one provider session for one user and amount
+    "checkouts",
+    metadata,
+    Column("project_id", String(36), nullable=False),
+    Column("mode", String(4), nullable=False),
+    Column("id", String(36), nullable=False),  # random: /checkout/{id} is public
+    Column("user_id", String(256), nullable=False),
+    Column("purpose", String(12), nullable=False),  # outstanding | top_up
+    Column("amount", Micros, nullable=False),  # in the project's amount unit: what paying it all credits
+    Column("charge", BigInteger, nullable=False),  # what the provider charges, in the currency's minor unit
+    Column("currency", String(3), nullable=False),
+    Column("provider", String(16), nullable=False),
+    Column("provider_session_id", String(255)),
+    Column("provider_url", Text),
+    Column("provider_payment_id", String(255)),  # Lemon Squeezy order / Stripe payment intent, once paid
+    # creating | open | paid | failed | expired | replaced | refunded | error (the provider refused it)
+    Column("status", String(12), nullable=False),
+    Column("paid_charge", BigInteger),  # what the provider says was paid, currency minor units
+    Column("refunded_charge", BigInteger, nullable=False, server_default="0"),
+    Column("return_url", Text),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("project_id", "mode", "id"),
+    Index("ix_checkouts_id", "id"),
+    Index("ix_checkouts_user", "project_id", "mode", "user_id", "status"),
+    Index("ix_checkouts_payment", "provider_payment_id"),
+)
+
+inbound_webhooks = Table(  # provider webhook events, stored once: a replay is a no-op
+    "inbound_webhooks",
+    metadata,
+    Column("project_id", String(36), nullable=False),
+    Column("provider", String(16), nullable=False),
+    Column("event_id", String(255), nullable=False),
+    Column("mode", String(4), nullable=False),
+    Column("checkout_id", String(36)),
+    Column("type", String(64), nullable=False),
+    Column("outcome", String(32), nullable=False),  # paid | refunded | failed | expired | ignored
+    Column("received_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("project_id", "provider", "event_id"),
+)
+
+webhook_endpoints = Table(  # where a project's outbound webhooks go, one per mode
+    "webhook_endpoints",
+    metadata,
+    Column("project_id", String(36), nullable=False),
+    Column("mode", String(4), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("secret", Text, nullable=False),  # sealed whsec_… (v1, HMAC-SHA256)
+    Column("signing_key", Text, nullable=False),  # sealed whsk_… (v1a, Ed25519 private key)
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("project_id", "mode"),
+)
+
+webhook_messages = Table(  # the outbound outbox: written in the transaction that changed the ledger
+    "webhook_messages",
+    metadata,
+    Column("project_id", String(36), nullable=False),
+    Column("mode", String(4), nullable=False),
+    Column("id", String(40), nullable=False),  # msg_…: the webhook-id every attempt carries
+    Column("type", String(32), nullable=False),  # payment.succeeded | … | balance.low | reservation.expired
+    Column("payload", Text, nullable=False),  # the exact JSON body sent
+    Column("status", String(12), nullable=False),  # pending | delivered | failed (retries exhausted)
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", BigInteger),  # Unix ms; NULL once delivered or given up
+    Column("delivered_at", BigInteger),
+    Column("last_error", Text),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("project_id", "mode", "id"),
+    Index("ix_webhook_messages_due", "next_attempt_at"),
+    Index("ix_webhook_messages_created", "project_id", "mode", "created_at"),
+)
+
+webhook_attempts = Table(  # the delivery log
+    "webhook_attempts",
+    metadata,
+    Column("project_id", String(36), nullable=False),
+    Column("mode", String(4), nullable=False),
+    Column("message_id", String(40), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("status_code", Integer),  # NULL: no HTTP answer (refused, timed out)
+    Column("error", Text),
+    Column("duration_ms", Integer, nullable=False),
+    Column("attempted_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("project_id", "mode", "message_id", "attempt"),
+)

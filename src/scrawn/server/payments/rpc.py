@@ -1,5 +1,4 @@
-"""``payment.v1.PaymentService``. Checkout providers are not built yet (issue 6): until a project has one,
-DESIGN §3.5 answers FAILED_PRECONDITION saying what is missing, never UNIMPLEMENTED or a bare 404."""
+"""``payment.v1.PaymentService/CreateCheckoutLink`` (DESIGN §3.2, §7)."""
 
 from __future__ import annotations
 
@@ -8,15 +7,22 @@ from typing import Any
 from connectrpc.request import RequestContext
 
 from scrawn._proto.payment.v1 import payment_pb2 as pb
-from scrawn.errors import FailedPreconditionError, ValidationError
+from scrawn.errors import ValidationError
+from scrawn.server.db.engine import Database
 from scrawn.server.keys.service import KeyService
+from scrawn.server.payments import config as configs
+from scrawn.server.payments.service import check_top_up, open_checkout
 from scrawn.server.rpc import authenticate, handler
+from scrawn.server.secretbox import SecretBox
 from scrawn.server.wallets.service import MAX_USER_ID
 
 
 class PaymentRpc:
-    def __init__(self, keys: KeyService) -> None:
+    def __init__(self, db: Database, keys: KeyService, box: SecretBox, public_url: str) -> None:
+        self._db = db
         self._keys = keys
+        self._box = box
+        self._public_url = public_url
 
     @handler
     async def create_checkout_link(
@@ -30,8 +36,20 @@ class PaymentRpc:
                 "must be a non-empty string of at most 256 characters",
                 context="Checkout validation failed",
             )
-        raise FailedPreconditionError(
-            "No payment provider is configured for this project: checkout links need a Lemon Squeezy or "
-            "Stripe configuration, which this server version cannot store yet",
-            field="provider",
+        top_up = check_top_up(request.topUpAmount if request.HasField("topUpAmount") else None)
+        return_url = request.returnUrl if request.HasField("returnUrl") else None
+        try:
+            configs.check_url("returnUrl", return_url)
+        except ValidationError as e:
+            raise ValidationError("returnUrl", e.problem, context="Checkout validation failed") from None
+        checkout_id = await open_checkout(
+            self._db,
+            self._box,
+            caller.project_id,
+            caller.mode,
+            request.userId,
+            top_up=top_up,
+            return_url=return_url,
+            public_url=self._public_url,
         )
+        return pb.CreateCheckoutLinkResponse(checkoutLink=f"{self._public_url}/checkout/{checkout_id}")

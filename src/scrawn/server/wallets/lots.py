@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrawn.errors import FailedPreconditionError
 from scrawn.money import format_amount
 from scrawn.server.db.schema import balance_alerts, credit_lots, ledger_entries
+from scrawn.server.webhooks import outbox
 
 ZERO = Decimal(0)
 BLOCKED_RECHECK_MS = 5_000  # a lot held back by holds is looked at again by sweepers this often
@@ -313,3 +314,10 @@ async def record_low_balance(
             created_at=now,
         )
     )
+    data = {
+        "userId": user_id,
+        "threshold": format_amount(threshold),
+        "balance": format_amount(balance),
+        "available": format_amount(available),
+    }
+    await outbox.enqueue(conn, project_id, mode, "balance.low", data)  # same transaction as the crossing

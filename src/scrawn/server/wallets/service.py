@@ -28,6 +28,7 @@ from scrawn.money import MoneyError, format_amount, from_micros, parse_decimal, 
 from scrawn.server.db.engine import dialect_insert, now_ms
 from scrawn.server.db.schema import balances, credit_lots, ledger_entries, reservations
 from scrawn.server.wallets import lots
+from scrawn.server.webhooks import outbox
 
 CREDIT_KINDS = ("grant", "top_up", "adjustment")
 DEFAULT_TTL, MAX_TTL = 300, 86_400
@@ -521,6 +522,14 @@ async def _release(conn: AsyncConnection, project_id: str, mode: str, row: Any, 
     )
     view = await _move(conn, project_id, mode, view, held=-row.amount)
     await settle_expired(conn, project_id, mode, view)  # credit the hold kept from expiring goes now
+    if status == "expired":
+        data = {
+            "reservationId": row.id,
+            "userId": row.user_id,
+            "amount": format_amount(row.amount),
+            "expiresAt": outbox.iso(row.expires_at),
+        }
+        await outbox.enqueue(conn, project_id, mode, "reservation.expired", data)
 
 
 async def confirm_reservation(

@@ -1,0 +1,187 @@
+"""``scrawn payments``: the checkout provider of a project and mode, and its checkouts (docs/payments.md).
+Registered on the ``scrawn`` command by cli.py, which hands itself over (it may be running as __main__)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from sqlalchemy import select, update
+
+from scrawn.money import format_amount
+from scrawn.server.db.engine import Database
+from scrawn.server.db.schema import checkouts, projects
+from scrawn.server.payments import config as configs
+from scrawn.server.secretbox import SecretBox
+
+payments_app = typer.Typer(
+    help="Checkout providers (Lemon Squeezy, Stripe) and checkouts.", no_args_is_help=True
+)
+_cli: ModuleType | None = None
+
+DbOpt = Annotated[str | None, typer.Option("--database-url", help="Database URL [env SCRAWN_DATABASE_URL]")]
+DataOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data directory [env SCRAWN_DATA_DIR]")]
+ProjectOpt = Annotated[str | None, typer.Option("--project", help="Project id (default: the only project)")]
+ModeOpt = Annotated[str, typer.Option("--mode", help="live or test")]
+
+
+def register(app: Any, cli: ModuleType) -> None:
+    global _cli
+    _cli = cli
+    app.add_typer(payments_app, name="payments")
+
+
+def _main() -> ModuleType:
+    assert _cli is not None, "register() first"
+    return _cli
+
+
+@payments_app.command("configure")
+def configure(
+    provider: Annotated[str, typer.Option(help="lemonsqueezy or stripe")],
+    api_key: Annotated[
+        str, typer.Option(help="The provider's secret API key", envvar="SCRAWN_PROVIDER_API_KEY")
+    ],
+    webhook_secret: Annotated[
+        str,
+        typer.Option(help="The provider's webhook signing secret", envvar="SCRAWN_PROVIDER_WEBHOOK_SECRET"),
+    ],
+    currency: Annotated[str, typer.Option(help="ISO 4217 currency of the charges")] = "USD",
+    store_id: Annotated[str | None, typer.Option(help="Lemon Squeezy store id")] = None,
+    variant_id: Annotated[str | None, typer.Option(help="Lemon Squeezy variant id")] = None,
+    product_name: Annotated[str | None, typer.Option(help="Stripe: the line item's name")] = None,
+    return_url: Annotated[str | None, typer.Option(help="Where the payer is sent after paying")] = None,
+    checkout_ttl: Annotated[
+        int, typer.Option(help="Seconds a checkout stays open")
+    ] = configs.DEFAULT_CHECKOUT_TTL,
+    api_base: Annotated[str | None, typer.Option(help="The provider API's address (proxies, tests)")] = None,
+    amount_unit: Annotated[
+        str | None, typer.Option(help="minor (amounts are cents) or major (whole units); whole project")
+    ] = None,
+    mode: ModeOpt = "live",
+    project: ProjectOpt = None,
+    database_url: DbOpt = None,
+    data_dir: DataOpt = None,
+) -> None:
+    """Set the checkout provider (replaces the one configured); the API key is stored sealed."""
+    cli = _main()
+    settings = cli._settings(database_url=database_url, data_dir=data_dir)
+    values = {
+        "provider": provider,
+        "apiKey": api_key,
+        "webhookSecret": webhook_secret,
+        "currency": currency,
+        "storeId": store_id,
+        "variantId": variant_id,
+        "productName": product_name,
+        "returnUrl": return_url,
+        "checkoutTtl": checkout_ttl,
+        "apiBase": api_base,
+    }
+    if amount_unit not in (None, "minor", "major"):
+        cli.console.print("[red]error:[/red] --amount-unit must be minor or major")
+        raise typer.Exit(2)
+
+    async def work(db: Database) -> dict[str, Any]:
+        async with db.write() as conn:
+            project_id = await cli._project(conn, project)
+            if amount_unit:
+                await conn.execute(
+                    update(projects).where(projects.c.id == project_id).values(amount_unit=amount_unit)
+                )
+            box = SecretBox(settings.resolved_secret())
+            return (await configs.save(conn, box, project_id, cli._mode(mode), values)).public()
+
+    _print_config(cli._run(settings, work))
+
+
+@payments_app.command("show")
+def show(
+    mode: ModeOpt = "live", project: ProjectOpt = None, database_url: DbOpt = None, data_dir: DataOpt = None
+) -> None:
+    """The configured provider (secrets are never shown)."""
+    cli = _main()
+    settings = cli._settings(database_url=database_url, data_dir=data_dir)
+
+    async def work(db: Database) -> dict[str, Any] | None:
+        async with db.read() as conn:
+            project_id = await cli._project(conn, project)
+            found = await configs.load(
+                conn, SecretBox(settings.resolved_secret()), project_id, cli._mode(mode)
+            )
+        return None if found is None else found.public()
+
+    found = cli._run(settings, work)
+    if found is None:
+        cli.console.print(configs.NOT_CONFIGURED)
+        raise typer.Exit(1)
+    _print_config(found)
+
+
+@payments_app.command("remove")
+def remove(
+    mode: ModeOpt = "live", project: ProjectOpt = None, database_url: DbOpt = None, data_dir: DataOpt = None
+) -> None:
+    """Remove the provider: checkout links are refused until one is configured again."""
+    cli = _main()
+    settings = cli._settings(database_url=database_url, data_dir=data_dir)
+
+    async def work(db: Database) -> bool:
+        async with db.write() as conn:
+            return await configs.remove(conn, await cli._project(conn, project), cli._mode(mode))
+
+    cli.console.print("removed" if cli._run(settings, work) else "nothing was configured")
+
+
+@payments_app.command("checkouts")
+def list_checkouts(
+    user: Annotated[str | None, typer.Option(help="Only this user")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first")] = 50,
+    mode: ModeOpt = "live",
+    project: ProjectOpt = None,
+    database_url: DbOpt = None,
+    data_dir: DataOpt = None,
+) -> None:
+    """Checkouts, newest first: amount, what the provider charges, status."""
+    cli = _main()
+    settings = cli._settings(database_url=database_url, data_dir=data_dir)
+
+    async def work(db: Database) -> list[Any]:
+        async with db.read() as conn:
+            stmt = (
+                select(checkouts)
+                .where(
+                    checkouts.c.project_id == await cli._project(conn, project),
+                    checkouts.c.mode == cli._mode(mode),
+                )
+                .order_by(checkouts.c.created_at.desc())
+                .limit(max(limit, 1))
+            )
+            if user:
+                stmt = stmt.where(checkouts.c.user_id == user)
+            return list(await conn.execute(stmt))
+
+    table = Table("id", "user", "purpose", "amount", "charge", "status", "paid", "refunded", "created")
+    for r in cli._run(settings, work):
+        table.add_row(
+            r.id,
+            r.user_id,
+            r.purpose,
+            format_amount(r.amount),
+            f"{r.charge} {r.currency}",
+            r.status,
+            str(r.paid_charge or "-"),
+            str(r.refunded_charge or "-"),
+            cli._ts(r.created_at),
+        )
+    cli.console.print(table)
+
+
+def _print_config(found: dict[str, Any]) -> None:
+    table = Table("setting", "value")
+    for key, value in found.items():
+        table.add_row(key, "-" if value is None else str(value))
+    _main().console.print(table)

@@ -1,0 +1,390 @@
+"""Checkouts and the payments they bring (DESIGN §4, §7; docs/payments.md).
+
+A checkout charges what the user owes (the negative part of the ledger balance) rounded *up* to a whole
+minor unit of the currency, or a requested top-up. The provider is called outside any database transaction
+(an HTTP call must never hold SQLite's write lock): the checkout row is written first (``creating``), the
+provider session is created under an idempotency key derived from the row, and the row is then opened.
+
+Money moves only when a verified webhook says it moved: the amount actually paid is credited once per
+provider payment, refunds are debited back by how much the refunded total grew, and each provider event is
+stored once so a replay changes nothing."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from scrawn.errors import FailedPreconditionError, NotFoundError, ValidationError
+from scrawn.money import MoneyError, format_amount, parse_decimal
+from scrawn.server.clock import now_ms
+from scrawn.server.db.engine import Database, dialect_insert
+from scrawn.server.db.schema import checkouts, inbound_webhooks, projects
+from scrawn.server.payments import config as configs
+from scrawn.server.payments.config import PaymentConfig
+from scrawn.server.payments.providers import PROVIDERS, CheckoutRequest, WebhookFact
+from scrawn.server.secretbox import SecretBox
+from scrawn.server.wallets import service as wallets
+from scrawn.server.webhooks.outbox import enqueue
+
+log = logging.getLogger("scrawn.payments")
+MAX_CHARGE = 99_999_999  # the largest single charge both providers accept, in minor units
+OPEN = ("creating", "open")
+
+
+def _fail(field: str, problem: str) -> ValidationError:
+    return ValidationError(field, problem, context="Checkout validation failed")
+
+
+def check_top_up(text: str | None) -> Decimal | None:
+    if text is None:
+        return None
+    try:
+        amount = parse_decimal(text)
+    except MoneyError as e:
+        raise _fail("topUpAmount", str(e)) from None
+    if amount <= 0:
+        raise _fail("topUpAmount", "must be greater than 0")
+    return amount
+
+
+def to_charge(amount: Decimal, config: PaymentConfig, amount_unit: str) -> int:
+    """Project amount → the provider's whole minor units, rounded up (the one checkout rounding rule)."""
+    scale = config.minor_per_major if amount_unit == "major" else 1
+    # amounts in ``minor`` for a zero-decimal currency are already whole currency units
+    return int((amount * scale).to_integral_value(rounding=ROUND_CEILING))
+
+
+def from_charge(charge: int, config_currency: str, amount_unit: str) -> Decimal:
+    """The provider's minor units → the project's amount unit (exact)."""
+    if amount_unit != "major":
+        return Decimal(charge)
+    return Decimal(charge) / (1 if config_currency in configs.ZERO_DECIMAL else 100)
+
+
+@dataclass(frozen=True)
+class Checkout:
+    id: str
+    status: str
+    created: bool  # False: an open checkout for the same user and amount was returned
+    replaced: tuple[tuple[str, str], ...]  # (provider, session id) of sessions this one replaced
+
+
+async def _amount_unit(conn: AsyncConnection, project_id: str) -> str:
+    unit = await conn.scalar(select(projects.c.amount_unit).where(projects.c.id == project_id))
+    return str(unit or "minor")
+
+
+async def open_checkout(
+    db: Database,
+    box: SecretBox,
+    project_id: str,
+    mode: str,
+    user_id: str,
+    *,
+    top_up: Decimal | None,
+    return_url: str | None,
+    public_url: str,
+) -> str:
+    """``CreateCheckoutLink``: the checkout id whose ``/checkout/{id}`` link the caller gets."""
+    async with db.write() as conn:
+        checkout = await _reserve_checkout(conn, box, project_id, mode, user_id, top_up, return_url)
+    if not checkout.created:
+        return checkout.id
+    async with db.read() as conn:
+        config = await configs.require(conn, box, project_id, mode)
+        row = await _get(conn, project_id, mode, checkout.id)
+    provider = PROVIDERS[config.provider]
+    request = CheckoutRequest(
+        checkout.id, user_id, row.charge, row.return_url or f"{public_url}/checkout/{checkout.id}"
+    )
+    try:
+        session = await provider.create_checkout(config, request, row.expires_at)
+    except Exception:
+        async with db.write() as conn:  # the next call starts afresh rather than returning a dead link
+            await _set(conn, project_id, mode, checkout.id, status="error")
+        raise
+    async with db.write() as conn:
+        await _set(
+            conn,
+            project_id,
+            mode,
+            checkout.id,
+            status="open",
+            provider_session_id=session.session_id,
+            provider_url=session.url,
+            expect="creating",
+        )
+    for name, session_id in checkout.replaced:  # no orphaned provider sessions (where the provider allows)
+        if session_id and name == config.provider:
+            await provider.expire_checkout(config, session_id)
+    return checkout.id
+
+
+async def _reserve_checkout(
+    conn: AsyncConnection,
+    box: SecretBox,
+    project_id: str,
+    mode: str,
+    user_id: str,
+    top_up: Decimal | None,
+    return_url: str | None,
+) -> Checkout:
+    config = await configs.require(conn, box, project_id, mode)
+    unit = await _amount_unit(conn, project_id)
+    view = await wallets.lock_balance(conn, project_id, mode, user_id)  # one checkout decision at a time
+    if top_up is not None:
+        purpose, amount = "top_up", top_up
+    else:
+        purpose, amount = "outstanding", max(-view.balance, Decimal(0))
+        if amount == 0:
+            raise FailedPreconditionError("nothing to pay", field="userId")
+    charge = to_charge(amount, config, unit)
+    if charge > MAX_CHARGE:
+        raise FailedPreconditionError(
+            f"amount: {charge} {config.currency} minor units is more than one charge may be ({MAX_CHARGE})",
+            field="amount" if top_up is None else "topUpAmount",
+        )
+    now = now_ms()
+    replaced: list[tuple[str, str]] = []
+    for row in await conn.execute(
+        select(checkouts).where(
+            checkouts.c.project_id == project_id,
+            checkouts.c.mode == mode,
+            checkouts.c.user_id == user_id,
+            checkouts.c.status.in_(OPEN),
+        )
+    ):
+        same = (row.purpose, row.charge, row.currency, row.provider) == (
+            purpose,
+            charge,
+            config.currency,
+            config.provider,
+        )
+        if same and row.expires_at > now + 60_000 and row.return_url == return_url:
+            return Checkout(row.id, row.status, False, ())
+        await _set(conn, project_id, mode, row.id, status="replaced" if row.expires_at > now else "expired")
+        replaced.append((row.provider, row.provider_session_id or ""))
+    checkout_id = str(uuid.uuid4())
+    await conn.execute(
+        checkouts.insert().values(
+            project_id=project_id,
+            mode=mode,
+            id=checkout_id,
+            user_id=user_id,
+            purpose=purpose,
+            amount=amount,
+            charge=charge,
+            currency=config.currency,
+            provider=config.provider,
+            status="creating",
+            return_url=return_url,
+            expires_at=now + config.checkout_ttl * 1000,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    return Checkout(checkout_id, "creating", True, tuple(replaced))
+
+
+async def _get(conn: AsyncConnection, project_id: str, mode: str, checkout_id: str) -> Any:
+    row = (
+        await conn.execute(
+            select(checkouts).where(
+                checkouts.c.project_id == project_id, checkouts.c.mode == mode, checkouts.c.id == checkout_id
+            )
+        )
+    ).first()
+    if row is None:
+        raise NotFoundError(f"checkout {checkout_id} not found", field="checkoutId")
+    return row
+
+
+async def find_checkout(conn: AsyncConnection, checkout_id: str) -> Any:
+    """A checkout by its id alone (the public link and webhooks do not name the project)."""
+    try:
+        uuid.UUID(checkout_id)
+    except ValueError:
+        return None
+    return (await conn.execute(select(checkouts).where(checkouts.c.id == checkout_id))).first()
+
+
+async def find_by_payment(conn: AsyncConnection, provider: str, payment_id: str) -> Any:
+    return (
+        await conn.execute(
+            select(checkouts).where(
+                checkouts.c.provider_payment_id == payment_id, checkouts.c.provider == provider
+            )
+        )
+    ).first()
+
+
+async def _set(
+    conn: AsyncConnection,
+    project_id: str,
+    mode: str,
+    checkout_id: str,
+    *,
+    expect: str | None = None,
+    **values: Any,
+) -> None:
+    stmt = update(checkouts).where(
+        checkouts.c.project_id == project_id, checkouts.c.mode == mode, checkouts.c.id == checkout_id
+    )
+    if expect is not None:
+        stmt = stmt.where(checkouts.c.status == expect)
+    await conn.execute(stmt.values(updated_at=now_ms(), **values))
+
+
+# Webhooks ---------------------------------------------------------------------------------------------------
+
+
+async def apply_webhook(conn: AsyncConnection, config: PaymentConfig, row: Any, fact: WebhookFact) -> str:
+    """Apply a verified provider event to the checkout ``row`` (locked by the caller's write transaction).
+    Returns the outcome; ``duplicate`` when this provider event was applied before."""
+    project_id, mode = row.project_id, row.mode
+    stored = await conn.execute(
+        dialect_insert(conn, inbound_webhooks)
+        .values(
+            project_id=project_id,
+            provider=config.provider,
+            event_id=fact.event_id,
+            mode=mode,
+            checkout_id=row.id,
+            type=fact.type,
+            outcome=fact.kind,
+            received_at=now_ms(),
+        )
+        .on_conflict_do_nothing()
+        .returning(inbound_webhooks.c.event_id)
+    )
+    if stored.first() is None:
+        return "duplicate"
+    row = await _get(conn, project_id, mode, row.id)  # as it is now, after any concurrent twin committed
+    if fact.currency and fact.currency != row.currency:
+        log.warning("checkout %s: provider reported %s, expected %s", row.id, fact.currency, row.currency)
+    unit = await _amount_unit(conn, project_id)
+    if fact.kind == "paid":
+        return await _paid(conn, config, row, fact, unit)
+    if fact.kind == "refunded":
+        return await _refunded(conn, config, row, fact, unit)
+    if fact.kind == "failed" and row.status in OPEN:
+        await _set(conn, project_id, mode, row.id, status="failed")
+        await _notify(conn, "payment.failed", row, config, charge=row.charge, amount=row.amount)
+        return "failed"
+    if fact.kind == "expired" and row.status in OPEN:
+        await _set(conn, project_id, mode, row.id, status="expired")
+        return "expired"
+    return "ignored"
+
+
+async def _paid(conn: AsyncConnection, config: PaymentConfig, row: Any, fact: WebhookFact, unit: str) -> str:
+    assert fact.amount is not None
+    payment_id = fact.payment_id or fact.event_id
+    credited = from_charge(fact.amount, row.currency, unit)
+    entry, view, duplicate = await wallets.post_entry(
+        conn,
+        row.project_id,
+        row.mode,
+        user_id=row.user_id,
+        kind="payment" if row.purpose == "outstanding" else "top_up",
+        amount=credited,
+        key=f"payment:{config.provider}:{payment_id}",  # one credit per provider payment
+        description=f"{config.provider} checkout {row.id}",
+        check_available=False,
+    )
+    if duplicate:
+        return "duplicate"
+    await _set(
+        conn,
+        row.project_id,
+        row.mode,
+        row.id,
+        status="paid",
+        paid_charge=(row.paid_charge or 0) + fact.amount,
+        provider_payment_id=payment_id,
+    )
+    await _notify(
+        conn,
+        "payment.succeeded",
+        row,
+        config,
+        charge=fact.amount,
+        amount=credited,
+        balance=view.balance,
+        transactionId=entry.id,
+    )
+    return "paid"
+
+
+async def _refunded(
+    conn: AsyncConnection, config: PaymentConfig, row: Any, fact: WebhookFact, unit: str
+) -> str:
+    assert fact.amount is not None
+    grown = fact.amount - row.refunded_charge  # refund totals only grow; an older event changes nothing
+    if grown <= 0:
+        return "ignored"
+    taken = from_charge(grown, row.currency, unit)
+    entry, view, _ = await wallets.post_entry(
+        conn,
+        row.project_id,
+        row.mode,
+        user_id=row.user_id,
+        kind="refund",
+        amount=-taken,
+        key=f"refund:{config.provider}:{row.id}:{fact.amount}",
+        description=f"{config.provider} refund of checkout {row.id}",
+        check_available=False,  # money returned: what it paid for is owed again
+    )
+    fully = row.paid_charge is not None and fact.amount >= row.paid_charge
+    await _set(
+        conn,
+        row.project_id,
+        row.mode,
+        row.id,
+        refunded_charge=fact.amount,
+        **({"status": "refunded"} if fully else {}),
+    )
+    await _notify(
+        conn,
+        "payment.refunded",
+        row,
+        config,
+        charge=grown,
+        amount=taken,
+        balance=view.balance,
+        refundedTotal=fact.amount,
+        transactionId=entry.id,
+    )
+    return "refunded"
+
+
+async def _notify(
+    conn: AsyncConnection,
+    type_: str,
+    row: Any,
+    config: PaymentConfig,
+    *,
+    charge: int,
+    amount: Decimal,
+    balance: Decimal | None = None,
+    **extra: Any,
+) -> None:
+    data: dict[str, Any] = {
+        "checkoutId": row.id,
+        "userId": row.user_id,
+        "purpose": row.purpose,
+        "amount": format_amount(amount),
+        "charge": charge,
+        "currency": row.currency,
+        "provider": config.provider,
+        **extra,
+    }
+    if balance is not None:
+        data["balance"] = format_amount(balance)
+    await enqueue(conn, row.project_id, row.mode, type_, data)

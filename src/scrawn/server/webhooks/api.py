@@ -1,0 +1,111 @@
+"""The webhook routes of the JSON API (dash keys): the endpoint, the outbox, the delivery log, replay."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from scrawn.errors import NotFoundError, ValidationError
+from scrawn.server.db.engine import Database
+from scrawn.server.keys.service import Caller
+from scrawn.server.secretbox import SecretBox
+from scrawn.server.webhooks import endpoints, messages
+
+Endpoint = Callable[[Request, Caller], Awaitable[Response]]
+Wrap = Callable[[Endpoint, str], Callable[[Request], Awaitable[Response]]]  # (endpoint, action)
+BodyReader = Callable[[Request], Awaitable[dict[str, Any]]]
+
+
+def endpoint_json(found: endpoints.Endpoint, *, reveal: bool) -> dict[str, Any]:
+    from scrawn.server.keys.rpc import iso
+
+    body: dict[str, Any] = {
+        "mode": found.mode,
+        "url": found.url,
+        "publicKey": found.public_key,
+        "createdAt": iso(found.created_at),
+        "updatedAt": iso(found.updated_at),
+    }
+    if reveal:
+        body["secret"] = found.secret
+    return body
+
+
+class WebhookApi:
+    def __init__(self, db: Database, box: SecretBox, read_body: BodyReader) -> None:
+        self._db = db
+        self._box = box
+        self._read_body = read_body
+
+    def routes(self, wrap_as: Wrap) -> list[Route]:
+        def wrap(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+            return wrap_as(endpoint, "manage webhooks")
+
+        base = "/api/v1/webhooks"
+        return [
+            Route(f"{base}/endpoint", wrap(self.get_endpoint), methods=["GET"]),
+            Route(f"{base}/endpoint", wrap(self.put_endpoint), methods=["PUT"]),
+            Route(f"{base}/endpoint", wrap(self.delete_endpoint), methods=["DELETE"]),
+            Route(f"{base}/messages", wrap(self.list_messages), methods=["GET"]),
+            Route(f"{base}/messages/{{id}}/attempts", wrap(self.list_attempts), methods=["GET"]),
+            Route(f"{base}/messages/{{id}}/replay", wrap(self.replay), methods=["POST"]),
+        ]
+
+    @staticmethod
+    def _mode(request: Request, caller: Caller) -> str:
+        """``?mode=`` picks the mode; without it, the caller's (``x-scrawn-mode``, live by default)."""
+        mode = request.query_params.get("mode")
+        return caller.mode if mode is None else endpoints.check_mode(mode)
+
+    async def get_endpoint(self, request: Request, caller: Caller) -> Response:
+        mode = self._mode(request, caller)
+        reveal = request.query_params.get("reveal", "").lower() in ("1", "true", "yes")
+        async with self._db.read() as conn:
+            found = await endpoints.get(conn, self._box, caller.project_id, mode)
+        if found is None:
+            raise NotFoundError(f"no webhook endpoint in {mode} mode")
+        return JSONResponse(endpoint_json(found, reveal=reveal))
+
+    async def put_endpoint(self, request: Request, caller: Caller) -> Response:
+        mode = self._mode(request, caller)
+        body = await self._read_body(request)
+        url = endpoints.check_url(body.get("url"))
+        rotate = body.get("rotate", False)
+        if not isinstance(rotate, bool):
+            raise ValidationError("rotate", "must be a boolean")
+        async with self._db.write() as conn:
+            found, created = await endpoints.put(conn, self._box, caller.project_id, mode, url, rotate=rotate)
+        # The secret is shown whenever it is new, so it can be stored right away.
+        return JSONResponse(
+            endpoint_json(found, reveal=created or rotate), status_code=201 if created else 200
+        )
+
+    async def delete_endpoint(self, request: Request, caller: Caller) -> Response:
+        mode = self._mode(request, caller)
+        async with self._db.write() as conn:
+            await endpoints.remove(conn, caller.project_id, mode)
+        return Response(status_code=204)
+
+    async def list_messages(self, request: Request, caller: Caller) -> Response:
+        mode = self._mode(request, caller)
+        status = messages.check_status(request.query_params.get("status"))
+        limit = messages.check_limit(request.query_params.get("limit"))
+        async with self._db.read() as conn:
+            found = await messages.list_messages(conn, caller.project_id, mode, status, limit)
+        return JSONResponse({"messages": [messages.message_json(m) for m in found]})
+
+    async def list_attempts(self, request: Request, caller: Caller) -> Response:
+        mode = self._mode(request, caller)
+        async with self._db.read() as conn:
+            found = await messages.attempts_of(conn, caller.project_id, mode, request.path_params["id"])
+        return JSONResponse({"attempts": [messages.attempt_json(a) for a in found]})
+
+    async def replay(self, request: Request, caller: Caller) -> Response:
+        mode = self._mode(request, caller)
+        async with self._db.write() as conn:
+            row = await messages.replay(conn, caller.project_id, mode, request.path_params["id"])
+        return JSONResponse(messages.message_json(row))

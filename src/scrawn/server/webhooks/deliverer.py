@@ -1,0 +1,251 @@
+"""Deliver the outbox (docs/webhooks.md) from every server process: each due message is claimed with a
+lease committed before the HTTP call, so one process sends it at a time; every attempt carries the
+message's id as ``webhook-id``, so a receiver that dedupes on it sees each event once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy import and_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from scrawn.server.clock import now_ms
+from scrawn.server.db.engine import Database
+from scrawn.server.db.schema import webhook_attempts, webhook_messages
+from scrawn.server.secretbox import SecretBox
+from scrawn.server.webhooks import endpoints, signing
+
+log = logging.getLogger("scrawn.webhooks")
+LEASE_MS = 60_000  # longer than one HTTP attempt can take; a crashed sender's claim lapses after it
+TIMEOUT = 10.0
+BATCH = 50
+USER_AGENT = "Scrawn-Webhooks/1"
+MAX_ERROR = 500
+
+
+@dataclass(frozen=True)
+class Claim:
+    project_id: str
+    mode: str
+    id: str
+    payload: str
+    lease_until: int
+    url: str | None  # None: the endpoint was deleted
+    secret: str
+    signing_key: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    url: str
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+    attempted_at: int
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class WebhookDeliverer:
+    def __init__(
+        self, db: Database, box: SecretBox, schedule: Sequence[int], interval: float = 0.5
+    ) -> None:
+        self._db = db
+        self._box = box
+        self._schedule = tuple(schedule)
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+        self._http: httpx.AsyncClient | None = None
+
+    def start(self) -> None:
+        self._http = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="scrawn-webhook-delivery")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._http is not None:
+            await self._http.aclose()
+
+    async def _run(self) -> None:
+        while True:
+            sent = 0
+            try:
+                sent = await self.sweep()
+            except Exception:
+                log.exception("webhook delivery sweep failed; retrying")
+            if not sent:  # more may be due right away after a full batch
+                await asyncio.sleep(self._interval)
+
+    async def sweep(self) -> int:
+        """Send every message due now; returns how many were attempted."""
+        now = now_ms()
+        due = (
+            select(
+                webhook_messages.c.project_id,
+                webhook_messages.c.mode,
+                webhook_messages.c.id,
+                webhook_messages.c.next_attempt_at,
+            )
+            .where(webhook_messages.c.status == "pending", webhook_messages.c.next_attempt_at <= now)
+            .order_by(webhook_messages.c.next_attempt_at)
+            .limit(BATCH)
+        )
+        async with self._db.read() as conn:  # a cheap look first, so idle servers never take the write lock
+            rows = (await conn.execute(due)).all()
+        if not rows:
+            return 0
+        async with self._db.write() as conn:
+            claims = [c for row in rows if (c := await self._claim(conn, row, now)) is not None]
+        await asyncio.gather(*(self._deliver(c) for c in claims))
+        return len(claims)
+
+    async def _claim(self, conn: AsyncConnection, row: Any, now: int) -> Claim | None:
+        project_id: str = row.project_id
+        mode: str = row.mode
+        message_id: str = row.id
+        seen: int = row.next_attempt_at
+        lease_until = now + LEASE_MS
+        result = await conn.execute(
+            update(webhook_messages)
+            .where(
+                webhook_messages.c.project_id == project_id,
+                webhook_messages.c.mode == mode,
+                webhook_messages.c.id == message_id,
+                webhook_messages.c.status == "pending",
+                webhook_messages.c.next_attempt_at == seen,  # another process claimed it first
+            )
+            .values(next_attempt_at=lease_until)
+        )
+        if result.rowcount != 1:
+            return None
+        payload = await conn.scalar(
+            select(webhook_messages.c.payload).where(
+                webhook_messages.c.project_id == project_id,
+                webhook_messages.c.mode == mode,
+                webhook_messages.c.id == message_id,
+            )
+        )
+        # Read at delivery time: a URL changed since the event is where its retries go.
+        endpoint = await endpoints.get(conn, self._box, project_id, mode)
+        return Claim(
+            project_id,
+            mode,
+            message_id,
+            str(payload),
+            lease_until,
+            None if endpoint is None else endpoint.url,
+            "" if endpoint is None else endpoint.secret,
+            "" if endpoint is None else endpoint.signing_key,
+        )
+
+    async def _deliver(self, claim: Claim) -> None:
+        try:
+            outcome = await self._post(claim)
+            await self._record(claim, outcome)
+        except asyncio.CancelledError:  # shutting down: hand the message back now, not when the lease lapses
+            await self._release(claim)
+            raise
+        except Exception:
+            log.exception("webhook %s: delivery failed unexpectedly; its lease will lapse", claim.id)
+
+    async def _release(self, claim: Claim) -> None:
+        try:
+            async with self._db.write() as conn:
+                await conn.execute(
+                    update(webhook_messages)
+                    .where(
+                        webhook_messages.c.project_id == claim.project_id,
+                        webhook_messages.c.mode == claim.mode,
+                        webhook_messages.c.id == claim.id,
+                        webhook_messages.c.status == "pending",
+                        webhook_messages.c.next_attempt_at == claim.lease_until,
+                    )
+                    .values(next_attempt_at=now_ms())
+                )
+        except Exception:
+            log.warning(
+                "webhook %s: could not release its lease; it lapses in %d s", claim.id, LEASE_MS // 1000
+            )
+
+    async def _post(self, claim: Claim) -> Outcome:
+        attempted_at = now_ms()
+        if claim.url is None:
+            return Outcome("", None, "no webhook endpoint is configured", 0, attempted_at)
+        assert self._http is not None
+        headers = signing.sign(claim.id, attempted_at // 1000, claim.payload, claim.secret, claim.signing_key)
+        headers |= {"content-type": "application/json", "user-agent": USER_AGENT}
+        started = time.monotonic()
+        status: int | None = None
+        error: str | None = None
+        try:
+            response = await self._http.post(claim.url, content=claim.payload.encode(), headers=headers)
+            status = response.status_code
+            if not 200 <= status < 300:
+                error = f"HTTP {status}"
+        except httpx.HTTPError as e:
+            error = f"{type(e).__name__}: {e}"[:MAX_ERROR]
+        duration = int((time.monotonic() - started) * 1000)
+        return Outcome(claim.url, status, error, duration, attempted_at)
+
+    def _retry_at(self, attempts: int, now: int) -> int | None:
+        """When to try again after ``attempts`` failed attempts; None once the schedule is spent."""
+        if attempts > len(self._schedule):
+            return None
+        delay_ms = self._schedule[attempts - 1] * 1000
+        return now + delay_ms + int(delay_ms * random.uniform(0, 0.1))  # spread a crowd of retries
+
+    async def _record(self, claim: Claim, outcome: Outcome) -> None:
+        key = and_(
+            webhook_messages.c.project_id == claim.project_id,
+            webhook_messages.c.mode == claim.mode,
+            webhook_messages.c.id == claim.id,
+        )
+        async with self._db.write() as conn:
+            m = webhook_messages.c
+            row = (
+                await conn.execute(
+                    select(m.attempts, m.status, m.next_attempt_at).where(key).with_for_update()
+                )
+            ).one()
+            attempt = row.attempts + 1
+            await conn.execute(
+                webhook_attempts.insert().values(
+                    project_id=claim.project_id,
+                    mode=claim.mode,
+                    message_id=claim.id,
+                    attempt=attempt,
+                    url=outcome.url,
+                    status_code=outcome.status_code,
+                    error=outcome.error,
+                    duration_ms=outcome.duration_ms,
+                    attempted_at=outcome.attempted_at,
+                )
+            )
+            values: dict[str, object] = {"attempts": attempt, "last_error": outcome.error}
+            ours = row.status == "pending" and row.next_attempt_at == claim.lease_until
+            if outcome.ok:
+                values |= {"status": "delivered", "delivered_at": outcome.attempted_at}
+                values["next_attempt_at"] = None
+            elif ours:  # a replay meanwhile has already rescheduled it: keep that
+                retry_at = self._retry_at(attempt, now_ms())
+                values["next_attempt_at"] = retry_at
+                if retry_at is None:
+                    values["status"] = "failed"
+            await conn.execute(update(webhook_messages).where(key).values(**values))
+        if outcome.ok:
+            log.info("webhook %s delivered (attempt %d)", claim.id, attempt)
+        else:
+            log.warning(
+                "webhook %s attempt %d to %s failed: %s", claim.id, attempt, outcome.url, outcome.error
+            )

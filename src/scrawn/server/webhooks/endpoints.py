@@ -1,0 +1,121 @@
+"""A project's outbound webhook endpoint, one per mode: its URL and its signing secrets (sealed at rest)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from scrawn.errors import NotFoundError, ValidationError
+from scrawn.server.clock import now_ms
+from scrawn.server.db.schema import webhook_endpoints
+from scrawn.server.secretbox import SecretBox
+from scrawn.server.webhooks import signing
+
+MAX_URL = 2048
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    project_id: str
+    mode: str
+    url: str
+    secret: str  # whsec_… (v1)
+    signing_key: str  # whsk_… (v1a, private: never shown)
+    created_at: int
+    updated_at: int
+
+    @property
+    def public_key(self) -> str:
+        return signing.public_key(self.signing_key)
+
+
+def check_url(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("url", "must be a non-empty string")
+    url = value.strip()
+    if len(url) > MAX_URL:
+        raise ValidationError("url", f"must be at most {MAX_URL} characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ValidationError("url", "must be an http or https URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError("url", "must be an http or https URL")
+    if any(c.isspace() for c in url):
+        raise ValidationError("url", "must not contain whitespace")
+    return url
+
+
+def check_mode(value: object) -> str:
+    if value not in ("live", "test"):
+        raise ValidationError("mode", 'must be "live" or "test"')
+    return str(value)
+
+
+def _context(project_id: str, mode: str, column: str) -> str:
+    return f"{project_id}:{mode}:webhook_endpoints.{column}"
+
+
+async def get(conn: AsyncConnection, box: SecretBox, project_id: str, mode: str) -> Endpoint | None:
+    row = (
+        await conn.execute(
+            select(webhook_endpoints).where(
+                webhook_endpoints.c.project_id == project_id, webhook_endpoints.c.mode == mode
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    return Endpoint(
+        project_id=project_id,
+        mode=mode,
+        url=row.url,
+        secret=box.open(row.secret, _context(project_id, mode, "secret")),
+        signing_key=box.open(row.signing_key, _context(project_id, mode, "signing_key")),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+async def put(
+    conn: AsyncConnection, box: SecretBox, project_id: str, mode: str, url: str, *, rotate: bool = False
+) -> tuple[Endpoint, bool]:
+    """Set the URL (checked by the caller with check_url). The secrets stay unless ``rotate`` (or this is
+    the first endpoint). Returns the endpoint and whether it was created."""
+    now = now_ms()
+    current = await get(conn, box, project_id, mode)
+    secret = signing.new_secret() if current is None or rotate else current.secret
+    key = signing.new_signing_key() if current is None or rotate else current.signing_key
+    values = {
+        "url": url,
+        "secret": box.seal(secret, _context(project_id, mode, "secret")),
+        "signing_key": box.seal(key, _context(project_id, mode, "signing_key")),
+        "updated_at": now,
+    }
+    if current is None:
+        await conn.execute(
+            webhook_endpoints.insert().values(project_id=project_id, mode=mode, created_at=now, **values)
+        )
+    else:
+        await conn.execute(
+            update(webhook_endpoints)
+            .where(webhook_endpoints.c.project_id == project_id, webhook_endpoints.c.mode == mode)
+            .values(**values)
+        )
+    created_at = now if current is None else current.created_at
+    return Endpoint(project_id, mode, url, secret, key, created_at, now), current is None
+
+
+async def remove(conn: AsyncConnection, project_id: str, mode: str) -> None:
+    """Delete the endpoint. Messages already queued stay in the log; new events queue nothing."""
+    result = await conn.execute(
+        delete(webhook_endpoints).where(
+            webhook_endpoints.c.project_id == project_id, webhook_endpoints.c.mode == mode
+        )
+    )
+    if result.rowcount == 0:
+        raise NotFoundError(f"no webhook endpoint in {mode} mode")

@@ -1,0 +1,116 @@
+"""Read the outbox and its delivery log, and replay a message (same id: the receiver can dedupe)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from scrawn.errors import NotFoundError, ValidationError
+from scrawn.server.clock import now_ms
+from scrawn.server.db.schema import webhook_attempts, webhook_messages
+from scrawn.server.keys.rpc import iso
+
+STATUSES = ("pending", "delivered", "failed")
+MAX_LIMIT = 500
+
+
+def check_status(value: str | None) -> str | None:
+    if value in (None, ""):
+        return None
+    if value not in STATUSES:
+        raise ValidationError("status", "must be pending, delivered or failed")
+    return value
+
+
+def check_limit(value: str | int | None, default: int = 50) -> int:
+    if value in (None, ""):
+        return default
+    try:
+        limit = int(value)
+    except ValueError:
+        raise ValidationError("limit", "must be an integer") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValidationError("limit", f"must be between 1 and {MAX_LIMIT}")
+    return limit
+
+
+def _key(project_id: str, mode: str, message_id: str) -> Any:
+    return (
+        (webhook_messages.c.project_id == project_id)
+        & (webhook_messages.c.mode == mode)
+        & (webhook_messages.c.id == message_id)
+    )
+
+
+async def list_messages(
+    conn: AsyncConnection, project_id: str, mode: str, status: str | None = None, limit: int = 50
+) -> list[Any]:
+    """The newest first."""
+    query = select(webhook_messages).where(
+        webhook_messages.c.project_id == project_id, webhook_messages.c.mode == mode
+    )
+    if status is not None:
+        query = query.where(webhook_messages.c.status == status)
+    query = query.order_by(webhook_messages.c.created_at.desc(), webhook_messages.c.id).limit(limit)
+    return list((await conn.execute(query)).all())
+
+
+async def get_message(conn: AsyncConnection, project_id: str, mode: str, message_id: str) -> Any:
+    row = (await conn.execute(select(webhook_messages).where(_key(project_id, mode, message_id)))).first()
+    if row is None:
+        raise NotFoundError(f"webhook message not found: {message_id}", field="id")
+    return row
+
+
+async def attempts_of(conn: AsyncConnection, project_id: str, mode: str, message_id: str) -> list[Any]:
+    await get_message(conn, project_id, mode, message_id)
+    query = (
+        select(webhook_attempts)
+        .where(
+            webhook_attempts.c.project_id == project_id,
+            webhook_attempts.c.mode == mode,
+            webhook_attempts.c.message_id == message_id,
+        )
+        .order_by(webhook_attempts.c.attempt)
+    )
+    return list((await conn.execute(query)).all())
+
+
+async def replay(conn: AsyncConnection, project_id: str, mode: str, message_id: str) -> Any:
+    """Queue the message again now, under the same id; its attempts so far are kept (and logged)."""
+    await get_message(conn, project_id, mode, message_id)
+    await conn.execute(
+        update(webhook_messages)
+        .where(_key(project_id, mode, message_id))
+        .values(status="pending", next_attempt_at=now_ms())
+    )
+    return await get_message(conn, project_id, mode, message_id)
+
+
+def message_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "type": row.type,
+        "mode": row.mode,
+        "status": row.status,
+        "attempts": row.attempts,
+        "nextAttemptAt": iso(row.next_attempt_at) or None,
+        "deliveredAt": iso(row.delivered_at) or None,
+        "lastError": row.last_error,
+        "createdAt": iso(row.created_at),
+        "payload": json.loads(row.payload),
+    }
+
+
+def attempt_json(row: Any) -> dict[str, Any]:
+    return {
+        "attempt": row.attempt,
+        "url": row.url,
+        "statusCode": row.status_code,
+        "error": row.error,
+        "durationMs": row.duration_ms,
+        "attemptedAt": iso(row.attempted_at),
+    }

@@ -1,0 +1,69 @@
+"""The outbound webhook outbox (docs/webhooks.md): a message is written in the same transaction as the
+ledger change it reports, so it exists exactly when the change does; the deliverer sends it later, with
+retries, always under the same ``webhook-id``."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from scrawn.server.clock import now_ms
+from scrawn.server.db.schema import webhook_endpoints, webhook_messages
+
+EVENT_TYPES = (
+    "payment.succeeded",
+    "payment.failed",
+    "payment.refunded",
+    "balance.low",
+    "reservation.expired",
+)
+
+
+def iso(ms: int) -> str:
+    """Unix ms as the API writes times: ``2025-01-31T12:00:00.000Z``."""
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_message_id() -> str:
+    return "msg_" + secrets.token_hex(16)
+
+
+async def enqueue(
+    conn: AsyncConnection, project_id: str, mode: str, type_: str, data: dict[str, Any]
+) -> str | None:
+    """Queue ``type_`` with ``data`` (JSON-ready: amounts as decimal strings) for the project's endpoint in
+    this mode. Returns the message id, or None when the project has no endpoint (nothing is queued)."""
+    assert type_ in EVENT_TYPES, type_
+    has_endpoint = await conn.scalar(
+        select(webhook_endpoints.c.url).where(
+            webhook_endpoints.c.project_id == project_id, webhook_endpoints.c.mode == mode
+        )
+    )
+    if has_endpoint is None:
+        return None
+    now = now_ms()
+    message_id = new_message_id()
+    body = {
+        "type": type_,
+        "timestamp": datetime.fromtimestamp(now / 1000, UTC).isoformat().replace("+00:00", "Z"),
+        "data": {"mode": mode, **data},
+    }
+    await conn.execute(
+        webhook_messages.insert().values(
+            project_id=project_id,
+            mode=mode,
+            id=message_id,
+            type=type_,
+            payload=json.dumps(body, separators=(",", ":"), sort_keys=True),
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+    return message_id
