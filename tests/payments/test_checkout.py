@@ -377,7 +377,7 @@ def test_webhooks_that_are_not_genuine_are_refused(
         answer = httpx.post(f"{base}/webhooks/lemonsqueezy", content=payload, headers={"x-signature": "ab"})
         assert answer.status_code == status, (payload, answer.text)
         assert "error" in answer.json()
-    assert "webhook refused" in module_server.log() or module_server.log() == ""  # logged at warning
+    assert "webhook refused" in module_server.log()  # logged at warning
 
 
 def test_checkout_errors_are_clear(module_server: ServerHandle, setup: dict[str, Any]) -> None:
@@ -466,3 +466,111 @@ def test_unconfigured_and_configuration_api(module_server: ServerHandle, setup: 
         assert (
             httpx.put(f"{base}/api/v1/payments/config", json=restored, headers=test_dash).status_code == 200
         )
+
+
+def test_failed_and_expired_payments(module_server: ServerHandle, setup: dict[str, Any]) -> None:
+    stripe: FakeStripe = setup["stripe"]
+    ls: FakeLemonSqueezy = setup["ls"]
+    base = module_server.base_url
+    user = new_user()
+    with Scrawn(module_server.test_key, base) as client:
+        bill(client, user, "30")
+        link = client.collect_payment(user)
+        session_id = provider_url(module_server, link).rsplit("/", 1)[-1]
+        body, headers = stripe.async_payment_failed(session_id)
+        assert stripe.send(f"{base}/webhooks/stripe", body, headers).json()["outcome"] == "failed"
+        assert checkout_row(module_server, checkout_id(link)).status == "failed"
+        failed = setup["receivers"]["test"].events(setup["secrets"]["test"], "payment.failed")
+        assert any(e.data["checkoutId"] == checkout_id(link) and e.data["charge"] == 30 for e in failed)
+        assert httpx.get(link, follow_redirects=False).status_code == 410
+        assert client.wallet.balance(user).balance == Decimal(-30)  # nothing was paid
+
+        retry = client.collect_payment(user)  # a failed checkout is not reused
+        assert retry != link
+        session_id = provider_url(module_server, retry).rsplit("/", 1)[-1]
+        body, headers = stripe.session_expired(session_id)
+        assert stripe.send(f"{base}/webhooks/stripe", body, headers).json()["outcome"] == "expired"
+        expired = httpx.get(retry, follow_redirects=False)
+        assert expired.status_code == 410 and "expired" in expired.text
+
+    with Scrawn(module_server.live_key, base) as client:
+        bill(client, user, "8")
+        link = client.collect_payment(user)
+        ls_id = provider_url(module_server, link).rsplit("/", 1)[-1]
+        body, headers = ls.order_created(ls_id, status="failed")
+        assert ls.send(f"{base}/webhooks/lemonsqueezy", body, headers).json()["outcome"] == "failed"
+        assert client.wallet.balance(user).balance == Decimal(-8)
+
+
+def test_checkout_links_over_grpc_and_the_async_sdk(
+    module_server: ServerHandle, setup: dict[str, Any]
+) -> None:
+    from scrawn import AsyncScrawn
+    from scrawn._proto.payment.v1 import payment_pb2 as pb
+    from tests.clients import GrpcClient, bearer
+
+    user = new_user()
+    with Scrawn(module_server.live_key, module_server.base_url) as client:
+        bill(client, user, "12")
+        link = client.collect_payment(user)
+    with GrpcClient(module_server.grpc_target) as grpc_client:  # what the TypeScript SDK speaks
+        answer = grpc_client.unary(
+            "/payment.v1.PaymentService/CreateCheckoutLink",
+            pb.CreateCheckoutLinkRequest(userId=user),
+            bearer(module_server.live_key),
+        )
+    assert answer.checkoutLink == link
+
+    async def from_async() -> str:
+        async with AsyncScrawn(module_server.live_key, module_server.base_url) as client:
+            return await client.collect_payment(user)
+
+    assert asyncio.run(from_async()) == link
+
+
+def test_cli_configures_and_lists(module_server: ServerHandle, setup: dict[str, Any]) -> None:
+    import subprocess
+    import sys
+
+    def scrawn(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "scrawn.server.cli", "payments", *args],
+            env={**module_server.env, "COLUMNS": "200", **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    shown = scrawn("show", "--mode", "test")
+    assert shown.returncode == 0 and "stripe" in shown.stdout and STRIPE_KEY not in shown.stdout
+    bad = scrawn(
+        "configure",
+        "--provider",
+        "paypal",
+        "--mode",
+        "test",
+        SCRAWN_PROVIDER_API_KEY="k",
+        SCRAWN_PROVIDER_WEBHOOK_SECRET="s",
+    )
+    assert bad.returncode == 1 and "provider: must be lemonsqueezy or stripe" in bad.stdout
+    again = scrawn(
+        "configure",
+        "--provider",
+        "stripe",
+        "--product-name",
+        "API usage",
+        "--api-base",
+        setup["stripe"].base_url,
+        "--mode",
+        "test",
+        SCRAWN_PROVIDER_API_KEY=STRIPE_KEY,
+        SCRAWN_PROVIDER_WEBHOOK_SECRET=STRIPE_SECRET,
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert STRIPE_KEY not in again.stdout and STRIPE_KEY[-4:] in again.stdout
+    user = new_user()
+    with Scrawn(module_server.test_key, module_server.base_url) as client:
+        bill(client, user, "3")
+        link = client.collect_payment(user)
+    listed = scrawn("checkouts", "--mode", "test", "--user", user)
+    assert listed.returncode == 0 and checkout_id(link) in listed.stdout and "open" in listed.stdout

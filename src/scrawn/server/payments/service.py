@@ -110,7 +110,7 @@ async def open_checkout(
             await _set(conn, project_id, mode, checkout.id, status="error")
         raise
     async with db.write() as conn:
-        await _set(
+        opened = await _set(
             conn,
             project_id,
             mode,
@@ -120,9 +120,11 @@ async def open_checkout(
             provider_url=session.url,
             expect="creating",
         )
-    for name, session_id in checkout.replaced:  # no orphaned provider sessions (where the provider allows)
-        if session_id and name == config.provider:
-            await provider.expire_checkout(config, session_id)
+    # No orphaned provider sessions (where the provider can expire them): the ones this checkout replaced,
+    # and this one if a concurrent call replaced it while the provider was answering.
+    stale = [sid for name, sid in checkout.replaced if sid and name == config.provider]
+    for session_id in stale if opened else [*stale, session.session_id]:
+        await provider.expire_checkout(config, session_id)
     return checkout.id
 
 
@@ -232,13 +234,14 @@ async def _set(
     *,
     expect: str | None = None,
     **values: Any,
-) -> None:
+) -> bool:
+    """Update a checkout (only while its status is ``expect``, if given); True if it was updated."""
     stmt = update(checkouts).where(
         checkouts.c.project_id == project_id, checkouts.c.mode == mode, checkouts.c.id == checkout_id
     )
     if expect is not None:
         stmt = stmt.where(checkouts.c.status == expect)
-    await conn.execute(stmt.values(updated_at=now_ms(), **values))
+    return bool((await conn.execute(stmt.values(updated_at=now_ms(), **values))).rowcount)
 
 
 # Webhooks ---------------------------------------------------------------------------------------------------
