@@ -458,8 +458,8 @@ class AsyncScrawn(Integrations):
         self, user_id: str, *, top_up: Any = None, return_url: str | None = None
     ) -> str:
         """A checkout link (``{base}/checkout/{id}``) charging what ``user_id`` owes, rounded up to a whole
-        minor unit, or a ``top_up`` of their prepaid wallet (int, Decimal or str minor units). The same
-        link comes back while that checkout is open; a changed amount replaces it. Raises
+        minor unit, or a ``top_up`` of their prepaid wallet (int, Decimal or str, in the project's amount
+        unit). The same link comes back while that checkout is open; a changed amount replaces it. Raises
         FailedPreconditionError when there is nothing to pay or no payment provider is configured."""
         return await self._rpc(_payments.collect_payment(user_id, top_up, return_url))
 
