@@ -5,6 +5,7 @@ message's id as ``webhook-id``, so a receiver that dedupes on it sees each event
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -65,27 +66,33 @@ class WebhookDeliverer:
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
         self._http: httpx.AsyncClient | None = None
+        self._stop = asyncio.Event()
 
     def start(self) -> None:
         self._http = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="scrawn-webhook-delivery")
 
     async def close(self) -> None:
+        """Let attempts in flight finish and be logged (an attempt the receiver saw is never forgotten),
+        then stop; past the HTTP timeout, cancel and hand the claims back."""
+        self._stop.set()
         if self._task is not None:
+            await asyncio.wait({self._task}, timeout=TIMEOUT + 5)
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         if self._http is not None:
             await self._http.aclose()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stop.is_set():
             sent = 0
             try:
                 sent = await self.sweep()
             except Exception:
                 log.exception("webhook delivery sweep failed; retrying")
             if not sent:  # more may be due right away after a full batch
-                await asyncio.sleep(self._interval)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self._interval)
 
     async def sweep(self) -> int:
         """Send every message due now; returns how many were attempted."""

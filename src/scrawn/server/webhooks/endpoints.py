@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.errors import NotFoundError, ValidationError
 from scrawn.server.clock import now_ms
+from scrawn.server.db.engine import dialect_insert
 from scrawn.server.db.schema import webhook_endpoints
 from scrawn.server.secretbox import SecretBox
 from scrawn.server.webhooks import signing
@@ -97,9 +98,13 @@ async def put(
         "updated_at": now,
     }
     if current is None:
-        await conn.execute(
-            webhook_endpoints.insert().values(project_id=project_id, mode=mode, created_at=now, **values)
+        inserted = await conn.execute(
+            dialect_insert(conn, webhook_endpoints)
+            .values(project_id=project_id, mode=mode, created_at=now, **values)
+            .on_conflict_do_nothing()
         )
+        if not inserted.rowcount:  # a concurrent first PUT won: change theirs like any later PUT
+            return await put(conn, box, project_id, mode, url, rotate=rotate)
     else:
         await conn.execute(
             update(webhook_endpoints)
