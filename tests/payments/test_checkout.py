@@ -438,6 +438,7 @@ def test_unconfigured_and_configuration_api(module_server: ServerHandle, setup: 
         ({"provider": "stripe", "webhookSecret": "s"}, "apiKey"),
         ({"provider": "lemonsqueezy", "apiKey": "k", "webhookSecret": "s", "variantId": "1"}, "storeId"),
         ({"provider": "stripe", "apiKey": "k", "webhookSecret": "s", "currency": "dollars"}, "currency"),
+        ({"provider": "stripe", "apiKey": "k", "webhookSecret": "s", "currency": "EUR"}, "currency"),
         ({"provider": "stripe", "apiKey": "k", "webhookSecret": "s", "returnUrl": "ftp://x"}, "returnUrl"),
         ({"provider": "stripe", "apiKey": "k", "webhookSecret": "s", "checkoutTtl": 10}, "checkoutTtl"),
     ):

@@ -49,7 +49,7 @@ def configure(
         str,
         typer.Option(help="The provider's webhook signing secret", envvar="SCRAWN_PROVIDER_WEBHOOK_SECRET"),
     ],
-    currency: Annotated[str, typer.Option(help="ISO 4217 currency of the charges")] = "USD",
+    currency: Annotated[str | None, typer.Option(help="ISO 4217; must be the project's (default)")] = None,
     store_id: Annotated[str | None, typer.Option(help="Lemon Squeezy store id")] = None,
     variant_id: Annotated[str | None, typer.Option(help="Lemon Squeezy variant id")] = None,
     product_name: Annotated[str | None, typer.Option(help="Stripe: the line item's name")] = None,

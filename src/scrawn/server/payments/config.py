@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrawn.errors import FailedPreconditionError, ValidationError
 from scrawn.server.clock import now_ms
 from scrawn.server.db.engine import dialect_insert
-from scrawn.server.db.schema import payment_configs
+from scrawn.server.db.schema import payment_configs, projects
 from scrawn.server.secretbox import SecretBox
 
 PROVIDERS = ("lemonsqueezy", "stripe")
@@ -91,14 +91,20 @@ def check_url(field: str, value: str | None) -> str | None:
     return value
 
 
-def validate(values: dict[str, Any]) -> dict[str, Any]:
+def validate(values: dict[str, Any], project_currency: str = "USD") -> dict[str, Any]:
     """Check a configuration as sent by the API or the CLI (camelCase keys); returns the clean fields."""
     provider = _text(values, "provider", required=True)
     if provider not in PROVIDERS:
         raise _fail("provider", "must be lemonsqueezy or stripe")
-    currency = (_text(values, "currency", required=False, limit=3) or "USD").upper()
+    currency = (_text(values, "currency", required=False, limit=3) or project_currency).upper()
     if len(currency) != 3 or not currency.isalpha() or not currency.isascii():
         raise _fail("currency", "must be a three-letter ISO 4217 code such as USD")
+    if currency != project_currency:  # the ledger's amounts are in the project's currency
+        raise _fail(
+            "currency",
+            f"must be the project's currency, {project_currency} (its ledger is kept in it; change the "
+            "project's currency first)",
+        )
     ttl = values.get("checkoutTtl", DEFAULT_CHECKOUT_TTL)
     if isinstance(ttl, bool) or not isinstance(ttl, int) or not 3600 <= ttl <= 86400:
         raise _fail("checkoutTtl", "must be whole seconds between 3600 and 86400")
@@ -128,7 +134,8 @@ def _context(project_id: str, mode: str, column: str) -> str:
 async def save(
     conn: AsyncConnection, box: SecretBox, project_id: str, mode: str, values: dict[str, Any]
 ) -> PaymentConfig:
-    clean = validate(values)
+    project_currency = await conn.scalar(select(projects.c.currency).where(projects.c.id == project_id))
+    clean = validate(values, str(project_currency or "USD"))
     row = {
         **clean,
         "project_id": project_id,

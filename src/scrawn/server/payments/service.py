@@ -140,6 +140,7 @@ async def _reserve_checkout(
     config = await configs.require(conn, box, project_id, mode)
     unit = await _amount_unit(conn, project_id)
     view = await wallets.lock_balance(conn, project_id, mode, user_id)  # one checkout decision at a time
+    view = await wallets.settle_expired(conn, project_id, mode, view)  # credit past its expiry is gone
     if top_up is not None:
         purpose, amount = "top_up", top_up
     else:
