@@ -690,6 +690,17 @@ def _register_usage() -> None:
 _register_usage()
 
 
+def _register_projects() -> None:
+    import sys
+
+    from scrawn.server.projects_cli import register  # `scrawn projects` (docs/usage.md)
+
+    register(app, sys.modules[__name__])
+
+
+_register_projects()
+
+
 def _register_payments() -> None:
     import sys
 

@@ -35,6 +35,8 @@ projects = Table(
     Column("currency", String(3), nullable=False, server_default="USD"),
     Column("amount_unit", String(8), nullable=False, server_default="minor"),
     Column("created_at", BigInteger, nullable=False),
+    # Project currency minor units per US cent, exact decimal text (docs/usage.md); NULL = 1 (USD).
+    Column("usd_rate", String(64)),
 )
 
 api_keys = Table(

@@ -15,12 +15,18 @@ from scrawn.server.events.committer import GroupCommitter
 from scrawn.server.events.intake import AI_COMPONENTS, PRICE_CALCULATION_FAILED, EventInput
 from scrawn.server.events.store import Outcome, PricedEvent
 from scrawn.server.keys.service import Caller
-from scrawn.server.pricing import catalog, models, overrides
+from scrawn.server.pricing import catalog, currency, models, overrides
 from scrawn.server.pricing.expression import Variables
 from scrawn.server.pricing.pricer import Debit, PriceBook, PricingError, load_price_book
 
 
 class PriceFailed(InvalidArgumentError):
+    stream_code = PRICE_CALCULATION_FAILED
+
+
+class RateMissing(currency.NoUsdRate):
+    """FAILED_PRECONDITION on unary calls; a stream reports it as a pricing failure."""
+
     stream_code = PRICE_CALCULATION_FAILED
 
 
@@ -45,15 +51,18 @@ class EventService:
             for inp in inputs
             if inp.ai is not None and any(inp.ai.debits[c] is None for c in BOOK_PRICED)
         }
-        model_overrides = (
-            await overrides.load(self._db, caller.project_id, book_models) if book_models else []
-        )
+        model_overrides: list[models.Override] = []
+        project: currency.ProjectMoney | None = None  # read only when the USD book prices something
+        if book_models:
+            async with self._db.read() as conn:
+                model_overrides = await overrides.list_overrides(conn, caller.project_id, book_models)
+                project = await currency.load(conn, caller.project_id)
         outcomes: list[Outcome | None] = [None] * len(inputs)
         priced: list[PricedEvent] = []
         slots: list[int] = []
         for i, inp in enumerate(inputs):
             try:
-                priced.append(_price(caller, book, event_prices, inp, model_overrides))
+                priced.append(_price(caller, book, event_prices, inp, model_overrides, project))
                 slots.append(i)
             except ScrawnError as e:
                 outcomes[i] = e
@@ -75,6 +84,7 @@ def _price(
     event_prices: dict[str, catalog.NamedExpression],
     inp: EventInput,
     model_overrides: Sequence[models.Override] = (),
+    project: currency.ProjectMoney | None = None,
 ) -> PricedEvent:
     key = inp.idempotency_key or f"srv_{uuid.uuid4()}"
     components: dict[str, Decimal | None] = {}
@@ -102,6 +112,7 @@ def _price(
                 output_cache_tokens=ai.output_cache_tokens,
             )
             from_book = _book_prices(inp, model_overrides)
+            to_project = _conversion(project) if from_book is not None else currency.IDENTITY
             total = Decimal(0)
             for component in AI_COMPONENTS:
                 debit = ai.debits[component]
@@ -109,7 +120,8 @@ def _price(
                 if debit is not None:
                     amount, how = book.price(field, debit, variables)
                 elif from_book is not None and (component in BOOK_PRICED or _all_from_book(inp)):
-                    amount, how = getattr(from_book, _BOOK_FIELD[component]), from_book.pricing()
+                    amount = to_project.apply(getattr(from_book, _BOOK_FIELD[component]))
+                    how = from_book.pricing() | to_project.recorded
                 else:
                     amount, how = Decimal(0), {"amount": "0"}  # an absent cache debit prices that part at 0
                 components[component] = _rounded(field, amount)
@@ -158,6 +170,15 @@ def _book_prices(
         raise PriceFailed(
             f"Event pricing failed: aiTokenUsage.model: {e}", field="aiTokenUsage.model"
         ) from None
+
+
+def _conversion(project: currency.ProjectMoney | None) -> currency.Conversion:
+    """US cents (book and overrides) → the project's money; the rate used is recorded per component."""
+    assert project is not None  # loaded whenever an event leaves a part to the book
+    try:
+        return project.conversion()
+    except currency.NoUsdRate:
+        raise RateMissing(project.currency) from None
 
 
 def _rounded(field: str, amount: Decimal) -> Decimal:

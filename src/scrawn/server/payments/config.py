@@ -14,12 +14,11 @@ from scrawn.errors import FailedPreconditionError, ValidationError
 from scrawn.server.clock import now_ms
 from scrawn.server.db.engine import dialect_insert
 from scrawn.server.db.schema import payment_configs, projects
+from scrawn.server.pricing.currency import minor_per_major
 from scrawn.server.secretbox import SecretBox
 
 PROVIDERS = ("lemonsqueezy", "stripe")
 DEFAULT_CHECKOUT_TTL = 24 * 3600
-# ISO 4217 currencies without a minor unit (Stripe's list of zero-decimal currencies).
-ZERO_DECIMAL = frozenset("BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split())  # noqa: SIM905
 NOT_CONFIGURED = (
     "No payment provider is configured for this project and mode: set one with `scrawn payments "
     "configure` or PUT /api/v1/payments/config (provider lemonsqueezy or stripe, its API key, webhook "
@@ -46,7 +45,7 @@ class PaymentConfig:
     @property
     def minor_per_major(self) -> int:
         """Minor units in one unit of the currency: 100 for USD, 1 for JPY."""
-        return 1 if self.currency in ZERO_DECIMAL else 100
+        return minor_per_major(self.currency)
 
     def public(self) -> dict[str, Any]:
         """What may be shown: everything but the secrets."""

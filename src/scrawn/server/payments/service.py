@@ -28,6 +28,7 @@ from scrawn.server.db.schema import checkouts, inbound_webhooks, projects
 from scrawn.server.payments import config as configs
 from scrawn.server.payments.config import PaymentConfig
 from scrawn.server.payments.providers import PROVIDERS, CheckoutRequest, WebhookFact
+from scrawn.server.pricing.currency import minor_per_major
 from scrawn.server.secretbox import SecretBox
 from scrawn.server.wallets import service as wallets
 from scrawn.server.webhooks.outbox import enqueue
@@ -64,7 +65,7 @@ def from_charge(charge: int, config_currency: str, amount_unit: str) -> Decimal:
     """The provider's minor units → the project's amount unit (exact)."""
     if amount_unit != "major":
         return Decimal(charge)
-    return Decimal(charge) / (1 if config_currency in configs.ZERO_DECIMAL else 100)
+    return Decimal(charge) / minor_per_major(config_currency)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.errors import NotFoundError, ValidationError
 from scrawn.money import MoneyError, format_amount, parse_decimal, to_micros
-from scrawn.server.db.engine import Database, now_ms
+from scrawn.server.db.engine import now_ms
 from scrawn.server.db.schema import model_price_overrides as table
 from scrawn.server.pricing.models import (
     CENTS_PER_USD,
@@ -149,12 +149,6 @@ async def list_overrides(
         stmt = stmt.where(table.c.model.in_(wanted))
     rows = await conn.execute(stmt.order_by(table.c.model, table.c.provider, table.c.effective_from))
     return [_override(r) for r in rows]
-
-
-async def load(db: Database, project_id: str, models: Iterable[str]) -> list[Override]:
-    """The overrides that may price ``models`` (one read; used by event ingest)."""
-    async with db.read() as conn:
-        return await list_overrides(conn, project_id, models)
 
 
 async def put_override(

@@ -16,7 +16,7 @@ from rich.table import Table
 from scrawn.errors import ScrawnError
 from scrawn.money import format_amount
 from scrawn.server.db.engine import Database, now_ms
-from scrawn.server.pricing import models, overrides
+from scrawn.server.pricing import currency, models, overrides
 from scrawn.server.usage import queries, records, series
 
 prices_app = typer.Typer(
@@ -56,12 +56,14 @@ def prices_list(
     """The price list in USD (per million tokens, per minute of audio): overrides first, then the book."""
     settings = _settings(database_url=database_url, data_dir=data_dir)
 
-    async def work(db: Database) -> list[models.Rates]:
+    async def work(db: Database) -> tuple[list[models.Rates], currency.ProjectMoney]:
         async with db.read() as conn:
-            found = await overrides.list_overrides(conn, await _project(conn, project))
-        return models.price_list(found, now_ms(), provider=provider, search=search)
+            project_id = await _project(conn, project)
+            found = await overrides.list_overrides(conn, project_id)
+            money = await currency.load(conn, project_id)
+        return models.price_list(found, now_ms(), provider=provider, search=search), money
 
-    rows = _run(settings, work)
+    rows, money = _run(settings, work)
     table = Table(
         "source", "model", "provider", "input", "output", "cached", "cache write", "audio/min", "from", "note"
     )
@@ -80,7 +82,17 @@ def prices_list(
             note + (f"id {r.override_id}" if r.override_id else ""),
         )
     console.print(table)
-    console.print(f"{min(len(rows), max(limit, 0))} of {len(rows)} entries; prices in USD ({models.SOURCE})")
+    billed = ""
+    if money.currency != currency.USD:  # the list stays USD; say how it becomes the project's money
+        billed = (
+            f"; billed in {money.currency} at {format_amount(money.usd_rate)} minor units per US cent"
+            if money.usd_rate is not None
+            else f"; billed in {money.currency} once you {currency.SET_RATE_HINT}"
+        )
+    console.print(
+        f"{min(len(rows), max(limit, 0))} of {len(rows)} entries; prices in USD ({models.SOURCE}){billed}",
+        highlight=False,
+    )
 
 
 @prices_app.command("set")

@@ -22,7 +22,7 @@ from scrawn.errors import AlreadyExistsError, NotFoundError, ValidationError
 from scrawn.money import MoneyError, format_amount, from_micros, parse_decimal, to_micros
 from scrawn.server.db.engine import dialect_insert, now_ms
 from scrawn.server.db.schema import ledger_entries, usage_records
-from scrawn.server.pricing import models, overrides
+from scrawn.server.pricing import currency, models, overrides
 
 CONTEXTS = ("customer", "system")
 MAX_TOKENS = 10**12
@@ -67,6 +67,8 @@ class RoundedCost:
     source: str
     override_id: str | None
     price_book: str
+    currency: str = "USD"
+    conversion: tuple[tuple[str, str], ...] = ()  # what priced it into the project's currency, if not cents
 
     @property
     def total(self) -> Decimal:
@@ -160,7 +162,11 @@ def check_call(req: Any) -> PricedCall:
     return PricedCall(model, provider, usage, check_timestamp(req.timestamp))
 
 
-def price(call: PricedCall, project_overrides: list[models.Override]) -> RoundedCost:
+def price(
+    call: PricedCall, project_overrides: list[models.Override], project: currency.ProjectMoney | None = None
+) -> RoundedCost:
+    """The call's cost in the project's money: USD cents (book or override) × its rate, exact, then each
+    part rounded once. Without ``project``: US cents."""
     try:
         cost = models.calculate(
             call.model, call.provider, call.usage, at_ms=call.at_ms, overrides=project_overrides
@@ -169,10 +175,11 @@ def price(call: PricedCall, project_overrides: list[models.Override]) -> Rounded
         raise fail("provider", str(e)) from None
     except models.UnknownModel as e:  # PriceUnavailable included
         raise fail("model", str(e)) from None
+    to_project = currency.IDENTITY if project is None else project.conversion()  # after INVALID_ARGUMENT
     parts: dict[str, Decimal] = {}
     for part in PARTS:
         try:
-            parts[part] = from_micros(to_micros(getattr(cost, part)))
+            parts[part] = from_micros(to_micros(to_project.apply(getattr(cost, part))))
         except MoneyError:
             raise fail(PART_FIELDS[part], "the cost is too large to record") from None
     rounded = RoundedCost(
@@ -182,6 +189,8 @@ def price(call: PricedCall, project_overrides: list[models.Override]) -> Rounded
         source=cost.source,
         override_id=cost.override_id,
         price_book=models.SOURCE,
+        currency=to_project.recorded.get("currency", currency.USD),
+        conversion=tuple(sorted(to_project.recorded.items())),
     )
     try:
         to_micros(rounded.total)
@@ -191,7 +200,8 @@ def price(call: PricedCall, project_overrides: list[models.Override]) -> Rounded
 
 
 async def calculate(conn: AsyncConnection, project_id: str, call: PricedCall) -> RoundedCost:
-    return price(call, await overrides.list_overrides(conn, project_id, [call.model]))
+    project = await currency.load(conn, project_id)
+    return price(call, await overrides.list_overrides(conn, project_id, [call.model]), project)
 
 
 # RecordUsage -------------------------------------------------------------------------------------------
@@ -302,6 +312,7 @@ async def record(conn: AsyncConnection, project_id: str, mode: str, inp: RecordI
         "priceBook": cost.price_book,
         "overrideId": cost.override_id,
         "pricedAt": inp.call.at_ms,
+        **dict(cost.conversion),  # usdRate and currency (and amountUnit) when converted from US cents
     }
     inserted = await conn.execute(
         dialect_insert(conn, usage_records)
@@ -360,4 +371,8 @@ def cost_of(row: Any) -> RoundedCost:
         source=pricing["source"],
         override_id=pricing.get("overrideId"),
         price_book=pricing.get("priceBook", ""),
+        currency=pricing.get("currency", currency.USD),
+        conversion=tuple(
+            sorted((k, pricing[k]) for k in ("currency", "usdRate", "amountUnit") if k in pricing)
+        ),
     )

@@ -53,7 +53,7 @@ def cost_breakdown(c: records.RoundedCost) -> pb.CostBreakdown:
         cacheWrite=format_amount(c.cache_write),
         audio=format_amount(c.audio),
         total=format_amount(c.total),
-        currency="USD",
+        currency=c.currency,
         model=c.model,
         provider=c.provider,
         source=c.source,
