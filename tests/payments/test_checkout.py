@@ -575,3 +575,42 @@ def test_cli_configures_and_lists(module_server: ServerHandle, setup: dict[str, 
         link = client.collect_payment(user)
     listed = scrawn("checkouts", "--mode", "test", "--user", user)
     assert listed.returncode == 0 and checkout_id(link) in listed.stdout and "open" in listed.stdout
+
+
+def test_hostile_checkout_requests_over_connect(module_server: ServerHandle, setup: dict[str, Any]) -> None:
+    from scrawn._proto.payment.v1 import payment_pb2 as pb
+    from tests.clients import ConnectClient, RpcError, bearer
+
+    path = "/payment.v1.PaymentService/CreateCheckoutLink"
+    cases: list[tuple[dict[str, str], str, str]] = [
+        ({"userId": ""}, "invalid_argument", "userId"),
+        ({"userId": "   "}, "invalid_argument", "userId"),
+        ({"userId": "u" * 300}, "invalid_argument", "userId"),
+        ({"userId": "u", "topUpAmount": ""}, "invalid_argument", "topUpAmount"),
+        ({"userId": "u", "topUpAmount": "-5"}, "invalid_argument", "topUpAmount"),
+        ({"userId": "u", "topUpAmount": "NaN"}, "invalid_argument", "topUpAmount"),
+        ({"userId": "u", "topUpAmount": "Infinity"}, "invalid_argument", "topUpAmount"),
+        ({"userId": "u", "topUpAmount": "1e400"}, "invalid_argument", "topUpAmount"),
+        ({"userId": "u", "topUpAmount": "100000000"}, "invalid_argument", "topUpAmount"),
+        ({"userId": "u", "topUpAmount": "12,5"}, "invalid_argument", "topUpAmount"),
+        ({"userId": "u", "returnUrl": "not a url"}, "invalid_argument", "returnUrl"),
+        ({"userId": "u", "returnUrl": "https://x/" + "a" * 3000}, "invalid_argument", "returnUrl"),
+    ]
+    with ConnectClient(module_server.base_url) as client:
+        for fields, code, field in cases:
+            with pytest.raises(RpcError) as info:
+                client.unary(path, pb.CreateCheckoutLinkRequest(**fields), bearer(module_server.live_key))
+            assert (info.value.code, field in info.value.message) == (code, True), (
+                fields,
+                info.value.message,
+            )
+        with pytest.raises(RpcError) as info:
+            client.unary(path, pb.CreateCheckoutLinkRequest(userId="u"), bearer(module_server.dash_key))
+        assert info.value.code == "permission_denied"
+        # A unicode user and the smallest top-up that still makes a whole cent.
+        answer = client.unary(
+            path,
+            pb.CreateCheckoutLinkRequest(userId="用户-ü", topUpAmount="0.000001"),
+            bearer(module_server.live_key),
+        )
+    assert checkout_row(module_server, checkout_id(answer.checkoutLink)).charge == 1

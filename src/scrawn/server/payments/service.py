@@ -150,10 +150,10 @@ async def _reserve_checkout(
             raise FailedPreconditionError("nothing to pay", field="userId")
     charge = to_charge(amount, config, unit)
     if charge > MAX_CHARGE:
-        raise FailedPreconditionError(
-            f"amount: {charge} {config.currency} minor units is more than one charge may be ({MAX_CHARGE})",
-            field="amount" if top_up is None else "topUpAmount",
-        )
+        too_much = f"is more than one charge may be ({MAX_CHARGE} {config.currency} minor units)"
+        if top_up is not None:
+            raise _fail("topUpAmount", too_much)
+        raise FailedPreconditionError(f"amount: the outstanding {charge} {too_much}", field="amount")
     now = now_ms()
     replaced: list[tuple[str, str]] = []
     for row in await conn.execute(
