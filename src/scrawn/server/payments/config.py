@@ -162,18 +162,27 @@ async def load(conn: AsyncConnection, box: SecretBox, project_id: str, mode: str
     ).first()
     if row is None:
         return None
+    try:
+        api_key = box.open(row.api_key, _context(project_id, mode, "api_key"))
+        webhook_secret = box.open(row.webhook_secret, _context(project_id, mode, "webhook_secret"))
+    except ValueError:
+        raise FailedPreconditionError(
+            "The payment configuration was sealed under another SCRAWN_SECRET and cannot be read: configure "
+            "the provider again (`scrawn payments configure`)",
+            field="provider",
+        ) from None
     return PaymentConfig(
         project_id=project_id,
         mode=mode,
         provider=row.provider,
-        api_key=box.open(row.api_key, _context(project_id, mode, "api_key")),
+        api_key=api_key,
         api_key_hint=row.api_key_hint,
         store_id=row.store_id,
         variant_id=row.variant_id,
         product_name=row.product_name,
         currency=row.currency,
         return_url=row.return_url,
-        webhook_secret=box.open(row.webhook_secret, _context(project_id, mode, "webhook_secret")),
+        webhook_secret=webhook_secret,
         api_base=row.api_base,
         checkout_ttl=row.checkout_ttl,
     )
