@@ -7,23 +7,36 @@ import json
 import logging
 import signal
 from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.errors import ScrawnError
 from scrawn.money import format_amount
+from scrawn.server.cli_support import (
+    DataOpt,
+    DbOpt,
+    ModeOpt,
+    ProjectOpt,
+    check_mode,
+    console,
+    load_settings,
+    project_of,
+    run_db,
+    ts,
+)
 from scrawn.server.config import DEFAULT_PORT, Settings
 from scrawn.server.db.engine import Database
 from scrawn.server.db.migrate import migrate
 from scrawn.server.db.schema import balances, events
 from scrawn.server.keys.service import ROLES, KeyService, create_project, list_projects
+from scrawn.server.payments.cli import payments_app
 from scrawn.server.pricing import catalog
+from scrawn.server.projects_cli import projects_app
+from scrawn.server.usage.cli import prices_app, usage_app
 from scrawn.server.webhooks.cli import webhooks_app
 
 app = typer.Typer(help="Scrawn: self-hosted usage-based billing.", no_args_is_help=True, add_completion=False)
@@ -34,51 +47,13 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(tags_app, name="tags")
 app.add_typer(expressions_app, name="expressions")
 app.add_typer(webhooks_app, name="webhooks")
-console = Console()
-T = TypeVar("T")
+app.add_typer(payments_app, name="payments")  # docs/payments.md
+app.add_typer(projects_app, name="projects")  # docs/usage.md
+app.add_typer(prices_app, name="prices")  # docs/usage.md
+app.add_typer(usage_app, name="usage")
 
 HostOpt = Annotated[str | None, typer.Option("--host", help="Bind address [env SCRAWN_HOST; 127.0.0.1]")]
 PortOpt = Annotated[int | None, typer.Option("--port", help=f"Port [env SCRAWN_PORT; {DEFAULT_PORT}]")]
-DbOpt = Annotated[str | None, typer.Option("--database-url", help="Database URL [env SCRAWN_DATABASE_URL]")]
-DataOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data directory [env SCRAWN_DATA_DIR]")]
-ProjectOpt = Annotated[str | None, typer.Option("--project", help="Project id (default: the only project)")]
-
-
-def _settings(
-    host: str | None = None,
-    port: int | None = None,
-    database_url: str | None = None,
-    data_dir: Path | None = None,
-) -> Settings:
-    return Settings.from_env(host=host, port=port, database_url=database_url, data_dir=data_dir)
-
-
-def _run(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
-    async def main() -> T:
-        db = Database(settings.resolved_database_url)
-        try:
-            return await work(db)
-        finally:
-            await db.dispose()
-
-    try:
-        return asyncio.run(main())
-    except ScrawnError as e:
-        console.print(f"[red]error:[/red] {e.message}")
-        raise typer.Exit(1) from None
-
-
-async def _project(conn: AsyncConnection, project: str | None) -> str:
-    found = await list_projects(conn)
-    if project is not None:
-        if project not in {p for p, _ in found}:
-            raise ScrawnError(f"project not found: {project}")
-        return project
-    if len(found) != 1:
-        raise ScrawnError(
-            "no project yet: run `scrawn init`" if not found else "several projects: pass --project"
-        )
-    return found[0][0]
 
 
 async def bootstrap(
@@ -114,7 +89,7 @@ def serve(
 
     from scrawn.server.app import create_app, ensure_schema
 
-    settings = _settings(host, port, database_url, data_dir)
+    settings = load_settings(host, port, database_url, data_dir)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
@@ -152,8 +127,8 @@ def init(
     data_dir: DataOpt = None,
 ) -> None:
     """Create the schema if needed, a project, and its first dashboard key (printed once)."""
-    settings = _settings(database_url=database_url, data_dir=data_dir)
-    created = _run(settings, lambda db: bootstrap(db, settings, name, only_if_empty=False))
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
+    created = run_db(settings, lambda db: bootstrap(db, settings, name, only_if_empty=False))
     assert created is not None
     _print_new_key(*created)
 
@@ -161,10 +136,10 @@ def init(
 @app.command(name="migrate")
 def migrate_command(database_url: DbOpt = None, data_dir: DataOpt = None) -> None:
     """Apply database migrations (Alembic) up to the latest."""
-    settings = _settings(database_url=database_url, data_dir=data_dir)
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    _run(settings, migrate)
+    run_db(settings, migrate)
     console.print("database is up to date")
 
 
@@ -181,11 +156,11 @@ def keys_create(
     if role not in ROLES:
         console.print("[red]error:[/red] --role must be dash, live or test")
         raise typer.Exit(2)
-    settings = _settings(database_url=database_url, data_dir=data_dir)
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
 
     async def work(db: Database) -> str:
         async with db.write() as conn:
-            project_id = await _project(conn, project)
+            project_id = await project_of(conn, project)
             record, key = await KeyService(db, settings.resolved_secret()).create_key(
                 conn,
                 project_id,
@@ -195,23 +170,23 @@ def keys_create(
             )
         return f"{record.id}\n{key}"
 
-    key_id, key = _run(settings, work).split("\n")
+    key_id, key = run_db(settings, work).split("\n")
     console.print(f"key id {key_id}\n[bold green]{key}[/bold green]  (shown once)")
 
 
 @keys_app.command("list")
 def keys_list(project: ProjectOpt = None, database_url: DbOpt = None, data_dir: DataOpt = None) -> None:
     """List keys (never their secret part)."""
-    settings = _settings(database_url=database_url, data_dir=data_dir)
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
 
     async def work(db: Database) -> list[Any]:
         async with db.read() as conn:
-            return await KeyService.list_keys(conn, await _project(conn, project))
+            return await KeyService.list_keys(conn, await project_of(conn, project))
 
     table = Table("id", "name", "role", "key", "created", "expires", "status")
-    for k in _run(settings, work):
+    for k in run_db(settings, work):
         status = "revoked" if k.revoked_at else "active"
-        table.add_row(k.id, k.name, k.role, k.display, _ts(k.created_at), _ts(k.expires_at), status)
+        table.add_row(k.id, k.name, k.role, k.display, ts(k.created_at), ts(k.expires_at), status)
     console.print(table)
 
 
@@ -220,27 +195,27 @@ def keys_revoke(
     key_id: str, project: ProjectOpt = None, database_url: DbOpt = None, data_dir: DataOpt = None
 ) -> None:
     """Revoke a key: refused everywhere within a second."""
-    settings = _settings(database_url=database_url, data_dir=data_dir)
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
 
     async def work(db: Database) -> None:
         async with db.write() as conn:
-            await KeyService.revoke_key(conn, await _project(conn, project), key_id)
+            await KeyService.revoke_key(conn, await project_of(conn, project), key_id)
 
-    _run(settings, work)
+    run_db(settings, work)
     console.print(f"revoked {key_id}")
 
 
 @tags_app.command("list")
 def tags_list(project: ProjectOpt = None, database_url: DbOpt = None, data_dir: DataOpt = None) -> None:
     """List tags with their current prices (minor units)."""
-    settings = _settings(database_url=database_url, data_dir=data_dir)
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
 
     async def work(db: Database) -> list[catalog.Tag]:
         async with db.read() as conn:
-            return await catalog.list_tags(conn, await _project(conn, project))
+            return await catalog.list_tags(conn, await project_of(conn, project))
 
     table = Table("tag", "price", "version")
-    for t in _run(settings, work):
+    for t in run_db(settings, work):
         table.add_row(t.key, format_amount(t.price), str(t.version))
     console.print(table)
 
@@ -250,14 +225,14 @@ def tags_set(
     key: str, price: str, project: ProjectOpt = None, database_url: DbOpt = None, data_dir: DataOpt = None
 ) -> None:
     """Create or change a tag's price (affects future events only)."""
-    settings = _settings(database_url=database_url, data_dir=data_dir)
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
 
     async def work(db: Database) -> catalog.Tag:
         name, amount = catalog.check_name("key", key), catalog.check_price("price", price)
         async with db.write() as conn:
-            return await catalog.put_tag(conn, await _project(conn, project), name, amount)
+            return await catalog.put_tag(conn, await project_of(conn, project), name, amount)
 
-    tag = _run(settings, work)
+    tag = run_db(settings, work)
     console.print(f"{tag.key} = {format_amount(tag.price)} (version {tag.version})")
 
 
@@ -266,13 +241,13 @@ def tags_delete(
     key: str, project: ProjectOpt = None, database_url: DbOpt = None, data_dir: DataOpt = None
 ) -> None:
     """Delete a tag (events already priced keep their price)."""
-    settings = _settings(database_url=database_url, data_dir=data_dir)
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
 
     async def work(db: Database) -> None:
         async with db.write() as conn:
-            await catalog.delete_tag(conn, await _project(conn, project), key)
+            await catalog.delete_tag(conn, await project_of(conn, project), key)
 
-    _run(settings, work)
+    run_db(settings, work)
     console.print(f"deleted {key}")
 
 
@@ -281,16 +256,16 @@ def expressions_list(
     project: ProjectOpt = None, database_url: DbOpt = None, data_dir: DataOpt = None
 ) -> None:
     """List named expressions."""
-    settings = _settings(database_url=database_url, data_dir=data_dir)
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
 
     async def work(db: Database) -> list[catalog.NamedExpression]:
         async with db.read() as conn:
             return list(
-                (await catalog.current_expressions(conn, await _project(conn, project), None)).values()
+                (await catalog.current_expressions(conn, await project_of(conn, project), None)).values()
             )
 
     table = Table("name", "expression", "version")
-    for e in _run(settings, work):
+    for e in run_db(settings, work):
         table.add_row(e.name, e.text, str(e.version))
     console.print(table)
 
@@ -304,14 +279,14 @@ def expressions_set(
     data_dir: DataOpt = None,
 ) -> None:
     """Create or change a named expression, usable as expr(NAME)."""
-    settings = _settings(database_url=database_url, data_dir=data_dir)
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
 
     async def work(db: Database) -> catalog.NamedExpression:
         checked = catalog.check_name("name", name)
         async with db.write() as conn:
-            return await catalog.put_expression(conn, await _project(conn, project), checked, expression)
+            return await catalog.put_expression(conn, await project_of(conn, project), checked, expression)
 
-    named = _run(settings, work)
+    named = run_db(settings, work)
     console.print(f"{named.name} = {named.text} (version {named.version})")
 
 
@@ -320,13 +295,13 @@ def expressions_delete(
     name: str, project: ProjectOpt = None, database_url: DbOpt = None, data_dir: DataOpt = None
 ) -> None:
     """Delete a named expression."""
-    settings = _settings(database_url=database_url, data_dir=data_dir)
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
 
     async def work(db: Database) -> None:
         async with db.write() as conn:
-            await catalog.delete_expression(conn, await _project(conn, project), name)
+            await catalog.delete_expression(conn, await project_of(conn, project), name)
 
-    _run(settings, work)
+    run_db(settings, work)
     console.print(f"deleted {name}")
 
 
@@ -338,11 +313,11 @@ def users(
     data_dir: DataOpt = None,
 ) -> None:
     """Users and their balances (minor units; negative = owed)."""
-    settings = _settings(database_url=database_url, data_dir=data_dir)
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
 
     async def work(db: Database) -> list[Any]:
         async with db.read() as conn:
-            project_id = await _project(conn, project)
+            project_id = await project_of(conn, project)
             rows = await conn.execute(
                 select(balances.c.user_id, balances.c.balance)
                 .where(balances.c.project_id == project_id, balances.c.mode == mode)
@@ -351,7 +326,7 @@ def users(
             return list(rows)
 
     table = Table("user", "balance")
-    for r in _run(settings, work):
+    for r in run_db(settings, work):
         table.add_row(r.user_id, format_amount(r.balance))
     console.print(table)
 
@@ -365,11 +340,11 @@ def explain(
     data_dir: DataOpt = None,
 ) -> None:
     """Why was this event charged what it was? Shows the debit and what priced it."""
-    settings = _settings(database_url=database_url, data_dir=data_dir)
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
 
     async def work(db: Database) -> Any:
         async with db.read() as conn:
-            project_id = await _project(conn, project)
+            project_id = await project_of(conn, project)
             row = (
                 await conn.execute(
                     select(events).where(
@@ -381,7 +356,7 @@ def explain(
             raise ScrawnError(f"event not found: {event_id}")
         return row
 
-    row = _run(settings, work)
+    row = run_db(settings, work)
     console.print(f"event {row.id} ({row.event_type}) for user {row.user_id!r}")
     console.print(f"charged {format_amount(row.debit)} minor units")
     console.print_json(json.dumps(json.loads(row.pricing)))
@@ -394,14 +369,6 @@ wallets_app = typer.Typer(
     invoke_without_command=True,
 )
 app.add_typer(wallets_app, name="wallets")
-ModeOpt = Annotated[str, typer.Option("--mode", help="live or test")]
-
-
-def _mode(mode: str) -> str:
-    if mode not in ("live", "test"):
-        console.print("[red]error:[/red] --mode must be live or test")
-        raise typer.Exit(2)
-    return mode
 
 
 def _expires_at(text: str | None) -> int | None:
@@ -439,12 +406,12 @@ def wallets(
 
     if ctx.invoked_subcommand is not None:
         return
-    settings, mode = _settings(database_url=database_url, data_dir=data_dir), _mode(mode)
+    settings, mode = load_settings(database_url=database_url, data_dir=data_dir), check_mode(mode)
     if user is None:
 
         async def every(db: Database) -> list[Any]:
             async with db.read() as conn:
-                project_id = await _project(conn, project)
+                project_id = await project_of(conn, project)
                 return list(
                     await conn.execute(
                         select(balances)
@@ -455,7 +422,7 @@ def wallets(
                 )
 
         table = Table("user", "balance", "held", "available", "spend cap / month", "low-balance threshold")
-        for r in _run(settings, every):
+        for r in run_db(settings, every):
             table.add_row(
                 r.user_id,
                 format_amount(r.balance),
@@ -470,7 +437,7 @@ def wallets(
     async def one(db: Database) -> tuple[Any, ...]:
         checked = w.check_user(user)
         async with db.read() as conn:
-            project_id = await _project(conn, project)
+            project_id = await project_of(conn, project)
             view = await w.read_balance(conn, project_id, mode, checked)
             limits = await w.get_settings(conn, project_id, mode, checked)
             grants = await wallet_lots.lots_of(conn, project_id, mode, checked)
@@ -478,7 +445,7 @@ def wallets(
             holds, _ = await w.list_reservations(conn, project_id, mode, checked, False, limit, "")
         return view, limits, grants, txs, holds
 
-    view, limits, grants, txs, holds = _run(settings, one)
+    view, limits, grants, txs, holds = run_db(settings, one)
     console.print(
         f"user {user!r} ({mode}): balance {format_amount(view.balance)}, held {format_amount(view.held)}, "
         f"available {format_amount(view.available)}",
@@ -500,7 +467,7 @@ def wallets(
             format_amount(g.amount),
             format_amount(g.remaining),
             format_amount(g.expired),
-            _ts(g.expires_at),
+            ts(g.expires_at),
         )
     console.print(table)
     table = Table("transaction", "kind", "amount", "created", "credit expires", "description", title="ledger")
@@ -509,15 +476,15 @@ def wallets(
             t.id,
             t.kind,
             format_amount(t.amount),
-            _ts(t.created_at),
-            _ts(t.lot_expires_at),
+            ts(t.created_at),
+            ts(t.lot_expires_at),
             t.description or "",
         )
     console.print(table)
     table = Table("reservation", "amount", "status", "expires", "confirmed", title="reservations")
     for r in holds:
         confirmed = "" if r.confirmed_amount is None else format_amount(r.confirmed_amount)
-        table.add_row(r.id, format_amount(r.amount), r.status, _ts(r.expires_at), confirmed)
+        table.add_row(r.id, format_amount(r.amount), r.status, ts(r.expires_at), confirmed)
     console.print(table)
 
 
@@ -529,13 +496,13 @@ def _wallet_post(
     async def run(db: Database) -> Any:
         try:
             async with db.write() as conn:
-                return await work(conn, await _project(conn, project))
+                return await work(conn, await project_of(conn, project))
         except IntegrityError:  # the same key raced in for another user
             raise ScrawnError("idempotencyKey: already used for a different transaction") from None
 
-    row, view, duplicate = _run(settings, run)
+    row, view, duplicate = run_db(settings, run)
     note = " (duplicate: this key was already applied; nothing changed)" if duplicate else ""
-    expires = f", expires {_ts(row.lot_expires_at)}" if row.lot_expires_at is not None else ""
+    expires = f", expires {ts(row.lot_expires_at)}" if row.lot_expires_at is not None else ""
     console.print(
         f"{row.kind} {format_amount(row.amount)} ({mode}) transaction {row.id}{expires}{note}\n"
         f"balance {format_amount(view.balance)}, held {format_amount(view.held)}, "
@@ -566,7 +533,7 @@ def wallets_credit(
     """Credit a user (a grant by default), optionally expiring; idempotent by --key."""
     from scrawn.server.wallets import service as w
 
-    settings, mode = _settings(database_url=database_url, data_dir=data_dir), _mode(mode)
+    settings, mode = load_settings(database_url=database_url, data_dir=data_dir), check_mode(mode)
 
     async def work(conn: AsyncConnection, project_id: str) -> Any:
         return await w.credit(
@@ -598,7 +565,7 @@ def wallets_debit(
     """Debit a user atomically: refused past available or the user's spend cap; idempotent by --key."""
     from scrawn.server.wallets import service as w
 
-    settings, mode = _settings(database_url=database_url, data_dir=data_dir), _mode(mode)
+    settings, mode = load_settings(database_url=database_url, data_dir=data_dir), check_mode(mode)
 
     async def work(conn: AsyncConnection, project_id: str) -> Any:
         return await w.debit(
@@ -632,7 +599,7 @@ def wallets_settings(
     from scrawn.server.wallets import lots as wallet_lots
     from scrawn.server.wallets import service as w
 
-    settings, mode = _settings(database_url=database_url, data_dir=data_dir), _mode(mode)
+    settings, mode = load_settings(database_url=database_url, data_dir=data_dir), check_mode(mode)
 
     def value(text: str) -> str:
         return "" if text.strip().lower() == "none" else text
@@ -647,11 +614,11 @@ def wallets_settings(
             )
         if not changes:
             async with db.read() as conn:
-                return await w.get_settings(conn, await _project(conn, project), mode, checked)
+                return await w.get_settings(conn, await project_of(conn, project), mode, checked)
         async with db.write() as conn:
-            return await w.update_settings(conn, await _project(conn, project), mode, checked, **changes)
+            return await w.update_settings(conn, await project_of(conn, project), mode, checked, **changes)
 
-    got = _run(settings, work)
+    got = run_db(settings, work)
     cap = "none" if got.spend_cap is None else format_amount(got.spend_cap)
     threshold = "none" if got.low_balance_threshold is None else format_amount(got.low_balance_threshold)
     console.print(
@@ -660,12 +627,6 @@ def wallets_settings(
         f"low-balance threshold {threshold}",
         highlight=False,
     )
-
-
-def _ts(ms: int | None) -> str:
-    from scrawn.server.keys.rpc import iso
-
-    return iso(ms) or "-"
 
 
 def _register_demo() -> None:
@@ -677,39 +638,6 @@ def _register_demo() -> None:
 
 
 _register_demo()
-
-
-def _register_usage() -> None:
-    import sys
-
-    from scrawn.server.usage.cli import register  # `scrawn prices` and `scrawn usage` (docs/usage.md)
-
-    register(app, sys.modules[__name__])
-
-
-_register_usage()
-
-
-def _register_projects() -> None:
-    import sys
-
-    from scrawn.server.projects_cli import register  # `scrawn projects` (docs/usage.md)
-
-    register(app, sys.modules[__name__])
-
-
-_register_projects()
-
-
-def _register_payments() -> None:
-    import sys
-
-    from scrawn.server.payments.cli import register  # `scrawn payments` (docs/payments.md)
-
-    register(app, sys.modules[__name__])
-
-
-_register_payments()
 
 
 def main() -> None:

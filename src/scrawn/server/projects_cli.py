@@ -1,30 +1,28 @@
-"""``scrawn projects``: a project's name, currency, amount unit and USD conversion rate (docs/usage.md),
-registered on the ``scrawn`` command by cli.py."""
+"""``scrawn projects``: a project's name, currency, amount unit and USD conversion rate (docs/usage.md)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from types import ModuleType
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from scrawn.money import format_amount
+from scrawn.server.cli_support import (
+    DataOpt,
+    DbOpt,
+    ProjectOpt,
+    console,
+    load_settings,
+    project_of,
+    run_db,
+)
 from scrawn.server.db.engine import Database
 from scrawn.server.pricing import currency
 
 projects_app = typer.Typer(
     help="Projects: name, currency, amount unit and the USD rate for LLM prices.", no_args_is_help=True
 )
-
-# The shared helpers live in scrawn.server.cli, which imports this module when it registers the commands
-# (and may itself be running as __main__): register() hands it over instead of an import.
-_cli: ModuleType | None = None
-
-DbOpt = Annotated[str | None, typer.Option("--database-url", help="Database URL [env SCRAWN_DATABASE_URL]")]
-DataOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data directory [env SCRAWN_DATA_DIR]")]
-ProjectOpt = Annotated[str | None, typer.Option("--project", help="Project id (default: the only project)")]
 
 
 def _rate(p: currency.ProjectMoney) -> str:
@@ -36,16 +34,15 @@ def _rate(p: currency.ProjectMoney) -> str:
 @projects_app.command("list")
 def projects_list(database_url: DbOpt = None, data_dir: DataOpt = None) -> None:
     """Every project with its currency, amount unit and USD rate (its minor units per US cent)."""
-    cli = _main()
 
     async def work(db: Database) -> list[currency.ProjectMoney]:
         async with db.read() as conn:
             return await currency.list_all(conn)
 
     table = Table("id", "name", "currency", "amount unit", "usd rate")
-    for p in cli._run(cli._settings(database_url=database_url, data_dir=data_dir), work):
+    for p in run_db(load_settings(database_url=database_url, data_dir=data_dir), work):
         table.add_row(p.id, p.name, p.currency, p.amount_unit, _rate(p))
-    cli.console.print(table)
+    console.print(table)
 
 
 @projects_app.command("set")
@@ -67,11 +64,10 @@ def projects_set(
     data_dir: DataOpt = None,
 ) -> None:
     """Change a project's settings (none given: show them). A new rate prices later usage only."""
-    cli = _main()
 
     async def work(db: Database) -> currency.ProjectMoney:
         async with db.write() as conn:
-            project_id = await cli._project(conn, project)
+            project_id = await project_of(conn, project)
             return await currency.update_project(
                 conn,
                 project_id,
@@ -81,25 +77,14 @@ def projects_set(
                 amount_unit=amount_unit,
             )
 
-    p = cli._run(cli._settings(database_url=database_url, data_dir=data_dir), work)
-    cli.console.print(
+    p = run_db(load_settings(database_url=database_url, data_dir=data_dir), work)
+    console.print(
         f"project {p.id} ({p.name}): currency {p.currency}, amount unit {p.amount_unit}, usd rate {_rate(p)}",
         highlight=False,
     )
     if p.currency != currency.USD and p.usd_rate is None:
-        cli.console.print(
+        console.print(
             f"note: LLM usage priced by the USD model price book is refused until you "
             f"{currency.SET_RATE_HINT}; tag prices and explicit amounts are billed as given",
             highlight=False,
         )
-
-
-def register(app: Any, cli: ModuleType) -> None:
-    global _cli
-    _cli = cli
-    app.add_typer(projects_app, name="projects")
-
-
-def _main() -> ModuleType:
-    assert _cli is not None, "register() first"
-    return _cli

@@ -1,10 +1,7 @@
-"""``scrawn payments``: the checkout provider of a project and mode, and its checkouts (docs/payments.md).
-Registered on the ``scrawn`` command by cli.py, which hands itself over (it may be running as __main__)."""
+"""``scrawn payments``: the checkout provider of a project and mode, and its checkouts (docs/payments.md)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from types import ModuleType
 from typing import Annotated, Any
 
 import typer
@@ -12,6 +9,18 @@ from rich.table import Table
 from sqlalchemy import select, update
 
 from scrawn.money import format_amount
+from scrawn.server.cli_support import (
+    DataOpt,
+    DbOpt,
+    ModeOpt,
+    ProjectOpt,
+    check_mode,
+    console,
+    load_settings,
+    project_of,
+    run_db,
+    ts,
+)
 from scrawn.server.db.engine import Database
 from scrawn.server.db.schema import checkouts, projects
 from scrawn.server.payments import config as configs
@@ -20,23 +29,6 @@ from scrawn.server.secretbox import SecretBox
 payments_app = typer.Typer(
     help="Checkout providers (Lemon Squeezy, Stripe) and checkouts.", no_args_is_help=True
 )
-_cli: ModuleType | None = None
-
-DbOpt = Annotated[str | None, typer.Option("--database-url", help="Database URL [env SCRAWN_DATABASE_URL]")]
-DataOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data directory [env SCRAWN_DATA_DIR]")]
-ProjectOpt = Annotated[str | None, typer.Option("--project", help="Project id (default: the only project)")]
-ModeOpt = Annotated[str, typer.Option("--mode", help="live or test")]
-
-
-def register(app: Any, cli: ModuleType) -> None:
-    global _cli
-    _cli = cli
-    app.add_typer(payments_app, name="payments")
-
-
-def _main() -> ModuleType:
-    assert _cli is not None, "register() first"
-    return _cli
 
 
 @payments_app.command("configure")
@@ -67,8 +59,7 @@ def configure(
     data_dir: DataOpt = None,
 ) -> None:
     """Set the checkout provider (replaces the one configured); the API key is stored sealed."""
-    cli = _main()
-    settings = cli._settings(database_url=database_url, data_dir=data_dir)
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
     values = {
         "provider": provider,
         "apiKey": api_key,
@@ -82,20 +73,20 @@ def configure(
         "apiBase": api_base,
     }
     if amount_unit not in (None, "minor", "major"):
-        cli.console.print("[red]error:[/red] --amount-unit must be minor or major")
+        console.print("[red]error:[/red] --amount-unit must be minor or major")
         raise typer.Exit(2)
 
     async def work(db: Database) -> dict[str, Any]:
         async with db.write() as conn:
-            project_id = await cli._project(conn, project)
+            project_id = await project_of(conn, project)
             if amount_unit:
                 await conn.execute(
                     update(projects).where(projects.c.id == project_id).values(amount_unit=amount_unit)
                 )
             box = SecretBox(settings.resolved_secret())
-            return (await configs.save(conn, box, project_id, cli._mode(mode), values)).public()
+            return (await configs.save(conn, box, project_id, check_mode(mode), values)).public()
 
-    _print_config(cli._run(settings, work))
+    _print_config(run_db(settings, work))
 
 
 @payments_app.command("show")
@@ -103,20 +94,19 @@ def show(
     mode: ModeOpt = "live", project: ProjectOpt = None, database_url: DbOpt = None, data_dir: DataOpt = None
 ) -> None:
     """The configured provider (secrets are never shown)."""
-    cli = _main()
-    settings = cli._settings(database_url=database_url, data_dir=data_dir)
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
 
     async def work(db: Database) -> dict[str, Any] | None:
         async with db.read() as conn:
-            project_id = await cli._project(conn, project)
+            project_id = await project_of(conn, project)
             found = await configs.load(
-                conn, SecretBox(settings.resolved_secret()), project_id, cli._mode(mode)
+                conn, SecretBox(settings.resolved_secret()), project_id, check_mode(mode)
             )
         return None if found is None else found.public()
 
-    found = cli._run(settings, work)
+    found = run_db(settings, work)
     if found is None:
-        cli.console.print(configs.NOT_CONFIGURED)
+        console.print(configs.NOT_CONFIGURED)
         raise typer.Exit(1)
     _print_config(found)
 
@@ -126,14 +116,13 @@ def remove(
     mode: ModeOpt = "live", project: ProjectOpt = None, database_url: DbOpt = None, data_dir: DataOpt = None
 ) -> None:
     """Remove the provider: checkout links are refused until one is configured again."""
-    cli = _main()
-    settings = cli._settings(database_url=database_url, data_dir=data_dir)
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
 
     async def work(db: Database) -> bool:
         async with db.write() as conn:
-            return await configs.remove(conn, await cli._project(conn, project), cli._mode(mode))
+            return await configs.remove(conn, await project_of(conn, project), check_mode(mode))
 
-    cli.console.print("removed" if cli._run(settings, work) else "nothing was configured")
+    console.print("removed" if run_db(settings, work) else "nothing was configured")
 
 
 @payments_app.command("checkouts")
@@ -146,16 +135,15 @@ def list_checkouts(
     data_dir: DataOpt = None,
 ) -> None:
     """Checkouts, newest first: amount, what the provider charges, status."""
-    cli = _main()
-    settings = cli._settings(database_url=database_url, data_dir=data_dir)
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
 
     async def work(db: Database) -> list[Any]:
         async with db.read() as conn:
             stmt = (
                 select(checkouts)
                 .where(
-                    checkouts.c.project_id == await cli._project(conn, project),
-                    checkouts.c.mode == cli._mode(mode),
+                    checkouts.c.project_id == await project_of(conn, project),
+                    checkouts.c.mode == check_mode(mode),
                 )
                 .order_by(checkouts.c.created_at.desc())
                 .limit(max(limit, 1))
@@ -165,7 +153,7 @@ def list_checkouts(
             return list(await conn.execute(stmt))
 
     table = Table("id", "user", "purpose", "amount", "charge", "status", "paid", "refunded", "created")
-    for r in cli._run(settings, work):
+    for r in run_db(settings, work):
         table.add_row(
             r.id,
             r.user_id,
@@ -175,13 +163,13 @@ def list_checkouts(
             r.status,
             str(r.paid_charge or "-"),
             str(r.refunded_charge or "-"),
-            cli._ts(r.created_at),
+            ts(r.created_at),
         )
-    cli.console.print(table)
+    console.print(table)
 
 
 def _print_config(found: dict[str, Any]) -> None:
     table = Table("setting", "value")
     for key, value in found.items():
         table.add_row(key, "-" if value is None else str(value))
-    _main().console.print(table)
+    console.print(table)

@@ -1,13 +1,11 @@
 """``scrawn prices`` (the model price list and the project's overrides) and ``scrawn usage`` (summaries and
-time series of usage records), registered on the ``scrawn`` command by cli.py."""
+time series of usage records)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, time
 from decimal import Decimal
-from pathlib import Path
-from types import ModuleType
-from typing import Annotated, Any
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
@@ -15,6 +13,7 @@ from rich.table import Table
 
 from scrawn.errors import ScrawnError
 from scrawn.money import format_amount
+from scrawn.server.cli_support import DataOpt, DbOpt, ProjectOpt, console, load_settings, project_of, run_db
 from scrawn.server.db.engine import Database, now_ms
 from scrawn.server.pricing import currency, models, overrides
 from scrawn.server.usage import queries, records, series
@@ -24,13 +23,7 @@ prices_app = typer.Typer(
 )
 usage_app = typer.Typer(help="Usage records: summaries and time series.", no_args_is_help=True)
 
-# The shared helpers live in scrawn.server.cli, which imports this module when it registers the commands
-# (and may itself be running as __main__): register() hands it over instead of an import.
-_cli: ModuleType | None = None
 
-DbOpt = Annotated[str | None, typer.Option("--database-url", help="Database URL [env SCRAWN_DATABASE_URL]")]
-DataOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data directory [env SCRAWN_DATA_DIR]")]
-ProjectOpt = Annotated[str | None, typer.Option("--project", help="Project id (default: the only project)")]
 UsageMode = Annotated[str, typer.Option("--mode", help="live or test")]
 UserOpt = Annotated[str | None, typer.Option("--user", help="Only this user")]
 ContextOpt = Annotated[str | None, typer.Option("--context", help="customer or system")]
@@ -54,16 +47,16 @@ def prices_list(
     data_dir: DataOpt = None,
 ) -> None:
     """The price list in USD (per million tokens, per minute of audio): overrides first, then the book."""
-    settings = _settings(database_url=database_url, data_dir=data_dir)
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
 
     async def work(db: Database) -> tuple[list[models.Rates], currency.ProjectMoney]:
         async with db.read() as conn:
-            project_id = await _project(conn, project)
+            project_id = await project_of(conn, project)
             found = await overrides.list_overrides(conn, project_id)
             money = await currency.load(conn, project_id)
         return models.price_list(found, now_ms(), provider=provider, search=search), money
 
-    rows, money = _run(settings, work)
+    rows, money = run_db(settings, work)
     table = Table(
         "source", "model", "provider", "input", "output", "cached", "cache write", "audio/min", "from", "note"
     )
@@ -116,7 +109,7 @@ def prices_set(
     data_dir: DataOpt = None,
 ) -> None:
     """Add a price override for a model (a custom model or a negotiated rate) from a time on."""
-    settings = _settings(database_url=database_url, data_dir=data_dir)
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
 
     async def work(db: Database) -> models.Override:
         name = overrides.check_model("model", model)
@@ -134,7 +127,7 @@ def prices_set(
         async with db.write() as conn:
             found, _ = await overrides.put_override(
                 conn,
-                await _project(conn, project),
+                await project_of(conn, project),
                 model=name,
                 provider=prov,
                 effective_from=start,
@@ -142,7 +135,7 @@ def prices_set(
             )
         return found
 
-    o = _run(settings, work)
+    o = run_db(settings, work)
     shown = overrides.override_json(o)
     console.print(
         f"override {o.id}: {o.model} ({o.provider or 'every provider'}) from {shown['effectiveFrom']}"
@@ -154,13 +147,13 @@ def prices_delete(
     override_id: str, project: ProjectOpt = None, database_url: DbOpt = None, data_dir: DataOpt = None
 ) -> None:
     """Delete an override (usage it already priced keeps its cost)."""
-    settings = _settings(database_url=database_url, data_dir=data_dir)
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
 
     async def work(db: Database) -> None:
         async with db.write() as conn:
-            await overrides.delete_override(conn, await _project(conn, project), override_id)
+            await overrides.delete_override(conn, await project_of(conn, project), override_id)
 
-    _run(settings, work)
+    run_db(settings, work)
     console.print(f"deleted {override_id}")
 
 
@@ -229,15 +222,15 @@ def usage_summary(
     data_dir: DataOpt = None,
 ) -> None:
     """Total cost (minor units) and tokens, by model and by context."""
-    settings = _settings(database_url=database_url, data_dir=data_dir)
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
 
     async def work(db: Database) -> queries.Summary:
         zone = series.check_time_zone(tz)
         f = _filter(user, context, model, _when(from_, zone, "--from"), _when(to, zone, "--to"))
         async with db.read() as conn:
-            return await queries.summary(conn, await _project(conn, project), _check_mode(mode), f)
+            return await queries.summary(conn, await project_of(conn, project), _check_mode(mode), f)
 
-    found = _run(settings, work)
+    found = run_db(settings, work)
     table = Table("", *_TOTAL_COLUMNS)
     table.add_row("total", *_totals_row(found.totals), style="bold")
     for heading, groups in (("model", found.by_model), ("context", found.by_context)):
@@ -262,7 +255,7 @@ def usage_series(
     data_dir: DataOpt = None,
 ) -> None:
     """Usage per hour, day or month in a time zone (default: the last 30 days in days)."""
-    settings = _settings(database_url=database_url, data_dir=data_dir)
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
 
     async def work(db: Database) -> list[series.Bucket]:
         zone = series.check_time_zone(tz)
@@ -271,41 +264,11 @@ def usage_series(
         start = _when(from_, zone, "--from") or end - 30 * 86_400_000
         f = _filter(user, context, model, start, end)
         async with db.read() as conn:
-            return await series.series(conn, await _project(conn, project), _check_mode(mode), f, zone, kind)
+            return await series.series(
+                conn, await project_of(conn, project), _check_mode(mode), f, zone, kind
+            )
 
     table = Table("start", *_TOTAL_COLUMNS)
-    for b in _run(settings, work):
+    for b in run_db(settings, work):
         table.add_row(b.label, *_totals_row(b.totals))
     console.print(table)
-
-
-def register(app: Any, cli: ModuleType) -> None:
-    global _cli
-    _cli = cli
-    app.add_typer(prices_app, name="prices")
-    app.add_typer(usage_app, name="usage")
-
-
-def _main() -> ModuleType:
-    assert _cli is not None, "register() first"
-    return _cli
-
-
-def _settings(*, database_url: str | None, data_dir: Path | None) -> Any:
-    return _main()._settings(database_url=database_url, data_dir=data_dir)
-
-
-def _run(settings: Any, work: Any) -> Any:
-    return _main()._run(settings, work)
-
-
-async def _project(conn: Any, project: str | None) -> str:
-    return str(await _main()._project(conn, project))
-
-
-class _Console:
-    def print(self, *args: Any, **kwargs: Any) -> None:
-        _main().console.print(*args, **kwargs)
-
-
-console = _Console()

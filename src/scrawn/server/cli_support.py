@@ -1,0 +1,77 @@
+"""What every ``scrawn`` command group shares: the common options, settings from flags and ``SCRAWN_*``
+environment, running async work on a database with domain errors printed (exit 1), and picking the project."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from scrawn.errors import ScrawnError
+from scrawn.server.config import Settings
+from scrawn.server.db.engine import Database
+from scrawn.server.keys.service import list_projects
+
+console = Console()
+T = TypeVar("T")
+
+DbOpt = Annotated[str | None, typer.Option("--database-url", help="Database URL [env SCRAWN_DATABASE_URL]")]
+DataOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data directory [env SCRAWN_DATA_DIR]")]
+ProjectOpt = Annotated[str | None, typer.Option("--project", help="Project id (default: the only project)")]
+ModeOpt = Annotated[str, typer.Option("--mode", help="live or test")]
+
+
+def load_settings(
+    host: str | None = None,
+    port: int | None = None,
+    database_url: str | None = None,
+    data_dir: Path | None = None,
+) -> Settings:
+    return Settings.from_env(host=host, port=port, database_url=database_url, data_dir=data_dir)
+
+
+def run_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    async def main() -> T:
+        db = Database(settings.resolved_database_url)
+        try:
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(main())
+    except ScrawnError as e:
+        console.print(f"[red]error:[/red] {e.message}")
+        raise typer.Exit(1) from None
+
+
+async def project_of(conn: AsyncConnection, project: str | None) -> str:
+    """``--project``, or the only project there is."""
+    found = await list_projects(conn)
+    if project is not None:
+        if project not in {p for p, _ in found}:
+            raise ScrawnError(f"project not found: {project}")
+        return project
+    if len(found) != 1:
+        raise ScrawnError(
+            "no project yet: run `scrawn init`" if not found else "several projects: pass --project"
+        )
+    return found[0][0]
+
+
+def check_mode(mode: str) -> str:
+    if mode not in ("live", "test"):
+        console.print("[red]error:[/red] --mode must be live or test")
+        raise typer.Exit(2)
+    return mode
+
+
+def ts(ms: int | None) -> str:
+    from scrawn.server.keys.rpc import iso
+
+    return iso(ms) or "-"
