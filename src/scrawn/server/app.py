@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 
+from google.protobuf import descriptor_pool
 from sqlalchemy import inspect
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -31,6 +32,7 @@ from scrawn.server.events.rpc import EventRpc
 from scrawn.server.events.service import EventService
 from scrawn.server.keys.rpc import AuthRpc
 from scrawn.server.keys.service import KeyService
+from scrawn.server.metrics import Metrics
 from scrawn.server.payments.rpc import PaymentRpc
 from scrawn.server.query.rpc import QueryRpc
 from scrawn.server.secretbox import SecretBox
@@ -52,13 +54,25 @@ class Services:
     keys: KeyService
     committer: GroupCommitter
     events: EventService
+    metrics: Metrics | None
 
 
 def build_services(settings: Settings) -> Services:
     db = Database(settings.resolved_database_url)
     keys = KeyService(db, settings.resolved_secret())
-    committer = GroupCommitter(db)
-    return Services(db, keys, committer, EventService(db, committer))
+    metrics = Metrics() if settings.metrics else None
+    committer = GroupCommitter(db, observer=metrics)
+    return Services(db, keys, committer, EventService(db, committer), metrics)
+
+
+def rpc_method_paths(service_paths: list[str]) -> list[str]:
+    """``/package.Service/Method`` for every method of the services at ``service_paths``."""
+    pool = descriptor_pool.Default()  # the generated modules imported above registered every service
+    return [
+        f"{path}/{method.name}"
+        for path in service_paths
+        for method in pool.FindServiceByName(path.strip("/")).methods
+    ]
 
 
 async def ensure_schema(db: Database) -> None:
@@ -130,8 +144,11 @@ def create_app(settings: Settings) -> ASGIApp:
         return JSONResponse({"status": "ready"})
 
     api = JsonApi(services.db, services.keys, box)
+    metrics = services.metrics
+    # No auth: the bind is loopback by default, and it exposes counts only, no tenant data.
+    metrics_routes = [] if metrics is None else [Route("/metrics", metrics.endpoint(services.db))]
     http = Starlette(
-        routes=[Route("/healthz", healthz), Route("/readyz", readyz), *api.routes()],
+        routes=[Route("/healthz", healthz), Route("/readyz", readyz), *metrics_routes, *api.routes()],
         lifespan=lifespan,
     )
     rpc_apps = [
@@ -159,5 +176,7 @@ def create_app(settings: Settings) -> ASGIApp:
                 return
         await http(scope, receive, send)
 
-    app.services = services  # type: ignore[attr-defined]
-    return app
+    # Outermost, so the time and status cover everything the client sees.
+    served: Any = app if metrics is None else metrics.wrap(app, rpc_method_paths([a.path for a in rpc_apps]))
+    served.services = services
+    return served

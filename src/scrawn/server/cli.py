@@ -32,6 +32,7 @@ from scrawn.server.config import DEFAULT_PORT, Settings
 from scrawn.server.db.engine import Database
 from scrawn.server.db.migrate import migrate
 from scrawn.server.db.schema import balances, events
+from scrawn.server.events.cli import events_app
 from scrawn.server.keys.service import ROLES, KeyService, create_project, list_projects
 from scrawn.server.payments.cli import payments_app
 from scrawn.server.pricing import catalog
@@ -51,6 +52,7 @@ app.add_typer(payments_app, name="payments")  # docs/payments.md
 app.add_typer(projects_app, name="projects")  # docs/usage.md
 app.add_typer(prices_app, name="prices")  # docs/usage.md
 app.add_typer(usage_app, name="usage")
+app.add_typer(events_app, name="events")  # docs/cli.md
 
 HostOpt = Annotated[str | None, typer.Option("--host", help="Bind address [env SCRAWN_HOST; 127.0.0.1]")]
 PortOpt = Annotated[int | None, typer.Option("--port", help=f"Port [env SCRAWN_PORT; {DEFAULT_PORT}]")]

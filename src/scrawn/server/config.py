@@ -22,6 +22,7 @@ class Settings:
     public_url: str | None = None  # None: http://{host}:{port}; checkout links are built on it
     # Outbound webhook retries: seconds after each failed attempt (docs/webhooks.md); ~27.6 h in all.
     webhook_retry_schedule: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+    metrics: bool = True  # /metrics (Prometheus, docs/operations.md); SCRAWN_METRICS=0 turns it off
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -34,6 +35,7 @@ class Settings:
             "secret": env.get("SCRAWN_SECRET") or None,
             "log_level": env.get("SCRAWN_LOG_LEVEL", "info"),
             "public_url": env.get("SCRAWN_PUBLIC_URL") or None,
+            "metrics": env.get("SCRAWN_METRICS", "1").strip().lower() not in ("0", "false", "no", "off"),
         }
         if schedule := env.get("SCRAWN_WEBHOOK_RETRY_SCHEDULE"):
             values["webhook_retry_schedule"] = parse_schedule(schedule)

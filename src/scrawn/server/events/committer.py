@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -15,15 +16,21 @@ from scrawn.server.events.store import Outcome, PricedEvent, store_batch
 log = logging.getLogger("scrawn.events")
 
 
-class FlushObserver(Protocol):
-    def __call__(self, size: int, /) -> None: ...
+class CommitObserver(Protocol):
+    """Told about every flush (metrics): once per flush, never per event."""
+
+    def flushed(self, size: int, seconds: float, outcomes: Sequence[Outcome], /) -> None: ...
+
+    def flush_failed(self, size: int, seconds: float, /) -> None: ...
 
 
 class GroupCommitter:
-    def __init__(self, db: Database, *, max_batch: int = 2000, on_flush: FlushObserver | None = None) -> None:
+    def __init__(
+        self, db: Database, *, max_batch: int = 2000, observer: CommitObserver | None = None
+    ) -> None:
         self._db = db
         self._max_batch = max_batch
-        self._on_flush = on_flush
+        self._observer = observer
         self._pending: list[tuple[Sequence[PricedEvent], asyncio.Future[list[Outcome]]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -68,21 +75,26 @@ class GroupCommitter:
 
     async def _flush(self, taken: list[tuple[Sequence[PricedEvent], asyncio.Future[list[Outcome]]]]) -> None:
         flat = [ev for events, _ in taken for ev in events]
+        started = time.perf_counter()
         try:
             async with self._db.write() as conn:
                 outcomes = await store_batch(conn, flat)
         except Exception:
+            elapsed = time.perf_counter() - started
             log.exception("flush of %d events failed", len(flat))
             for _, future in taken:
                 if not future.done():
                     future.set_exception(
                         UnavailableError("Storage is unavailable; retry with the same idempotency key")
                     )
+            if self._observer is not None:  # after the callers are answered: it must never hold them up
+                self._observer.flush_failed(len(flat), elapsed)
             return
-        if self._on_flush is not None:
-            self._on_flush(len(flat))
+        elapsed = time.perf_counter() - started
         start = 0
         for events, future in taken:
             if not future.done():
                 future.set_result(outcomes[start : start + len(events)])
             start += len(events)
+        if self._observer is not None:
+            self._observer.flushed(len(flat), elapsed, outcomes)
