@@ -22,7 +22,7 @@ class Settings:
     public_url: str | None = None  # None: http://{host}:{port}; checkout links are built on it
     # Outbound webhook retries: seconds after each failed attempt (docs/webhooks.md); ~27.6 h in all.
     webhook_retry_schedule: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
-    metrics: bool = True  # /metrics (Prometheus, docs/operations.md); SCRAWN_METRICS=0 turns it off
+    metrics: bool = True  # /metrics (Prometheus, docs/configuration.md); SCRAWN_METRICS=0 turns it off
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

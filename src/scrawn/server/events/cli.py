@@ -1,0 +1,324 @@
+"""``scrawn events``: the newest events as a table (optionally following new ones), and a CSV export that
+streams any number of rows. Both are scoped to one project and mode, ordered by ``(ingested_at, id)``."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import IO, Annotated, Any
+
+import typer
+from rich import box
+from rich.table import Table
+from sqlalchemy import and_, or_, select
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
+
+from scrawn.money import format_amount
+from scrawn.server.cli_support import (
+    DataOpt,
+    DbOpt,
+    ModeOpt,
+    ProjectOpt,
+    check_mode,
+    console,
+    load_settings,
+    project_of,
+    run_db,
+    ts,
+)
+from scrawn.server.db.engine import Database
+from scrawn.server.db.schema import events
+
+events_app = typer.Typer(help="Billed events: tail (and follow) or export as CSV.", no_args_is_help=True)
+
+PAGE_SIZE = 1000
+# ``ingested_at`` is taken before the transaction commits, so with several server processes an event can
+# become visible after a newer one. --follow looks this far behind the newest event it has shown (and
+# remembers the ids it showed there), so such a late event is still printed once, not skipped.
+LATE_MS = 10_000
+
+CSV_COLUMNS = (
+    "event_id",
+    "event_type",
+    "user_id",
+    "basic_usage_type",
+    "reported_at",
+    "ingested_at",
+    "debit",
+    "model",
+    "provider",
+    "input_tokens",
+    "output_tokens",
+    "input_cache_tokens",
+    "output_cache_tokens",
+    "input_debit",
+    "output_debit",
+    "input_cache_debit",
+    "output_cache_debit",
+    "name",
+    "quantity",
+    "product_ref",
+    "metadata",
+    "idempotency_key",
+)
+
+UserOpt = Annotated[str | None, typer.Option("--user", help="Only this user")]
+PageOpt = Annotated[int, typer.Option("--page-size", hidden=True, min=1)]  # tests: cross page boundaries
+
+
+def _scope(project_id: str, mode: str, user: str | None) -> list[ColumnElement[bool]]:
+    where = [events.c.project_id == project_id, events.c.mode == mode]
+    if user is not None:
+        where.append(events.c.user_id == user)
+    return where
+
+
+def _after(at: int, event_id: str) -> ColumnElement[bool]:
+    """Strictly after ``(at, event_id)`` in ``(ingested_at, id)`` order: events sharing a millisecond are
+    neither repeated nor skipped across pages."""
+    return or_(events.c.ingested_at > at, and_(events.c.ingested_at == at, events.c.id > event_id))
+
+
+async def _pages(
+    conn: AsyncConnection, where: Sequence[ColumnElement[bool]], page_size: int
+) -> AsyncIterator[Sequence[Row[Any]]]:
+    """Every matching event, oldest first, one bounded query at a time (keyset pagination)."""
+    cursor: tuple[int, str] | None = None
+    while True:
+        stmt = select(events).where(*where)
+        if cursor is not None:
+            stmt = stmt.where(_after(*cursor))
+        page = (await conn.execute(stmt.order_by(events.c.ingested_at, events.c.id).limit(page_size))).all()
+        if not page:
+            return
+        yield page
+        if len(page) < page_size:
+            return
+        cursor = (page[-1].ingested_at, page[-1].id)
+
+
+# tail ---------------------------------------------------------------------------------------------------
+
+
+def _table(header: bool) -> Table:
+    # Values fold rather than end in "…"; the id never wraps, so it stays copyable (for `scrawn explain`).
+    table = Table(show_header=header, box=box.SIMPLE_HEAD if header else None, pad_edge=False)
+    table.add_column("ingested", overflow="fold")
+    table.add_column("id", no_wrap=True, min_width=36)
+    table.add_column("user", overflow="fold")
+    table.add_column("type", overflow="fold")
+    table.add_column("usage / model", overflow="fold")
+    table.add_column("debit", justify="right", no_wrap=True)
+    table.add_column("idempotency key", overflow="fold")
+    return table
+
+
+def _usage(row: Row[Any]) -> str:
+    if row.model:
+        return f"{row.provider}/{row.model}" if row.provider else str(row.model)
+    if row.name:
+        return f"{row.name} × {row.quantity}" if row.quantity else str(row.name)
+    return str(row.basic_usage_type or "-")
+
+
+def _print_rows(rows: Sequence[Row[Any]], header: bool) -> None:
+    table = _table(header)
+    for r in rows:
+        table.add_row(
+            ts(r.ingested_at),
+            r.id,
+            r.user_id,
+            r.event_type,
+            _usage(r),
+            format_amount(r.debit),
+            r.idempotency_key,
+        )
+    console.print(table)
+    sys.stdout.flush()  # --follow is often piped: show each batch as it arrives
+
+
+@events_app.command("tail")
+def tail(
+    user: UserOpt = None,
+    limit: Annotated[int, typer.Option(help="How many of the newest events", min=1)] = 20,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new events until Ctrl-C")
+    ] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between polls with --follow", min=0.05)] = 1.0,
+    page_size: PageOpt = PAGE_SIZE,
+    mode: ModeOpt = "live",
+    project: ProjectOpt = None,
+    database_url: DbOpt = None,
+    data_dir: DataOpt = None,
+) -> None:
+    """The newest events, oldest of them first; with --follow, then every new one as it is stored."""
+    settings, mode = load_settings(database_url=database_url, data_dir=data_dir), check_mode(mode)
+
+    async def work(db: Database) -> None:
+        async with db.read() as conn:
+            where = _scope(await project_of(conn, project), mode, user)
+            newest = (
+                await conn.execute(
+                    select(events)
+                    .where(*where)
+                    .order_by(events.c.ingested_at.desc(), events.c.id.desc())
+                    .limit(limit)
+                )
+            ).all()
+            rows = list(reversed(newest))
+            _print_rows(rows, header=True)
+            if not follow:
+                return
+            # Ids already shown or older than the first table but within LATE_MS of its newest: not new.
+            seen: dict[str, int] = {r.id: r.ingested_at for r in rows}
+            mark = rows[-1].ingested_at if rows else None
+            if mark is not None:
+                recent = await conn.execute(
+                    select(events.c.id, events.c.ingested_at).where(
+                        *where, events.c.ingested_at >= mark - LATE_MS
+                    )
+                )
+                seen |= {r.id: r.ingested_at for r in recent}
+        while True:
+            await asyncio.sleep(interval)
+            async with db.read() as conn:
+                since = where if mark is None else [*where, events.c.ingested_at >= mark - LATE_MS]
+                async for page in _pages(conn, since, page_size):
+                    new = [r for r in page if r.id not in seen]
+                    if new:
+                        _print_rows(new, header=False)
+                    for r in page:
+                        seen[r.id] = r.ingested_at
+                        mark = r.ingested_at if mark is None else max(mark, r.ingested_at)
+            if mark is not None:  # forget what has fallen out of the look-behind window
+                seen = {i: at for i, at in seen.items() if at >= mark - LATE_MS}
+
+    try:
+        run_db(settings, work)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+# export -------------------------------------------------------------------------------------------------
+
+
+def _when(text: str | None, option: str) -> int | None:
+    """A date (UTC midnight) or an ISO 8601 time (UTC when it has no offset) → Unix ms."""
+    if text is None:
+        return None
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            at = datetime.combine(date.fromisoformat(text), time(0), tzinfo=UTC)
+        else:
+            at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    except ValueError:
+        console.print(f"[red]error:[/red] {option} must be a date (2025-03-01) or an ISO 8601 time")
+        raise typer.Exit(2) from None
+    return (at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _amount(value: Any) -> str:
+    return "" if value is None else format_amount(value)  # exact decimal text, never through float
+
+
+def _csv_row(r: Row[Any]) -> list[str]:
+    reported = datetime.fromtimestamp(r.reported_at, tz=UTC).isoformat().replace("+00:00", "Z")
+    return [
+        r.id,
+        r.event_type,
+        r.user_id,
+        _text(r.basic_usage_type),
+        reported,
+        ts(r.ingested_at),
+        format_amount(r.debit),
+        _text(r.model),
+        _text(r.provider),
+        _text(r.input_tokens),
+        _text(r.output_tokens),
+        _text(r.input_cache_tokens),
+        _text(r.output_cache_tokens),
+        _amount(r.input_debit),
+        _amount(r.output_debit),
+        _amount(r.input_cache_debit),
+        _amount(r.output_cache_debit),
+        _text(r.name),
+        _text(r.quantity),
+        _text(r.product_ref),
+        _text(r.metadata),  # stored as JSON text already
+        r.idempotency_key,
+    ]
+
+
+@events_app.command("export")
+def export(
+    user: UserOpt = None,
+    from_: Annotated[
+        str | None, typer.Option("--from", help="Ingested at or after: a date or ISO 8601 time (UTC)")
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="Ingested before (exclusive): a date or ISO 8601 time (UTC)")
+    ] = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="CSV file, or - for stdout")] = "-",
+    page_size: PageOpt = PAGE_SIZE,
+    mode: ModeOpt = "live",
+    project: ProjectOpt = None,
+    database_url: DbOpt = None,
+    data_dir: DataOpt = None,
+) -> None:
+    """Events as CSV (header row; amounts in exact minor units; times ISO 8601 UTC), oldest first."""
+    settings, mode = load_settings(database_url=database_url, data_dir=data_dir), check_mode(mode)
+    start, end = _when(from_, "--from"), _when(to, "--to")
+    if start is not None and end is not None and end <= start:
+        console.print("[red]error:[/red] --to must be after --from")
+        raise typer.Exit(2)
+
+    async def work(db: Database) -> int:
+        async with db.read() as conn:
+            where = _scope(await project_of(conn, project), mode, user)
+            if start is not None:
+                where.append(events.c.ingested_at >= start)
+            if end is not None:
+                where.append(events.c.ingested_at < end)
+            # Opened only once the project is known, so a failed look-up leaves no empty file behind.
+            out, close = _open(output)
+            count = 0
+            try:
+                writer = csv.writer(out)
+                writer.writerow(CSV_COLUMNS)
+                async for page in _pages(conn, where, page_size):
+                    writer.writerows(_csv_row(r) for r in page)
+                    count += len(page)
+            finally:
+                close()
+            return count
+
+    count = run_db(settings, work)
+    if output != "-":
+        console.print(f"exported {count} events to {output}")
+
+
+def _open(output: str) -> tuple[IO[str], Callable[[], None]]:
+    """The CSV destination (UTF-8, no newline translation, as the csv module wants) and how to release it."""
+    if output == "-":
+        out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
+
+        def done() -> None:
+            out.flush()
+            out.detach()  # leave sys.stdout itself open
+
+        return out, done
+    file = Path(output).open("w", encoding="utf-8", newline="")  # noqa: SIM115 - closed by the caller
+    return file, file.close
