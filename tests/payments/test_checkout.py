@@ -614,3 +614,33 @@ def test_hostile_checkout_requests_over_connect(module_server: ServerHandle, set
             bearer(module_server.live_key),
         )
     assert checkout_row(module_server, checkout_id(answer.checkoutLink)).charge == 1
+
+
+def test_a_checkout_stuck_creating_is_replaced(module_server: ServerHandle, setup: dict[str, Any]) -> None:
+    """A server that died between writing the checkout and hearing from the provider leaves it ``creating``:
+    after a minute it is replaced, so a payer never gets a link that stays 503."""
+    from sqlalchemy import update
+
+    user = new_user()
+    with Scrawn(module_server.live_key, module_server.base_url) as client:
+        bill(client, user, "9")
+        first = client.collect_payment(user)
+
+        async def stick() -> None:
+            db = module_server.db()
+            try:
+                async with db.write() as conn:
+                    await conn.execute(
+                        update(checkouts)
+                        .where(checkouts.c.id == checkout_id(first))
+                        .values(status="creating", created_at=checkouts.c.created_at - 120_000)
+                    )
+            finally:
+                await db.dispose()
+
+        run_async(stick())
+        assert httpx.get(first, follow_redirects=False).status_code == 503
+        second = client.collect_payment(user)
+        assert second != first
+        assert provider_url(module_server, second).startswith(setup["ls"].base_url)
+        assert checkout_row(module_server, checkout_id(first)).status == "replaced"

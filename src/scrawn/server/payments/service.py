@@ -36,6 +36,7 @@ from scrawn.server.webhooks.outbox import enqueue
 log = logging.getLogger("scrawn.payments")
 MAX_CHARGE = 99_999_999  # the largest single charge both providers accept, in minor units
 OPEN = ("creating", "open")
+CREATING_GRACE_MS = 60_000  # longer than a provider call can take (15 s timeout, two retries)
 
 
 def _fail(field: str, problem: str) -> ValidationError:
@@ -71,7 +72,6 @@ def from_charge(charge: int, config_currency: str, amount_unit: str) -> Decimal:
 @dataclass(frozen=True)
 class Checkout:
     id: str
-    status: str
     created: bool  # False: an open checkout for the same user and amount was returned
     replaced: tuple[tuple[str, str], ...]  # (provider, session id) of sessions this one replaced
 
@@ -170,8 +170,10 @@ async def _reserve_checkout(
             config.currency,
             config.provider,
         )
-        if same and row.expires_at > now + 60_000 and row.return_url == return_url:
-            return Checkout(row.id, row.status, False, ())
+        # Still ``creating`` after a minute: its process died mid-call; replace it, never hand it out.
+        alive = row.status == "open" or row.created_at > now - CREATING_GRACE_MS
+        if same and alive and row.expires_at > now + 60_000 and row.return_url == return_url:
+            return Checkout(row.id, False, ())
         await _set(conn, project_id, mode, row.id, status="replaced" if row.expires_at > now else "expired")
         replaced.append((row.provider, row.provider_session_id or ""))
     checkout_id = str(uuid.uuid4())
@@ -193,7 +195,7 @@ async def _reserve_checkout(
             updated_at=now,
         )
     )
-    return Checkout(checkout_id, "creating", True, tuple(replaced))
+    return Checkout(checkout_id, True, tuple(replaced))
 
 
 async def _get(conn: AsyncConnection, project_id: str, mode: str, checkout_id: str) -> Any:
