@@ -72,6 +72,6 @@ def check_mode(mode: str) -> str:
 
 
 def ts(ms: int | None) -> str:
-    from scrawn.server.keys.rpc import iso
+    from scrawn.server.clock import iso
 
     return iso(ms) or "-"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 _CLOCK_FILE = os.environ.get("SCRAWN_CLOCK_FILE") or None
@@ -17,3 +18,10 @@ def now_ms() -> int:
     if _CLOCK_FILE is not None:
         return int(Path(_CLOCK_FILE).read_text().strip())
     return time.time_ns() // 1_000_000
+
+
+def iso(ms: int | None) -> str:
+    """Unix ms as the server writes times everywhere: ``2025-01-31T12:00:00.000Z`` ("" for None)."""
+    if ms is None:
+        return ""
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from connectrpc.request import RequestContext
 
 from scrawn._proto.auth.v1 import auth_pb2 as pb
 from scrawn.errors import ValidationError
+from scrawn.server.clock import iso
 from scrawn.server.db.engine import Database
 from scrawn.server.keys.service import KeyService, Role
 from scrawn.server.rpc import authenticate, handler
@@ -16,11 +16,6 @@ from scrawn.server.rpc import authenticate, handler
 ROLE_HEADER: dict[str, Role] = {"dashboard": "dash", "production": "live", "test": "test"}
 MIN_EXPIRY, MAX_EXPIRY = 60, 31_536_000
 
-
-def iso(ms: int | None) -> str:
-    if ms is None:
-        return ""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class AuthRpc:

@@ -11,13 +11,13 @@ import hmac
 import json
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 import httpx
 import stripe
 
 from scrawn.errors import FailedPreconditionError, UnavailableError
+from scrawn.server.clock import iso
 from scrawn.server.payments.config import PaymentConfig
 
 log = logging.getLogger("scrawn.payments")
@@ -88,9 +88,6 @@ class Provider(Protocol):
     def interpret(self, payload: dict[str, Any]) -> WebhookFact: ...
 
 
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
-
 
 def _dig(payload: Any, *path: str) -> Any:
     for key in path:
@@ -120,7 +117,7 @@ class LemonSqueezy:
                     "custom_price": request.charge,
                     "product_options": {"redirect_url": request.return_url},
                     "checkout_data": {"custom": request.custom_data(config)},
-                    "expires_at": _iso(expires_at),
+                    "expires_at": iso(expires_at),
                     "test_mode": config.mode == "test",
                 },
                 "relationships": {

@@ -4,7 +4,7 @@ mode), built from a whitelist of fields into parameterised SQL."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +21,7 @@ from scrawn.money import (
     to_micros,
     whole_units_half_even,
 )
+from scrawn.server.clock import iso
 from scrawn.server.db.schema import events
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
@@ -192,9 +193,6 @@ async def _aggregate(
         response.agg_rows.append(row)
 
 
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
 
 _WHOLE = {
     "debit_amount": "debit",
@@ -222,8 +220,8 @@ def _row(m: Any) -> pb.EventRow:
         event_id=m["id"],
         event_type=m["event_type"],
         user_id=m["user_id"],
-        reported_timestamp=_iso(m["reported_at"] * 1000),
-        ingested_timestamp=_iso(m["ingested_at"]),
+        reported_timestamp=iso(m["reported_at"] * 1000),
+        ingested_timestamp=iso(m["ingested_at"]),
         idempotency_key=m["idempotency_key"],
         mode=m["mode"],
     )

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.errors import AlreadyExistsError, FailedPreconditionError, NotFoundError, ValidationError
 from scrawn.money import MoneyError, format_amount, from_micros, parse_decimal, to_micros
+from scrawn.server.clock import iso
 from scrawn.server.db.engine import dialect_insert, now_ms
 from scrawn.server.db.schema import balances, credit_lots, ledger_entries, reservations
 from scrawn.server.wallets import lots
@@ -527,7 +528,7 @@ async def _release(conn: AsyncConnection, project_id: str, mode: str, row: Any, 
             "reservationId": row.id,
             "userId": row.user_id,
             "amount": format_amount(row.amount),
-            "expiresAt": outbox.iso(row.expires_at),
+            "expiresAt": iso(row.expires_at),
         }
         await outbox.enqueue(conn, project_id, mode, "reservation.expired", data)
 

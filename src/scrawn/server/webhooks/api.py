@@ -21,7 +21,7 @@ BodyReader = Callable[[Request], Awaitable[dict[str, Any]]]
 
 
 def endpoint_json(found: endpoints.Endpoint, *, reveal: bool) -> dict[str, Any]:
-    from scrawn.server.keys.rpc import iso
+    from scrawn.server.clock import iso
 
     body: dict[str, Any] = {
         "mode": found.mode,

@@ -21,10 +21,10 @@ from scrawn.server.cli_support import (
     project_of,
     run_db,
 )
+from scrawn.server.clock import iso
 from scrawn.server.db.engine import Database
 from scrawn.server.secretbox import SecretBox
 from scrawn.server.webhooks import endpoints, messages
-from scrawn.server.webhooks.outbox import iso
 
 webhooks_app = typer.Typer(
     help="Outbound webhooks: the endpoint, queued and delivered messages, replay.", no_args_is_help=True

@@ -9,9 +9,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.errors import NotFoundError, ValidationError
-from scrawn.server.clock import now_ms
+from scrawn.server.clock import iso, now_ms
 from scrawn.server.db.schema import webhook_attempts, webhook_messages
-from scrawn.server.keys.rpc import iso
 
 STATUSES = ("pending", "delivered", "failed")
 MAX_LIMIT = 500

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from scrawn.server.clock import now_ms
+from scrawn.server.clock import iso, now_ms
 from scrawn.server.db.schema import webhook_endpoints, webhook_messages
 
 EVENT_TYPES = (
@@ -23,10 +22,6 @@ EVENT_TYPES = (
     "reservation.expired",
 )
 
-
-def iso(ms: int) -> str:
-    """Unix ms as the API writes times: ``2025-01-31T12:00:00.000Z``."""
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_message_id() -> str:
@@ -50,7 +45,7 @@ async def enqueue(
     message_id = new_message_id()
     body = {
         "type": type_,
-        "timestamp": datetime.fromtimestamp(now / 1000, UTC).isoformat().replace("+00:00", "Z"),
+        "timestamp": iso(now),
         "data": {"mode": mode, **data},
     }
     await conn.execute(
