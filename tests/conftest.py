@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from scrawn.server.db.engine import Database
 PG_URL = os.environ.get("SCRAWN_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("SCRAWN_REQUIRE_POSTGRES") == "1"
 SECRET = "test-secret-" + "x" * 20
+TS_DIR = Path(__file__).resolve().parent / "ts"  # the TypeScript client scripts and their npm packages
 
 
 def free_port() -> int:
@@ -243,3 +245,23 @@ def module_server(
         handle.stop()
         if pg_name:
             drop_pg_database(pg_name)
+
+
+@pytest.fixture(scope="session")
+def node() -> str:
+    """The node binary, with tests/ts's npm dependencies installed."""
+    node = shutil.which("node")
+    problem = None
+    if node is None:
+        problem = "node (Node.js >= 20) is not on PATH"
+    elif (
+        not (TS_DIR / "node_modules" / "@connectrpc" / "connect-node").is_dir()
+        or not (TS_DIR / "node_modules" / "@grpc" / "grpc-js").is_dir()
+    ):
+        problem = "tests/ts/node_modules is missing: run `npm ci --prefix tests/ts`"
+    if problem is not None:
+        if REQUIRE_PG:
+            pytest.fail(f"TypeScript client tests are required in CI (SCRAWN_REQUIRE_POSTGRES=1): {problem}")
+        pytest.skip(problem)
+    assert node is not None
+    return node

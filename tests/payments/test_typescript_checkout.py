@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import uuid
@@ -24,7 +23,7 @@ import httpx
 import pytest
 
 from scrawn import Scrawn
-from tests.conftest import REQUIRE_PG, ServerHandle
+from tests.conftest import ServerHandle
 from tests.payments.fake_providers import FakeLemonSqueezy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,25 +33,6 @@ TRANSPORTS = ["grpc-js", "connect-grpc", "connect", "connect-grpcweb"]
 LS_KEY, LS_SECRET = "ls_test_key_" + "t" * 20, "ls-ts-signing-secret"
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
-
-@pytest.fixture(scope="module")
-def node() -> str:
-    """The node binary, with tests/ts's npm dependencies installed."""
-    node = shutil.which("node")
-    problem = None
-    if node is None:
-        problem = "node (Node.js >= 20) is not on PATH"
-    elif (
-        not (TS_DIR / "node_modules" / "@connectrpc" / "connect-node").is_dir()
-        or not (TS_DIR / "node_modules" / "@grpc" / "grpc-js").is_dir()
-    ):
-        problem = "tests/ts/node_modules is missing: run `npm ci --prefix tests/ts`"
-    if problem is not None:
-        if REQUIRE_PG:
-            pytest.fail(f"TypeScript client tests are required in CI (SCRAWN_REQUIRE_POSTGRES=1): {problem}")
-        pytest.skip(problem)
-    assert node is not None
-    return node
 
 
 @pytest.fixture(scope="module")

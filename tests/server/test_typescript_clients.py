@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from decimal import Decimal
@@ -19,7 +18,7 @@ import pytest
 from sqlalchemy import func, select
 
 from scrawn.server.db.schema import events, ledger_entries
-from tests.conftest import REQUIRE_PG, run_async
+from tests.conftest import run_async
 
 ROOT = Path(__file__).resolve().parents[2]
 TS_DIR = ROOT / "tests" / "ts"
@@ -34,25 +33,6 @@ BAD_PREFIX_ERROR = {
 AI_DEBIT = Decimal("1.234") + Decimal("1.134")
 USER_DEBIT = Decimal(5) + Decimal(2) + AI_DEBIT
 
-
-@pytest.fixture(scope="module")
-def node() -> str:
-    """The node binary, with tests/ts's npm dependencies installed."""
-    node = shutil.which("node")
-    problem = None
-    if node is None:
-        problem = "node (Node.js >= 20) is not on PATH"
-    elif (
-        not (TS_DIR / "node_modules" / "@connectrpc" / "connect-node").is_dir()
-        or not (TS_DIR / "node_modules" / "@grpc" / "grpc-js").is_dir()
-    ):
-        problem = "tests/ts/node_modules is missing: run `npm ci --prefix tests/ts`"
-    if problem is not None:
-        if REQUIRE_PG:
-            pytest.fail(f"TypeScript client tests are required in CI (SCRAWN_REQUIRE_POSTGRES=1): {problem}")
-        pytest.skip(problem)
-    assert node is not None
-    return node
 
 
 @pytest.fixture(scope="module")
