@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from scrawn.money import format_amount
 from scrawn.server.cli_support import (
@@ -22,8 +22,9 @@ from scrawn.server.cli_support import (
     ts,
 )
 from scrawn.server.db.engine import Database
-from scrawn.server.db.schema import checkouts, projects
+from scrawn.server.db.schema import checkouts
 from scrawn.server.payments import config as configs
+from scrawn.server.pricing.currency import update_project
 from scrawn.server.secretbox import SecretBox
 
 payments_app = typer.Typer(
@@ -79,10 +80,8 @@ def configure(
     async def work(db: Database) -> dict[str, Any]:
         async with db.write() as conn:
             project_id = await project_of(conn, project)
-            if amount_unit:
-                await conn.execute(
-                    update(projects).where(projects.c.id == project_id).values(amount_unit=amount_unit)
-                )
+            if amount_unit:  # a project setting: the same path as `scrawn projects set --amount-unit`
+                await update_project(conn, project_id, amount_unit=amount_unit)
             box = SecretBox(settings.resolved_secret())
             return (await configs.save(conn, box, project_id, check_mode(mode), values)).public()
 

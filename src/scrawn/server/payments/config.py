@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrawn.errors import FailedPreconditionError, ValidationError
 from scrawn.server.clock import now_ms
 from scrawn.server.db.engine import dialect_insert
-from scrawn.server.db.schema import payment_configs, projects
+from scrawn.server.db.schema import payment_configs
+from scrawn.server.pricing import currency
 from scrawn.server.pricing.currency import minor_per_major
 from scrawn.server.secretbox import SecretBox
 
@@ -133,8 +134,7 @@ def _context(project_id: str, mode: str, column: str) -> str:
 async def save(
     conn: AsyncConnection, box: SecretBox, project_id: str, mode: str, values: dict[str, Any]
 ) -> PaymentConfig:
-    project_currency = await conn.scalar(select(projects.c.currency).where(projects.c.id == project_id))
-    clean = validate(values, str(project_currency or "USD"))
+    clean = validate(values, (await currency.load(conn, project_id)).currency)
     row = {
         **clean,
         "project_id": project_id,
