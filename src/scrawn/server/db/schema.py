@@ -37,6 +37,8 @@ projects = Table(
     Column("created_at", BigInteger, nullable=False),
     # Project currency minor units per US cent, exact decimal text (docs/usage.md); NULL = 1 (USD).
     Column("usd_rate", String(64)),
+    # Events reported more than this many days ago are refused (docs/events.md#late-events).
+    Column("late_window_days", Integer, nullable=False, server_default="35"),
 )
 
 api_keys = Table(
@@ -122,10 +124,39 @@ events = Table(
     Column("quantity", String(64)),  # TYPED events: exact decimal text
     Column("product_ref", String(255)),
     Column("pricing", Text, nullable=False),  # JSON: what priced it (expressions, tag versions)
+    # A voided event (docs/events.md#voiding) keeps its row and idempotency key; a reversing ledger entry
+    # credits its debit back, and queries leave it out unless asked.
+    Column("voided_at", BigInteger),  # Unix ms
+    Column("voided_by", String(36)),  # the API key id
+    Column("void_reason", String(255)),
     PrimaryKeyConstraint("project_id", "mode", "id"),
     UniqueConstraint("project_id", "mode", "idempotency_key"),
     Index("ix_events_user", "project_id", "mode", "user_id", "ingested_at"),
     Index("ix_events_ingested", "project_id", "mode", "ingested_at"),
+)
+
+quarantined_events = Table(  # well-formed events the configuration could not price (docs/pricing-safety.md)
+    "quarantined_events",
+    metadata,
+    Column("project_id", String(36), nullable=False),
+    Column("mode", String(4), nullable=False),
+    Column("id", String(36), nullable=False),  # the event id it will be stored under once priced
+    Column("idempotency_key", String(255), nullable=False),
+    Column("fingerprint", String(64), nullable=False),  # the request's content, for duplicates
+    Column("event_type", String(32), nullable=False),  # BASIC_USAGE | AI_TOKEN_USAGE | TYPED
+    Column("user_id", String(256), nullable=False),
+    Column("reported_at", BigInteger, nullable=False),  # Unix seconds, kept when repriced
+    Column("received_at", BigInteger, nullable=False),  # Unix ms
+    Column("input", Text, nullable=False),  # JSON: the validated event, enough to price it again
+    Column("reason_code", String(32), nullable=False),  # tag_not_found | expression_not_found | ...
+    Column("field", String(64), nullable=False),  # e.g. basicUsage.tag
+    Column("reason", Text, nullable=False),  # e.g. Tag not found: X
+    Column("attempts", Integer, nullable=False, server_default="0"),  # reprices tried that failed
+    Column("last_attempt_at", BigInteger),
+    Column("repriced_at", BigInteger),  # NULL while it waits
+    PrimaryKeyConstraint("project_id", "mode", "id"),
+    UniqueConstraint("project_id", "mode", "idempotency_key"),
+    Index("ix_quarantined_events_waiting", "project_id", "mode", "repriced_at", "received_at"),
 )
 
 ledger_entries = Table(

@@ -21,7 +21,7 @@ from connectrpc.protocol import ProtocolType
 from connectrpc.server import ConnectASGIApplication, ConnectWSGIApplication, DEFAULT_READ_MAX_BYTES, Endpoint, EndpointSync
 from pyqwest import Client, SyncClient
 
-from .event_pb2 import RegisterEventRequest, RegisterEventResponse, StreamEventRequest, StreamEventResponse
+from .event_pb2 import RegisterEventRequest, RegisterEventResponse, StreamEventRequest, StreamEventResponse, VoidEventRequest, VoidEventResponse
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping
@@ -42,6 +42,9 @@ class EventService(Protocol):
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
     async def stream_events(self, request: AsyncIterator[StreamEventRequest], ctx: RequestContext[StreamEventRequest, StreamEventResponse], /) -> StreamEventResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def void_event(self, request: VoidEventRequest, ctx: RequestContext[VoidEventRequest, VoidEventResponse], /) -> VoidEventResponse:
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
 
@@ -79,6 +82,17 @@ class EventServiceASGIApplication(ConnectASGIApplication[EventService]):
                         stream_type=StreamType.CLIENT_STREAM,
                     ),
                     function=svc.stream_events,
+                ),
+                "/event.v1.EventService/VoidEvent": Endpoint.unary(
+                    method=MethodInfo(
+                        name="VoidEvent",
+                        service_name="event.v1.EventService",
+                        input=VoidEventRequest,
+                        output=VoidEventResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.void_event,
                 ),
             },
             interceptors=interceptors,
@@ -158,12 +172,35 @@ class EventServiceClient(ConnectClient):
             headers=headers,
             timeout_ms=timeout_ms,
         )
+    async def void_event(
+        self,
+        request: VoidEventRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> VoidEventResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="VoidEvent",
+                service_name="event.v1.EventService",
+                input=VoidEventRequest,
+                output=VoidEventResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
 
 class EventServiceSync(Protocol):
     def register_event(self, request: RegisterEventRequest, ctx: RequestContext[RegisterEventRequest, RegisterEventResponse], /) -> RegisterEventResponse:
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
     def stream_events(self, request: Iterator[StreamEventRequest], ctx: RequestContext[StreamEventRequest, StreamEventResponse], /) -> StreamEventResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def void_event(self, request: VoidEventRequest, ctx: RequestContext[VoidEventRequest, VoidEventResponse], /) -> VoidEventResponse:
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
 
@@ -199,6 +236,17 @@ class EventServiceWSGIApplication(ConnectWSGIApplication):
                         stream_type=StreamType.CLIENT_STREAM,
                     ),
                     function=service.stream_events,
+                ),
+                "/event.v1.EventService/VoidEvent": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="VoidEvent",
+                        service_name="event.v1.EventService",
+                        input=VoidEventRequest,
+                        output=VoidEventResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.void_event,
                 ),
             },
             interceptors=interceptors,
@@ -274,6 +322,26 @@ class EventServiceClientSync(ConnectClientSync):
                 output=StreamEventResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
                 stream_type=StreamType.CLIENT_STREAM,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def void_event(
+        self,
+        request: VoidEventRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> VoidEventResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="VoidEvent",
+                service_name="event.v1.EventService",
+                input=VoidEventRequest,
+                output=VoidEventResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
             ),
             headers=headers,
             timeout_ms=timeout_ms,

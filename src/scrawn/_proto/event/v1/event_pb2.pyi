@@ -146,15 +146,61 @@ class EventFailure(_message.Message):
     def __init__(self, eventIndex: _Optional[int] = ..., idempotencyKey: _Optional[str] = ..., errorCode: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class StreamEventResponse(_message.Message):
-    __slots__ = ("eventsProcessed", "message", "eventsFailed", "failures", "duplicates")
+    __slots__ = ("eventsProcessed", "message", "eventsFailed", "failures", "duplicates", "quarantined")
     EVENTSPROCESSED_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     EVENTSFAILED_FIELD_NUMBER: _ClassVar[int]
     FAILURES_FIELD_NUMBER: _ClassVar[int]
     DUPLICATES_FIELD_NUMBER: _ClassVar[int]
+    QUARANTINED_FIELD_NUMBER: _ClassVar[int]
     eventsProcessed: int
     message: str
     eventsFailed: int
     failures: _containers.RepeatedCompositeFieldContainer[EventFailure]
     duplicates: int
-    def __init__(self, eventsProcessed: _Optional[int] = ..., message: _Optional[str] = ..., eventsFailed: _Optional[int] = ..., failures: _Optional[_Iterable[_Union[EventFailure, _Mapping]]] = ..., duplicates: _Optional[int] = ...) -> None: ...
+    quarantined: int
+    def __init__(self, eventsProcessed: _Optional[int] = ..., message: _Optional[str] = ..., eventsFailed: _Optional[int] = ..., failures: _Optional[_Iterable[_Union[EventFailure, _Mapping]]] = ..., duplicates: _Optional[int] = ..., quarantined: _Optional[int] = ...) -> None: ...
+
+class EventQuarantined(_message.Message):
+    __slots__ = ("eventId", "idempotencyKey", "field", "reason")
+    EVENTID_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCYKEY_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    eventId: str
+    idempotencyKey: str
+    field: str
+    reason: str
+    def __init__(self, eventId: _Optional[str] = ..., idempotencyKey: _Optional[str] = ..., field: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class VoidEventRequest(_message.Message):
+    __slots__ = ("eventId", "idempotencyKey", "reason")
+    EVENTID_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCYKEY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    eventId: str
+    idempotencyKey: str
+    reason: str
+    def __init__(self, eventId: _Optional[str] = ..., idempotencyKey: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class VoidEventResponse(_message.Message):
+    __slots__ = ("eventId", "idempotencyKey", "userId", "amount", "voidedTimestamp", "voidedBy", "reason", "alreadyVoided", "reversalEntryId")
+    EVENTID_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCYKEY_FIELD_NUMBER: _ClassVar[int]
+    USERID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    VOIDEDTIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    VOIDEDBY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ALREADYVOIDED_FIELD_NUMBER: _ClassVar[int]
+    REVERSALENTRYID_FIELD_NUMBER: _ClassVar[int]
+    eventId: str
+    idempotencyKey: str
+    userId: str
+    amount: str
+    voidedTimestamp: int
+    voidedBy: str
+    reason: str
+    alreadyVoided: bool
+    reversalEntryId: str
+    def __init__(self, eventId: _Optional[str] = ..., idempotencyKey: _Optional[str] = ..., userId: _Optional[str] = ..., amount: _Optional[str] = ..., voidedTimestamp: _Optional[int] = ..., voidedBy: _Optional[str] = ..., reason: _Optional[str] = ..., alreadyVoided: _Optional[bool] = ..., reversalEntryId: _Optional[str] = ...) -> None: ...

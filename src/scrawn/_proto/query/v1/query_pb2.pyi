@@ -77,21 +77,23 @@ class GroupBy(_message.Message):
     def __init__(self, field: _Optional[str] = ...) -> None: ...
 
 class QueryEventsRequest(_message.Message):
-    __slots__ = ("where", "aggregation", "group_by", "limit", "offset")
+    __slots__ = ("where", "aggregation", "group_by", "limit", "offset", "include_voided")
     WHERE_FIELD_NUMBER: _ClassVar[int]
     AGGREGATION_FIELD_NUMBER: _ClassVar[int]
     GROUP_BY_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_VOIDED_FIELD_NUMBER: _ClassVar[int]
     where: FilterGroup
     aggregation: Aggregation
     group_by: GroupBy
     limit: int
     offset: int
-    def __init__(self, where: _Optional[_Union[FilterGroup, _Mapping]] = ..., aggregation: _Optional[_Union[Aggregation, _Mapping]] = ..., group_by: _Optional[_Union[GroupBy, _Mapping]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+    include_voided: bool
+    def __init__(self, where: _Optional[_Union[FilterGroup, _Mapping]] = ..., aggregation: _Optional[_Union[Aggregation, _Mapping]] = ..., group_by: _Optional[_Union[GroupBy, _Mapping]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., include_voided: _Optional[bool] = ...) -> None: ...
 
 class EventRow(_message.Message):
-    __slots__ = ("event_id", "event_type", "user_id", "reported_timestamp", "ingested_timestamp", "basic_usage_type", "debit_amount", "model", "input_tokens", "output_tokens", "input_debit_amount", "output_debit_amount", "provider", "input_cache_tokens", "input_cache_debit_amount", "metadata", "debit_amount_exact", "input_debit_amount_exact", "output_debit_amount_exact", "input_cache_debit_amount_exact", "output_cache_tokens", "output_cache_debit_amount_exact", "idempotency_key", "mode")
+    __slots__ = ("event_id", "event_type", "user_id", "reported_timestamp", "ingested_timestamp", "basic_usage_type", "debit_amount", "model", "input_tokens", "output_tokens", "input_debit_amount", "output_debit_amount", "provider", "input_cache_tokens", "input_cache_debit_amount", "metadata", "debit_amount_exact", "input_debit_amount_exact", "output_debit_amount_exact", "input_cache_debit_amount_exact", "output_cache_tokens", "output_cache_debit_amount_exact", "idempotency_key", "mode", "voided_timestamp", "void_reason")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -116,6 +118,8 @@ class EventRow(_message.Message):
     OUTPUT_CACHE_DEBIT_AMOUNT_EXACT_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
+    VOIDED_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    VOID_REASON_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     event_type: str
     user_id: str
@@ -140,7 +144,9 @@ class EventRow(_message.Message):
     output_cache_debit_amount_exact: str
     idempotency_key: str
     mode: str
-    def __init__(self, event_id: _Optional[str] = ..., event_type: _Optional[str] = ..., user_id: _Optional[str] = ..., reported_timestamp: _Optional[str] = ..., ingested_timestamp: _Optional[str] = ..., basic_usage_type: _Optional[str] = ..., debit_amount: _Optional[int] = ..., model: _Optional[str] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., input_debit_amount: _Optional[int] = ..., output_debit_amount: _Optional[int] = ..., provider: _Optional[str] = ..., input_cache_tokens: _Optional[int] = ..., input_cache_debit_amount: _Optional[int] = ..., metadata: _Optional[str] = ..., debit_amount_exact: _Optional[str] = ..., input_debit_amount_exact: _Optional[str] = ..., output_debit_amount_exact: _Optional[str] = ..., input_cache_debit_amount_exact: _Optional[str] = ..., output_cache_tokens: _Optional[int] = ..., output_cache_debit_amount_exact: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., mode: _Optional[str] = ...) -> None: ...
+    voided_timestamp: str
+    void_reason: str
+    def __init__(self, event_id: _Optional[str] = ..., event_type: _Optional[str] = ..., user_id: _Optional[str] = ..., reported_timestamp: _Optional[str] = ..., ingested_timestamp: _Optional[str] = ..., basic_usage_type: _Optional[str] = ..., debit_amount: _Optional[int] = ..., model: _Optional[str] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., input_debit_amount: _Optional[int] = ..., output_debit_amount: _Optional[int] = ..., provider: _Optional[str] = ..., input_cache_tokens: _Optional[int] = ..., input_cache_debit_amount: _Optional[int] = ..., metadata: _Optional[str] = ..., debit_amount_exact: _Optional[str] = ..., input_debit_amount_exact: _Optional[str] = ..., output_debit_amount_exact: _Optional[str] = ..., input_cache_debit_amount_exact: _Optional[str] = ..., output_cache_tokens: _Optional[int] = ..., output_cache_debit_amount_exact: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., mode: _Optional[str] = ..., voided_timestamp: _Optional[str] = ..., void_reason: _Optional[str] = ...) -> None: ...
 
 class AggregationRow(_message.Message):
     __slots__ = ("group_value", "agg_value")

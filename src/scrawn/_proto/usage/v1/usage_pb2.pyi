@@ -51,16 +51,18 @@ class TrackEventResult(_message.Message):
     def __init__(self, index: _Optional[int] = ..., status: _Optional[str] = ..., eventId: _Optional[str] = ..., idempotencyKey: _Optional[str] = ..., amount: _Optional[str] = ..., errorCode: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class TrackEventsResponse(_message.Message):
-    __slots__ = ("results", "accepted", "duplicates", "failed")
+    __slots__ = ("results", "accepted", "duplicates", "failed", "quarantined")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     DUPLICATES_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
+    QUARANTINED_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[TrackEventResult]
     accepted: int
     duplicates: int
     failed: int
-    def __init__(self, results: _Optional[_Iterable[_Union[TrackEventResult, _Mapping]]] = ..., accepted: _Optional[int] = ..., duplicates: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...
+    quarantined: int
+    def __init__(self, results: _Optional[_Iterable[_Union[TrackEventResult, _Mapping]]] = ..., accepted: _Optional[int] = ..., duplicates: _Optional[int] = ..., failed: _Optional[int] = ..., quarantined: _Optional[int] = ...) -> None: ...
 
 class ModelPrice(_message.Message):
     __slots__ = ("model", "provider", "name", "source", "inputPerMillion", "outputPerMillion", "cachedInputPerMillion", "cacheWritePerMillion", "audioPerMinute", "tiered", "overrideId", "effectiveFrom", "inForce")
