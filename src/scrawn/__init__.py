@@ -38,7 +38,13 @@ from scrawn._wallet_client import (
     ReservationRequest,
     Wallet,
 )
-from scrawn.errors import InsufficientCreditsError, ScrawnError, SpendCapExceededError, ValidationError
+from scrawn.errors import (
+    EventQuarantinedError,
+    InsufficientCreditsError,
+    ScrawnError,
+    SpendCapExceededError,
+    ValidationError,
+)
 from scrawn.pricing import (
     Expression,
     add,
@@ -105,6 +111,7 @@ __all__ = [
     "Confirmation",
     "CostBreakdown",
     "ErrorContext",
+    "EventQuarantinedError",
     "EventResult",
     "Expression",
     "InsufficientCreditsError",

@@ -25,7 +25,7 @@ from scrawn._connect import Transport
 from scrawn._core import ErrorContext, check_idempotency_key, check_user_id, metadata_text
 from scrawn._proto.event.v1 import event_pb2 as ev
 from scrawn._sync import Scrawn
-from scrawn._track import ItemOutcome, Tracker
+from scrawn._track import ItemOutcome, Tracker, stream_outcomes
 from scrawn.errors import ScrawnError, ValidationError
 from scrawn.pricing import TOKEN_PLACEHOLDERS, Debit, Expression, tag, to_debit
 
@@ -282,11 +282,9 @@ def _key(name: str, value: object) -> str:
 
 
 def outcomes_of(response: ev.StreamEventResponse, count: int) -> list[ItemOutcome]:
-    outcomes = [ItemOutcome()] * count
-    for failure in response.failures:
-        if 0 <= failure.eventIndex < count:
-            outcomes[failure.eventIndex] = ItemOutcome(_core.item_error(failure.errorCode, failure.message))
-    return outcomes
+    """Per-item outcomes of a StreamEvents call; an item kept for repricing is an
+    :class:`~scrawn.errors.EventQuarantinedError` (delivered, never to be sent again)."""
+    return stream_outcomes(response, count)
 
 
 def send_events_sync(client: Scrawn, events: Sequence[AiEvent]) -> ev.StreamEventResponse:
@@ -362,6 +360,7 @@ class _AiBuffer:
 
 _buffers: weakref.WeakKeyDictionary[AnyClient, _AiBuffer] = weakref.WeakKeyDictionary()
 _buffers_lock = threading.Lock()
+_dropped_by_closed: weakref.WeakKeyDictionary[AnyClient, int] = weakref.WeakKeyDictionary()
 
 
 def buffer_for(client: AnyClient) -> Tracker:
@@ -372,6 +371,8 @@ def buffer_for(client: AnyClient) -> Tracker:
     buffer = _buffers.get(client)
     if buffer is not None:
         return buffer.tracker
+    if client._closed:
+        raise RuntimeError(f"track_ai() on a closed {type(client).__name__} client")
     with _buffers_lock:
         buffer = _buffers.get(client)
         if buffer is not None:
@@ -408,6 +409,15 @@ def existing_buffer(client: AnyClient) -> Tracker | None:
     return None if buffer is None else buffer.tracker
 
 
+def buffer_count(client: AnyClient, attribute: str) -> int:
+    """The AI buffer's ``pending_count`` or ``dropped_count`` (drops of closed buffers included)."""
+    buffer = _buffers.get(client)
+    count = 0 if buffer is None else int(getattr(buffer.tracker, attribute))
+    if attribute == "dropped_count":
+        count += _dropped_by_closed.get(client, 0)
+    return count
+
+
 def close_buffer(client: AnyClient, timeout: float | None) -> bool:
     """Deliver and stop the client's AI event buffer (blocking); a later ``track_ai`` starts a new one.
     ``False`` when events were left undelivered."""
@@ -418,6 +428,8 @@ def close_buffer(client: AnyClient, timeout: float | None) -> bool:
     try:
         return buffer.tracker.close(timeout)
     finally:
+        with _buffers_lock:
+            _dropped_by_closed[client] = _dropped_by_closed.get(client, 0) + buffer.tracker.dropped_count
         for transport in buffer.transport:
             transport.close()
 

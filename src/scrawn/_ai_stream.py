@@ -57,7 +57,7 @@ from scrawn._ai_events import (
     send_events_sync,
 )
 from scrawn._async import AsyncScrawn
-from scrawn._core import ErrorContext, check_user_id
+from scrawn._core import ErrorContext, check_user_id, is_quarantined
 from scrawn._proto.event.v1 import event_pb2 as ev
 from scrawn._sync import Scrawn
 from scrawn.errors import InternalError, ScrawnError, ValidationError
@@ -112,13 +112,15 @@ class AiFailure:
 @dataclass
 class AiStreamResult:
     """What billing a stream came to: ``events_processed`` items answered by the server, of which
-    ``events_succeeded`` were stored (``duplicates`` of them already stored before), and ``failures``:
-    every chunk that was not billed, with the reason."""
+    ``events_succeeded`` were stored (``duplicates`` of them already stored before); ``quarantined``:
+    chunks the server kept for repricing (delivered, billed once the configuration is fixed: not failures);
+    and ``failures``: every chunk that was not billed, with the reason."""
 
     events_processed: int = 0
     events_succeeded: int = 0
     duplicates: int = 0
     failures: list[AiFailure] = field(default_factory=list)
+    quarantined: list[AiFailure] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -151,17 +153,41 @@ def _record_local(result: AiStreamResult, index: int, error: ScrawnError) -> Non
 
 def _settle(
     result: AiStreamResult, batch: list[AiEvent], response: ev.StreamEventResponse
-) -> list[tuple[AiEvent, ScrawnError]]:
-    """Count a batch's response; returns the failed items and their errors."""
+) -> tuple[list[tuple[AiEvent, ScrawnError]], list[tuple[AiEvent, ScrawnError]]]:
+    """Count a batch's response; returns the failed items and the items kept for repricing (recorded in
+    ``result.quarantined``: delivered, never sent again), each with its error."""
     result.events_processed += len(batch)
     result.duplicates += response.duplicates
     failed: list[tuple[AiEvent, ScrawnError]] = []
+    kept: list[tuple[AiEvent, ScrawnError]] = []
     for event, outcome in zip(batch, outcomes_of(response, len(batch)), strict=True):
         if outcome.error is None:
             result.events_succeeded += 1
+        elif is_quarantined(outcome.error):
+            result.quarantined.append(
+                AiFailure(
+                    event.index,
+                    event.idempotency_key,
+                    _code_of(outcome.error),
+                    outcome.error.message,
+                    outcome.error,
+                )
+            )
+            kept.append((event, outcome.error))
         else:
             failed.append((event, outcome.error))
-    return failed
+    return failed, kept
+
+
+def _log_kept(kept: list[tuple[AiEvent, ScrawnError]]) -> None:
+    event, error = kept[0]
+    log.warning(
+        "scrawn: %d AI token events were kept for repricing by the server (delivered, not billed until "
+        "`scrawn events reprice`); first (idempotency key %s): %s",
+        len(kept),
+        event.idempotency_key,
+        error.message,
+    )
 
 
 def _context(event: AiEvent, max_retries: int) -> ErrorContext:
@@ -305,7 +331,13 @@ def deliver_sync(
                 _record_failure(result, event, error)
             return
         again: list[AiEvent] = []
-        for event, item_error in _settle(result, batch, response):
+        failed, kept = _settle(result, batch, response)
+        if kept and hook is None:
+            _log_kept(kept)
+        elif hook is not None:
+            for event, kept_error in kept:  # reported so the app can log it; a retry request is ignored
+                call_hook_sync(hook, kept_error, _context(event, max_retries))
+        for event, item_error in failed:
             if hook is None:
                 log.warning(
                     "scrawn: AI token event %s was not billed: %s", event.idempotency_key, item_error.message
@@ -351,7 +383,13 @@ async def deliver_async(
                 _record_failure(result, event, error)
             return
         again: list[AiEvent] = []
-        for event, item_error in _settle(result, batch, response):
+        failed, kept = _settle(result, batch, response)
+        if kept and hook is None:
+            _log_kept(kept)
+        elif hook is not None:
+            for event, kept_error in kept:  # reported so the app can log it; a retry request is ignored
+                await call_hook_async(hook, kept_error, _context(event, max_retries))
+        for event, item_error in failed:
             if hook is None:
                 log.warning(
                     "scrawn: AI token event %s was not billed: %s", event.idempotency_key, item_error.message

@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import os
 import threading
 from collections.abc import AsyncIterable, Coroutine, Iterable
+from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from scrawn import _core, _payments, _usage, _wallet
 from scrawn._connect import AsyncTransport
-from scrawn._core import ClientConfig, ErrorContext, ErrorHook, EventResult, PreparedEvent, Rpc, UsageType
+from scrawn._core import (
+    ClientConfig,
+    ErrorContext,
+    ErrorHook,
+    EventResult,
+    Metadata,
+    PreparedEvent,
+    Quantity,
+    Rpc,
+    UsageType,
+)
+from scrawn._events import AsyncEvents
 from scrawn._integrations import Integrations
 from scrawn._proto.event.v1 import event_pb2 as ev
 from scrawn._proto.usage.v1 import usage_pb2 as usage_pb
@@ -117,6 +130,7 @@ class AsyncScrawn(Integrations):
         timeout = _core.check_wait(timeout)
         deadline = _core.deadline(timeout)
         delivered = True
+        self._closed = True
         if self._tracker is not None:
             delivered = await asyncio.to_thread(self._tracker.close, timeout)
         ai = _core.ai_events_module()
@@ -208,6 +222,9 @@ class AsyncScrawn(Integrations):
 
     # ------------------------------------------------------------------------------------------- track
 
+    _closed = False  # set by close(): track() then raises
+
+    @overload
     def track(
         self,
         *,
@@ -215,11 +232,57 @@ class AsyncScrawn(Integrations):
         debit: Any,
         metadata: dict[str, Any] | str | None = None,
         idempotency_key: str | None = None,
+    ) -> bool: ...
+    @overload
+    def track(
+        self,
+        *,
+        user_id: str,
+        event_type: str,
+        quantity: Quantity = 1,
+        product_ref: str | None = None,
+        metadata: Metadata = None,
+        idempotency_key: str | None = None,
+        timestamp: datetime | int | None = None,
+    ) -> bool: ...
+    def track(
+        self,
+        *,
+        user_id: str,
+        debit: Any = None,
+        event_type: str | None = None,
+        quantity: Quantity | None = None,
+        product_ref: str | None = None,
+        metadata: Metadata = None,
+        idempotency_key: str | None = None,
+        timestamp: datetime | int | None = None,
     ) -> bool:
-        """Queue one billable use and return at once (not a coroutine: nothing to await)."""
-        return self._track_event(_core.prepare_tracked(user_id, debit, metadata, idempotency_key))
+        """Queue one billable use — ``debit=`` or a typed ``event_type=`` (see ``Scrawn.track``) — and
+        return at once (not a coroutine: nothing to await). Raises ``RuntimeError`` once closed."""
+        if (
+            debit is not None
+            and event_type is None
+            and quantity is None
+            and product_ref is None
+            and timestamp is None
+        ):  # the debit form, kept as cheap as before
+            return self._track_event(_core.prepare_tracked(user_id, debit, metadata, idempotency_key))
+        return self._track_event(
+            _core.prepare_typed_tracked_call(
+                user_id, debit, event_type, quantity, product_ref, metadata, idempotency_key, timestamp
+            )
+        )
 
-    def _track_event(self, event: _core.TrackedEvent) -> bool:
+    @functools.cached_property
+    def events(self) -> AsyncEvents:
+        """Typed events in the shape of ``settle.events``: ``client.events.track(user_id=...,
+        event_type=..., quantity=...)``, ``await client.events.flush()``, ``pending_count``,
+        ``dropped_count``."""
+        return AsyncEvents(self)
+
+    def _track_event(self, event: _core.AnyTracked) -> bool:
+        if self._closed:
+            raise RuntimeError("track() on a closed AsyncScrawn client")
         tracker = self._tracker
         if tracker is None:
             with self._tracker_lock:  # two threads' first track() must share one buffer
@@ -242,7 +305,8 @@ class AsyncScrawn(Integrations):
 
     async def flush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
         """Wait until every event tracked (``track()``, middleware, ``track_ai()``, wrapped LLM clients)
-        before this call is delivered; ``False`` on timeout."""
+        before this call is settled; ``False`` on timeout or if any event was dropped since the previous
+        completed ``flush()`` (see ``Scrawn.flush``)."""
         timeout = _core.check_wait(timeout)
         deadline = _core.deadline(timeout)
         delivered = True
@@ -261,11 +325,13 @@ class AsyncScrawn(Integrations):
 
     @property
     def pending_count(self) -> int:
-        return 0 if self._tracker is None else self._tracker.pending_count
+        """As ``Scrawn.pending_count``."""
+        return _core.buffered(self._tracker, self, "pending_count")
 
     @property
     def dropped_count(self) -> int:
-        return 0 if self._tracker is None else self._tracker.dropped_count
+        """As ``Scrawn.dropped_count``: accepted and never delivered (kept for repricing is delivered)."""
+        return _core.buffered(self._tracker, self, "dropped_count")
 
     # ------------------------------------------------------------------------------ wallets and holds
 
@@ -572,5 +638,6 @@ class AsyncScrawn(Integrations):
                 result = hook(error, ctx)
                 if inspect.isawaitable(result):
                     await result
-                if not ctx._take_request():
+                # An event kept for repricing is stored: a retry would only be answered the same way.
+                if not ctx._take_request() or _core.is_quarantined(error):
                     return handled(error)

@@ -25,9 +25,11 @@ from typing import Any, Final, TypeVar
 import httpx
 from google.protobuf.message import DecodeError, Message
 
+from scrawn._proto.event.v1 import event_pb2 as event_pb
 from scrawn._proto.wallet.v1 import wallet_pb2 as wallet_pb
 from scrawn.errors import (
     ConnectionFailedError,
+    EventQuarantinedError,
     InsufficientCreditsError,
     InternalError,
     RequestTimeoutError,
@@ -89,7 +91,10 @@ def make_error(
     field = field_from_message(message)
     request_id = request_id_from(message, headers)
     if code == "failed_precondition":
-        special = _wallet_error(message, field, request_id, _decode_details(details))
+        decoded = _decode_details(details)
+        special: ScrawnError | None = _quarantine_error(message, field, request_id, decoded)
+        if special is None:
+            special = _wallet_error(message, field, request_id, decoded)
         if special is not None:
             return special
     return from_code(code, message, field=field, request_id=request_id)
@@ -124,10 +129,35 @@ def _decimal(text: str) -> Decimal | None:
     return value if value.is_finite() else None
 
 
+QUARANTINE_PREFIX: Final = "Event kept for repricing"
+
+
+def _quarantine_error(
+    message: str, field: str | None, request_id: str | None, details: Mapping[str, bytes]
+) -> EventQuarantinedError | None:
+    """The server kept the event for repricing (``event.v1.EventQuarantined`` detail, or failing that
+    its message): delivered, never to be retried."""
+    raw = details.get("event.v1.EventQuarantined")
+    if raw is not None:
+        try:
+            kept = event_pb.EventQuarantined.FromString(raw)
+        except DecodeError:
+            kept = None
+        if kept is not None:
+            return EventQuarantinedError(
+                message,
+                field=kept.field or field,
+                request_id=request_id,
+                event_id=kept.eventId or None,
+                idempotency_key=kept.idempotencyKey or None,
+            )
+    if message.startswith(QUARANTINE_PREFIX):
+        return EventQuarantinedError(message, field=field, request_id=request_id)
+    return None
+
+
 # "Insufficient funds: amount: requested 10.5 but available is 10.499999 (balance 10.499999)"
-_INSUFFICIENT = re.compile(
-    r"requested (-?[0-9.]+) but available is (-?[0-9.]+) \(balance (-?[0-9.]+)\)"
-)
+_INSUFFICIENT = re.compile(r"requested (-?[0-9.]+) but available is (-?[0-9.]+) \(balance (-?[0-9.]+)\)")
 
 
 def _wallet_error(
@@ -282,9 +312,7 @@ class Transport:
     ) -> M:
         send = _timeout_headers({**headers, "content-type": PROTO}, timeout_s)
         try:
-            res = self._http.post(
-                path, content=request.SerializeToString(), headers=send, timeout=timeout_s
-            )
+            res = self._http.post(path, content=request.SerializeToString(), headers=send, timeout=timeout_s)
         except httpx.HTTPError as e:
             raise _transport_error(e, self.base_url + path) from None
         return parse_unary(res.status_code, res.headers, res.content, response_type)

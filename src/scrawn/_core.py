@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final, Generic, Literal, TypeVar
 
@@ -24,6 +25,7 @@ from scrawn._proto.event.v1 import event_pb2 as ev
 from scrawn._proto.usage.v1 import usage_pb2 as usage_pb
 from scrawn.errors import (
     AlreadyExistsError,
+    EventQuarantinedError,
     InternalError,
     InvalidArgumentError,
     ScrawnError,
@@ -39,6 +41,7 @@ __all__ = [
     "ErrorContext",
     "EventResult",
     "TrackedEvent",
+    "TypedTrackedEvent",
 ]
 
 VERSION: Final = "0.1.0"
@@ -62,6 +65,8 @@ EVENT_CONTEXT: Final = "Event validation failed"
 CONFIG_CONTEXT: Final = "Invalid client option"
 
 UsageType = Literal["RAW", "MIDDLEWARE_CALL"]
+Quantity = int | float | Decimal | str  # a typed event's quantity: finite, >= 0 (never a bool)
+Metadata = Mapping[str, object] | str | None  # a JSON object (dict or its text), at most 16 KiB
 ErrorHook = Callable[[ScrawnError, "ErrorContext"], Any]
 
 # --------------------------------------------------------------------------------------------- options
@@ -443,12 +448,14 @@ class PreparedTypedEvent:
     idempotency_key: str
 
 
-def check_event_type(value: object) -> str:
+def check_event_type(value: object, field_name: str = "type") -> str:
     if not isinstance(value, str):
-        raise ValidationError("type", f"must be a string, not {type(value).__name__}", context=EVENT_CONTEXT)
+        raise ValidationError(
+            field_name, f"must be a string, not {type(value).__name__}", context=EVENT_CONTEXT
+        )
     if not value or len(value) > MAX_EVENT_TYPE or not EVENT_TYPE_PATTERN.fullmatch(value):
         raise ValidationError(
-            "type",
+            field_name,
             f"must match ^[A-Za-z0-9][A-Za-z0-9._:-]*$ and be at most {MAX_EVENT_TYPE} characters",
             context=EVENT_CONTEXT,
         )
@@ -469,13 +476,14 @@ def check_product_ref(value: object) -> str | None:
     return value
 
 
-def check_units(value: object) -> str:
+def check_units(value: object, field_name: str = "units") -> str:
+    """A quantity: a finite number ≥ 0 (``int``, ``Decimal``, decimal ``str``, ``float``; not ``bool``)."""
     try:
-        number = parse_number("units", value)
+        number = parse_number(field_name, value)
     except ValidationError as e:
-        raise ValidationError("units", e.problem, context=EVENT_CONTEXT) from None
+        raise ValidationError(field_name, e.problem, context=EVENT_CONTEXT) from None
     if number * MICROS_PER_UNIT > MAX_MICROS:
-        raise ValidationError("units", "is too large", context=EVENT_CONTEXT)
+        raise ValidationError(field_name, "is too large", context=EVENT_CONTEXT)
     return format_number(number)
 
 
@@ -516,29 +524,62 @@ def track_events_request(event: PreparedTypedEvent) -> usage_pb.TrackEventsReque
 
 
 # Per-item failure codes (StreamEvents' EventFailure.errorCode, TrackEvents' TrackEventResult.errorCode).
+KEPT_FOR_REPRICING: Final = "KEPT_FOR_REPRICING"
 _ITEM_ERRORS: Final[dict[str, type[ScrawnError]]] = {
     "STORAGE_FAILURE": UnavailableError,
     "INTERNAL_ERROR": InternalError,
 }
 
 
-def item_error(code: str, message: str) -> ScrawnError:
-    """The typed error for one failed item of a batch call, its field parsed from the message."""
+def item_error(
+    code: str,
+    message: str,
+    *,
+    idempotency_key: str | None = None,
+    event_id: str | None = None,
+    quarantined: bool = False,
+) -> ScrawnError:
+    """The typed error for one failed item of a batch call, its field parsed from the message. An item the
+    server kept for repricing (``KEPT_FOR_REPRICING``, or ``quarantined``) is an
+    :class:`~scrawn.errors.EventQuarantinedError`: delivered, not to be retried."""
     from scrawn._connect import field_from_message, request_id_from
 
     text = message or code
     field_name = field_from_message(text)
+    full = f"{code}: {text}" if code else text
+    if quarantined or code == KEPT_FOR_REPRICING:
+        return EventQuarantinedError(
+            full,
+            field=field_name,
+            request_id=request_id_from(text),
+            event_id=event_id or None,
+            idempotency_key=idempotency_key or None,
+        )
     cls = _ITEM_ERRORS.get(code, InvalidArgumentError)
     if field_name == "idempotencyKey" and "already used" in text:
         cls = AlreadyExistsError
-    return cls(f"{code}: {text}" if code else text, field=field_name, request_id=request_id_from(text))
+    return cls(full, field=field_name, request_id=request_id_from(text))
+
+
+def is_quarantined(error: ScrawnError) -> bool:
+    """The server kept the event for repricing: delivered (not lost, not to be sent again)."""
+    return isinstance(error, EventQuarantinedError)
 
 
 def typed_result(response: usage_pb.TrackEventsResponse, event: PreparedTypedEvent) -> EventResult:
-    """The one item's outcome; a failed item raises its typed error (retryable when it is STORAGE_FAILURE)."""
+    """The one item's outcome; a failed item raises its typed error (retryable when it is STORAGE_FAILURE,
+    :class:`~scrawn.errors.EventQuarantinedError` when the server kept it for repricing)."""
     if len(response.results) != 1:
         raise InternalError(f"TrackEvents answered {len(response.results)} results for 1 event")
     result = response.results[0]
+    if result.status == "quarantined":
+        raise item_error(
+            result.errorCode or KEPT_FOR_REPRICING,
+            result.message,
+            idempotency_key=result.idempotencyKey or event.idempotency_key,
+            event_id=result.eventId,
+            quarantined=True,
+        )
     if result.status == "failed":
         raise item_error(result.errorCode, result.message)
     return EventResult(
@@ -588,6 +629,70 @@ class TrackedEvent:
         return cls(user, Debit(kind, value), metadata, key, reported, usage_type)
 
 
+@dataclass(slots=True)
+class TypedTrackedEvent:
+    """A typed event accepted by ``track(event_type=...)`` (``usage.v1.TrackedEvent``): validated, keyed and
+    timestamped in the caller, like :class:`TrackedEvent`, so every delivery attempt is the same content."""
+
+    user_id: str
+    event_type: str
+    quantity: str  # exact decimal text
+    product_ref: str | None
+    metadata: str | None
+    idempotency_key: str
+    reported_at: int  # Unix seconds: when track() accepted it, or the caller's timestamp=
+
+    def to_json(self) -> str:
+        return json.dumps(
+            [
+                2,
+                self.user_id,
+                self.event_type,
+                self.quantity,
+                self.product_ref,
+                self.metadata,
+                self.idempotency_key,
+                self.reported_at,
+            ],
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+
+    def to_proto(self) -> usage_pb.TrackedEvent:
+        item = usage_pb.TrackedEvent(
+            type=self.event_type,
+            userId=self.user_id,
+            quantity=self.quantity,
+            productRef=self.product_ref or "",
+            idempotencyKey=self.idempotency_key,
+            timestamp=self.reported_at,
+        )
+        if self.metadata is not None:
+            item.metadata = self.metadata
+        return item
+
+
+AnyTracked = TrackedEvent | TypedTrackedEvent
+
+
+def tracked_from_json(text: str) -> AnyTracked:
+    """A spool record: version 1 is a debit event (the only kind older SDKs wrote), version 2 a typed one."""
+    record = json.loads(text)
+    if not isinstance(record, list) or not record:
+        raise ValueError("not a spool record")
+    if record[0] == 1:
+        return TrackedEvent.from_json(text)
+    if record[0] == 2:
+        _, user, event_type, quantity, product, metadata, key, reported = record
+        if (
+            not all(isinstance(v, str) for v in (user, event_type, quantity, key))
+            or type(reported) is not int
+        ):
+            raise ValueError("malformed typed event record")
+        return TypedTrackedEvent(user, event_type, quantity, product, metadata, key, reported)
+    raise ValueError(f"unknown spool record version {record[0]!r}")
+
+
 class _TrackKeys:
     """Idempotency keys for ``track()``: a random 128-bit prefix per process plus a counter — as unique
     as a UUID4 each, at a tenth of the cost (``track()`` must stay cheap). Reset in a forked child."""
@@ -632,6 +737,100 @@ def prepare_tracked(
         int(time.time()),
         usage_type,
     )
+
+
+MAX_FUTURE_SECONDS: Final = 86_400  # the server refuses a reported time more than a day ahead
+
+
+def check_timestamp(value: object) -> int:
+    """``timestamp=`` of a typed ``track()``: an aware ``datetime`` or Unix seconds (``int``)."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValidationError(
+                "timestamp", "must be timezone-aware (e.g. datetime.now(UTC))", context=EVENT_CONTEXT
+            )
+        seconds = int(value.timestamp())
+    elif isinstance(value, int) and not isinstance(value, bool):
+        seconds = value
+    else:
+        raise ValidationError(
+            "timestamp",
+            f"must be an aware datetime or Unix seconds (int), not {type(value).__name__}",
+            context=EVENT_CONTEXT,
+        )
+    if not 0 < seconds < 2**31:
+        raise ValidationError("timestamp", "must be a time after 1970 and before 2038", context=EVENT_CONTEXT)
+    if seconds > time.time() + MAX_FUTURE_SECONDS:
+        raise ValidationError("timestamp", "is more than a day in the future", context=EVENT_CONTEXT)
+    return seconds
+
+
+def prepare_typed_tracked(
+    user_id: object,
+    event_type: object,
+    quantity: object,
+    product_ref: object,
+    metadata: object,
+    idempotency_key: object,
+    timestamp: object,
+) -> TypedTrackedEvent:
+    """Validate a typed ``track(event_type=...)`` call; errors name the argument."""
+    return TypedTrackedEvent(
+        check_user_id(user_id),
+        check_event_type(event_type, "event_type"),
+        check_units(quantity, "quantity"),
+        check_product_ref(product_ref),
+        None if metadata is None else metadata_text(metadata),
+        _track_keys.next() if idempotency_key is None else check_idempotency_key(idempotency_key),
+        int(time.time()) if timestamp is None else check_timestamp(timestamp),
+    )
+
+
+def prepare_typed_tracked_call(
+    user_id: object,
+    debit: object,
+    event_type: object,
+    quantity: object,
+    product_ref: object,
+    metadata: object,
+    idempotency_key: object,
+    timestamp: object,
+) -> TypedTrackedEvent:
+    """``track()`` called with typed-event arguments: exactly one of ``debit`` and ``event_type``."""
+    if event_type is None:
+        typed_only = (("quantity", quantity), ("product_ref", product_ref), ("timestamp", timestamp))
+        given = [name for name, value in typed_only if value is not None]
+        if not given:
+            raise ValidationError(
+                "debit", "is required (or event_type= for a typed event)", context=EVENT_CONTEXT
+            )
+        raise ValidationError(
+            given[0], "is only for typed events: pass event_type= (and no debit=)", context=EVENT_CONTEXT
+        )
+    if debit is not None:
+        raise ValidationError(
+            "debit",
+            "cannot be combined with event_type= (a typed event is priced by the project's event price)",
+            context=EVENT_CONTEXT,
+        )
+    return prepare_typed_tracked(
+        user_id,
+        event_type,
+        1 if quantity is None else quantity,
+        product_ref,
+        metadata,
+        idempotency_key,
+        timestamp,
+    )
+
+
+def buffered(tracker: Any, client: object, attribute: str) -> int:
+    """A client's ``pending_count``/``dropped_count``: its ``track()`` buffer's plus its AI event buffer's."""
+    count = 0 if tracker is None else int(getattr(tracker, attribute))
+    ai = ai_events_module()
+    if ai is not None:
+        count += int(ai.buffer_count(client, attribute))
+    return count
 
 
 def stream_item(event: TrackedEvent) -> ev.StreamEventRequest:

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
 from collections.abc import AsyncIterable, Coroutine, Iterable
+from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from scrawn import _core, _payments, _usage, _wallet
 from scrawn._connect import Transport
-from scrawn._core import ClientConfig, ErrorContext, ErrorHook, EventResult, PreparedEvent, Rpc, UsageType
+from scrawn._core import (
+    ClientConfig,
+    ErrorContext,
+    ErrorHook,
+    EventResult,
+    Metadata,
+    PreparedEvent,
+    Quantity,
+    Rpc,
+    UsageType,
+)
+from scrawn._events import Events
 from scrawn._integrations import Integrations
 from scrawn._proto.event.v1 import event_pb2 as ev
 from scrawn._proto.usage.v1 import usage_pb2 as usage_pb
@@ -118,6 +131,7 @@ class Scrawn(Integrations):
         timeout = _core.check_wait(timeout)
         deadline = _core.deadline(timeout)
         delivered = True
+        self._closed = True
         if self._tracker is not None:
             delivered = self._tracker.close(timeout)
         ai = _core.ai_events_module()
@@ -210,6 +224,9 @@ class Scrawn(Integrations):
 
     # ------------------------------------------------------------------------------------------- track
 
+    _closed = False  # set by close(): track() then raises
+
+    @overload
     def track(
         self,
         *,
@@ -217,15 +234,63 @@ class Scrawn(Integrations):
         debit: Any,
         metadata: dict[str, Any] | str | None = None,
         idempotency_key: str | None = None,
+    ) -> bool: ...
+    @overload
+    def track(
+        self,
+        *,
+        user_id: str,
+        event_type: str,
+        quantity: Quantity = 1,
+        product_ref: str | None = None,
+        metadata: Metadata = None,
+        idempotency_key: str | None = None,
+        timestamp: datetime | int | None = None,
+    ) -> bool: ...
+    def track(
+        self,
+        *,
+        user_id: str,
+        debit: Any = None,
+        event_type: str | None = None,
+        quantity: Quantity | None = None,
+        product_ref: str | None = None,
+        metadata: Metadata = None,
+        idempotency_key: str | None = None,
+        timestamp: datetime | int | None = None,
     ) -> bool:
         """Queue one billable use and return at once (no network in the caller).
 
-        Validated here (a :class:`~scrawn.errors.ValidationError` names the field); delivered in batches
-        by a background thread. Returns ``False`` when the buffer is full and the event was dropped
-        (counted in :attr:`dropped_count`)."""
-        return self._track_event(_core.prepare_tracked(user_id, debit, metadata, idempotency_key))
+        Either a debit event — ``track(user_id=, debit=)``, ``debit`` as for ``basic_usage_event_consumer``
+        — or a typed event priced by the project's event price for its type (free without one):
+        ``track(user_id=, event_type="AI_QUERY", quantity=1, metadata={...})``, optionally ``product_ref``
+        and ``timestamp`` (an aware ``datetime`` or Unix seconds; default now). Validated here (a
+        :class:`~scrawn.errors.ValidationError` names the field); delivered in batches by a background
+        thread, exactly once. Returns ``False`` when the buffer is full and the event was dropped (counted
+        in :attr:`dropped_count`). Raises ``RuntimeError`` once the client is closed."""
+        if (
+            debit is not None
+            and event_type is None
+            and quantity is None
+            and product_ref is None
+            and timestamp is None
+        ):  # the debit form, kept as cheap as before
+            return self._track_event(_core.prepare_tracked(user_id, debit, metadata, idempotency_key))
+        return self._track_event(
+            _core.prepare_typed_tracked_call(
+                user_id, debit, event_type, quantity, product_ref, metadata, idempotency_key, timestamp
+            )
+        )
 
-    def _track_event(self, event: _core.TrackedEvent) -> bool:
+    @functools.cached_property
+    def events(self) -> Events:
+        """Typed events in the shape of ``settle.events``: ``client.events.track(user_id=...,
+        event_type=..., quantity=...)``, ``client.events.flush()``, ``pending_count``, ``dropped_count``."""
+        return Events(self)
+
+    def _track_event(self, event: _core.AnyTracked) -> bool:
+        if self._closed:
+            raise RuntimeError("track() on a closed Scrawn client")
         tracker = self._tracker
         if tracker is None:
             with self._tracker_lock:  # two threads' first track() must share one buffer
@@ -242,8 +307,9 @@ class Scrawn(Integrations):
 
     def flush(self, timeout: float | None = None) -> bool:
         """Block until every event tracked — by ``track()``, the middleware, ``track_ai()`` or a wrapped
-        LLM client — before this call is delivered (or failed for good and reported). Returns ``False`` if
-        ``timeout`` seconds passed first."""
+        LLM client — before this call is settled: delivered (kept for repricing counts as delivered) or
+        failed for good. Returns ``False`` if ``timeout`` seconds passed first, or if any event was dropped
+        since the previous completed ``flush()`` (see :attr:`dropped_count`)."""
         timeout = _core.check_wait(timeout)
         deadline = _core.deadline(timeout)
         delivered = True
@@ -259,13 +325,16 @@ class Scrawn(Integrations):
 
     @property
     def pending_count(self) -> int:
-        """Tracked events not yet delivered (with a spool: including those left by an earlier run)."""
-        return 0 if self._tracker is None else self._tracker.pending_count
+        """Tracked events not yet settled (with a spool: including those left by an earlier run), AI
+        events of ``track_ai()`` and wrapped LLM clients included."""
+        return _core.buffered(self._tracker, self, "pending_count")
 
     @property
     def dropped_count(self) -> int:
-        """Tracked events dropped because the buffer was full."""
-        return 0 if self._tracker is None else self._tracker.dropped_count
+        """Tracked events (AI events included) accepted but never delivered: the buffer was full, they
+        failed for good (a permanent error ``on_error`` did not retry), or ``close()`` left them undelivered
+        without a spool. Events kept for repricing were delivered and are not counted."""
+        return _core.buffered(self._tracker, self, "dropped_count")
 
     # ------------------------------------------------------------------------------ wallets and holds
 
@@ -564,7 +633,8 @@ class Scrawn(Integrations):
                 if hook is None:
                     raise
                 _core.run_sync_hook(hook, error, ctx)
-                if not ctx._take_request():
+                # An event kept for repricing is stored: a retry would only be answered the same way.
+                if not ctx._take_request() or _core.is_quarantined(error):
                     return handled(error)
 
 

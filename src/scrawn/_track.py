@@ -2,12 +2,21 @@
 durable spool (a local SQLite file).
 
 The caller's cost is validation plus a deque append under a lock (no network, no allocation beyond the
-event). The worker sends batches through :func:`send_batch` — the one function to change when the server
-grows ``usage.v1.UsageService/TrackEvents`` — and settles each item: accepted or duplicate (done), a
-transient per-item failure (re-queued, at most ``max_retries`` times), or a permanent failure (reported to
-``on_error``, whose ``context.retry()`` re-queues it once more). A failure of the whole call that is
-retryable (server down, timeouts) is retried with capped backoff for as long as it lasts; events wait in
-the buffer (or the spool) meanwhile, and new ones are dropped — counted and logged — once the buffer is full.
+event). One buffer holds both kinds of event: debit events (``track(user_id=, debit=)``) and typed events
+(``track(user_id=, event_type=, quantity=)``). The worker sends a batch through :func:`send_batch` —
+debit events with ``event.v1.EventService/StreamEvents``, typed ones with ``usage.v1.UsageService/
+TrackEvents`` — and settles each item:
+
+- accepted or duplicate: delivered;
+- kept for repricing by the server (:class:`~scrawn.errors.EventQuarantinedError`): delivered, never sent
+  again; reported to ``on_error`` (or logged) so the application knows the configuration needs fixing;
+- a transient per-item failure: re-queued, at most ``max_retries`` times;
+- a permanent failure: reported to ``on_error``, whose ``context.retry()`` re-queues it once more; else it
+  is *dropped* (counted in ``dropped_count``).
+
+A failure of the whole call that is retryable (server down, timeouts) is retried with capped backoff for as
+long as it lasts; events wait in the buffer (or the spool) meanwhile, and new ones are dropped — counted and
+logged — once the buffer is full.
 
 With a spool, ``track()`` writes the event (its idempotency key and timestamp included) to SQLite before
 it returns, and the worker deletes it once the server acknowledged it. A process killed at any point
@@ -34,17 +43,24 @@ from typing import Any, Final
 
 from scrawn._connect import Transport
 from scrawn._core import (
+    KEPT_FOR_REPRICING,
     STREAM_EVENTS,
+    TRACK_EVENTS,
+    AnyTracked,
     ClientConfig,
     ErrorContext,
     TrackedEvent,
+    TypedTrackedEvent,
     backoff,
     headers,
+    is_quarantined,
     is_retryable,
     item_error,
     stream_item,
+    tracked_from_json,
 )
 from scrawn._proto.event.v1 import event_pb2 as ev
+from scrawn._proto.usage.v1 import usage_pb2 as usage_pb
 from scrawn.errors import (
     InternalError,
     ScrawnError,
@@ -57,6 +73,7 @@ OUTAGE_BACKOFF_MAX: Final = 30.0
 SPOOL_MAX_EVENTS: Final = 10_000_000
 SPOOL_REFILL: Final = 10_000
 SPOOL_DELETE_EVERY: Final = 5_000
+TRACK_EVENTS_MAX: Final = 1000  # items per TrackEvents call (the server's limit)
 _INF: Final = float("inf")
 
 
@@ -71,38 +88,102 @@ class ItemOutcome:
 ACCEPTED: Final = ItemOutcome()
 
 
-def send_batch(
-    transport: Transport, config: ClientConfig, events: Sequence[TrackedEvent]
-) -> list[ItemOutcome]:
-    """Deliver ``events`` in one call; one outcome per event, in order. Raises a :class:`ScrawnError` when
-    the call as a whole failed (nothing can be assumed stored, so the batch may be sent again).
+def send_batch(transport: Transport, config: ClientConfig, events: Sequence[AnyTracked]) -> list[ItemOutcome]:
+    """Deliver ``events``; one outcome per event, in order. Debit events go in one StreamEvents call, typed
+    events in TrackEvents calls of at most 1,000. Raises a retryable :class:`ScrawnError` when a call failed
+    as a whole and may be repeated (the batch is then sent again: what was stored answers as duplicates);
+    a call refused for good gives its items that error as their outcome."""
+    outcomes: list[ItemOutcome | None] = [None] * len(events)
+    debit = [i for i, e in enumerate(events) if isinstance(e, TrackedEvent)]
+    typed = [i for i, e in enumerate(events) if isinstance(e, TypedTrackedEvent)]
+    if debit:
+        try:
+            response = transport.client_stream(
+                STREAM_EVENTS,
+                [stream_item(events[i]) for i in debit],  # type: ignore[arg-type]
+                ev.StreamEventResponse,
+                headers(config),
+                config.timeout,
+            )
+        except ScrawnError as e:
+            if is_retryable(e):
+                raise
+            for i in debit:
+                outcomes[i] = ItemOutcome(e)
+        else:
+            for i, outcome in zip(debit, stream_outcomes(response, len(debit)), strict=True):
+                outcomes[i] = outcome
+    for start in range(0, len(typed), TRACK_EVENTS_MAX):
+        part = typed[start : start + TRACK_EVENTS_MAX]
+        items = [events[i] for i in part]
+        request = usage_pb.TrackEventsRequest(events=[e.to_proto() for e in items])  # type: ignore[union-attr]
+        try:
+            answer = transport.unary(
+                TRACK_EVENTS, request, usage_pb.TrackEventsResponse, headers(config), config.timeout
+            )
+        except ScrawnError as e:
+            if is_retryable(e):
+                raise
+            for i in part:
+                outcomes[i] = ItemOutcome(e)
+        else:
+            for i, outcome in zip(part, typed_outcomes(answer, len(part)), strict=True):
+                outcomes[i] = outcome
+    missing = ItemOutcome(InternalError("the track() worker cannot send this kind of event"))
+    return [missing if o is None else o for o in outcomes]
 
-    Today this is ``event.v1.EventService/StreamEvents``; switching to ``usage.v1.UsageService/TrackEvents``
-    (per-item accepted/duplicate/failed) is a change to this function only."""
-    response = transport.client_stream(
-        STREAM_EVENTS,
-        [stream_item(e) for e in events],
-        ev.StreamEventResponse,
-        headers(config),
-        config.timeout,
-    )
-    outcomes = [ACCEPTED] * len(events)
+
+def stream_outcomes(response: ev.StreamEventResponse, count: int) -> list[ItemOutcome]:
+    """Per-item outcomes of a StreamEvents call of ``count`` items (only failures are listed)."""
+    outcomes = [ACCEPTED] * count
     for failure in response.failures:
         index = failure.eventIndex
-        if 0 <= index < len(events):
-            outcomes[index] = ItemOutcome(item_error(failure.errorCode, failure.message))
+        if 0 <= index < count:
+            error = item_error(
+                failure.errorCode, failure.message, idempotency_key=failure.idempotencyKey or None
+            )
+            outcomes[index] = ItemOutcome(error)
     return outcomes
+
+
+def typed_outcomes(response: usage_pb.TrackEventsResponse, count: int) -> list[ItemOutcome]:
+    """Per-item outcomes of a TrackEvents call of ``count`` items (every item has a result by index)."""
+    outcomes: list[ItemOutcome | None] = [None] * count
+    for result in response.results:
+        index = result.index
+        if not 0 <= index < count:
+            continue
+        if result.status in ("accepted", "duplicate"):
+            outcomes[index] = ItemOutcome(duplicate=result.status == "duplicate")
+        elif result.status == "quarantined":
+            error = item_error(
+                result.errorCode or KEPT_FOR_REPRICING,
+                result.message,
+                idempotency_key=result.idempotencyKey,
+                event_id=result.eventId,
+                quarantined=True,
+            )
+            outcomes[index] = ItemOutcome(error)
+        elif result.status == "failed":
+            error = item_error(result.errorCode, result.message, idempotency_key=result.idempotencyKey)
+            outcomes[index] = ItemOutcome(error)
+        else:
+            outcomes[index] = ItemOutcome(
+                InternalError(f"TrackEvents answered status {result.status[:40]!r}")
+            )
+    missing = ItemOutcome(InternalError("TrackEvents answered no result for this event"))
+    return [missing if o is None else o for o in outcomes]
 
 
 @dataclass(slots=True)
 class _Item:
     seq: int
-    event: TrackedEvent
+    event: AnyTracked
     attempts: int = 0  # per-item transient failures so far
     manual: int = 0  # retries granted by on_error's context.retry()
 
 
-Sender = Callable[[Sequence[TrackedEvent]], list[ItemOutcome]]
+Sender = Callable[[Sequence[AnyTracked]], list[ItemOutcome]]
 
 
 class Spool:
@@ -147,7 +228,7 @@ class Spool:
             row = self._wdb.execute("SELECT count(*) FROM scrawn_spool").fetchone()
         return int(row[0])
 
-    def insert(self, event: TrackedEvent) -> int:
+    def insert(self, event: AnyTracked) -> int:
         text = event.to_json()
         with self._insert_lock:
             cursor = self._db.execute("INSERT INTO scrawn_spool (event) VALUES (?)", (text,))
@@ -155,19 +236,22 @@ class Spool:
         assert seq is not None
         return seq
 
-    def load(self, after: int, limit: int) -> list[tuple[int, TrackedEvent]]:
+    def load(self, after: int, limit: int) -> tuple[list[tuple[int, AnyTracked]], int]:
+        """Up to ``limit`` records after ``after``, and how many rows were unreadable (deleted, logged)."""
         with self._worker_lock:
             rows = self._wdb.execute(
                 "SELECT seq, event FROM scrawn_spool WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
             ).fetchall()
-        loaded = []
+        loaded: list[tuple[int, AnyTracked]] = []
+        bad = 0
         for seq, text in rows:
             try:
-                loaded.append((int(seq), TrackedEvent.from_json(text)))
+                loaded.append((int(seq), tracked_from_json(text)))
             except (ValueError, TypeError) as e:
                 log.error("scrawn spool %s: unreadable record %d dropped (%s)", self.path, seq, e)
                 self.delete([int(seq)])
-        return loaded
+                bad += 1
+        return loaded, bad
 
     def last_seq(self) -> int:
         with self._worker_lock:
@@ -249,7 +333,8 @@ class Tracker:
         self._queue: deque[_Item] = deque()
         self._seq = 0
         self._pending = 0
-        self._dropped = 0
+        self._dropped = 0  # accepted (or offered) and never delivered: see dropped_count
+        self._dropped_reported = 0  # dropped_count when the last flush() completed
         self._burst = 0
         self._inflight_low: int | None = None
         self._closed = False
@@ -280,7 +365,7 @@ class Tracker:
 
     # ------------------------------------------------------------------------------------ caller side
 
-    def put(self, event: TrackedEvent) -> bool:
+    def put(self, event: AnyTracked) -> bool:
         """Accept ``event`` (``True``) or drop it because the buffer is full (``False``)."""
         with self._lock:
             if self._closed:
@@ -330,16 +415,21 @@ class Tracker:
 
     @property
     def pending_count(self) -> int:
-        """Events accepted and not yet settled (acknowledged, or failed for good)."""
+        """Events accepted and not yet settled (delivered, or failed for good)."""
         return self._pending
 
     @property
     def dropped_count(self) -> int:
+        """Events never delivered: refused because the buffer (or spool) was full, failed for good (a
+        permanent error that ``on_error`` did not retry), or left in memory by ``close()`` without a spool.
+        Events the server kept for repricing were delivered and are not counted."""
         return self._dropped
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every event accepted before this call is settled. ``False`` on timeout (and at once
-        when called on the worker thread, e.g. from ``on_error``: it would wait for itself)."""
+        """Wait until every event accepted before this call is settled. ``True`` when they are and no event
+        was dropped since the previous completed ``flush()`` (or since the buffer was made); ``False`` on
+        timeout, when something was dropped meanwhile, and at once when called on the worker thread (e.g.
+        from ``on_error``: it would wait for itself)."""
         if threading.current_thread() is self._thread:
             return False
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -357,7 +447,8 @@ class Tracker:
                     return False
                 self._settled.wait(0.5 if remaining is None else min(remaining, 0.5))
                 self._wake.set()
-        return True
+            dropped, self._dropped_reported = self._dropped - self._dropped_reported, self._dropped
+        return dropped == 0
 
     def close(self, timeout: float | None = None) -> bool:
         """Stop accepting events, deliver what is buffered (waiting at most ``timeout`` seconds; ``None``:
@@ -383,6 +474,11 @@ class Tracker:
         if not delivered and pending:
             where = f"kept in the spool {self._spool.path}" if self._spool else "lost"
             log.warning("scrawn: closed with %d tracked events not delivered (%s)", pending, where)
+        if self._spool is None and (thread is None or not thread.is_alive()):
+            with self._lock:  # what is still in memory now is lost: dropped
+                self._dropped += self._pending
+                self._pending = 0
+                self._queue.clear()
         if self._spool is not None:
             self._spool.close()
         if self._transport is not None:
@@ -407,7 +503,7 @@ class Tracker:
             low = min(low, self._loaded_through + 1)
         return low
 
-    def _send_default(self, events: Sequence[TrackedEvent]) -> list[ItemOutcome]:
+    def _send_default(self, events: Sequence[AnyTracked]) -> list[ItemOutcome]:
         if self._transport is None:
             self._transport = Transport(self._config.base_url)
         return send_batch(self._transport, self._config, events)
@@ -459,11 +555,13 @@ class Tracker:
 
     def _refill(self) -> None:
         assert self._spool is not None
-        rows = self._spool.load(self._loaded_through, min(SPOOL_REFILL, self._max))
+        limit = min(SPOOL_REFILL, self._max)
+        rows, bad = self._spool.load(self._loaded_through, limit)
+        self._dropped += bad  # lock held
         for seq, event in rows:
             self._queue.append(_Item(seq, event))
             self._loaded_through = seq
-        if len(rows) < min(SPOOL_REFILL, self._max):
+        if len(rows) + bad < limit:
             self._memory_complete = True
             self._loaded_through = max(self._loaded_through, self._seq)
             if not self._queue:  # rows vanished (unreadable): recount what is really there
@@ -503,47 +601,79 @@ class Tracker:
         done: list[_Item] = []
         requeue: list[_Item] = []
         failed: list[tuple[_Item, ScrawnError]] = []
+        kept: list[tuple[_Item, ScrawnError]] = []
         for item, outcome in zip(batch, outcomes, strict=True):
             error = outcome.error
             if error is None:
                 done.append(item)
+            elif is_quarantined(error):  # delivered: stored by the server for repricing
+                done.append(item)
+                kept.append((item, error))
             elif is_retryable(error) and item.attempts < self._config.max_retries:
                 item.attempts += 1
                 requeue.append(item)
             else:
                 failed.append((item, error))
-        if failed:
-            self._report(failed, done, requeue)
+        if kept:
+            self._report_kept(kept)
+        dropped = self._report(failed, done, requeue) if failed else 0
         if done and self._spool is not None:
             self._undeleted.extend(item.seq for item in done)
             if len(self._undeleted) >= SPOOL_DELETE_EVERY:
                 self._delete_delivered()
-        self._requeue(requeue, done)
+        self._requeue(requeue, done, dropped)
         if requeue:
             self._abort.wait(
                 backoff(max(i.attempts for i in requeue), self._config.backoff_base, self._config.backoff_max)
             )
 
+    def _context(self, item: _Item) -> ErrorContext:
+        ctx = ErrorContext("track", item.event.idempotency_key, item.event.user_id, self._config.max_retries)
+        ctx.attempts = item.attempts + item.manual + 1
+        ctx.retry_count = item.manual
+        return ctx
+
+    def _report_kept(self, kept: list[tuple[_Item, ScrawnError]]) -> None:
+        """Tell the application about events kept for repricing. ``context.retry()`` is ignored: the event
+        is stored, and sending it again would only be answered the same way."""
+        hook = self._config.on_error
+        if hook is None:
+            item, error = kept[0]
+            log.warning(
+                "scrawn: %d tracked events were kept for repricing by the server (delivered, not billed "
+                "until `scrawn events reprice`); first (idempotency key %s): %s",
+                len(kept),
+                item.event.idempotency_key,
+                error.message,
+            )
+            return
+        for item, error in kept:
+            ctx = self._context(item)
+            try:
+                self._call_hook(hook, error, ctx)
+            except Exception:
+                log.exception("scrawn: on_error raised while handling an event kept for repricing")
+            ctx._take_request()
+
     def _report(
         self, failed: list[tuple[_Item, ScrawnError]], done: list[_Item], requeue: list[_Item]
-    ) -> None:
+    ) -> int:
+        """Report events that failed for good; those not re-queued by ``context.retry()`` are settled
+        as dropped. Returns how many were dropped."""
         hook = self._config.on_error
         if hook is None:
             item, error = failed[0]
             log.warning(
-                "scrawn: %d tracked events failed for good; first (idempotency key %s): %s",
+                "scrawn: %d tracked events failed for good (dropped); first (idempotency key %s): %s",
                 len(failed),
                 item.event.idempotency_key,
                 error.message,
             )
             done.extend(item for item, _ in failed)
-            return
+            return len(failed)
+        dropped = 0
         for item, error in failed:
-            ctx = ErrorContext(
-                "track", item.event.idempotency_key, item.event.user_id, self._config.max_retries
-            )
-            ctx.attempts = item.attempts + item.manual + 1
-            ctx.retry_count = item.manual
+            ctx = self._context(item)
             try:
                 self._call_hook(hook, error, ctx)
             except Exception:
@@ -553,6 +683,8 @@ class Tracker:
                 requeue.append(item)
             else:
                 done.append(item)
+                dropped += 1
+        return dropped
 
     def _call_hook(self, hook: Callable[..., Any], error: ScrawnError, ctx: ErrorContext) -> None:
         result = hook(error, ctx)
@@ -568,12 +700,14 @@ class Tracker:
             return
         asyncio.run(_await(result))
 
-    def _requeue(self, items: list[_Item], done: list[_Item]) -> None:
-        """Put ``items`` back at the front (in order) and count ``done`` as settled (lock taken here)."""
+    def _requeue(self, items: list[_Item], done: list[_Item], dropped: int = 0) -> None:
+        """Put ``items`` back at the front (in order) and count ``done`` as settled, ``dropped`` of them
+        never delivered (lock taken here)."""
         items.sort(key=lambda i: i.seq)
         with self._lock:
             self._queue.extendleft(reversed(items))
             self._pending -= len(done)
+            self._dropped += dropped
             self._inflight_low = None
             self._settled.notify_all()
 
@@ -632,4 +766,4 @@ def _at_fork_child(tracker: Tracker) -> Callable[[], None]:
     return in_child
 
 
-__all__ = ["ItemOutcome", "Spool", "Tracker", "send_batch"]
+__all__ = ["ItemOutcome", "Spool", "Tracker", "send_batch", "stream_outcomes", "typed_outcomes"]

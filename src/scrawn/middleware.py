@@ -138,9 +138,9 @@ def _check_pattern(name: str, pattern: object) -> str:
     return pattern
 
 
-def match_path(pattern: str, path: str) -> bool:
-    """Whether request ``path`` matches ``pattern``, with the TS SDK's ``matchPath`` semantics
-    (note the argument order: pattern first):
+def match_path(path: str, pattern: str) -> bool:
+    """Whether request ``path`` matches ``pattern``: the TS SDK's ``matchPath(path, pattern)``, same
+    argument order, same language (``match_path("/api/users", "/api/*")`` is ``True``):
 
     - a pattern without ``*`` matches only the identical path (``/api/users``);
     - ``*`` matches one or more characters within one segment: ``/api/*`` matches ``/api/users`` but not
@@ -150,9 +150,9 @@ def match_path(pattern: str, path: str) -> bool:
       ``/api/**/data`` matches ``/api/v1/x/data`` but not ``/api/data``.
 
     Matching is on the path only (no query string), case-sensitive, without decoding or normalising."""
-    _check_pattern("pattern", pattern)
     if not isinstance(path, str):
         raise ValidationError("path", f"must be a string, not {type(path).__name__}", context=_CONTEXT)
+    _check_pattern("pattern", pattern)
     if path == pattern:
         return True
     if "*" not in pattern:
@@ -216,9 +216,9 @@ class _Billing:
 
     def wants(self, path: str) -> bool:
         """The TS SDK's order: a non-empty whitelist must match; then the blacklist must not."""
-        if self.whitelist and not any(match_path(p, path) for p in self.whitelist):
+        if self.whitelist and not any(match_path(path, p) for p in self.whitelist):
             return False
-        return not (self.blacklist and any(match_path(p, path) for p in self.blacklist))
+        return not (self.blacklist and any(match_path(path, p) for p in self.blacklist))
 
     def billable(self, status: int | None) -> bool:
         if self.bill_failed:

@@ -72,11 +72,11 @@ def test_import_scrawn_stays_light_and_exports_integration_names() -> None:
         "assert not [m for m in sys.modules if m.startswith(heavy)]\n"
         "assert 'scrawn.middleware' not in sys.modules and 'scrawn.ai' not in sys.modules\n"
         "from scrawn import match_path, AiUsage, bill_as, openai_usage, ScrawnASGIMiddleware\n"
-        "assert match_path('/api/**', '/api/v1/x')\n"
+        "assert match_path('/api/v1/x', '/api/**')\n"
         "assert not [m for m in sys.modules if m.startswith(heavy)]\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
-    assert match_path("/a/*", "/a/b") and not match_path("/a/*", "/a/b/c")
+    assert match_path("/a/b", "/a/*") and not match_path("/a/b/c", "/a/*")
 
 
 # ---------------------------------------------------------------------------------------------- track_ai

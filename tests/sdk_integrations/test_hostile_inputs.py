@@ -290,5 +290,5 @@ def test_middleware(client: Scrawn) -> None:
                 factory(**kwargs)
             assert info.value.field == field
     with pytest.raises(ValidationError) as info:
-        match_path("/a/*", 3)  # type: ignore[arg-type]
+        match_path(3, "/a/*")  # type: ignore[arg-type]
     assert info.value.field == "path"

@@ -1,4 +1,5 @@
-"""``scrawn.middleware.match_path``: the TS SDK's ``matchPath`` semantics, pattern first."""
+"""``scrawn.match_path(path, pattern)``: the TS SDK's ``matchPath(path, pattern)`` — same argument order,
+same language."""
 
 from __future__ import annotations
 
@@ -9,9 +10,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import scrawn
 from scrawn.errors import ValidationError
 from scrawn.middleware import match_path
 
+
+def test_the_ts_sdk_examples_with_its_argument_order() -> None:
+    """The seed's own examples of ``matchPath(path, pattern)``, written exactly as they are there."""
+    assert scrawn.match_path("/api/users", "/api/*") is True
+    assert scrawn.match_path("/api/users/123", "/api/*") is False
+    assert scrawn.match_path("/api/users/123", "/api/**") is True
+    assert scrawn.match_path("/index.php", "**.php") is True
+    assert match_path(path="/api/users", pattern="/api/*") is True
+
+
+# (pattern, path, expected)
 CASES = [
     # exact
     ("/api/users", "/api/users", True),
@@ -61,7 +74,7 @@ CASES = [
 
 @pytest.mark.parametrize(("pattern", "path", "expected"), CASES)
 def test_match_path_table(pattern: str, path: str, expected: bool) -> None:
-    assert match_path(pattern, path) is expected
+    assert match_path(path, pattern) is expected
 
 
 @pytest.mark.parametrize(
@@ -78,7 +91,7 @@ def test_match_path_table(pattern: str, path: str, expected: bool) -> None:
 )
 def test_match_path_refuses_hostile_arguments(pattern: object, path: object, field: str) -> None:
     with pytest.raises(ValidationError) as info:
-        match_path(pattern, path)  # type: ignore[arg-type]
+        match_path(path, pattern)  # type: ignore[arg-type]
     assert info.value.field == field
 
 
@@ -96,7 +109,7 @@ def _ts_regex(pattern: str) -> re.Pattern[str]:
 )
 def test_same_language_as_the_ts_regex(pattern: str, path: str) -> None:
     expected = path == pattern or ("*" in pattern and _ts_regex(pattern).search(path) is not None)
-    assert match_path(pattern, path) is expected
+    assert match_path(path, pattern) is expected
 
 
 @pytest.mark.parametrize(
@@ -109,5 +122,5 @@ def test_same_language_as_the_ts_regex(pattern: str, path: str) -> None:
 )
 def test_crafted_paths_are_matched_in_linear_time(pattern: str, path: str) -> None:
     start = time.perf_counter()
-    assert match_path(pattern, path) is False
+    assert match_path(path, pattern) is False
     assert time.perf_counter() - start < 1.0
