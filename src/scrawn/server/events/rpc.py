@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
 
 from scrawn._proto.event.v1 import event_pb2 as pb
@@ -107,6 +109,11 @@ class EventRpc:
             else:
                 code = getattr(outcome, "stream_code", CODES_BY_ERROR.get(outcome.code, INTERNAL_ERROR))
                 _fail(response, index, event.idempotency_key or "", code, outcome.message)
+
+    async def void_event(
+        self, request: pb.VoidEventRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.VoidEventResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "VoidEvent is not implemented yet")
 
 
 def _fail(response: pb.StreamEventResponse, index: int, key: str, code: str, message: str) -> None:
