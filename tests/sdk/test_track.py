@@ -110,7 +110,9 @@ def test_failures_without_a_hook_are_logged_and_settled(
         Scrawn(LIVE_SHAPED_KEY, module_server.base_url) as client,
     ):
         client.track(user_id="nobody", debit=1)
-        assert client.flush(30) and client.pending_count == 0
+        assert client.flush(30) is False  # settled, but dropped: failed for good
+        assert client.pending_count == 0 and client.dropped_count == 1
+        assert client.flush(30) is True  # nothing dropped since the previous flush
     assert any(
         "failed for good" in r.getMessage() and "API key not found" in r.getMessage() for r in caplog.records
     )
@@ -125,6 +127,7 @@ def test_full_buffer_drops_counts_and_warns_once_per_burst(
         assert results == [True] * 10 + [False] * 15
         assert client.dropped_count == 15 and client.pending_count == 10
         assert client.close(timeout=0.2) is False  # the server is unreachable: nothing delivered
+        assert client.dropped_count == 25 and client.pending_count == 0  # no spool: the 10 are lost too
     warnings = [r.getMessage() for r in caplog.records if "buffer is full" in r.getMessage()]
     assert len(warnings) == 1
     assert any("not delivered (lost)" in r.getMessage() for r in caplog.records)
@@ -187,7 +190,8 @@ def test_worker_retries_transient_item_failures_a_bounded_number_of_times() -> N
     tracker = Tracker(_config(), sender=sender)
     for n in range(4):
         tracker.put(_event(n))
-    assert tracker.flush(10) and tracker.pending_count == 0
+    assert tracker.flush(10) is False  # k2 was dropped
+    assert tracker.pending_count == 0 and tracker.dropped_count == 1
     sent = [k for batch in sender.batches for k in batch]
     assert sent.count("k0") == 1 and sent.count("k1") == 2
     assert sent.count("k2") == 3  # the first attempt and max_retries=2 more, then given up
@@ -214,7 +218,8 @@ def test_non_retryable_call_failures_settle_every_item_through_on_error() -> Non
     tracker = Tracker(config, sender=sender)
     for n in range(3):
         tracker.put(_event(n))
-    assert tracker.flush(10) and tracker.pending_count == 0
+    assert tracker.flush(10) is False  # reported and not retried: dropped
+    assert tracker.pending_count == 0 and tracker.dropped_count == 3
     assert seen == ["k0", "k1", "k2"]
     tracker.close()
 
@@ -253,7 +258,8 @@ async def test_async_on_error_for_tracked_events_runs_on_the_loop(module_server:
 
     async with AsyncScrawn(module_server.live_key, module_server.base_url, on_error=on_error) as client:
         client.track(user_id="trk-async-hook", debit=tag("TRK_NEVER_DEFINED"))
-        assert await client.flush(30)
+        await client.flush(30)  # refused (dropped) or kept for repricing: reported either way
+        assert client.pending_count == 0
     assert seen == [("basicUsage.tag", True)]
 
 
