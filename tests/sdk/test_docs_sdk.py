@@ -1,5 +1,5 @@
-"""The README's three-line integration and the Python examples of docs/sdk.md's sections on integrations,
-wallets, reservations and usage run as written against a real ``scrawn serve``."""
+"""The README's three-line integration and the Python examples of docs/sdk.md's sections on the seed
+shapes, integrations, wallets, reservations and usage run as written against a real ``scrawn serve``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from tests.sdk.conftest import put_tag, stored_events
 ROOT = Path(__file__).resolve().parents[2]
 BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 SECTIONS = (
+    "## Shapes from the seed APIs",
     "## Integrations on the client",
     "## Wallets: `client.wallet`",
     "## Reservations",

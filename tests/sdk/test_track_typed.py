@@ -346,3 +346,37 @@ def test_typed_track_validation_names_the_field(closed_url: str, kwargs: dict[st
         assert client.pending_count == 0 and client._tracker is None  # nothing queued
     finally:
         client.close(timeout=0)
+
+
+# ------------------------------------------------------------------------------------------------ docs
+
+
+def test_the_sdk_track_examples_run(module_server: ServerHandle) -> None:
+    """docs/sdk-track.md's self-contained examples (``client.events``, the quarantine-aware hook, the
+    opening one) run as written."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "sdk-track.md").read_text()
+    sections = {part.splitlines()[0]: part for part in re.split(r"(?m)^(?=## )", text) if part}
+    blocks = [
+        re.findall(r"```python\n(.*?)```", sections[heading], re.DOTALL)[0]
+        for heading in ("## `client.events`", "## Kept for repricing")
+    ]
+    blocks.append(re.findall(r"```python\n(.*?)```", text, re.DOTALL)[0] + "handle_request('doc-user')\n")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SCRAWN_")},
+        "SCRAWN_API_KEY": module_server.live_key,
+        "SCRAWN_BASE_URL": module_server.base_url,
+    }
+    for code in blocks:
+        command = [sys.executable, "-c", code]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    rows = typed_rows(module_server, user_prefix="user_123")
+    assert {(r.name, r.quantity) for r in rows if r.event_type == "TYPED"} >= {
+        ("AI_QUERY", "1"),
+        ("DOCUMENT_SUMMARIZE", "3"),
+    }
