@@ -557,7 +557,8 @@ class Tracker:
         assert self._spool is not None
         limit = min(SPOOL_REFILL, self._max)
         rows, bad = self._spool.load(self._loaded_through, limit)
-        self._dropped += bad  # lock held
+        self._dropped += bad  # lock held; unreadable rows are gone from the file: settled, never delivered
+        self._pending -= bad
         for seq, event in rows:
             self._queue.append(_Item(seq, event))
             self._loaded_through = seq

@@ -263,6 +263,25 @@ def test_typed_events_round_trip_through_the_spool(
     assert {r.idempotency_key for r in stored_events(module_server, user_prefix=p)} >= {p + "old"}
 
 
+def test_unreadable_spool_records_are_counted_as_dropped(
+    module_server: Any, tmp_path: Path, closed_url: str
+) -> None:
+    p = _prefix()
+    spool = tmp_path / "spool.db"
+    down = Scrawn(module_server.live_key, closed_url, spool_path=spool)
+    down.track(user_id=p + "s", event_type="SPOOLED", quantity=1)
+    down.close(timeout=0.1)
+    db = sqlite3.connect(spool)
+    for bad in ("not json", "[3,1,2]", '[2,"u","T"]', "{}"):
+        db.execute("INSERT INTO scrawn_spool (event) VALUES (?)", (bad,))
+    db.commit()
+    db.close()
+    with Scrawn(module_server.live_key, module_server.base_url, spool_path=spool) as up:
+        assert up.flush(60) is False  # four records can never be delivered
+        assert up.dropped_count == 4 and up.pending_count == 0
+    assert [r.name for r in typed_rows(module_server, user_prefix=p)] == ["SPOOLED"]
+
+
 # ----------------------------------------------------------------------------------- closed clients
 
 
