@@ -94,40 +94,39 @@ def send_batch(transport: Transport, config: ClientConfig, events: Sequence[AnyT
     as a whole and may be repeated (the batch is then sent again: what was stored answers as duplicates);
     a call refused for good gives its items that error as their outcome."""
     outcomes: list[ItemOutcome | None] = [None] * len(events)
-    debit = [i for i, e in enumerate(events) if isinstance(e, TrackedEvent)]
-    typed = [i for i, e in enumerate(events) if isinstance(e, TypedTrackedEvent)]
+    debit = [(i, e) for i, e in enumerate(events) if isinstance(e, TrackedEvent)]
+    typed = [(i, e) for i, e in enumerate(events) if isinstance(e, TypedTrackedEvent)]
     if debit:
         try:
             response = transport.client_stream(
                 STREAM_EVENTS,
-                [stream_item(events[i]) for i in debit],  # type: ignore[arg-type]
+                [stream_item(e) for _, e in debit],
                 ev.StreamEventResponse,
                 headers(config),
                 config.timeout,
             )
-        except ScrawnError as e:
-            if is_retryable(e):
+        except ScrawnError as error:
+            if is_retryable(error):
                 raise
-            for i in debit:
-                outcomes[i] = ItemOutcome(e)
+            for i, _ in debit:
+                outcomes[i] = ItemOutcome(error)
         else:
-            for i, outcome in zip(debit, stream_outcomes(response, len(debit)), strict=True):
+            for (i, _), outcome in zip(debit, stream_outcomes(response, len(debit)), strict=True):
                 outcomes[i] = outcome
     for start in range(0, len(typed), TRACK_EVENTS_MAX):
         part = typed[start : start + TRACK_EVENTS_MAX]
-        items = [events[i] for i in part]
-        request = usage_pb.TrackEventsRequest(events=[e.to_proto() for e in items])  # type: ignore[union-attr]
+        request = usage_pb.TrackEventsRequest(events=[e.to_proto() for _, e in part])
         try:
             answer = transport.unary(
                 TRACK_EVENTS, request, usage_pb.TrackEventsResponse, headers(config), config.timeout
             )
-        except ScrawnError as e:
-            if is_retryable(e):
+        except ScrawnError as error:
+            if is_retryable(error):
                 raise
-            for i in part:
-                outcomes[i] = ItemOutcome(e)
+            for i, _ in part:
+                outcomes[i] = ItemOutcome(error)
         else:
-            for i, outcome in zip(part, typed_outcomes(answer, len(part)), strict=True):
+            for (i, _), outcome in zip(part, typed_outcomes(answer, len(part)), strict=True):
                 outcomes[i] = outcome
     missing = ItemOutcome(InternalError("the track() worker cannot send this kind of event"))
     return [missing if o is None else o for o in outcomes]

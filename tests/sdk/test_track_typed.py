@@ -179,6 +179,28 @@ def test_a_retried_typed_batch_is_stored_once(module_server: Any, flaky: FlakySe
     assert len(rows) == 50 and sorted(int(r.quantity or "-1") for r in rows) == list(range(50))
 
 
+def test_a_large_batch_is_split_into_track_events_calls_of_at_most_1000(
+    module_server: Any, flaky: FlakyServer
+) -> None:
+    from scrawn._proto.usage.v1 import usage_pb2 as usage_pb
+
+    p = _prefix()
+    with Scrawn(module_server.live_key, flaky.url, batch_size=2500, flush_interval=60) as client:
+        for i in range(2400):
+            client.track(user_id=p + "big", event_type="BIG", quantity=i)
+        for _ in range(100):
+            client.track(user_id=p + "big", debit=1)
+        assert client.flush(120) is True and client.dropped_count == 0
+    sizes = [
+        len(usage_pb.TrackEventsRequest.FromString(a.body).events)
+        for a in flaky.attempts
+        if a.path.endswith("/TrackEvents")
+    ]
+    assert sum(sizes) == 2400 and max(sizes) <= 1000
+    rows = typed_rows(module_server, user_prefix=p)
+    assert len(rows) == 2500 and sum(r.debit for r in rows) == 100
+
+
 def test_a_server_outage_in_the_middle_loses_nothing(server: ServerHandle) -> None:
     """Stop the server while tracking, keep tracking, restart it on the same port and database: every
     typed event is stored exactly once."""
