@@ -169,6 +169,8 @@ IA, VF, ID, IT, PF, UT = (
     "PRICE_CALCULATION_FAILED",
     "UNSUPPORTED_EVENT_TYPE",
 )
+# Well-formed but not priceable by the configuration: kept for repricing (docs/pricing-safety.md#quarantine).
+FP, KEPT = "failed_precondition", "KEPT_FOR_REPRICING"
 
 CASES: list[Case] = [
     # userId
@@ -278,7 +280,7 @@ CASES: list[Case] = [
     Case("idem-blank", {"idempotencyKey": "   ", "basicUsage": amount()}, IA, VF, "idempotencyKey"),
     Case("idem-nul", {"idempotencyKey": "k\x00k", "basicUsage": amount()}, IA, VF, "idempotencyKey"),
     # tags
-    Case("unknown-tag", {"basicUsage": ev.BasicUsage(tag="NOPE")}, IA, PF, "Tag not found: NOPE"),
+    Case("unknown-tag", {"basicUsage": ev.BasicUsage(tag="NOPE")}, FP, KEPT, "Tag not found: NOPE"),
     Case("bad-tag-name", {"basicUsage": ev.BasicUsage(tag="lower-case")}, IA, VF, "basicUsage.tag"),
     Case("empty-tag", {"basicUsage": ev.BasicUsage(tag="")}, IA, VF, "basicUsage.tag"),
     Case("tag-129", {"basicUsage": ev.BasicUsage(tag="T" * 129)}, IA, VF, "basicUsage.tag"),
@@ -299,15 +301,15 @@ CASES: list[Case] = [
     Case(
         "expr-unknown",
         {"basicUsage": ev.BasicUsage(expr="expr(MISSING)")},
-        IA,
-        PF,
+        FP,
+        KEPT,
         "Expression not found: MISSING",
     ),
     Case(
         "expr-unknown-tag",
         {"basicUsage": ev.BasicUsage(expr="mul(tag(NOPE), 2)")},
-        IA,
-        PF,
+        FP,
+        KEPT,
         "Tag not found: NOPE",
     ),
     Case("div-by-zero", {"basicUsage": ev.BasicUsage(expr="div(1, sub(2, 2))")}, IA, PF, "Division by zero"),
@@ -479,7 +481,7 @@ CASES: list[Case] = [
         "ai-unknown-tag",
         {"type": ev.AI_TOKEN_USAGE, "aiTokenUsage": ai(outputTag="NOPE")},
         None,
-        PF,
+        KEPT,
         "Tag not found: NOPE",
         unary=False,
     ),
@@ -805,7 +807,7 @@ def test_another_project_sees_nothing_of_the_first(srv: ServerHandle, clients: l
             bearer(other["live"]),
         )
         assert not theirs.duplicate and theirs.eventId != mine.eventId
-        # the first project's tag does not exist for the other one
+        # the first project's tag does not exist for the other one: its event is kept for repricing
         with pytest.raises(RpcError) as err:
             client.unary(
                 REGISTER,
@@ -814,7 +816,7 @@ def test_another_project_sees_nothing_of_the_first(srv: ServerHandle, clients: l
                 ),
                 bearer(other["live"]),
             )
-        assert (err.value.code, "Tag not found: PRICE" in err.value.message) == ("invalid_argument", True)
+        assert (err.value.code, "Tag not found: PRICE" in err.value.message) == ("failed_precondition", True)
         # each project sees exactly its own event under that user
         key_filter = query.FilterGroup(
             conditions=[

@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from scrawn.errors import ScrawnError, ValidationError
 from scrawn.server.db.engine import Database
+from scrawn.server.events.quarantine_api import QuarantineApi
 from scrawn.server.keys.service import Caller, KeyService
 from scrawn.server.payments.http import PaymentsHttp
 from scrawn.server.pricing import catalog, overrides
@@ -66,6 +67,7 @@ class JsonApi:
             Route("/api/v1/model-prices/{id}", self._wrap(self.delete_model_price), methods=["DELETE"]),
             *([] if self._box is None else WebhookApi(self._db, self._box, _json_object).routes(self._wrap)),
             *self._payment_routes(),
+            *QuarantineApi(self._db, _json_object).routes(self._wrap),
         ]
 
     def _payment_routes(self) -> list[Route]:
