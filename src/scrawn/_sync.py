@@ -222,8 +222,8 @@ class Scrawn(Integrations):
         self,
         *,
         user_id: str,
-        debit: Any,
-        metadata: dict[str, Any] | str | None = None,
+        debit: DebitInput,
+        metadata: JSONObject | str | None = None,
         idempotency_key: str | None = None,
     ) -> bool:
         """Queue one billable use and return at once (no network in the caller).
