@@ -348,7 +348,7 @@ def check_http_client(
     if not isinstance(value, kind):
         other = "scrawn.AsyncScrawn" if kind is httpx.Client else "scrawn.Scrawn"
         hint = (
-            f" (an {type(value).__name__} belongs to {other})"
+            f" (an httpx.{type(value).__name__} is for {other})"
             if isinstance(value, httpx.Client | httpx.AsyncClient)
             else ""
         )

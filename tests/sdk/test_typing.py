@@ -288,3 +288,18 @@ def test_the_wheel_ships_py_typed(tmp_path: Path) -> None:
     [wheel] = tmp_path.glob("scrawn-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "scrawn/py.typed" in names and "scrawn/types.py" in names
+
+
+def test_option_typeddicts_match_the_signatures() -> None:
+    """``scrawn(**options)`` and ``client.ai_token_stream_consumer(chunks, **options)`` are typed by
+    TypedDicts: they must name exactly the keyword options of what they forward to."""
+    from scrawn import Scrawn
+    from scrawn.ai import ai_token_stream_consumer
+    from scrawn.types import ClientOptions, StreamOptions
+
+    def keyword_only(function: object) -> set[str]:
+        parameters = inspect.signature(function).parameters.values()  # type: ignore[arg-type]
+        return {p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+    assert set(ClientOptions.__annotations__) == keyword_only(Scrawn.__init__)
+    assert set(StreamOptions.__annotations__) == keyword_only(ai_token_stream_consumer) - {"fork"}
