@@ -19,10 +19,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar
 
 from scrawn._proto.event.v1 import event_pb2 as ev
 from scrawn._proto.usage.v1 import usage_pb2 as usage_pb
+from scrawn._version import __version__
 from scrawn.errors import (
     AlreadyExistsError,
     EventQuarantinedError,
@@ -35,6 +36,9 @@ from scrawn.errors import (
 from scrawn.money import MAX_MICROS, MICROS_PER_UNIT
 from scrawn.pricing import Debit, format_number, parse_number, to_debit
 
+if TYPE_CHECKING:
+    import httpx
+
 __all__ = [
     "DEFAULT_BASE_URL",
     "ClientConfig",
@@ -44,7 +48,7 @@ __all__ = [
     "TypedTrackedEvent",
 ]
 
-VERSION: Final = "0.1.0"
+VERSION: Final = __version__
 DEFAULT_BASE_URL: Final = "http://127.0.0.1:8069"
 ENV_API_KEY: Final = "SCRAWN_API_KEY"
 ENV_BASE_URL: Final = "SCRAWN_BASE_URL"
@@ -53,6 +57,8 @@ MAX_USER_ID: Final = 256
 MAX_IDEMPOTENCY_KEY: Final = 255
 MAX_METADATA_BYTES: Final = 16 * 1024
 RETRYABLE_CODES: Final = frozenset({"unavailable", "resource_exhausted", "deadline_exceeded"})
+RETRY_AFTER_CODES: Final = frozenset({"unavailable", "resource_exhausted"})
+RETRY_AFTER_MAX: Final = 60.0  # the longest server-requested wait honoured before a retry, in seconds
 
 REGISTER_EVENT: Final = "/event.v1.EventService/RegisterEvent"
 STREAM_EVENTS: Final = "/event.v1.EventService/StreamEvents"
@@ -65,9 +71,8 @@ EVENT_CONTEXT: Final = "Event validation failed"
 CONFIG_CONTEXT: Final = "Invalid client option"
 
 UsageType = Literal["RAW", "MIDDLEWARE_CALL"]
-Quantity = int | float | Decimal | str  # a typed event's quantity: finite, >= 0 (never a bool)
-Metadata = Mapping[str, object] | str | None  # a JSON object (dict or its text), at most 16 KiB
-ErrorHook = Callable[[ScrawnError, "ErrorContext"], Any]
+ErrorHook = Callable[[ScrawnError, "ErrorContext"], object]
+"""``on_error(error, context)``; an awaitable it returns is awaited, any other value ignored."""
 
 # --------------------------------------------------------------------------------------------- options
 
@@ -89,6 +94,9 @@ class ClientConfig:
     batch_size: int
     flush_interval: float
     exit_timeout: float
+    # The caller's httpx.Client for the background delivery thread (track(), middleware, track_ai):
+    # Scrawn's http_client, AsyncScrawn's sync_http_client; None: the thread makes its own.
+    worker_http: httpx.Client | None = field(default=None, repr=False, compare=False)
 
     @property
     def key_role(self) -> str:
@@ -113,6 +121,7 @@ def resolve_config(
     batch_size: int = 500,
     flush_interval: float = 0.5,
     exit_timeout: float = 5.0,
+    worker_http: httpx.Client | None = None,
 ) -> ClientConfig:
     key = check_api_key(api_key if api_key is not None else os.environ.get(ENV_API_KEY))
     url = check_base_url(
@@ -152,6 +161,7 @@ def resolve_config(
         batch_size=batch_size,
         flush_interval=_positive("flush_interval", flush_interval),
         exit_timeout=_positive("exit_timeout", exit_timeout),
+        worker_http=worker_http,
     )
 
 
@@ -872,16 +882,28 @@ def is_retryable(error: ScrawnError) -> bool:
     return error.code in RETRYABLE_CODES
 
 
-def backoff(attempt: int, base: float, cap: float) -> float:
-    """Capped exponential backoff with full jitter: uniform in [0, min(cap, base·2^attempt)]."""
-    return random.uniform(0, min(cap, base * (2 ** min(attempt, 32))))
+def backoff(attempt: int, base: float, cap: float, error: ScrawnError | None = None) -> float:
+    """Capped exponential backoff with full jitter: uniform in [0, min(cap, base·2^attempt)] — but never
+    less than the wait the server asked for in ``error``'s ``Retry-After`` (see :func:`server_wait`)."""
+    jittered = random.uniform(0, min(cap, base * (2 ** min(attempt, 32))))
+    return jittered if error is None else max(jittered, server_wait(error))
+
+
+def server_wait(error: ScrawnError) -> float:
+    """The ``Retry-After`` of a RESOURCE_EXHAUSTED or UNAVAILABLE answer, at most ``RETRY_AFTER_MAX``
+    seconds (a longer request is honoured that far: a retry sooner than asked may fail again, but a blocked
+    caller waiting an hour would be worse); 0 when the server did not say."""
+    after = error.retry_after
+    if after is None or error.code not in RETRY_AFTER_CODES or not after > 0:
+        return 0.0
+    return min(after, RETRY_AFTER_MAX)
 
 
 def retry_delay(config: ClientConfig, error: ScrawnError, retries_done: int) -> float | None:
     """Seconds to wait before the next automatic attempt, or ``None`` to stop retrying."""
     if retries_done >= config.max_retries or not is_retryable(error):
         return None
-    return backoff(retries_done, config.backoff_base, config.backoff_max)
+    return backoff(retries_done, config.backoff_base, config.backoff_max, error)
 
 
 class ErrorContext:

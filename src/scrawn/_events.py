@@ -6,11 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from scrawn._core import Metadata, Quantity
-
 if TYPE_CHECKING:
     from scrawn._async import AsyncScrawn
     from scrawn._sync import Scrawn
+    from scrawn.types import JSONObject, Number
 
 
 class Events:
@@ -28,9 +27,9 @@ class Events:
         *,
         user_id: str,
         event_type: str,
-        quantity: Quantity = 1,
+        quantity: Number = 1,
         product_ref: str | None = None,
-        metadata: Metadata = None,
+        metadata: JSONObject | str | None = None,
         idempotency_key: str | None = None,
         timestamp: datetime | int | None = None,
     ) -> bool:
@@ -74,9 +73,9 @@ class AsyncEvents:
         *,
         user_id: str,
         event_type: str,
-        quantity: Quantity = 1,
+        quantity: Number = 1,
         product_ref: str | None = None,
-        metadata: Metadata = None,
+        metadata: JSONObject | str | None = None,
         idempotency_key: str | None = None,
         timestamp: datetime | int | None = None,
     ) -> bool:

@@ -35,8 +35,12 @@ from scrawn.server.cli_support import (
 )
 from scrawn.server.db.engine import Database
 from scrawn.server.db.schema import events
+from scrawn.server.events import quarantine_cli
 
 events_app = typer.Typer(help="Billed events: tail (and follow) or export as CSV.", no_args_is_help=True)
+# Kept events and repricing them (docs/pricing-safety.md#quarantine).
+events_app.command("quarantine")(quarantine_cli.show)
+events_app.command("reprice")(quarantine_cli.reprice)
 
 PAGE_SIZE = 1000
 # ``ingested_at`` is taken before the transaction commits, so with several server processes an event can

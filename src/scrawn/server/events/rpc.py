@@ -20,10 +20,11 @@ from scrawn.server.events.intake import (
     from_register,
     from_stream_item,
 )
+from scrawn.server.events.quarantine import KeptForRepricing
 from scrawn.server.events.service import EventService
 from scrawn.server.events.store import Stored
 from scrawn.server.keys.service import KeyService, Role
-from scrawn.server.rpc import authenticate, authenticate_stream, handler, internal_error
+from scrawn.server.rpc import authenticate, authenticate_stream, handler, internal_error, packed_detail
 
 INGEST_ROLES: tuple[Role, ...] = ("live", "test")
 STREAM_CHUNK = 1000  # items priced and committed together within one stream
@@ -43,6 +44,8 @@ class EventRpc:
         caller.require(INGEST_ROLES, "ingest events")
         event = from_register(request)
         [outcome] = await self._events.ingest(caller, [event])
+        if isinstance(outcome, KeptForRepricing):
+            raise quarantined_error(outcome)
         if isinstance(outcome, ScrawnError):
             raise outcome
         return pb.RegisterEventResponse(
@@ -107,6 +110,7 @@ class EventRpc:
             if isinstance(outcome, Stored):
                 response.duplicates += outcome.duplicate
             else:
+                response.quarantined += isinstance(outcome, KeptForRepricing)
                 code = getattr(outcome, "stream_code", CODES_BY_ERROR.get(outcome.code, INTERNAL_ERROR))
                 _fail(response, index, event.idempotency_key or "", code, outcome.message)
 
@@ -114,6 +118,17 @@ class EventRpc:
         self, request: pb.VoidEventRequest, ctx: RequestContext[Any, Any]
     ) -> pb.VoidEventResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "VoidEvent is not implemented yet")
+
+
+def quarantined_error(kept: KeptForRepricing) -> ConnectError:
+    """FAILED_PRECONDITION with an ``event.v1.EventQuarantined`` detail: kept, not billed yet."""
+    detail = pb.EventQuarantined(
+        eventId=kept.event_id or "",
+        idempotencyKey=kept.idempotency_key or "",
+        field=kept.field or "",
+        reason=kept.reason,
+    )
+    return ConnectError(Code.FAILED_PRECONDITION, kept.message, details=[packed_detail(detail)])
 
 
 def _fail(response: pb.StreamEventResponse, index: int, key: str, code: str, message: str) -> None:
