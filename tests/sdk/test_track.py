@@ -17,8 +17,8 @@ import pytest
 from scrawn import AsyncScrawn, ErrorContext, Scrawn, mul, tag
 from scrawn._core import TrackedEvent, resolve_config
 from scrawn._track import ACCEPTED, ItemOutcome, Tracker
-from scrawn.errors import InvalidArgumentError, ScrawnError, UnavailableError
-from tests.sdk.conftest import LIVE_SHAPED_KEY, balances_of, put_tag, stored_events
+from scrawn.errors import EventQuarantinedError, InvalidArgumentError, ScrawnError, UnavailableError
+from tests.sdk.conftest import LIVE_SHAPED_KEY, FlakyServer, balances_of, put_tag, stored_events
 
 
 def test_ten_thousand_calls_from_eight_threads_arrive_exactly_once(module_server: Any) -> None:
@@ -78,28 +78,27 @@ async def test_track_from_async_code(module_server: Any) -> None:
     assert len(rows) == 500 and sum(r.debit for r in rows) == 250
 
 
-def test_failed_items_are_reported_and_retry_on_request(module_server: Any) -> None:
+def test_failed_items_are_reported_and_retry_on_request(module_server: Any, flaky: FlakyServer) -> None:
+    """A batch refused for good is reported item by item; ``context.retry()`` sends an item once more (and
+    this time the call gets through)."""
     p = f"trk-{uuid.uuid4().hex[:8]}-"
-    missing = f"TRK_LATE_{uuid.uuid4().hex[:6].upper()}"
+    flaky.script = ["invalid_argument"]  # the first call is refused; later ones reach the server
     reports: list[tuple[ScrawnError, str, int]] = []
 
     def on_error(error: ScrawnError, ctx: ErrorContext) -> None:
         reports.append((error, ctx.operation, ctx.retry_count))
-        if ctx.retry_count == 0:
-            put_tag(module_server, missing, "3")  # fix the cause, then ask for one more attempt
+        if ctx.idempotency_key == p + "again":
             assert ctx.retry()
 
-    with Scrawn(
-        module_server.live_key, module_server.base_url, on_error=on_error, backoff_base=0.01
-    ) as client:
-        client.track(user_id=p + "ok", debit=1)
-        client.track(user_id=p + "late", debit=tag(missing))
-        assert client.flush(30) and client.pending_count == 0
-    [(error, operation, retry_count)] = reports
-    assert isinstance(error, InvalidArgumentError) and error.field == "basicUsage.tag"
-    assert operation == "track" and retry_count == 0
+    with Scrawn(module_server.live_key, flaky.url, on_error=on_error, backoff_base=0.01) as client:
+        client.track(user_id=p + "gone", debit=1, idempotency_key=p + "gone")
+        client.track(user_id=p + "again", debit=3, idempotency_key=p + "again")
+        assert client.flush(30) is False  # "gone" was not retried: dropped
+        assert client.pending_count == 0 and client.dropped_count == 1
+    assert [(type(e), op, n) for e, op, n in reports] == [(InvalidArgumentError, "track", 0)] * 2
+    assert reports[0][0].field == "userId"
     rows = {r.user_id: r.debit for r in stored_events(module_server, user_prefix=p)}
-    assert rows == {p + "ok": Decimal(1), p + "late": Decimal(3)}
+    assert rows == {p + "again": Decimal(3)}
 
 
 def test_failures_without_a_hook_are_logged_and_settled(
@@ -250,17 +249,17 @@ def test_flush_waits_for_requeued_items_tracked_before_it() -> None:
 
 async def test_async_on_error_for_tracked_events_runs_on_the_loop(module_server: Any) -> None:
     loop = asyncio.get_running_loop()
-    seen: list[tuple[str | None, bool]] = []
+    seen: list[tuple[type[ScrawnError], str | None, bool]] = []
 
     async def on_error(error: ScrawnError, ctx: ErrorContext) -> None:
         await asyncio.sleep(0)
-        seen.append((error.field, asyncio.get_running_loop() is loop))
+        seen.append((type(error), error.field, asyncio.get_running_loop() is loop))
 
     async with AsyncScrawn(module_server.live_key, module_server.base_url, on_error=on_error) as client:
         client.track(user_id="trk-async-hook", debit=tag("TRK_NEVER_DEFINED"))
-        await client.flush(30)  # refused (dropped) or kept for repricing: reported either way
-        assert client.pending_count == 0
-    assert seen == [("basicUsage.tag", True)]
+        assert await client.flush(30) is True  # kept for repricing: delivered, and reported
+        assert client.pending_count == 0 and client.dropped_count == 0
+    assert seen == [(EventQuarantinedError, "basicUsage.tag", True)]
 
 
 def test_flush_and_close_inside_on_error_do_not_deadlock() -> None:

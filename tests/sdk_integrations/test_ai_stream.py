@@ -23,7 +23,7 @@ from scrawn.ai import (
     openai_usage,
     track_ai,
 )
-from scrawn.errors import ScrawnError, ValidationError
+from scrawn.errors import EventQuarantinedError, ScrawnError, ValidationError
 from tests.conftest import ServerHandle
 from tests.sdk_integrations.helpers import blackhole, closed_port_url, new_user, stored
 
@@ -156,10 +156,10 @@ def test_track_ai_delivery_failures_go_to_on_error(module_server: ServerHandle) 
         client, user_id=user, model="no-such-model-xyz", input_tokens=1, output_tokens=1
     )  # not in the book
     track_ai(client, user_id=user, model="m", input_tokens=1, output_tokens=1, input_debit=1, output_debit=1)
-    # Refused for good (dropped, so flush says False) — or, where the server keeps such events for
-    # repricing, delivered (True). Either way flush() agrees with dropped_count.
-    assert flush_ai(client, 10) is (client.dropped_count == 0)
+    # An unknown tag or model is kept for repricing: delivered (not dropped), and still reported.
+    assert flush_ai(client, 10) is True and client.dropped_count == 0
     assert len(stored(module_server, user)) == 1
+    assert all(isinstance(e, EventQuarantinedError) for e in reported)
     assert sorted(e.field or "" for e in reported) == ["aiTokenUsage.inputDebit", "aiTokenUsage.model"]
     client.close()
 
@@ -271,10 +271,13 @@ def test_stream_consumer_item_failures_are_reported_not_raised(
         input_debit=1,
         on_error=lambda e, c: reported.append(e),
     )
-    assert (result.events_processed, result.events_succeeded, result.ok) == (3, 2, False)
-    [failure] = result.failures
-    assert (failure.index, failure.code) == (1, "KEPT_FOR_REPRICING")  # kept, priced once the tag exists
-    assert failure.error.field == "aiTokenUsage.inputDebit" and reported == [failure.error]
+    # The chunk with the missing tag is kept for repricing: delivered (not a failure), still reported.
+    assert (result.events_processed, result.events_succeeded, result.ok) == (3, 2, True)
+    assert result.failures == [] and result.events_failed == 0
+    [kept] = result.quarantined
+    assert (kept.index, kept.code) == (1, "KEPT_FOR_REPRICING")  # priced once the tag exists
+    assert isinstance(kept.error, EventQuarantinedError)
+    assert kept.error.field == "aiTokenUsage.inputDebit" and reported == [kept.error]
     assert len(stored(module_server, user)) == 2
 
 
