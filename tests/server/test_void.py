@@ -158,7 +158,7 @@ def test_twenty_concurrent_voids_write_one_reversal(module_server: ServerHandle)
         try:
             start.wait()
             answers.append(void(client, srv.live_key, event_id=event.eventId, reason=f"void {i}"))
-        except BaseException as e:  # noqa: BLE001 - reported below
+        except BaseException as e:
             errors.append(e)
         finally:
             client.close()
