@@ -416,7 +416,16 @@ CASES: list[Case] = [
         IT,
         "reportedTimestamp",
     ),
-    Case("epoch-1-ok", {"reportedTimestamp": 1, "basicUsage": amount()}, None, None, "", expected_debit="1"),
+    # Older than the project's late-event window (35 days by default; docs/events.md#late-events).
+    Case("epoch-1-too-late", {"reportedTimestamp": 1, "basicUsage": amount()}, IA, IT, "reportedTimestamp"),
+    Case(
+        "34-days-ago-ok",
+        {"reportedTimestamp": NOW - 34 * 86400, "basicUsage": amount()},
+        None,
+        None,
+        "",
+        expected_debit="1",
+    ),
     # AI items (streams only)
     Case(
         "ai-negative-input-tokens",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, func, literal_column, type_coerce
+from sqlalchemy import BigInteger, ColumnElement, cast, func, literal_column
 from sqlalchemy.sql.elements import Label
 
 SHIFT = 32
@@ -22,7 +22,7 @@ _LOW: ColumnElement[int] = literal_column(str(2**SHIFT - 1), BigInteger)
 
 def split_sum(column: ColumnElement[Any], label: str) -> list[Label[Any]]:
     """Two labelled aggregates, ``<label>_hi`` and ``<label>_lo``; read them back with :func:`joined`."""
-    raw = type_coerce(column, BigInteger)
+    raw = cast(column, BigInteger)  # a real cast: PostgreSQL shifts an int4 by 32 modulo 32
     return [
         func.sum(raw.op(">>", return_type=BigInteger)(_SHIFT_BY)).label(f"{label}_hi"),
         func.sum(raw.op("&", return_type=BigInteger)(_LOW)).label(f"{label}_lo"),

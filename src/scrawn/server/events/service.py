@@ -11,6 +11,7 @@ from typing import Any
 from scrawn.errors import InvalidArgumentError, ScrawnError
 from scrawn.money import MoneyError, from_micros, to_micros
 from scrawn.server.db.engine import Database
+from scrawn.server.events import late
 from scrawn.server.events.committer import GroupCommitter
 from scrawn.server.events.intake import AI_COMPONENTS, PRICE_CALCULATION_FAILED, EventInput
 from scrawn.server.events.store import Outcome, PricedEvent
@@ -35,8 +36,14 @@ class EventService:
         self._db = db
         self._committer = committer
 
-    async def ingest(self, caller: Caller, inputs: Sequence[EventInput]) -> list[Outcome]:
+    async def ingest(
+        self, caller: Caller, inputs: Sequence[EventInput], *, window_checked: bool = False
+    ) -> list[Outcome]:
         """Price and store ``inputs``; one outcome each, in order. Durable when this returns."""
+        if not window_checked and late.any_old(inputs):  # rare: the project's late-event window applies
+            return await late.without_late(
+                self._db, caller, inputs, lambda rest: self.ingest(caller, rest, window_checked=True)
+            )
         debits = [d for inp in inputs for d in _debits(inp)]
         types = {inp.typed.name for inp in inputs if inp.typed is not None}
         book, event_prices = PriceBook(), {}
