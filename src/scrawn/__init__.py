@@ -28,6 +28,7 @@ from scrawn._usage import (
     UsageSummary,
     UsageTotals,
 )
+from scrawn._void import VoidedEvent
 from scrawn._wallet import Balance, Transaction, TransactionPage, TransactionResult, UserSettings
 from scrawn._wallet_client import (
     AsyncReservation,
@@ -130,6 +131,7 @@ __all__ = [
     "UsageTotals",
     "UserSettings",
     "ValidationError",
+    "VoidedEvent",
     "Wallet",
     "WebhookEvent",
     "WebhookVerificationError",
