@@ -43,7 +43,8 @@ async def without_late(
     }
     if not refused:
         return await ingest(inputs)
-    stored = iter(await ingest([inp for i, inp in enumerate(inputs) if i not in refused]))
+    rest = [inp for i, inp in enumerate(inputs) if i not in refused]
+    stored = iter(await ingest(rest) if rest else [])
     return [refused[i] if i in refused else next(stored) for i in range(len(inputs))]
 
 
