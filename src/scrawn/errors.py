@@ -100,6 +100,24 @@ class SpendCapExceededError(FailedPreconditionError):
         self.period = period
 
 
+class EventQuarantinedError(FailedPreconditionError):
+    """The event is well-formed but the project's configuration cannot price it yet: the server kept it in
+    its quarantine (not on the ledger) for ``scrawn events reprice``. Delivered, not lost: never retry it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        request_id: str | None = None,
+        event_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> None:
+        super().__init__(message, field=field, request_id=request_id)
+        self.event_id = event_id
+        self.idempotency_key = idempotency_key
+
+
 class ResourceExhaustedError(ScrawnError):
     code = "resource_exhausted"
 
@@ -182,7 +200,12 @@ _ALL_ERRORS_BY_CODE: dict[str, type[ScrawnError]] = {
     **{
         cls.code: cls
         for cls in (
-            CanceledError, UnknownError, OutOfRangeError, UnimplementedError, AbortedError, DataLossError
+            CanceledError,
+            UnknownError,
+            OutOfRangeError,
+            UnimplementedError,
+            AbortedError,
+            DataLossError,
         )
     },
 }

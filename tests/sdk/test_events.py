@@ -14,7 +14,7 @@ import pytest
 from scrawn import AsyncScrawn, EventResult, Scrawn, add, div, expr, mul, scrawn, sub, tag
 from scrawn.errors import (
     AlreadyExistsError,
-    InvalidArgumentError,
+    FailedPreconditionError,
     PermissionDeniedError,
     UnauthenticatedError,
 )
@@ -142,7 +142,7 @@ def test_server_errors_are_typed_sync(priced: Any) -> None:
     p = prefix()
     with (
         Scrawn(priced.live_key, priced.base_url) as client,
-        pytest.raises(InvalidArgumentError) as unknown_tag,
+        pytest.raises(FailedPreconditionError) as unknown_tag,  # kept for repricing, not billed yet
     ):
         client.basic_usage_event_consumer(user_id=p + "u", debit=tag("SDK_NO_SUCH_TAG"))
     assert unknown_tag.value.field == "basicUsage.tag"

@@ -271,7 +271,7 @@ def test_stream_consumer_item_failures_are_reported_not_raised(
     )
     assert (result.events_processed, result.events_succeeded, result.ok) == (3, 2, False)
     [failure] = result.failures
-    assert (failure.index, failure.code) == (1, "PRICE_CALCULATION_FAILED")
+    assert (failure.index, failure.code) == (1, "KEPT_FOR_REPRICING")  # kept, priced once the tag exists
     assert failure.error.field == "aiTokenUsage.inputDebit" and reported == [failure.error]
     assert len(stored(module_server, user)) == 2
 

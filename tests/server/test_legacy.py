@@ -353,7 +353,8 @@ def test_sdk_call_with_tag(server: ServerHandle, raw: Any) -> None:
     assert_billed(server, response, user, "4.333333")
     with pytest.raises(RpcError) as err:
         raw.unary(REGISTER, sdk_call_register(user, f_varint(1, 1) + f_bytes(3, "NO_SUCH_TAG")))
-    assert err.value.code == "invalid_argument" and "Tag not found: NO_SUCH_TAG" in err.value.message
+    assert err.value.code == "failed_precondition"  # kept for repricing (docs/pricing-safety.md)
+    assert err.value.message == "Event kept for repricing: basicUsage.tag: Tag not found: NO_SUCH_TAG"
 
 
 @pytest.mark.parametrize(

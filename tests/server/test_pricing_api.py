@@ -18,6 +18,7 @@ from scrawn._proto.query.v1 import query_pb2 as q
 from scrawn.server.db.schema import events
 from tests.clients import QUERY, REGISTER, STREAM, ConnectClient, RpcError, bearer
 from tests.conftest import ServerHandle, drop_pg_database, make_server, new_pg_database, run_async
+from tests.server.catalog_rows import store_unchecked_expressions
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -332,13 +333,14 @@ def test_tag_versions_affect_future_events_only(srv: ServerHandle, dash: Api, rp
     assert pricing_of(srv, e1) == {"tag": tag, "version": 1, "price": "1.5"}
     assert pricing_of(srv, e2) == {"tag": tag, "version": 2, "price": "4"}
 
-    # delete: later events fail naming the tag; earlier ones keep their debit
-    assert dash.delete(f"/api/v1/tags/{tag}").status_code == 204
+    # delete: later events are kept for repricing, naming the tag; earlier ones keep their debit
+    deleted = dash.delete(f"/api/v1/tags/{tag}")  # it priced two events: allowed, and counted
+    assert (deleted.status_code, deleted.json()) == (200, {"deleted": tag, "recentEvents": 2})
     assert all(t["key"] != tag for t in dash.get("/api/v1/tags").json()["tags"])
     with pytest.raises(RpcError) as err:
         charge(rpc, srv, tag=tag)
-    assert err.value.code == "invalid_argument"
-    assert f"Tag not found: {tag}" in err.value.message and "basicUsage.tag" in err.value.message
+    assert err.value.code == "failed_precondition"
+    assert err.value.message == f"Event kept for repricing: basicUsage.tag: Tag not found: {tag}"
     res = rpc.stream(
         STREAM,
         [
@@ -357,9 +359,10 @@ def test_tag_versions_affect_future_events_only(srv: ServerHandle, dash: Api, rp
         bearer(srv.live_key),
     )
     assert [(f.eventIndex, f.errorCode) for f in res.failures] == [
-        (0, "PRICE_CALCULATION_FAILED"),
-        (1, "PRICE_CALCULATION_FAILED"),
+        (0, "KEPT_FOR_REPRICING"),
+        (1, "KEPT_FOR_REPRICING"),
     ]
+    assert res.quarantined == 2
     assert all(f"Tag not found: {tag}" in f.message for f in res.failures)
     assert (debit_of(rpc, srv, k1), debit_of(rpc, srv, k2)) == ("1.5", "4")
     assert_error(dash.delete(f"/api/v1/tags/{tag}"), 404, "not_found", message=f"Tag not found: {tag}")
@@ -405,12 +408,13 @@ def test_named_expressions_version_and_record_what_priced(
     assert pricing_of(srv, e2) == {"expr": text, "tags": {tag: 2}, "expressions": {cost: 2}}
     assert debit_of(rpc, srv, k1) == "1.083333"
 
-    # delete the expression: later events fail naming it; earlier ones are untouched
-    assert dash.delete(f"/api/v1/expressions/{cost}").status_code == 204
+    # delete the expression: later events are kept for repricing, naming it; earlier ones are untouched
+    deleted = dash.delete(f"/api/v1/expressions/{cost}")
+    assert (deleted.status_code, deleted.json()) == (200, {"deleted": cost, "recentEvents": 2})
     assert all(e["name"] != cost for e in dash.get("/api/v1/expressions").json()["expressions"])
     with pytest.raises(RpcError) as err:
         charge(rpc, srv, expr=text)
-    assert err.value.code == "invalid_argument" and f"Expression not found: {cost}" in err.value.message
+    assert err.value.code == "failed_precondition" and f"Expression not found: {cost}" in err.value.message
     assert (debit_of(rpc, srv, k1), debit_of(rpc, srv, k2)) == ("1.083333", "5.333333")
 
 
@@ -422,14 +426,17 @@ def test_amount_and_inline_expression_record_what_priced(srv: ServerHandle, rpc:
     assert debit_of(rpc, srv, k2) == "2.5"
 
 
-def test_expression_cycle_can_be_stored_but_never_bills(
-    srv: ServerHandle, dash: Api, rpc: ConnectClient
-) -> None:
+def test_a_stored_expression_cycle_never_bills(srv: ServerHandle, dash: Api, rpc: ConnectClient) -> None:
+    """The API refuses to store a cycle (test_pricing_safety.py); one stored before that rule, written
+    here straight into the database, still never bills."""
     a, b = name("CYCA"), name("CYCB")
-    assert (
-        dash.post("/api/v1/expressions", {"name": a, "expression": f"add(1, expr({b}))"}).status_code == 201
+    assert_error(
+        dash.post("/api/v1/expressions", {"name": a, "expression": f"add(1, expr({b}))"}),
+        400,
+        "invalid_argument",
+        "expression",
     )
-    assert dash.post("/api/v1/expressions", {"name": b, "expression": f"expr({a})"}).status_code == 201
+    store_unchecked_expressions(srv, {a: f"add(1, expr({b}))", b: f"expr({a})"})
     with pytest.raises(RpcError) as err:
         charge(rpc, srv, expr=f"expr({a})")
     assert err.value.code == "invalid_argument"

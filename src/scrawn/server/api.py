@@ -14,9 +14,11 @@ from starlette.routing import Route
 
 from scrawn.errors import ScrawnError, ValidationError
 from scrawn.server.db.engine import Database
+from scrawn.server.events.quarantine_api import QuarantineApi
 from scrawn.server.keys.service import Caller, KeyService
 from scrawn.server.payments.http import PaymentsHttp
 from scrawn.server.pricing import catalog, overrides
+from scrawn.server.pricing.references import ConfigurationConflict, Kind, deleted_warning
 from scrawn.server.secretbox import SecretBox
 from scrawn.server.webhooks.api import WebhookApi
 
@@ -39,7 +41,8 @@ Endpoint = Callable[[Request, Caller], Awaitable[Response]]
 
 def error_response(error: ScrawnError) -> JSONResponse:
     body = {"code": error.code, "message": error.message, "field": error.field}
-    return JSONResponse(body, status_code=HTTP_STATUS.get(error.code, 500))
+    status = 409 if isinstance(error, ConfigurationConflict) else HTTP_STATUS.get(error.code, 500)
+    return JSONResponse(body, status_code=status)
 
 
 class JsonApi:
@@ -64,6 +67,7 @@ class JsonApi:
             Route("/api/v1/model-prices/{id}", self._wrap(self.delete_model_price), methods=["DELETE"]),
             *([] if self._box is None else WebhookApi(self._db, self._box, _json_object).routes(self._wrap)),
             *self._payment_routes(),
+            *QuarantineApi(self._db, _json_object).routes(self._wrap),
         ]
 
     def _payment_routes(self) -> list[Route]:
@@ -112,7 +116,7 @@ class JsonApi:
         key = catalog.check_name("key", request.path_params["key"])
         async with self._db.write() as conn:
             await catalog.delete_tag(conn, caller.project_id, key)
-        return Response(status_code=204)
+        return await self._deleted(caller, "tag", key)
 
     async def list_expressions(self, request: Request, caller: Caller) -> Response:
         async with self._db.read() as conn:
@@ -131,7 +135,17 @@ class JsonApi:
         name = catalog.check_name("name", request.path_params["name"])
         async with self._db.write() as conn:
             await catalog.delete_expression(conn, caller.project_id, name)
-        return Response(status_code=204)
+        return await self._deleted(caller, "expression", name)
+
+    async def _deleted(self, caller: Caller, kind: Kind, name: str) -> Response:
+        """The answer to a delete: how many recent events the name priced (counted after the delete
+        commits, outside the write transaction, so the scan never holds the write lock)."""
+        async with self._db.read() as conn:
+            recent = await catalog.recent_uses(conn, caller.project_id, kind, name)
+        if recent:
+            warning = deleted_warning(kind, name, recent, catalog.RECENT_DAYS)
+            log.warning("project %s: %s", caller.project_id, warning)
+        return JSONResponse({"deleted": name, "recentEvents": recent})
 
     async def list_event_prices(self, request: Request, caller: Caller) -> Response:
         async with self._db.read() as conn:

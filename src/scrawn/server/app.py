@@ -62,7 +62,7 @@ def build_services(settings: Settings) -> Services:
     keys = KeyService(db, settings.resolved_secret())
     metrics = Metrics() if settings.metrics else None
     committer = GroupCommitter(db, observer=metrics)
-    return Services(db, keys, committer, EventService(db, committer), metrics)
+    return Services(db, keys, committer, EventService(db, committer, metrics), metrics)
 
 
 def rpc_method_paths(service_paths: list[str]) -> list[str]:

@@ -36,6 +36,7 @@ from scrawn.server.events.cli import events_app
 from scrawn.server.keys.service import ROLES, KeyService, create_project, list_projects
 from scrawn.server.payments.cli import payments_app
 from scrawn.server.pricing import catalog
+from scrawn.server.pricing.references import Kind, deleted_warning
 from scrawn.server.projects_cli import projects_app
 from scrawn.server.usage.cli import prices_app, usage_app
 from scrawn.server.webhooks.cli import webhooks_app
@@ -242,15 +243,9 @@ def tags_set(
 def tags_delete(
     key: str, project: ProjectOpt = None, database_url: DbOpt = None, data_dir: DataOpt = None
 ) -> None:
-    """Delete a tag (events already priced keep their price)."""
-    settings = load_settings(database_url=database_url, data_dir=data_dir)
-
-    async def work(db: Database) -> None:
-        async with db.write() as conn:
-            await catalog.delete_tag(conn, await project_of(conn, project), key)
-
-    run_db(settings, work)
-    console.print(f"deleted {key}")
+    """Delete a tag (events already priced keep their price); refused while an expression or event price
+    names it (docs/pricing-safety.md)."""
+    _delete_entry(load_settings(database_url=database_url, data_dir=data_dir), project, "tag", key)
 
 
 @expressions_app.command("list")
@@ -296,15 +291,27 @@ def expressions_set(
 def expressions_delete(
     name: str, project: ProjectOpt = None, database_url: DbOpt = None, data_dir: DataOpt = None
 ) -> None:
-    """Delete a named expression."""
-    settings = load_settings(database_url=database_url, data_dir=data_dir)
+    """Delete a named expression; refused while another expression or an event price names it."""
+    _delete_entry(load_settings(database_url=database_url, data_dir=data_dir), project, "expression", name)
 
-    async def work(db: Database) -> None:
+
+def _delete_entry(settings: Settings, project: str | None, kind: Kind, name: str) -> None:
+    """Delete, then say how many recent events the name priced (read after the delete commits)."""
+
+    async def work(db: Database) -> int:
+        checked = catalog.check_name("key" if kind == "tag" else "name", name)
         async with db.write() as conn:
-            await catalog.delete_expression(conn, await project_of(conn, project), name)
+            project_id = await project_of(conn, project)
+            delete = catalog.delete_tag if kind == "tag" else catalog.delete_expression
+            await delete(conn, project_id, checked)
+        async with db.read() as conn:
+            return await catalog.recent_uses(conn, project_id, kind, checked)
 
-    run_db(settings, work)
-    console.print(f"deleted {name}")
+    recent = run_db(settings, work)
+    console.print(f"deleted {name}", highlight=False)
+    if recent:
+        warning = deleted_warning(kind, name, recent, catalog.RECENT_DAYS)
+        console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True, highlight=False)
 
 
 @app.command()

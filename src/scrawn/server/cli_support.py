@@ -10,6 +10,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.errors import ScrawnError
@@ -46,7 +47,8 @@ def run_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
     try:
         return asyncio.run(main())
     except ScrawnError as e:
-        console.print(f"[red]error:[/red] {e.message}")
+        # One line, whatever the terminal's width, and the message printed as is (never read as markup).
+        console.print(f"[red]error:[/red] {escape(e.message)}", soft_wrap=True, highlight=False)
         raise typer.Exit(1) from None
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter as Tally
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
@@ -20,7 +21,9 @@ from starlette.responses import Response
 
 from scrawn.server.db.engine import Database
 from scrawn.server.db.schema import webhook_messages
+from scrawn.server.events import quarantine_store
 from scrawn.server.events.store import Outcome, Stored
+from scrawn.server.pricing.pricer import CONFIGURATION_REASONS
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OTHER = "other"  # the route label of every path that matches no route: unbounded paths must not become labels
@@ -86,6 +89,19 @@ class Metrics:
         self.outbox_pending = Gauge(
             "scrawn_webhook_outbox_pending", "Outbound webhook messages not yet delivered", registry=r
         )
+        self.events_quarantined = Counter(
+            "scrawn_events_quarantined",
+            "Events kept in the quarantine for repricing (well-formed, not priceable by the configuration)",
+            ("reason",),
+            registry=r,
+        )
+        for reason in CONFIGURATION_REASONS:  # shown at 0 from the start: rate() needs a first sample
+            self.events_quarantined.labels(reason)
+        self.quarantine_waiting = Gauge(
+            "scrawn_events_quarantine_waiting",
+            "Kept events waiting to be repriced (every project and mode)",
+            registry=r,
+        )
         self.database_up = Gauge(
             "scrawn_database_up", "1 if the database answered the last scrape's query, else 0", registry=r
         )
@@ -120,6 +136,11 @@ class Metrics:
             self._duplicate.inc(duplicate)
         if failed:
             self._failed.inc(failed)
+
+    def quarantined(self, by_reason: Tally[str]) -> None:
+        """Events newly kept in the quarantine (the event service's observer); reasons are a fixed set."""
+        for reason, count in by_reason.items():
+            self.events_quarantined.labels(reason).inc(count)
 
     # -- requests ---------------------------------------------------------------------------------------
 
@@ -184,7 +205,9 @@ class Metrics:
                         .where(webhook_messages.c.status == "pending")
                         .where(webhook_messages.c.next_attempt_at.is_not(None))
                     )
+                    waiting = await quarantine_store.count_all_waiting(conn)
                 self.outbox_pending.set(pending or 0)
+                self.quarantine_waiting.set(waiting)
                 self.database_up.set(1)
             except Exception:  # the scrape still answers; the gauge keeps its last value
                 self.database_up.set(0)

@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
+from google.protobuf.message import Message
+from protobuf.wkt import Any as PackedAny
 from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -25,6 +27,13 @@ F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 def to_connect_error(error: ScrawnError) -> ConnectError:
     return ConnectError(Code(error.code), error.message)
+
+
+def packed_detail(detail: Message) -> PackedAny:
+    """A Google-protobuf message as a Connect/gRPC error detail (connectrpc's details are protobuf-py)."""
+    return PackedAny(
+        type_url=f"type.googleapis.com/{detail.DESCRIPTOR.full_name}", value=detail.SerializeToString()
+    )
 
 
 def _out_of_range(exc: BaseException) -> bool:

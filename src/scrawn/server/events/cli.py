@@ -36,11 +36,15 @@ from scrawn.server.cli_support import (
 )
 from scrawn.server.db.engine import Database
 from scrawn.server.db.schema import events
-from scrawn.server.events import void_service
+from scrawn.server.events import quarantine_cli, void_service
 
 events_app = typer.Typer(
-    help="Billed events: tail (and follow), export as CSV, void a wrong one.", no_args_is_help=True
+    help="Billed events: tail (and follow), export as CSV, void a wrong one, the quarantine.",
+    no_args_is_help=True,
 )
+# Kept events and repricing them (docs/pricing-safety.md#quarantine).
+events_app.command("quarantine")(quarantine_cli.show)
+events_app.command("reprice")(quarantine_cli.reprice)
 
 PAGE_SIZE = 1000
 # ``ingested_at`` is taken before the transaction commits, so with several server processes an event can

@@ -19,7 +19,7 @@ from scrawn.money import MoneyError, float32_bits_to_decimal, format_amount, par
 from scrawn.server.clock import now_ms
 from scrawn.server.pricing.catalog import EVENT_TYPE_PATTERN, MAX_NAME, NAME_PATTERN
 from scrawn.server.pricing.expression import MAX_LENGTH as MAX_EXPRESSION
-from scrawn.server.pricing.pricer import Debit
+from scrawn.server.pricing.pricer import Debit, DebitKind
 
 MAX_USER_ID = 256
 MAX_IDEMPOTENCY_KEY = 255
@@ -37,6 +37,7 @@ PRICE_CALCULATION_FAILED = "PRICE_CALCULATION_FAILED"
 UNSUPPORTED_EVENT_TYPE = "UNSUPPORTED_EVENT_TYPE"
 STORAGE_FAILURE = "STORAGE_FAILURE"
 INTERNAL_ERROR = "INTERNAL_ERROR"
+KEPT_FOR_REPRICING = "KEPT_FOR_REPRICING"  # stored in the quarantine, not billed yet (docs/pricing-safety.md)
 
 AI_COMPONENTS = ("input", "output", "inputCache", "outputCache")
 
@@ -83,6 +84,78 @@ class EventInput:
     ai: AiUsage | None = None
     typed: TypedUsage | None = None
     prefix: str = field(default="", compare=False)  # "" or "basicUsage." etc. for messages
+
+    def to_json(self) -> str:
+        """Everything needed to price this event again exactly (the quarantine keeps it); decimals as text."""
+        data: dict[str, Any] = {
+            "v": 1,
+            "eventType": self.event_type,
+            "userId": self.user_id,
+            "reportedAt": self.reported_at,
+            "eventId": self.event_id,
+            "idempotencyKey": self.idempotency_key,
+            "metadata": self.metadata,
+            "fingerprint": self.fingerprint,
+            "basicUsageType": self.basic_usage_type,
+            "debit": self.debit.canonical() if self.debit else None,
+        }
+        if self.ai is not None:
+            ai = self.ai
+            data["ai"] = {
+                "model": ai.model,
+                "provider": ai.provider,
+                "tokens": [ai.input_tokens, ai.output_tokens, ai.input_cache_tokens, ai.output_cache_tokens],
+                "debits": {k: d.canonical() if d else None for k, d in ai.debits.items()},
+            }
+        if self.typed is not None:
+            data["typed"] = {
+                "name": self.typed.name,
+                "quantity": format_amount(self.typed.quantity),
+                "productRef": self.typed.product_ref,
+            }
+        return json.dumps(data, separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> EventInput:
+        data = json.loads(text)
+        if data.get("v") != 1:
+            raise ValueError(f"unknown stored event input version: {data.get('v')!r}")
+        ai = typed = None
+        if data.get("ai") is not None:
+            a = data["ai"]
+            input_tokens, output_tokens, input_cache, output_cache = (int(t) for t in a["tokens"])
+            debits = {c: _debit_from(a["debits"][c]) for c in AI_COMPONENTS}
+            ai = AiUsage(
+                a["model"], a["provider"], input_tokens, output_tokens, input_cache, output_cache, debits
+            )
+        if data.get("typed") is not None:
+            t = data["typed"]
+            typed = TypedUsage(t["name"], Decimal(t["quantity"]), t["productRef"])
+        return cls(
+            event_type=data["eventType"],
+            user_id=data["userId"],
+            reported_at=int(data["reportedAt"]),
+            event_id=data["eventId"],
+            idempotency_key=data["idempotencyKey"],
+            metadata=data["metadata"],
+            fingerprint=data["fingerprint"],
+            basic_usage_type=data["basicUsageType"],
+            debit=_debit_from(data["debit"]),
+            ai=ai,
+            typed=typed,
+        )
+
+
+def _debit_from(value: list[str] | None) -> Debit | None:
+    if value is None:
+        return None
+    kind, text = value
+    if kind not in _DEBIT_KINDS:
+        raise ValueError(f"unknown debit kind in a stored event input: {kind!r}")
+    return Debit(_DEBIT_KINDS[kind], text)
+
+
+_DEBIT_KINDS: dict[str, DebitKind] = {"amount": "amount", "tag": "tag", "expr": "expr"}
 
 
 def from_register(req: pb.RegisterEventRequest) -> EventInput:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
 
 from scrawn._proto.event.v1 import event_pb2 as pb
@@ -21,10 +23,11 @@ from scrawn.server.events.intake import (
     from_register,
     from_stream_item,
 )
+from scrawn.server.events.quarantine import KeptForRepricing
 from scrawn.server.events.service import EventService
 from scrawn.server.events.store import Stored
 from scrawn.server.keys.service import KeyService, Role
-from scrawn.server.rpc import authenticate, authenticate_stream, handler, internal_error
+from scrawn.server.rpc import authenticate, authenticate_stream, handler, internal_error, packed_detail
 
 INGEST_ROLES: tuple[Role, ...] = ("live", "test")
 STREAM_CHUNK = 1000  # items priced and committed together within one stream
@@ -45,6 +48,8 @@ class EventRpc:
         caller.require(INGEST_ROLES, "ingest events")
         event = from_register(request)
         [outcome] = await self._events.ingest(caller, [event])
+        if isinstance(outcome, KeptForRepricing):
+            raise quarantined_error(outcome)
         if isinstance(outcome, ScrawnError):
             raise outcome
         return pb.RegisterEventResponse(
@@ -109,6 +114,7 @@ class EventRpc:
             if isinstance(outcome, Stored):
                 response.duplicates += outcome.duplicate
             else:
+                response.quarantined += isinstance(outcome, KeptForRepricing)
                 code = getattr(outcome, "stream_code", CODES_BY_ERROR.get(outcome.code, INTERNAL_ERROR))
                 _fail(response, index, event.idempotency_key or "", code, outcome.message)
 
@@ -136,6 +142,17 @@ class EventRpc:
             alreadyVoided=done.already_voided,
             reversalEntryId=done.reversal_entry_id,
         )
+
+
+def quarantined_error(kept: KeptForRepricing) -> ConnectError:
+    """FAILED_PRECONDITION with an ``event.v1.EventQuarantined`` detail: kept, not billed yet."""
+    detail = pb.EventQuarantined(
+        eventId=kept.event_id or "",
+        idempotencyKey=kept.idempotency_key or "",
+        field=kept.field or "",
+        reason=kept.reason,
+    )
+    return ConnectError(Code.FAILED_PRECONDITION, kept.message, details=[packed_detail(detail)])
 
 
 def _fail(response: pb.StreamEventResponse, index: int, key: str, code: str, message: str) -> None:

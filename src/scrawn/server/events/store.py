@@ -95,7 +95,7 @@ async def store_batch(conn: AsyncConnection, batch: Sequence[PricedEvent]) -> li
         if key in inserted:
             duplicate = owner != i
             if duplicate and batch[owner].input.fingerprint != ev.input.fingerprint:
-                results[i] = _conflict()
+                results[i] = conflict()
             else:
                 results[i] = Stored(ids[owner], ev.idempotency_key, now, duplicate, batch[owner].debit)
         elif key in stored:
@@ -103,7 +103,7 @@ async def store_batch(conn: AsyncConnection, batch: Sequence[PricedEvent]) -> li
             results[i] = (
                 Stored(event_id, ev.idempotency_key, ingested_at, True, debit)
                 if fingerprint == ev.input.fingerprint
-                else _conflict()
+                else conflict()
             )
         elif owner in refused:
             results[i] = refused[owner]
@@ -114,7 +114,7 @@ async def store_batch(conn: AsyncConnection, batch: Sequence[PricedEvent]) -> li
     return [r for r in results if r is not None]
 
 
-def _conflict() -> AlreadyExistsError:
+def conflict() -> AlreadyExistsError:
     return AlreadyExistsError(
         "idempotencyKey: already used for an event with different content", field="idempotencyKey"
     )
@@ -170,22 +170,32 @@ async def _existing(
         by_scope[(ev.project_id, ev.mode)].append(ev.idempotency_key)
     found: dict[tuple[str, str, str], tuple[str, str, int, Decimal]] = {}
     for (project_id, mode), keys in by_scope.items():
-        for start in range(0, len(keys), 500):
-            rows = await conn.execute(
-                select(
-                    events.c.idempotency_key,
-                    events.c.id,
-                    events.c.fingerprint,
-                    events.c.ingested_at,
-                    events.c.debit,
-                ).where(
-                    events.c.project_id == project_id,
-                    events.c.mode == mode,
-                    events.c.idempotency_key.in_(keys[start : start + 500]),
-                )
+        for key, known in (await existing_events(conn, project_id, mode, keys)).items():
+            found[(project_id, mode, key)] = known
+    return found
+
+
+async def existing_events(
+    conn: AsyncConnection, project_id: str, mode: str, keys: Sequence[str]
+) -> dict[str, tuple[str, str, int, Decimal]]:
+    """Stored events by idempotency key: (event id, fingerprint, ingested_at, debit)."""
+    found: dict[str, tuple[str, str, int, Decimal]] = {}
+    for start in range(0, len(keys), 500):
+        rows = await conn.execute(
+            select(
+                events.c.idempotency_key,
+                events.c.id,
+                events.c.fingerprint,
+                events.c.ingested_at,
+                events.c.debit,
+            ).where(
+                events.c.project_id == project_id,
+                events.c.mode == mode,
+                events.c.idempotency_key.in_(keys[start : start + 500]),
             )
-            for r in rows:
-                found[(project_id, mode, r.idempotency_key)] = (r.id, r.fingerprint, r.ingested_at, r.debit)
+        )
+        for r in rows:
+            found[r.idempotency_key] = (r.id, r.fingerprint, r.ingested_at, r.debit)
     return found
 
 

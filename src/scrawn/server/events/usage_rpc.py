@@ -16,6 +16,7 @@ from scrawn.server.events.intake import (
     EventInvalid,
     from_tracked,
 )
+from scrawn.server.events.quarantine import KeptForRepricing
 from scrawn.server.events.rpc import INGEST_ROLES
 from scrawn.server.events.service import EventService
 from scrawn.server.keys.service import KeyService
@@ -48,6 +49,19 @@ class UsageRpc:
                 _failed(response, index, item.idempotencyKey, e.stream_code, e.message)
         outcomes = await self._events.ingest(caller, [event for _, event in valid]) if valid else []
         for (index, event), outcome in zip(valid, outcomes, strict=True):
+            if isinstance(outcome, KeptForRepricing):
+                response.quarantined += 1
+                response.results.append(
+                    pb.TrackEventResult(
+                        index=index,
+                        status="quarantined",
+                        eventId=outcome.event_id or "",
+                        idempotencyKey=outcome.idempotency_key or "",
+                        errorCode=outcome.stream_code,
+                        message=outcome.message,
+                    )
+                )
+                continue
             if isinstance(outcome, ScrawnError):
                 code = getattr(
                     outcome,

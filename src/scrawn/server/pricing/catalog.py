@@ -1,9 +1,14 @@
 """Tags (named prices), named expressions and event prices (an expression per typed-event type), per
 project. Every change writes a new version row, so a priced event can name the exact versions that priced
-it; a change affects future events only; a delete is a version that marks the entry deleted."""
+it; a change affects future events only; a delete is a version that marks the entry deleted.
+
+Every write first takes the project's catalog lock (:func:`lock_catalog`) and then applies the rules of
+:mod:`scrawn.server.pricing.references` to what it reads, so that no check races another write
+(docs/pricing-safety.md)."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -15,12 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrawn.errors import NotFoundError, ValidationError
 from scrawn.money import MoneyError, format_amount, parse_decimal, to_micros
 from scrawn.server.db.engine import now_ms
-from scrawn.server.db.schema import event_prices, expressions, tags
-from scrawn.server.pricing.expression import ExpressionError, parse
+from scrawn.server.db.schema import event_prices, events, expressions, projects, tags
+from scrawn.server.pricing import references
+from scrawn.server.pricing.expression import ExpressionError, Node, parse, referenced_tags
 
 NAME_PATTERN = re.compile(r"[A-Z][A-Z0-9_]*")
 EVENT_TYPE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
 MAX_NAME = 128
+RECENT_DAYS = 7  # a delete reports how many events used the name in this many days
 
 
 @dataclass(frozen=True)
@@ -135,14 +142,83 @@ async def _put(
     return version, now
 
 
-async def _delete(conn: AsyncConnection, kind: _Kind, project_id: str, key: str) -> None:
+async def _delete(
+    conn: AsyncConnection,
+    kind: _Kind,
+    project_id: str,
+    key: str,
+    referenced_as: tuple[references.Kind, str] | None = None,
+) -> None:
     rows = await _current(conn, kind, project_id, {key})
     if not rows:
         raise NotFoundError(f"{kind.label} not found: {key}", field=kind.key)
+    if referenced_as is not None:
+        references.check_unused(*referenced_as, await _rules_catalog(conn, project_id, set()))
     values = {c: v for c, v in rows[0]._mapping.items() if c not in ("version", "deleted", "created_at")}
     await conn.execute(
         kind.table.insert().values(**values, version=rows[0].version + 1, deleted=True, created_at=now_ms())
     )
+
+
+async def lock_catalog(conn: AsyncConnection, project_id: str) -> None:
+    """Serialize catalog writes per project, so that a check and the write it allows see the same catalog.
+    PostgreSQL: lock the project's row until the transaction ends (``FOR NO KEY UPDATE``: exclusive among
+    catalog writers, yet it never blocks a foreign-key check). SQLite: the ``BEGIN IMMEDIATE`` of every
+    write transaction already holds the database's one write lock, so the plain read is enough."""
+    found = await conn.scalar(
+        select(projects.c.id).where(projects.c.id == project_id).with_for_update(key_share=True)
+    )
+    if found is None:
+        raise NotFoundError(f"Project not found: {project_id}", field="project")
+
+
+def _parsed(text: str) -> Node | None:
+    try:
+        return parse(text)
+    except ExpressionError:  # stored before a rule changed: it names nothing and can never bill
+        return None
+
+
+async def _rules_catalog(conn: AsyncConnection, project_id: str, tag_names: set[str]) -> references.Catalog:
+    """What the rules read: which of ``tag_names`` exist, and every live expression and event price."""
+    found = await _current(conn, TAGS, project_id, tag_names)
+    exprs = await _current(conn, EXPRESSIONS, project_id, None)
+    prices = await _current(conn, EVENT_PRICES, project_id, None)
+    return references.Catalog(
+        tags=frozenset(r.key for r in found),
+        expressions={r.name: _parsed(r.text) for r in exprs},
+        event_prices={r.event_type: _parsed(r.expression) for r in prices},
+    )
+
+
+async def _checked_text(
+    conn: AsyncConnection, project_id: str, text: str, *, writing: str | None
+) -> tuple[Node, references.Catalog]:
+    node = parse(check_expression(references.FIELD, text))
+    rules = await _rules_catalog(conn, project_id, set(referenced_tags(node)))
+    references.check_known(node, rules, writing=writing)
+    return node, rules
+
+
+async def recent_uses(conn: AsyncConnection, project_id: str, kind: references.Kind, name: str) -> int:
+    """How many events of the project (both modes) ingested in the last :data:`RECENT_DAYS` days were
+    priced with the tag or named expression. Bounded by ``ix_events_ingested``; a text match on the quoted
+    name narrows the rows, and reading each match's recorded pricing makes the count exact."""
+    since = now_ms() - RECENT_DAYS * 86_400_000
+    query = select(events.c.pricing).where(
+        events.c.project_id == project_id,
+        events.c.mode.in_(("live", "test")),
+        events.c.ingested_at >= since,
+        events.c.pricing.contains(f'"{name}"', autoescape=True),
+    )
+    count = 0
+    result = await conn.stream(query.execution_options(yield_per=1000))
+    async for (pricing,) in result:
+        try:
+            count += references.priced_with(json.loads(pricing), kind, name)
+        except ValueError:  # pragma: no cover - the column is always written as JSON
+            continue
+    return count
 
 
 async def current_tags(conn: AsyncConnection, project_id: str, keys: set[str] | None) -> dict[str, Tag]:
@@ -155,12 +231,15 @@ async def list_tags(conn: AsyncConnection, project_id: str) -> list[Tag]:
 
 
 async def put_tag(conn: AsyncConnection, project_id: str, key: str, price: Decimal) -> Tag:
+    await lock_catalog(conn, project_id)
     version, now = await _put(conn, TAGS, project_id, key, price=price)
     return Tag(key, price, version, now)
 
 
 async def delete_tag(conn: AsyncConnection, project_id: str, key: str) -> None:
-    await _delete(conn, TAGS, project_id, key)
+    """Refused (409) while a live expression or event price names the tag."""
+    await lock_catalog(conn, project_id)
+    await _delete(conn, TAGS, project_id, key, ("tag", key))
 
 
 async def current_expressions(
@@ -171,13 +250,18 @@ async def current_expressions(
 
 
 async def put_expression(conn: AsyncConnection, project_id: str, name: str, text: str) -> NamedExpression:
-    check_expression("expression", text)
+    """Refused when the text names a missing tag or expression (400) or would form a cycle (409)."""
+    await lock_catalog(conn, project_id)
+    node, rules = await _checked_text(conn, project_id, text, writing=name)
+    references.check_no_cycle(name, node, rules)
     version, now = await _put(conn, EXPRESSIONS, project_id, name, text=text)
     return NamedExpression(name, text, version, now)
 
 
 async def delete_expression(conn: AsyncConnection, project_id: str, name: str) -> None:
-    await _delete(conn, EXPRESSIONS, project_id, name)
+    """Refused (409) while another live expression or an event price names it."""
+    await lock_catalog(conn, project_id)
+    await _delete(conn, EXPRESSIONS, project_id, name, ("expression", name))
 
 
 async def current_event_prices(
@@ -190,12 +274,15 @@ async def current_event_prices(
 async def put_event_price(
     conn: AsyncConnection, project_id: str, event_type: str, text: str
 ) -> NamedExpression:
-    check_expression("expression", text)
+    """Refused when the text names a missing tag or expression (400)."""
+    await lock_catalog(conn, project_id)
+    await _checked_text(conn, project_id, text, writing=None)
     version, now = await _put(conn, EVENT_PRICES, project_id, event_type, expression=text)
     return NamedExpression(event_type, text, version, now)
 
 
 async def delete_event_price(conn: AsyncConnection, project_id: str, event_type: str) -> None:
+    await lock_catalog(conn, project_id)
     await _delete(conn, EVENT_PRICES, project_id, event_type)
 
 

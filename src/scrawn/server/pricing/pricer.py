@@ -14,6 +14,8 @@ from scrawn.server.pricing import catalog
 from scrawn.server.pricing.expression import (
     ExpressionError,
     Node,
+    UnknownExpressionError,
+    UnknownTagError,
     Variables,
     evaluate,
     parse,
@@ -22,6 +24,15 @@ from scrawn.server.pricing.expression import (
 )
 
 DebitKind = Literal["amount", "tag", "expr"]
+
+# Why a well-formed event cannot be priced by the project's configuration (PricingError.reason_code):
+# such an event is kept in the quarantine and priced again later (docs/pricing-safety.md#quarantine).
+TAG_NOT_FOUND = "tag_not_found"
+EXPRESSION_NOT_FOUND = "expression_not_found"
+UNKNOWN_MODEL = "unknown_model"
+NO_USD_RATE = "no_usd_rate"
+MODEL_PRICE_MISSING = "model_price_missing"  # the entry pricing a model has no rate for part of the usage
+CONFIGURATION_REASONS = (TAG_NOT_FOUND, EXPRESSION_NOT_FOUND, UNKNOWN_MODEL, MODEL_PRICE_MISSING, NO_USD_RATE)
 
 
 @dataclass(frozen=True)
@@ -36,12 +47,14 @@ class Debit:
 
 
 class PricingError(Exception):
-    """A debit that cannot be priced; ``field`` names the request field."""
+    """A debit that cannot be priced; ``field`` names the request field. ``reason_code`` is set (one of
+    CONFIGURATION_REASONS) when the project's configuration is at fault, not the event: a missing name."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, reason_code: str | None = None) -> None:
         super().__init__(message)
         self.field = field
         self.message = message
+        self.reason_code = reason_code
 
 
 @dataclass
@@ -59,7 +72,7 @@ class PriceBook:
         if debit.kind == "tag":
             tag = self.tags.get(debit.value)
             if tag is None:
-                raise PricingError(field_name, f"Tag not found: {debit.value}")
+                raise PricingError(field_name, f"Tag not found: {debit.value}", TAG_NOT_FOUND)
             return tag.price, {"tag": tag.key, "version": tag.version, "price": str(tag.price)}
         node = self.texts.get(debit.value)
         if node is None:  # pragma: no cover - load() parses every text it is given
@@ -73,6 +86,10 @@ class PriceBook:
                 expressions=self.parsed,
                 variables=variables,
             )
+        except UnknownTagError as e:
+            raise PricingError(field_name, e.message, TAG_NOT_FOUND) from None
+        except UnknownExpressionError as e:
+            raise PricingError(field_name, e.message, EXPRESSION_NOT_FOUND) from None
         except ExpressionError as e:
             raise PricingError(field_name, e.message) from None
         used_tags = {k: t.version for k, t in self.tags.items() if k in _all_tags(node, self.parsed)}

@@ -8,7 +8,6 @@ from typing import Any
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
-from protobuf.wkt import Any as PackedAny
 from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 
@@ -17,7 +16,7 @@ from scrawn.errors import AlreadyExistsError
 from scrawn.money import format_amount
 from scrawn.server.db.engine import Database
 from scrawn.server.keys.service import Caller, KeyService
-from scrawn.server.rpc import authenticate, handler
+from scrawn.server.rpc import authenticate, handler, packed_detail
 from scrawn.server.wallets import lots
 from scrawn.server.wallets import service as w
 
@@ -292,20 +291,13 @@ class WalletRpc:
         return _user_settings(settings)
 
 
-def _packed(detail: Any) -> PackedAny:
-    # connectrpc's details are protobuf-py messages; pack the Google-protobuf detail by hand.
-    return PackedAny(
-        type_url=f"type.googleapis.com/{detail.DESCRIPTOR.full_name}", value=detail.SerializeToString()
-    )
-
-
 def _insufficient(e: w.InsufficientFunds) -> ConnectError:
     detail = pb.InsufficientFunds(
         currentBalance=format_amount(e.balance),
         available=format_amount(e.available),
         requestedAmount=format_amount(e.requested),
     )
-    return ConnectError(Code.FAILED_PRECONDITION, e.message, details=[_packed(detail)])
+    return ConnectError(Code.FAILED_PRECONDITION, e.message, details=[packed_detail(detail)])
 
 
 def _over_cap(e: lots.SpendCapExceeded) -> ConnectError:
@@ -316,4 +308,4 @@ def _over_cap(e: lots.SpendCapExceeded) -> ConnectError:
         requestedAmount=format_amount(e.requested),
         period=lots.period_text(e.period),
     )
-    return ConnectError(Code.FAILED_PRECONDITION, e.message, details=[_packed(detail)])
+    return ConnectError(Code.FAILED_PRECONDITION, e.message, details=[packed_detail(detail)])

@@ -1,0 +1,222 @@
+"""The quarantine (docs/pricing-safety.md#quarantine): a well-formed event that the project's configuration
+cannot price yet is kept durably, off the ledger, and priced again once the configuration is fixed.
+
+Rules: idempotency covers kept events too (a retry with the same key and content gets the same answer and
+no second row; other content under that key is ALREADY_EXISTS), and repricing bills each kept event at most
+once, through the ingest store path (``store_batch``) under its own idempotency key and the row's id."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from scrawn.errors import AlreadyExistsError, EventQuarantinedError, NotFoundError, ScrawnError
+from scrawn.server.db.engine import Database, now_ms
+from scrawn.server.events import quarantine_store as qs
+from scrawn.server.events.intake import KEPT_FOR_REPRICING, EventInput
+from scrawn.server.events.price import Unpriceable, load_pricing, price_event
+from scrawn.server.events.store import Outcome, PricedEvent, Stored, conflict, existing_events, store_batch
+
+REPRICE_CHUNK = 500  # events priced and stored per transaction
+MAX_IDS = 10_000
+# Reasons a kept event can still not be stored when repriced (besides the configuration reasons).
+REFUSED = "refused"  # today's pricing refuses it (e.g. a division by zero now that the tag exists)
+CONFLICT = "conflict"  # its idempotency key (or event id) was meanwhile used for other content
+
+
+class KeptForRepricing(EventQuarantinedError):
+    """The answer for a kept event: FAILED_PRECONDITION, ``KEPT_FOR_REPRICING`` in batches."""
+
+    stream_code = KEPT_FOR_REPRICING
+
+    def __init__(self, event_id: str, idempotency_key: str, field: str, reason: str) -> None:
+        super().__init__(
+            f"Event kept for repricing: {field}: {reason}",
+            field=field,
+            event_id=event_id,
+            idempotency_key=idempotency_key,
+        )
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Held:
+    """An event to keep: its input, the key it is kept (and later stored) under, and why."""
+
+    input: EventInput
+    key: str
+    why: Unpriceable
+
+
+async def keep(
+    conn: AsyncConnection, project_id: str, mode: str, held: Sequence[Held]
+) -> tuple[list[Outcome], Counter[str]]:
+    """Keep ``held`` in the quarantine (in the caller's transaction); one outcome each, in order, and how
+    many new rows by reason code. A key already billed answers as ingest does (duplicate or conflict)."""
+    now = now_ms()
+    keys = list(dict.fromkeys(h.key for h in held))
+    billed = await existing_events(conn, project_id, mode, keys)
+    owner: dict[str, int] = {}
+    rows = []
+    for i, h in enumerate(held):
+        if h.key in billed or h.key in owner:
+            continue
+        owner[h.key] = i
+        rows.append(_row(project_id, mode, h, now))
+    inserted = await qs.insert(conn, rows)
+    kept = await qs.by_keys(conn, project_id, mode, [k for k in owner if k not in inserted])
+    ids = {str(r["idempotency_key"]): str(r["id"]) for r in rows}
+    fresh: Counter[str] = Counter(held[owner[k]].why.reason_code for k in inserted)
+
+    outcomes: list[Outcome] = []
+    for h in held:
+        fingerprint = h.input.fingerprint
+        if h.key in billed:
+            event_id, stored_fingerprint, ingested_at, debit = billed[h.key]
+            same = stored_fingerprint == fingerprint
+            outcomes.append(Stored(event_id, h.key, ingested_at, True, debit) if same else conflict())
+        elif h.key in inserted:
+            first = held[owner[h.key]]
+            same = first.input.fingerprint == fingerprint
+            outcomes.append(
+                KeptForRepricing(ids[h.key], h.key, first.why.field, first.why.reason) if same else conflict()
+            )
+        elif h.key in kept:
+            row = kept[h.key]
+            same = row.fingerprint == fingerprint
+            outcomes.append(KeptForRepricing(row.id, h.key, row.field, row.reason) if same else conflict())
+        else:  # neither inserted nor found by key: its eventId is taken by another kept event
+            outcomes.append(
+                AlreadyExistsError(
+                    f"eventId: an event with id {h.input.event_id} already exists", field="eventId"
+                )
+            )
+    return outcomes, fresh
+
+
+def _row(project_id: str, mode: str, h: Held, now: int) -> dict[str, object]:
+    inp = h.input
+    return {
+        "project_id": project_id,
+        "mode": mode,
+        "id": inp.event_id or str(uuid.uuid4()),
+        "idempotency_key": h.key,
+        "fingerprint": inp.fingerprint,
+        "event_type": inp.event_type,
+        "user_id": inp.user_id,
+        "reported_at": inp.reported_at,
+        "received_at": now,
+        "input": inp.to_json(),
+        "reason_code": h.why.reason_code,
+        "field": h.why.field,
+        "reason": h.why.reason,
+        "attempts": 0,
+    }
+
+
+# Repricing ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RepriceResult:
+    repriced: int  # kept events that left the quarantine in this run (billed, or already billed by a retry)
+    waiting: int  # of those asked for (all: the project's whole quarantine), how many still wait
+    amount: Decimal  # what this run put on the ledger, minor units
+
+
+@dataclass
+class _Chunk:
+    repriced: int = 0
+    amount: Decimal = Decimal(0)
+
+
+async def reprice(
+    db: Database, project_id: str, mode: str, ids: Sequence[str] | None = None, *, chunk: int = REPRICE_CHUNK
+) -> RepriceResult:
+    """Price waiting kept events (all of them, or ``ids``) with today's configuration and store the priced
+    ones exactly once; the rest stay waiting with today's reason. One transaction per chunk."""
+    wanted: list[str] | None = None
+    if ids is not None:
+        wanted = list(dict.fromkeys(ids))
+        async with db.read() as conn:
+            known = await qs.known_ids(conn, project_id, mode, wanted)
+        missing = [i for i in wanted if i not in known]
+        if missing:
+            raise NotFoundError(f"ids: no kept event with id {missing[0]}", field="ids")
+    total = _Chunk()
+    cursor: qs.Cursor | None = None
+    id_chunks = [wanted[i : i + chunk] for i in range(0, len(wanted), chunk)] if wanted is not None else None
+    while True:
+        if id_chunks is not None:
+            if not id_chunks:
+                break
+            only: list[str] | None = id_chunks.pop(0)
+        else:
+            only = None
+        async with db.write() as conn:
+            rows = await qs.lock_waiting(conn, project_id, mode, limit=chunk, after=cursor, ids=only)
+            if rows:
+                done = await _reprice_rows(conn, project_id, mode, rows)
+                total.repriced += done.repriced
+                total.amount += done.amount
+        if only is None:
+            if not rows:
+                break
+            cursor = (int(rows[-1].received_at), str(rows[-1].id))
+    async with db.read() as conn:
+        waiting = await qs.count_waiting(conn, project_id, mode, wanted)
+    return RepriceResult(total.repriced, waiting, total.amount)
+
+
+async def _reprice_rows(
+    conn: AsyncConnection, project_id: str, mode: str, rows: Sequence[Row[Any]]
+) -> _Chunk:
+    now = now_ms()
+    done = _Chunk()
+    repriced: list[str] = []
+    still: dict[tuple[str, str, str], list[str]] = defaultdict(list)  # (reason code, field, reason) → ids
+    billed = await existing_events(conn, project_id, mode, [r.idempotency_key for r in rows])
+    todo: list[tuple[str, EventInput, str]] = []  # (row id, input, key)
+    for r in rows:
+        row_id, key = str(r.id), str(r.idempotency_key)
+        if key in billed:  # a retry was billed after the configuration was fixed: never bill twice
+            if billed[key][1] == r.fingerprint:
+                repriced.append(row_id)
+            else:
+                still[(CONFLICT, "idempotencyKey", conflict().message)].append(row_id)
+            continue
+        inp = dataclasses.replace(EventInput.from_json(r.input), event_id=row_id)
+        todo.append((row_id, inp, key))
+
+    pricing = await load_pricing(conn, project_id, [inp for _, inp, _ in todo])
+    priced: list[PricedEvent] = []
+    owners: list[str] = []
+    for row_id, inp, key in todo:
+        try:
+            priced.append(price_event(project_id, mode, inp, pricing, key))
+            owners.append(row_id)
+        except Unpriceable as e:
+            still[(e.reason_code, e.field, e.reason)].append(row_id)
+        except ScrawnError as e:
+            still[(REFUSED, e.field or "", e.message)].append(row_id)
+    for row_id, outcome in zip(owners, await store_batch(conn, priced), strict=True):
+        if isinstance(outcome, Stored):
+            repriced.append(row_id)
+            if not outcome.duplicate:
+                done.amount += outcome.debit
+        else:
+            code = CONFLICT if outcome.code == "already_exists" else REFUSED
+            still[(code, outcome.field or "", outcome.message)].append(row_id)
+    await qs.mark_repriced(conn, project_id, mode, repriced, now)
+    for (code, field, reason), ids in still.items():
+        await qs.mark_attempt(conn, project_id, mode, ids, now, reason_code=code, field=field, reason=reason)
+    done.repriced = len(repriced)
+    return done

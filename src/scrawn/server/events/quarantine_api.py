@@ -1,0 +1,111 @@
+"""The quarantine routes of the JSON API (dash keys; the mode from ``x-scrawn-mode``): the kept events,
+oldest first with a keyset cursor, and repricing them (docs/pricing-safety.md#quarantine)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy.engine import Row
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from scrawn.errors import ValidationError
+from scrawn.money import format_amount
+from scrawn.server.clock import iso
+from scrawn.server.db.engine import Database
+from scrawn.server.events import quarantine
+from scrawn.server.events import quarantine_store as qs
+from scrawn.server.keys.service import Caller
+
+Endpoint = Callable[[Request, Caller], Awaitable[Response]]
+Wrap = Callable[[Endpoint, str], Callable[[Request], Awaitable[Response]]]  # (endpoint, action)
+BodyReader = Callable[[Request], Awaitable[dict[str, Any]]]
+
+DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
+MAX_ID = 64
+
+
+def kept_json(r: Row[Any]) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "idempotencyKey": r.idempotency_key,
+        "eventType": r.event_type,
+        "userId": r.user_id,
+        "reportedAt": iso(r.reported_at * 1000),
+        "receivedAt": iso(r.received_at),
+        "reasonCode": r.reason_code,
+        "field": r.field,
+        "reason": r.reason,
+        "attempts": r.attempts,
+        "lastAttemptAt": iso(r.last_attempt_at),
+    }
+
+
+class QuarantineApi:
+    def __init__(self, db: Database, read_body: BodyReader) -> None:
+        self._db = db
+        self._read_body = read_body
+
+    def routes(self, wrap_as: Wrap) -> list[Route]:
+        return [
+            Route("/api/v1/quarantine", wrap_as(self.list_kept, "read the quarantine"), methods=["GET"]),
+            Route(
+                "/api/v1/quarantine/reprice",
+                wrap_as(self.reprice, "reprice kept events"),
+                methods=["POST"],
+            ),
+        ]
+
+    async def list_kept(self, request: Request, caller: Caller) -> Response:
+        limit = _limit(request.query_params.get("limit"))
+        after_id = request.query_params.get("after")
+        async with self._db.read() as conn:
+            after = None
+            if after_id:
+                after = await qs.position(conn, caller.project_id, caller.mode, after_id[:MAX_ID])
+                if after is None:
+                    raise ValidationError("after", "must be the id of a kept event (the last one you got)")
+            by_reason = await qs.waiting_by_reason(conn, caller.project_id, caller.mode)
+            rows = await qs.page_waiting(conn, caller.project_id, caller.mode, limit=limit, after=after)
+        return JSONResponse(
+            {
+                "waiting": sum(by_reason.values()),
+                "byReason": by_reason,
+                "events": [kept_json(r) for r in rows],
+                "next": rows[-1].id if len(rows) == limit else None,
+            }
+        )
+
+    async def reprice(self, request: Request, caller: Caller) -> Response:
+        body = await self._read_body(request)
+        ids = _ids(body)
+        done = await quarantine.reprice(self._db, caller.project_id, caller.mode, ids)
+        return JSONResponse(
+            {"repriced": done.repriced, "waiting": done.waiting, "amount": format_amount(done.amount)}
+        )
+
+
+def _limit(text: str | None) -> int:
+    if text is None:
+        return DEFAULT_LIMIT
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise ValidationError("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
+    return int(text)
+
+
+def _ids(body: dict[str, Any]) -> list[str] | None:
+    """``{"all": true}`` → None (every waiting event); ``{"ids": [...]}`` → those ids."""
+    every, ids = body.get("all", False), body.get("ids")
+    if not isinstance(every, bool):
+        raise ValidationError("all", "must be a boolean")
+    if ids is not None and (
+        not isinstance(ids, list)
+        or not all(isinstance(i, str) and 0 < len(i) <= MAX_ID for i in ids)
+        or len(ids) > quarantine.MAX_IDS
+    ):
+        raise ValidationError("ids", f"must be a list of at most {quarantine.MAX_IDS} event ids")
+    if every == bool(ids):
+        raise ValidationError("ids", 'give either "all": true or a non-empty list of "ids"')
+    return None if every else ids
