@@ -714,7 +714,7 @@ def test_a_debit_that_would_overflow_a_balance_is_refused_alone(
                 ev.RegisterEventRequest(type=ev.BASIC_USAGE, userId=rich, basicUsage=amount(1)),
                 bearer(srv.live_key),
             )
-        assert err.value.code == "failed_precondition", err.value
+        assert err.value.code == "out_of_range", err.value  # a genuine limit (docs/money.md#limits)
         assert "debit" in err.value.message and "balance" in err.value.message
     res = c.stream(
         STREAM,
