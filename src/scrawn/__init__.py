@@ -11,7 +11,7 @@ middleware and AI names exported here (``match_path``, ``AiUsage``, …) are imp
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from scrawn import errors
 from scrawn._async import AsyncScrawn
@@ -28,6 +28,7 @@ from scrawn._usage import (
     UsageSummary,
     UsageTotals,
 )
+from scrawn._version import __version__
 from scrawn._void import VoidedEvent
 from scrawn._wallet import Balance, Transaction, TransactionPage, TransactionResult, UserSettings
 from scrawn._wallet_client import (
@@ -67,8 +68,6 @@ if TYPE_CHECKING:
         match_path,
     )
 
-__version__ = "0.1.0"
-
 # Imported on first use (PEP 562), so that ``import scrawn`` stays light.
 _LAZY = {
     "match_path": "scrawn.middleware",
@@ -82,15 +81,17 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'scrawn' has no attribute {name!r}")
-    import importlib
+if not TYPE_CHECKING:  # type checkers see the imports above, and a misspelt name stays an error
 
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    def __getattr__(name: str) -> object:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module 'scrawn' has no attribute {name!r}")
+        import importlib
+
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
 
 
 def __dir__() -> list[str]:

@@ -50,7 +50,7 @@ _WIRE_TOKENS: Final = {
 }
 
 AnyClient = Scrawn | AsyncScrawn
-ErrorHook = Callable[[ScrawnError, ErrorContext], Any]
+ErrorHook = Callable[[ScrawnError, ErrorContext], object]
 
 
 # ------------------------------------------------------------------------------------------- usage
@@ -381,7 +381,7 @@ def buffer_for(client: AnyClient) -> Tracker:
 
         def send(events: Sequence[Any]) -> list[ItemOutcome]:
             if not transports:
-                transports.append(Transport(config.base_url))
+                transports.append(Transport(config.base_url, http=config.worker_http))
             items: list[AiEvent] = list(events)
             response = transports[0].client_stream(
                 _core.STREAM_EVENTS,

@@ -41,6 +41,7 @@ from scrawn._ai_events import (
 from scrawn._core import ErrorContext, check_user_id
 from scrawn.errors import ScrawnError, ValidationError
 from scrawn.pricing import Debit
+from scrawn.types import DebitInput, Metadata
 
 log = logging.getLogger("scrawn.ai")
 
@@ -74,7 +75,7 @@ def _model(obj: Any) -> str | None:
     return model if isinstance(model, str) and model else None
 
 
-def openai_usage(response: Any) -> AiUsage | None:
+def openai_usage(response: object) -> AiUsage | None:
     """Token usage of an OpenAI chat completion, chat completion chunk, parsed completion, Responses-API
     response or ``response.completed`` event — or of their ``usage`` object — as an :class:`AiUsage`;
     ``None`` when it carries no usage (a stream chunk before the last one)."""
@@ -119,7 +120,7 @@ def openai_usage(response: Any) -> AiUsage | None:
     )
 
 
-def anthropic_usage(message: Any) -> AiUsage | None:
+def anthropic_usage(message: object) -> AiUsage | None:
     """Token usage of an Anthropic ``Message`` (or its ``usage`` object) as an :class:`AiUsage`."""
     usage = _get(message, "usage")
     source: Any = message
@@ -206,11 +207,11 @@ _context: contextvars.ContextVar[BillingOptions | None] = contextvars.ContextVar
 def bill_as(
     user_id: str | None = None,
     *,
-    input_debit: Any = None,
-    output_debit: Any = None,
-    input_cache_debit: Any = None,
-    output_cache_debit: Any = None,
-    metadata: dict[str, Any] | str | None = None,
+    input_debit: DebitInput | None = None,
+    output_debit: DebitInput | None = None,
+    input_cache_debit: DebitInput | None = None,
+    output_cache_debit: DebitInput | None = None,
+    metadata: Metadata | None = None,
 ) -> Iterator[None]:
     """Bill the wrapped-client calls made inside the block to ``user_id`` (and these debits), without
     per-call ``scrawn_*`` keyword arguments — handy in typed code::
@@ -668,7 +669,7 @@ class WrappedClient:
 
     def __init__(
         self,
-        target: Any,
+        target: object,
         biller: Biller,
         routes: Mapping[tuple[str, ...], str],
         path: tuple[str, ...] = (),
@@ -712,15 +713,17 @@ class WrappedClient:
         self._scrawn_target.__enter__()
         return self
 
-    def __exit__(self, *exc: Any) -> Any:
-        return self._scrawn_target.__exit__(*exc)
+    def __exit__(self, *exc: object) -> bool | None:
+        result: bool | None = self._scrawn_target.__exit__(*exc)
+        return result
 
     async def __aenter__(self) -> WrappedClient:
         await self._scrawn_target.__aenter__()
         return self
 
-    async def __aexit__(self, *exc: Any) -> Any:
-        return await self._scrawn_target.__aexit__(*exc)
+    async def __aexit__(self, *exc: object) -> bool | None:
+        result: bool | None = await self._scrawn_target.__aexit__(*exc)
+        return result
 
 
 def wrap(

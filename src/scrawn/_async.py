@@ -40,7 +40,12 @@ from scrawn._wallet_client import (
 from scrawn.errors import ScrawnError
 
 if TYPE_CHECKING:
+    from typing import Unpack
+
+    import httpx
+
     from scrawn._ai_stream import AiStreamResult, AsyncForkedAiStream
+    from scrawn.types import DebitInput, JSONObject, Number, StreamOptions, Timestamp
 
 T = TypeVar("T")
 P = TypeVar("P")
@@ -69,7 +74,11 @@ class AsyncScrawn(Integrations):
         exit_timeout: float = 5.0,
         backoff_base: float = 0.25,
         backoff_max: float = 8.0,
+        http_client: httpx.AsyncClient | None = None,
+        sync_http_client: httpx.Client | None = None,
     ) -> None:
+        http = AsyncTransport.check_client(http_client)
+        worker_http = AsyncTransport.check_worker_client(sync_http_client)
         self._config: ClientConfig = _core.resolve_config(
             api_key,
             base_url,
@@ -84,8 +93,9 @@ class AsyncScrawn(Integrations):
             batch_size=batch_size,
             flush_interval=flush_interval,
             exit_timeout=exit_timeout,
+            worker_http=worker_http,  # the background thread cannot use an AsyncClient
         )
-        self._transport = AsyncTransport(self._config.base_url)
+        self._transport = AsyncTransport(self._config.base_url, http=http)
         self._headers = _core.headers(self._config)
         self._tracker_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -137,8 +147,8 @@ class AsyncScrawn(Integrations):
         self,
         *,
         user_id: str,
-        debit: Any,
-        metadata: dict[str, Any] | str | None = None,
+        debit: DebitInput,
+        metadata: JSONObject | str | None = None,
         event_id: str | None = None,
         idempotency_key: str | None = None,
         on_error: ErrorHook | None = None,
@@ -170,9 +180,9 @@ class AsyncScrawn(Integrations):
         *,
         type: str,
         customer_ref: str,
-        units: Any = 1,
+        units: Number = 1,
         product_ref: str | None = None,
-        metadata: dict[str, Any] | str | None = None,
+        metadata: JSONObject | str | None = None,
         event_id: str | None = None,
         idempotency_key: str | None = None,
         on_error: ErrorHook | None = None,
@@ -213,8 +223,8 @@ class AsyncScrawn(Integrations):
         self,
         *,
         user_id: str,
-        debit: Any,
-        metadata: dict[str, Any] | str | None = None,
+        debit: DebitInput,
+        metadata: JSONObject | str | None = None,
         idempotency_key: str | None = None,
     ) -> bool:
         """Queue one billable use and return at once (not a coroutine: nothing to await)."""
@@ -273,7 +283,7 @@ class AsyncScrawn(Integrations):
     def create_reservation(
         self,
         user_id: str,
-        amount: Any,
+        amount: Number,
         *,
         ttl_seconds: int = 300,
         idempotency_key: str | None = None,
@@ -291,7 +301,7 @@ class AsyncScrawn(Integrations):
         return ReservationRequest(create)
 
     async def confirm_reservation(
-        self, reservation_id: str | AsyncReservation, actual_amount: Any
+        self, reservation_id: str | AsyncReservation, actual_amount: Number
     ) -> Confirmation[AsyncReservation]:
         """Take ``actual_amount`` (``0 ≤ actual ≤ held``) as one ledger entry (its id is
         ``transaction_id``) and release the rest of the hold."""
@@ -347,10 +357,10 @@ class AsyncScrawn(Integrations):
         output_tokens: int = 0,
         cached_tokens: int = 0,
         cache_write_tokens: int = 0,
-        audio_seconds: Any = None,
+        audio_seconds: Number | None = None,
         description: str | None = None,
         idempotency_key: str | None = None,
-        timestamp: Any = None,
+        timestamp: Timestamp | None = None,
     ) -> UsageRecord:
         """Price and store one LLM usage record (``usage.v1.UsageService/RecordUsage``), once per
         idempotency key. ``context="customer"`` (implied by ``transaction_id``) ties it to a confirmed
@@ -386,8 +396,8 @@ class AsyncScrawn(Integrations):
         model: str | None = None,
         usage_type: LlmUsageType | None = None,
         transaction_id: str | None = None,
-        start_time: Any = None,
-        end_time: Any = None,
+        start_time: Timestamp | None = None,
+        end_time: Timestamp | None = None,
         summary: bool = False,
         limit: int | None = None,
         page_token: str | None = None,
@@ -414,8 +424,8 @@ class AsyncScrawn(Integrations):
         model: str | None = None,
         usage_type: LlmUsageType | None = None,
         transaction_id: str | None = None,
-        start_time: Any = None,
-        end_time: Any = None,
+        start_time: Timestamp | None = None,
+        end_time: Timestamp | None = None,
     ) -> UsageSummary:
         """Total cost, records, tokens and audio seconds of the matching records, by model and by context."""
         filter_ = _usage.check_filter(
@@ -433,8 +443,8 @@ class AsyncScrawn(Integrations):
         self,
         *,
         bucket: Literal["hour", "day", "month"],
-        start_time: Any,
-        end_time: Any,
+        start_time: Timestamp,
+        end_time: Timestamp,
         time_zone: str = "UTC",
         user_id: str | None = None,
         context: UsageContext | None = None,
@@ -456,7 +466,7 @@ class AsyncScrawn(Integrations):
         return await self._rpc(_usage.get_usage_series(filter_, bucket, time_zone))
 
     async def collect_payment(
-        self, user_id: str, *, top_up: Any = None, return_url: str | None = None
+        self, user_id: str, *, top_up: Number | None = None, return_url: str | None = None
     ) -> str:
         """A checkout link (``{base}/checkout/{id}``) charging what ``user_id`` owes, rounded up to a whole
         minor unit, or a ``top_up`` of their prepaid wallet (int, Decimal or str, in the project's amount
@@ -478,7 +488,7 @@ class AsyncScrawn(Integrations):
         *,
         provider: str | None = None,
         search: str | None = None,
-        at: Any = None,
+        at: Timestamp | None = None,
         limit: int | None = None,
         page_token: str | None = None,
     ) -> ModelList:
@@ -496,8 +506,8 @@ class AsyncScrawn(Integrations):
         output_tokens: int = 0,
         cached_tokens: int = 0,
         cache_write_tokens: int = 0,
-        audio_seconds: Any = None,
-        timestamp: Any = None,
+        audio_seconds: Number | None = None,
+        timestamp: Timestamp | None = None,
     ) -> CostBreakdown:
         """What this usage costs, in cents, with the prices in force at ``timestamp`` (default now)."""
         usage = _usage.check_usage(
@@ -520,11 +530,15 @@ class AsyncScrawn(Integrations):
         chunks: Iterable[T] | AsyncIterable[T],
         *,
         fork: Literal[False] = False,
-        **options: Any,
-    ) -> Coroutine[Any, Any, AiStreamResult]: ...
+        **options: Unpack[StreamOptions[T]],
+    ) -> Coroutine[object, None, AiStreamResult]: ...
     @overload
     def ai_token_stream_consumer(
-        self, chunks: Iterable[T] | AsyncIterable[T], *, fork: Literal[True], **options: Any
+        self,
+        chunks: Iterable[T] | AsyncIterable[T],
+        *,
+        fork: Literal[True],
+        **options: Unpack[StreamOptions[T]],
     ) -> AsyncForkedAiStream[T]: ...
     def ai_token_stream_consumer(
         self, chunks: Iterable[Any] | AsyncIterable[Any], *, fork: bool = False, **options: Any

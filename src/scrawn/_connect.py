@@ -8,19 +8,24 @@
   envelope (flag ``0x02``) holding JSON ``{"error": {...}, "metadata": {...}}`` — ``{}`` on success.
 
 Parsing is pure (``parse_unary`` / ``parse_stream``); ``Transport`` and ``AsyncTransport`` only move bytes
-and turn httpx failures into :class:`ConnectionFailedError` / :class:`RequestTimeoutError`.
+and turn httpx failures into :class:`ConnectionFailedError` / :class:`RequestTimeoutError`. An error answer's
+``retry-after`` (HTTP header, or the end-of-stream metadata of a streaming call) is kept on the error as
+``retry_after`` seconds.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import email.utils
 import json
+import math
 import re
 import struct
+import time
 from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, overload
 
 import httpx
 from google.protobuf.message import DecodeError, Message
@@ -33,6 +38,7 @@ from scrawn.errors import (
     RequestTimeoutError,
     ScrawnError,
     SpendCapExceededError,
+    ValidationError,
     from_code,
 )
 
@@ -84,7 +90,11 @@ def request_id_from(message: str, headers: Mapping[str, str] | None = None) -> s
 
 
 def make_error(
-    code: str, message: str, headers: Mapping[str, str] | None = None, details: object = None
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    details: object = None,
+    trailers: object = None,
 ) -> ScrawnError:
     field = field_from_message(message)
     request_id = request_id_from(message, headers)
@@ -92,7 +102,59 @@ def make_error(
         special = _wallet_error(message, field, request_id, _decode_details(details))
         if special is not None:
             return special
-    return from_code(code, message, field=field, request_id=request_id)
+    error = from_code(code, message, field=field, request_id=request_id)
+    error.retry_after = retry_after_from(headers, trailers)
+    return error
+
+
+# ------------------------------------------------------------------------------------------ Retry-After
+
+_SECONDS = re.compile(r"[0-9]{1,10}(?:\.[0-9]{1,6})?")
+
+
+def parse_retry_after(value: str, now: float | None = None) -> float | None:
+    """``Retry-After`` as seconds from ``now``: delay-seconds (``120``, a fraction tolerated) or an
+    HTTP-date (``Wed, 21 Oct 2015 07:28:00 GMT``; a date in the past is 0). ``None`` when malformed."""
+    text = value.strip()
+    if _SECONDS.fullmatch(text):
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # RFC 9110: HTTP-dates are GMT
+        return None
+    wait = when.timestamp() - (time.time() if now is None else now)
+    return max(0.0, wait) if math.isfinite(wait) else None
+
+
+def _first(values: object) -> str | None:
+    if isinstance(values, str):
+        return values
+    if isinstance(values, list) and values and isinstance(values[0], str):
+        return values[0]
+    return None
+
+
+def retry_after_from(headers: Mapping[str, str] | None, trailers: object = None) -> float | None:
+    """The wait a server asked for: the ``retry-after`` header (``retry-after-ms`` too, as some proxies and
+    APIs send), else the same key in a Connect end-of-stream ``metadata`` (trailers: ``{"retry-after":
+    ["5"]}``)."""
+    sources: list[Mapping[str, object]] = []
+    if headers is not None:
+        sources.append(headers)
+    if isinstance(trailers, Mapping):
+        sources.append({str(k).lower(): v for k, v in trailers.items()})
+    for source in sources:
+        millis = _first(source.get("retry-after-ms"))
+        if millis is not None and _SECONDS.fullmatch(millis.strip()):
+            return float(millis.strip()) / 1000
+        text = _first(source.get("retry-after"))
+        if text is not None:
+            seconds = parse_retry_after(text)
+            if seconds is not None:
+                return seconds
+    return None
 
 
 def _decode_details(details: object) -> dict[str, bytes]:
@@ -125,9 +187,7 @@ def _decimal(text: str) -> Decimal | None:
 
 
 # "Insufficient funds: amount: requested 10.5 but available is 10.499999 (balance 10.499999)"
-_INSUFFICIENT = re.compile(
-    r"requested (-?[0-9.]+) but available is (-?[0-9.]+) \(balance (-?[0-9.]+)\)"
-)
+_INSUFFICIENT = re.compile(r"requested (-?[0-9.]+) but available is (-?[0-9.]+) \(balance (-?[0-9.]+)\)")
 
 
 def _wallet_error(
@@ -241,7 +301,13 @@ def parse_stream(status: int, headers: Mapping[str, str], body: bytes, response_
             error = end.get("error") if isinstance(end, dict) else None
             if isinstance(error, dict):
                 code = str(error.get("code") or "unknown")
-                raise make_error(code, str(error.get("message") or code), headers, error.get("details"))
+                raise make_error(
+                    code,
+                    str(error.get("message") or code),
+                    headers,
+                    error.get("details"),
+                    end.get("metadata"),
+                )
             break
         try:
             message = response_type.FromString(payload)
@@ -265,12 +331,50 @@ def _timeout_headers(headers: dict[str, str], timeout: float | None) -> dict[str
     return headers
 
 
+@overload
+def check_http_client(
+    value: object, kind: type[httpx.Client], field: str = "http_client"
+) -> httpx.Client | None: ...
+@overload
+def check_http_client(
+    value: object, kind: type[httpx.AsyncClient], field: str = "http_client"
+) -> httpx.AsyncClient | None: ...
+def check_http_client(
+    value: object, kind: type[httpx.Client] | type[httpx.AsyncClient], field: str = "http_client"
+) -> httpx.Client | httpx.AsyncClient | None:
+    """A caller's own httpx client (``None``: the SDK makes one), of the flavour the client needs."""
+    if value is None:
+        return None
+    if not isinstance(value, kind):
+        other = "scrawn.AsyncScrawn" if kind is httpx.Client else "scrawn.Scrawn"
+        hint = (
+            f" (an httpx.{type(value).__name__} is for {other})"
+            if isinstance(value, httpx.Client | httpx.AsyncClient)
+            else ""
+        )
+        raise ValidationError(
+            field,
+            f"must be an httpx.{kind.__name__}, not {type(value).__name__}{hint}",
+            context="Invalid client option",
+        )
+    if value.is_closed:
+        raise ValidationError(field, "is closed", context="Invalid client option")
+    return value
+
+
 class Transport:
-    """Blocking Connect calls on one ``httpx.Client`` (a connection pool; thread-safe)."""
+    """Blocking Connect calls on one ``httpx.Client`` (a connection pool; thread-safe). A client passed in
+    (``http=``) is the caller's: used as it is (its proxy, transport, TLS settings) and never closed here."""
 
     def __init__(self, base_url: str, *, http: httpx.Client | None = None) -> None:
         self.base_url = base_url
-        self._http = http or httpx.Client(base_url=base_url, follow_redirects=False)
+        self._owned = http is None
+        self._http = http if http is not None else httpx.Client(follow_redirects=False)
+
+    @staticmethod
+    def check_client(value: object, field: str = "http_client") -> httpx.Client | None:
+        """A caller's ``httpx.Client`` for this transport (``None``: the transport makes its own)."""
+        return check_http_client(value, httpx.Client, field)
 
     def unary(
         self,
@@ -283,7 +387,7 @@ class Transport:
         send = _timeout_headers({**headers, "content-type": PROTO}, timeout_s)
         try:
             res = self._http.post(
-                path, content=request.SerializeToString(), headers=send, timeout=timeout_s
+                self.base_url + path, content=request.SerializeToString(), headers=send, timeout=timeout_s
             )
         except httpx.HTTPError as e:
             raise _transport_error(e, self.base_url + path) from None
@@ -304,21 +408,34 @@ class Transport:
         else:  # streamed as produced (chunked), e.g. a long-lived LLM stream
             content = (envelope(r.SerializeToString()) for r in requests)
         try:
-            res = self._http.post(path, content=content, headers=send, timeout=timeout_s)
+            res = self._http.post(self.base_url + path, content=content, headers=send, timeout=timeout_s)
         except httpx.HTTPError as e:
             raise _transport_error(e, self.base_url + path) from None
         return parse_stream(res.status_code, res.headers, res.content, response_type)
 
     def close(self) -> None:
-        self._http.close()
+        if self._owned:
+            self._http.close()
 
 
 class AsyncTransport:
-    """Connect calls on one ``httpx.AsyncClient``."""
+    """Connect calls on one ``httpx.AsyncClient``; one passed in is the caller's and never closed here."""
 
     def __init__(self, base_url: str, *, http: httpx.AsyncClient | None = None) -> None:
         self.base_url = base_url
-        self._http = http or httpx.AsyncClient(base_url=base_url, follow_redirects=False)
+        self._owned = http is None
+        self._http = http if http is not None else httpx.AsyncClient(follow_redirects=False)
+
+    @staticmethod
+    def check_client(value: object, field: str = "http_client") -> httpx.AsyncClient | None:
+        """A caller's ``httpx.AsyncClient`` for this transport (``None``: the transport makes its own)."""
+        return check_http_client(value, httpx.AsyncClient, field)
+
+    @staticmethod
+    def check_worker_client(value: object, field: str = "sync_http_client") -> httpx.Client | None:
+        """A caller's ``httpx.Client`` for the async client's background thread, which cannot use an
+        ``AsyncClient`` (``None``: the thread makes its own)."""
+        return check_http_client(value, httpx.Client, field)
 
     async def unary(
         self,
@@ -331,7 +448,7 @@ class AsyncTransport:
         send = _timeout_headers({**headers, "content-type": PROTO}, timeout_s)
         try:
             res = await self._http.post(
-                path, content=request.SerializeToString(), headers=send, timeout=timeout_s
+                self.base_url + path, content=request.SerializeToString(), headers=send, timeout=timeout_s
             )
         except httpx.HTTPError as e:
             raise _transport_error(e, self.base_url + path) from None
@@ -354,13 +471,16 @@ class AsyncTransport:
         else:
             content = b"".join(envelope(r.SerializeToString()) for r in requests)
         try:
-            res = await self._http.post(path, content=content, headers=send, timeout=timeout_s)
+            res = await self._http.post(
+                self.base_url + path, content=content, headers=send, timeout=timeout_s
+            )
         except httpx.HTTPError as e:
             raise _transport_error(e, self.base_url + path) from None
         return parse_stream(res.status_code, res.headers, res.content, response_type)
 
     async def close(self) -> None:
-        await self._http.aclose()
+        if self._owned:
+            await self._http.aclose()
 
 
 async def _aenvelopes(requests: AsyncIterable[Message]) -> AsyncIterable[bytes]:

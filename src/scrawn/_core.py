@@ -18,10 +18,11 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Final, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar
 
 from scrawn._proto.event.v1 import event_pb2 as ev
 from scrawn._proto.usage.v1 import usage_pb2 as usage_pb
+from scrawn._version import __version__
 from scrawn.errors import (
     AlreadyExistsError,
     InternalError,
@@ -33,6 +34,9 @@ from scrawn.errors import (
 from scrawn.money import MAX_MICROS, MICROS_PER_UNIT
 from scrawn.pricing import Debit, format_number, parse_number, to_debit
 
+if TYPE_CHECKING:
+    import httpx
+
 __all__ = [
     "DEFAULT_BASE_URL",
     "ClientConfig",
@@ -41,7 +45,7 @@ __all__ = [
     "TrackedEvent",
 ]
 
-VERSION: Final = "0.1.0"
+VERSION: Final = __version__
 DEFAULT_BASE_URL: Final = "http://127.0.0.1:8069"
 ENV_API_KEY: Final = "SCRAWN_API_KEY"
 ENV_BASE_URL: Final = "SCRAWN_BASE_URL"
@@ -50,6 +54,8 @@ MAX_USER_ID: Final = 256
 MAX_IDEMPOTENCY_KEY: Final = 255
 MAX_METADATA_BYTES: Final = 16 * 1024
 RETRYABLE_CODES: Final = frozenset({"unavailable", "resource_exhausted", "deadline_exceeded"})
+RETRY_AFTER_CODES: Final = frozenset({"unavailable", "resource_exhausted"})
+RETRY_AFTER_MAX: Final = 60.0  # the longest server-requested wait honoured before a retry, in seconds
 
 REGISTER_EVENT: Final = "/event.v1.EventService/RegisterEvent"
 STREAM_EVENTS: Final = "/event.v1.EventService/StreamEvents"
@@ -62,7 +68,8 @@ EVENT_CONTEXT: Final = "Event validation failed"
 CONFIG_CONTEXT: Final = "Invalid client option"
 
 UsageType = Literal["RAW", "MIDDLEWARE_CALL"]
-ErrorHook = Callable[[ScrawnError, "ErrorContext"], Any]
+ErrorHook = Callable[[ScrawnError, "ErrorContext"], object]
+"""``on_error(error, context)``; an awaitable it returns is awaited, any other value ignored."""
 
 # --------------------------------------------------------------------------------------------- options
 
@@ -84,6 +91,9 @@ class ClientConfig:
     batch_size: int
     flush_interval: float
     exit_timeout: float
+    # The caller's httpx.Client for the background delivery thread (track(), middleware, track_ai):
+    # Scrawn's http_client, AsyncScrawn's sync_http_client; None: the thread makes its own.
+    worker_http: httpx.Client | None = field(default=None, repr=False, compare=False)
 
     @property
     def key_role(self) -> str:
@@ -108,6 +118,7 @@ def resolve_config(
     batch_size: int = 500,
     flush_interval: float = 0.5,
     exit_timeout: float = 5.0,
+    worker_http: httpx.Client | None = None,
 ) -> ClientConfig:
     key = check_api_key(api_key if api_key is not None else os.environ.get(ENV_API_KEY))
     url = check_base_url(
@@ -147,6 +158,7 @@ def resolve_config(
         batch_size=batch_size,
         flush_interval=_positive("flush_interval", flush_interval),
         exit_timeout=_positive("exit_timeout", exit_timeout),
+        worker_http=worker_http,
     )
 
 
@@ -673,16 +685,28 @@ def is_retryable(error: ScrawnError) -> bool:
     return error.code in RETRYABLE_CODES
 
 
-def backoff(attempt: int, base: float, cap: float) -> float:
-    """Capped exponential backoff with full jitter: uniform in [0, min(cap, base·2^attempt)]."""
-    return random.uniform(0, min(cap, base * (2 ** min(attempt, 32))))
+def backoff(attempt: int, base: float, cap: float, error: ScrawnError | None = None) -> float:
+    """Capped exponential backoff with full jitter: uniform in [0, min(cap, base·2^attempt)] — but never
+    less than the wait the server asked for in ``error``'s ``Retry-After`` (see :func:`server_wait`)."""
+    jittered = random.uniform(0, min(cap, base * (2 ** min(attempt, 32))))
+    return jittered if error is None else max(jittered, server_wait(error))
+
+
+def server_wait(error: ScrawnError) -> float:
+    """The ``Retry-After`` of a RESOURCE_EXHAUSTED or UNAVAILABLE answer, at most ``RETRY_AFTER_MAX``
+    seconds (a longer request is honoured that far: a retry sooner than asked may fail again, but a blocked
+    caller waiting an hour would be worse); 0 when the server did not say."""
+    after = error.retry_after
+    if after is None or error.code not in RETRY_AFTER_CODES or not after > 0:
+        return 0.0
+    return min(after, RETRY_AFTER_MAX)
 
 
 def retry_delay(config: ClientConfig, error: ScrawnError, retries_done: int) -> float | None:
     """Seconds to wait before the next automatic attempt, or ``None`` to stop retrying."""
     if retries_done >= config.max_retries or not is_retryable(error):
         return None
-    return backoff(retries_done, config.backoff_base, config.backoff_max)
+    return backoff(retries_done, config.backoff_base, config.backoff_max, error)
 
 
 class ErrorContext:

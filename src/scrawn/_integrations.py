@@ -4,7 +4,7 @@ module functions, so that ``import scrawn`` stays light."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from scrawn._core import ErrorHook
 
@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from scrawn._async import AsyncScrawn
     from scrawn._sync import Scrawn
     from scrawn.middleware import Extractor, ScrawnMiddleware
+    from scrawn.types import DebitInput, Metadata
 
 P = TypeVar("P")
 
@@ -58,11 +59,11 @@ class Integrations:
         output_cache_tokens: int | None = None,
         usage: AiUsage | None = None,
         provider: str | None = None,
-        input_debit: Any = None,
-        output_debit: Any = None,
-        input_cache_debit: Any = None,
-        output_cache_debit: Any = None,
-        metadata: dict[str, Any] | str | None = None,
+        input_debit: DebitInput | None = None,
+        output_debit: DebitInput | None = None,
+        input_cache_debit: DebitInput | None = None,
+        output_cache_debit: DebitInput | None = None,
+        metadata: Metadata | None = None,
         idempotency_key: str | None = None,
     ) -> bool:
         """Queue one LLM call's token usage and return at once, never a coroutine (:func:`scrawn.ai.track_ai`
@@ -93,11 +94,11 @@ class Integrations:
         openai_client: P,
         *,
         user_id: str | None = None,
-        input_debit: Any = None,
-        output_debit: Any = None,
-        input_cache_debit: Any = None,
-        output_cache_debit: Any = None,
-        metadata: dict[str, Any] | str | None = None,
+        input_debit: DebitInput | None = None,
+        output_debit: DebitInput | None = None,
+        input_cache_debit: DebitInput | None = None,
+        output_cache_debit: DebitInput | None = None,
+        metadata: Metadata | None = None,
         provider: str = "openai",
     ) -> P:
         """Bill an ``openai.OpenAI`` / ``AsyncOpenAI`` client's calls (:func:`scrawn.ai.wrap_openai`)."""
@@ -120,11 +121,11 @@ class Integrations:
         anthropic_client: P,
         *,
         user_id: str | None = None,
-        input_debit: Any = None,
-        output_debit: Any = None,
-        input_cache_debit: Any = None,
-        output_cache_debit: Any = None,
-        metadata: dict[str, Any] | str | None = None,
+        input_debit: DebitInput | None = None,
+        output_debit: DebitInput | None = None,
+        input_cache_debit: DebitInput | None = None,
+        output_cache_debit: DebitInput | None = None,
+        metadata: Metadata | None = None,
         provider: str = "anthropic",
     ) -> P:
         """Bill an ``anthropic.Anthropic`` / ``AsyncAnthropic`` client's calls

@@ -33,7 +33,12 @@ from scrawn._wallet_client import Confirmation, Reservation, ReservationPage, Wa
 from scrawn.errors import ScrawnError
 
 if TYPE_CHECKING:
+    from typing import Unpack
+
+    import httpx
+
     from scrawn._ai_stream import AiStreamResult, AsyncForkedAiStream, ForkedAiStream
+    from scrawn.types import ClientOptions, DebitInput, JSONObject, Number, StreamOptions, Timestamp
 
 T = TypeVar("T")
 P = TypeVar("P")
@@ -70,7 +75,9 @@ class Scrawn(Integrations):
         exit_timeout: float = 5.0,
         backoff_base: float = 0.25,
         backoff_max: float = 8.0,
+        http_client: httpx.Client | None = None,
     ) -> None:
+        http = Transport.check_client(http_client)
         self._config: ClientConfig = _core.resolve_config(
             api_key,
             base_url,
@@ -85,8 +92,9 @@ class Scrawn(Integrations):
             batch_size=batch_size,
             flush_interval=flush_interval,
             exit_timeout=exit_timeout,
+            worker_http=http,  # httpx.Client is thread-safe: track()'s thread shares it
         )
-        self._transport = Transport(self._config.base_url)
+        self._transport = Transport(self._config.base_url, http=http)
         self._headers = _core.headers(self._config)
         self._tracker_lock = threading.Lock()
         self._tracker: Tracker | None = Tracker(self._config) if self._config.spool_path else None
@@ -135,8 +143,8 @@ class Scrawn(Integrations):
         self,
         *,
         user_id: str,
-        debit: Any,
-        metadata: dict[str, Any] | str | None = None,
+        debit: DebitInput,
+        metadata: JSONObject | str | None = None,
         event_id: str | None = None,
         idempotency_key: str | None = None,
         on_error: ErrorHook | None = None,
@@ -172,9 +180,9 @@ class Scrawn(Integrations):
         *,
         type: str,
         customer_ref: str,
-        units: Any = 1,
+        units: Number = 1,
         product_ref: str | None = None,
-        metadata: dict[str, Any] | str | None = None,
+        metadata: JSONObject | str | None = None,
         event_id: str | None = None,
         idempotency_key: str | None = None,
         on_error: ErrorHook | None = None,
@@ -215,8 +223,8 @@ class Scrawn(Integrations):
         self,
         *,
         user_id: str,
-        debit: Any,
-        metadata: dict[str, Any] | str | None = None,
+        debit: DebitInput,
+        metadata: JSONObject | str | None = None,
         idempotency_key: str | None = None,
     ) -> bool:
         """Queue one billable use and return at once (no network in the caller).
@@ -273,7 +281,7 @@ class Scrawn(Integrations):
     def create_reservation(
         self,
         user_id: str,
-        amount: Any,
+        amount: Number,
         *,
         ttl_seconds: int = 300,
         idempotency_key: str | None = None,
@@ -287,7 +295,7 @@ class Scrawn(Integrations):
         return Reservation(self, data, key)
 
     def confirm_reservation(
-        self, reservation_id: str | Reservation, actual_amount: Any
+        self, reservation_id: str | Reservation, actual_amount: Number
     ) -> Confirmation[Reservation]:
         """Take ``actual_amount`` (``0 ≤ actual ≤ held``) as one ledger entry (its id is
         ``transaction_id``) and release the rest of the hold."""
@@ -338,10 +346,10 @@ class Scrawn(Integrations):
         output_tokens: int = 0,
         cached_tokens: int = 0,
         cache_write_tokens: int = 0,
-        audio_seconds: Any = None,
+        audio_seconds: Number | None = None,
         description: str | None = None,
         idempotency_key: str | None = None,
-        timestamp: Any = None,
+        timestamp: Timestamp | None = None,
     ) -> UsageRecord:
         """Price and store one LLM usage record (``usage.v1.UsageService/RecordUsage``), once per
         idempotency key. ``context="customer"`` (implied by ``transaction_id``) ties it to a confirmed
@@ -377,8 +385,8 @@ class Scrawn(Integrations):
         model: str | None = None,
         usage_type: LlmUsageType | None = None,
         transaction_id: str | None = None,
-        start_time: Any = None,
-        end_time: Any = None,
+        start_time: Timestamp | None = None,
+        end_time: Timestamp | None = None,
         summary: bool = False,
         limit: int | None = None,
         page_token: str | None = None,
@@ -405,8 +413,8 @@ class Scrawn(Integrations):
         model: str | None = None,
         usage_type: LlmUsageType | None = None,
         transaction_id: str | None = None,
-        start_time: Any = None,
-        end_time: Any = None,
+        start_time: Timestamp | None = None,
+        end_time: Timestamp | None = None,
     ) -> UsageSummary:
         """Total cost, records, tokens and audio seconds of the matching records, by model and by context."""
         filter_ = _usage.check_filter(
@@ -424,8 +432,8 @@ class Scrawn(Integrations):
         self,
         *,
         bucket: Literal["hour", "day", "month"],
-        start_time: Any,
-        end_time: Any,
+        start_time: Timestamp,
+        end_time: Timestamp,
         time_zone: str = "UTC",
         user_id: str | None = None,
         context: UsageContext | None = None,
@@ -446,7 +454,9 @@ class Scrawn(Integrations):
         )
         return self._rpc(_usage.get_usage_series(filter_, bucket, time_zone))
 
-    def collect_payment(self, user_id: str, *, top_up: Any = None, return_url: str | None = None) -> str:
+    def collect_payment(
+        self, user_id: str, *, top_up: Number | None = None, return_url: str | None = None
+    ) -> str:
         """A checkout link (``{base}/checkout/{id}``) charging what ``user_id`` owes, rounded up to a whole
         minor unit, or a ``top_up`` of their prepaid wallet (int, Decimal or str, in the project's amount
         unit). The same link comes back while that checkout is open; a changed amount replaces it. Raises
@@ -467,7 +477,7 @@ class Scrawn(Integrations):
         *,
         provider: str | None = None,
         search: str | None = None,
-        at: Any = None,
+        at: Timestamp | None = None,
         limit: int | None = None,
         page_token: str | None = None,
     ) -> ModelList:
@@ -485,8 +495,8 @@ class Scrawn(Integrations):
         output_tokens: int = 0,
         cached_tokens: int = 0,
         cache_write_tokens: int = 0,
-        audio_seconds: Any = None,
-        timestamp: Any = None,
+        audio_seconds: Number | None = None,
+        timestamp: Timestamp | None = None,
     ) -> CostBreakdown:
         """What this usage costs, in cents, with the prices in force at ``timestamp`` (default now)."""
         usage = _usage.check_usage(
@@ -505,19 +515,19 @@ class Scrawn(Integrations):
 
     @overload
     def ai_token_stream_consumer(
-        self, chunks: Iterable[T], *, fork: Literal[False] = False, **options: Any
+        self, chunks: Iterable[T], *, fork: Literal[False] = False, **options: Unpack[StreamOptions[T]]
     ) -> AiStreamResult: ...
     @overload
     def ai_token_stream_consumer(
-        self, chunks: Iterable[T], *, fork: Literal[True], **options: Any
+        self, chunks: Iterable[T], *, fork: Literal[True], **options: Unpack[StreamOptions[T]]
     ) -> ForkedAiStream[T]: ...
     @overload
     def ai_token_stream_consumer(
-        self, chunks: AsyncIterable[T], *, fork: Literal[False] = False, **options: Any
-    ) -> Coroutine[Any, Any, AiStreamResult]: ...
+        self, chunks: AsyncIterable[T], *, fork: Literal[False] = False, **options: Unpack[StreamOptions[T]]
+    ) -> Coroutine[object, None, AiStreamResult]: ...
     @overload
     def ai_token_stream_consumer(
-        self, chunks: AsyncIterable[T], *, fork: Literal[True], **options: Any
+        self, chunks: AsyncIterable[T], *, fork: Literal[True], **options: Unpack[StreamOptions[T]]
     ) -> AsyncForkedAiStream[T]: ...
     def ai_token_stream_consumer(
         self, chunks: Iterable[Any] | AsyncIterable[Any], *, fork: bool = False, **options: Any
@@ -578,6 +588,8 @@ class Scrawn(Integrations):
                     return handled(error)
 
 
-def scrawn(api_key: str | None = None, base_url: str | None = None, **options: Any) -> Scrawn:
+def scrawn(
+    api_key: str | None = None, base_url: str | None = None, **options: Unpack[ClientOptions]
+) -> Scrawn:
     """The TS SDK's factory: ``scrawn(api_key=..., base_url=...)`` is ``Scrawn(api_key, base_url)``."""
     return Scrawn(api_key, base_url, **options)

@@ -409,7 +409,7 @@ class Tracker:
 
     def _send_default(self, events: Sequence[TrackedEvent]) -> list[ItemOutcome]:
         if self._transport is None:
-            self._transport = Transport(self._config.base_url)
+            self._transport = Transport(self._config.base_url, http=self._config.worker_http)
         return send_batch(self._transport, self._config, events)
 
     def _run(self) -> None:
@@ -490,7 +490,7 @@ class Tracker:
                         len(events),
                         e.message,
                     )
-                delay = backoff(outage, self._config.backoff_base, OUTAGE_BACKOFF_MAX)
+                delay = backoff(outage, self._config.backoff_base, OUTAGE_BACKOFF_MAX, e)  # >= Retry-After
                 outage += 1
                 if self._abort.wait(delay):  # closing while the server is unreachable: keep them
                     self._requeue(batch, [])

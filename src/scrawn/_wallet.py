@@ -9,6 +9,7 @@ Times come back as timezone-aware UTC ``datetime`` values.
 
 from __future__ import annotations
 
+import enum
 import operator
 import uuid
 from collections.abc import Iterator
@@ -487,18 +488,24 @@ def get_settings(user_id: object) -> Rpc[UserSettings]:
     )
 
 
-_UNCHANGED: Any = object()
+class Unchanged(enum.Enum):
+    """The default of ``update_settings``' arguments: leave that setting as it is."""
+
+    UNCHANGED = "UNCHANGED"
+
+
+UNCHANGED: Final = Unchanged.UNCHANGED
 
 
 def update_settings(user_id: object, spend_cap: object, low_balance_threshold: object) -> Rpc[UserSettings]:
-    """``_UNCHANGED`` leaves a setting as it is; ``None`` removes it."""
+    """``UNCHANGED`` leaves a setting as it is; ``None`` removes it."""
     user = check_user(user_id)
     request = pb.UpdateUserSettingsRequest(userId=user)
-    if spend_cap is not _UNCHANGED:
+    if spend_cap is not UNCHANGED:
         request.spendCap = (
             "" if spend_cap is None else check_setting("spend_cap", spend_cap, allow_negative=False)
         )
-    if low_balance_threshold is not _UNCHANGED:
+    if low_balance_threshold is not UNCHANGED:
         request.lowBalanceThreshold = (
             ""
             if low_balance_threshold is None
@@ -548,56 +555,33 @@ def confirm_reservation(reservation_id: object, actual_amount: object) -> Rpc[Co
         )
 
     return Rpc(
-        "confirm_reservation",
-        SERVICE + "ConfirmReservation",
-        request,
-        pb.ConfirmReservationResponse,
-        unpack
+        "confirm_reservation", SERVICE + "ConfirmReservation", request, pb.ConfirmReservationResponse, unpack
     )
 
 
 def cancel_reservation(reservation_id: object) -> Rpc[ReservationData]:
     request = pb.ReservationIdRequest(reservationId=check_reservation_id(reservation_id))
-    return Rpc("cancel_reservation",
-        SERVICE + "CancelReservation",
-        request,
-        pb.Reservation,
-        reservation_of)
+    return Rpc("cancel_reservation", SERVICE + "CancelReservation", request, pb.Reservation, reservation_of)
 
 
-def extend_reservation(reservation_id: object,
-        ttl_seconds: object) -> Rpc[ReservationData]:
+def extend_reservation(reservation_id: object, ttl_seconds: object) -> Rpc[ReservationData]:
     request = pb.ExtendReservationRequest(
-        reservationId=check_reservation_id(reservation_id),
-        ttlSeconds=check_ttl(ttl_seconds)
+        reservationId=check_reservation_id(reservation_id), ttlSeconds=check_ttl(ttl_seconds)
     )
-    return Rpc("extend_reservation",
-        SERVICE + "ExtendReservation",
-        request,
-        pb.Reservation,
-        reservation_of)
+    return Rpc("extend_reservation", SERVICE + "ExtendReservation", request, pb.Reservation, reservation_of)
 
 
 def list_reservations(
-    user_id: object,
-        active_only: object,
-        limit: object,
-        page_token: object
+    user_id: object, active_only: object, limit: object, page_token: object
 ) -> Rpc[tuple[list[ReservationData], str | None]]:
     user = "" if user_id is None else check_user(user_id)
-    if not isinstance(active_only,
-        bool):
-        raise fail("active_only",
-        "must be a bool")
+    if not isinstance(active_only, bool):
+        raise fail("active_only", "must be a bool")
     request = pb.ListReservationsRequest(
-        userId=user,
-        activeOnly=active_only,
-        limit=check_limit(limit),
-        pageToken=check_page_token(page_token)
+        userId=user, activeOnly=active_only, limit=check_limit(limit), pageToken=check_page_token(page_token)
     )
 
-    def unpack(response: pb.ListReservationsResponse) -> tuple[list[ReservationData],
-        str | None]:
+    def unpack(response: pb.ListReservationsResponse) -> tuple[list[ReservationData], str | None]:
         return [reservation_of(r) for r in response.reservations], response.nextPageToken or None
 
     return Rpc(

@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from scrawn import _wallet
 from scrawn._wallet import (
@@ -25,9 +25,11 @@ from scrawn._wallet import (
     ReservationData,
     TransactionPage,
     TransactionResult,
+    Unchanged,
     UserSettings,
 )
 from scrawn.errors import ValidationError
+from scrawn.pricing import Number
 
 if TYPE_CHECKING:
     from scrawn._async import AsyncScrawn
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("scrawn.wallet")
 
 R = TypeVar("R", bound="_ReservationState")
-UNCHANGED: Any = _wallet._UNCHANGED
+UNCHANGED: Final = _wallet.UNCHANGED
 _NOT_CONFIRMED = "Reservation not confirmed"
 
 
@@ -115,7 +117,7 @@ class _ReservationState:
         """The amount :meth:`set_actual` gave, confirmed when the ``with`` block ends."""
         return None if self._actual is None else Decimal(self._actual)
 
-    def set_actual(self, actual_amount: Any) -> None:
+    def set_actual(self, actual_amount: Number) -> None:
         """Say what the work cost (``0 ≤ actual ≤ amount``): the reservation is confirmed with it when the
         ``with`` block ends without an exception. Validated now; no network call."""
         self._actual = self._check_actual(actual_amount)
@@ -161,7 +163,7 @@ class Reservation(_ReservationState):
         super().__init__(data, idempotency_key)
         self._client = client
 
-    def confirm(self, actual_amount: Any) -> Confirmation[Reservation]:
+    def confirm(self, actual_amount: Number) -> Confirmation[Reservation]:
         """Take ``actual_amount`` (``0 ≤ actual ≤ amount``) as one ledger entry and release the rest.
         Confirming again with the same amount returns the same transaction."""
         text = self._check_actual(actual_amount)
@@ -208,7 +210,7 @@ class AsyncReservation(_ReservationState):
         super().__init__(data, idempotency_key)
         self._client = client
 
-    async def confirm(self, actual_amount: Any) -> Confirmation[AsyncReservation]:
+    async def confirm(self, actual_amount: Number) -> Confirmation[AsyncReservation]:
         text = self._check_actual(actual_amount)
         done: ConfirmedData = await self._client._rpc(_wallet.confirm_reservation(self.id, text))
         self._apply(done.reservation)
@@ -256,7 +258,7 @@ class ReservationRequest:
             self._reservation = await self._create()
         return self._reservation
 
-    def __await__(self) -> Generator[Any, None, AsyncReservation]:
+    def __await__(self) -> Generator[object, None, AsyncReservation]:
         return self._get().__await__()
 
     async def __aenter__(self) -> AsyncReservation:
@@ -286,12 +288,12 @@ class Wallet:
     def credit(
         self,
         user_id: str,
-        amount: Any,
+        amount: Number,
         *,
         kind: _wallet.CreditKind = "grant",
         idempotency_key: str | None = None,
         description: str | None = None,
-        expires_at: Any = None,
+        expires_at: datetime | timedelta | None = None,
     ) -> TransactionResult:
         """Add credit: ``kind`` is ``grant`` (default), ``top_up`` or ``adjustment``. ``expires_at`` (an aware
         ``datetime`` or a ``timedelta`` from now) makes what is left of it expire then. One idempotency key
@@ -302,7 +304,7 @@ class Wallet:
     def debit(
         self,
         user_id: str,
-        amount: Any,
+        amount: Number,
         *,
         idempotency_key: str | None = None,
         description: str | None = None,
@@ -323,7 +325,11 @@ class Wallet:
         return self._client._rpc(_wallet.get_settings(user_id))
 
     def update_settings(
-        self, user_id: str, *, spend_cap: Any = UNCHANGED, low_balance_threshold: Any = UNCHANGED
+        self,
+        user_id: str,
+        *,
+        spend_cap: Number | Unchanged | None = UNCHANGED,
+        low_balance_threshold: Number | Unchanged | None = UNCHANGED,
     ) -> UserSettings:
         """Set what is given (``None`` removes it) and leave the rest."""
         return self._client._rpc(_wallet.update_settings(user_id, spend_cap, low_balance_threshold))
@@ -341,12 +347,12 @@ class AsyncWallet:
     async def credit(
         self,
         user_id: str,
-        amount: Any,
+        amount: Number,
         *,
         kind: _wallet.CreditKind = "grant",
         idempotency_key: str | None = None,
         description: str | None = None,
-        expires_at: Any = None,
+        expires_at: datetime | timedelta | None = None,
     ) -> TransactionResult:
         rpc = _wallet.credit(user_id, amount, kind, idempotency_key, description, expires_at)
         return await self._client._rpc(rpc)
@@ -354,7 +360,7 @@ class AsyncWallet:
     async def debit(
         self,
         user_id: str,
-        amount: Any,
+        amount: Number,
         *,
         idempotency_key: str | None = None,
         description: str | None = None,
@@ -370,6 +376,10 @@ class AsyncWallet:
         return await self._client._rpc(_wallet.get_settings(user_id))
 
     async def update_settings(
-        self, user_id: str, *, spend_cap: Any = UNCHANGED, low_balance_threshold: Any = UNCHANGED
+        self,
+        user_id: str,
+        *,
+        spend_cap: Number | Unchanged | None = UNCHANGED,
+        low_balance_threshold: Number | Unchanged | None = UNCHANGED,
     ) -> UserSettings:
         return await self._client._rpc(_wallet.update_settings(user_id, spend_cap, low_balance_threshold))

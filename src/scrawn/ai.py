@@ -73,6 +73,7 @@ from scrawn._ai_wrappers import (
 from scrawn._async import AsyncScrawn
 from scrawn._sync import Scrawn
 from scrawn.errors import ValidationError
+from scrawn.types import DebitInput, Metadata, UsageChunk
 
 __all__ = [
     "AiFailure",
@@ -110,11 +111,11 @@ def track_ai(
     output_cache_tokens: int | None = None,
     usage: AiUsage | None = None,
     provider: str | None = None,
-    input_debit: Any = None,
-    output_debit: Any = None,
-    input_cache_debit: Any = None,
-    output_cache_debit: Any = None,
-    metadata: dict[str, Any] | str | None = None,
+    input_debit: DebitInput | None = None,
+    output_debit: DebitInput | None = None,
+    input_cache_debit: DebitInput | None = None,
+    output_cache_debit: DebitInput | None = None,
+    metadata: Metadata | None = None,
     idempotency_key: str | None = None,
 ) -> bool:
     """Queue one AI call's token usage for billing and return at once (no network in the caller).
@@ -183,7 +184,7 @@ def track_ai(
 @overload
 def flush_ai(client: Scrawn, timeout: float | None = None) -> bool: ...
 @overload
-def flush_ai(client: AsyncScrawn, timeout: float | None = None) -> Coroutine[Any, Any, bool]: ...
+def flush_ai(client: AsyncScrawn, timeout: float | None = None) -> Coroutine[object, None, bool]: ...
 def flush_ai(client: AnyClient, timeout: float | None = None) -> bool | Coroutine[Any, Any, bool]:
     """Wait until every AI event queued (by :func:`track_ai` or a wrapped client) before this call is
     delivered, or failed for good and reported. ``False`` if ``timeout`` seconds passed first. Returns a
@@ -206,7 +207,7 @@ def flush_ai(client: AnyClient, timeout: float | None = None) -> bool | Coroutin
 @overload
 def close_ai(client: Scrawn, timeout: float | None = None) -> bool: ...
 @overload
-def close_ai(client: AsyncScrawn, timeout: float | None = None) -> Coroutine[Any, Any, bool]: ...
+def close_ai(client: AsyncScrawn, timeout: float | None = None) -> Coroutine[object, None, bool]: ...
 def close_ai(client: AnyClient, timeout: float | None = None) -> bool | Coroutine[Any, Any, bool]:
     """Deliver the client's queued AI events (waiting at most ``timeout`` seconds) and stop its AI
     background worker; ``False`` when events were left undelivered. Without it they are delivered at
@@ -232,13 +233,13 @@ def ai_token_stream_consumer(
     user_id: str | None = ...,
     model: str | None = ...,
     provider: str | None = ...,
-    input_debit: Any = ...,
-    output_debit: Any = ...,
-    input_cache_debit: Any = ...,
-    output_cache_debit: Any = ...,
-    metadata: dict[str, Any] | str | None = ...,
+    input_debit: DebitInput | None = ...,
+    output_debit: DebitInput | None = ...,
+    input_cache_debit: DebitInput | None = ...,
+    output_cache_debit: DebitInput | None = ...,
+    metadata: Metadata | None = ...,
     fork: Literal[False] = ...,
-    extract: Callable[[T], Any] | None = ...,
+    extract: Callable[[T], UsageChunk | None] | None = ...,
     batch_size: int = ...,
     buffer_size: int = ...,
     flush_interval: float = ...,
@@ -252,13 +253,13 @@ def ai_token_stream_consumer(
     user_id: str | None = ...,
     model: str | None = ...,
     provider: str | None = ...,
-    input_debit: Any = ...,
-    output_debit: Any = ...,
-    input_cache_debit: Any = ...,
-    output_cache_debit: Any = ...,
-    metadata: dict[str, Any] | str | None = ...,
+    input_debit: DebitInput | None = ...,
+    output_debit: DebitInput | None = ...,
+    input_cache_debit: DebitInput | None = ...,
+    output_cache_debit: DebitInput | None = ...,
+    metadata: Metadata | None = ...,
     fork: Literal[True],
-    extract: Callable[[T], Any] | None = ...,
+    extract: Callable[[T], UsageChunk | None] | None = ...,
     batch_size: int = ...,
     buffer_size: int = ...,
     flush_interval: float = ...,
@@ -272,18 +273,18 @@ def ai_token_stream_consumer(
     user_id: str | None = ...,
     model: str | None = ...,
     provider: str | None = ...,
-    input_debit: Any = ...,
-    output_debit: Any = ...,
-    input_cache_debit: Any = ...,
-    output_cache_debit: Any = ...,
-    metadata: dict[str, Any] | str | None = ...,
+    input_debit: DebitInput | None = ...,
+    output_debit: DebitInput | None = ...,
+    input_cache_debit: DebitInput | None = ...,
+    output_cache_debit: DebitInput | None = ...,
+    metadata: Metadata | None = ...,
     fork: Literal[False] = ...,
-    extract: Callable[[T], Any] | None = ...,
+    extract: Callable[[T], UsageChunk | None] | None = ...,
     batch_size: int = ...,
     buffer_size: int = ...,
     flush_interval: float = ...,
     on_error: ErrorHook | None = ...,
-) -> Coroutine[Any, Any, AiStreamResult]: ...
+) -> Coroutine[object, None, AiStreamResult]: ...
 @overload
 def ai_token_stream_consumer(
     client: AnyClient,
@@ -292,13 +293,13 @@ def ai_token_stream_consumer(
     user_id: str | None = ...,
     model: str | None = ...,
     provider: str | None = ...,
-    input_debit: Any = ...,
-    output_debit: Any = ...,
-    input_cache_debit: Any = ...,
-    output_cache_debit: Any = ...,
-    metadata: dict[str, Any] | str | None = ...,
+    input_debit: DebitInput | None = ...,
+    output_debit: DebitInput | None = ...,
+    input_cache_debit: DebitInput | None = ...,
+    output_cache_debit: DebitInput | None = ...,
+    metadata: Metadata | None = ...,
     fork: Literal[True],
-    extract: Callable[[T], Any] | None = ...,
+    extract: Callable[[T], UsageChunk | None] | None = ...,
     batch_size: int = ...,
     buffer_size: int = ...,
     flush_interval: float = ...,
@@ -312,18 +313,18 @@ def ai_token_stream_consumer(
     user_id: str | None = ...,
     model: str | None = ...,
     provider: str | None = ...,
-    input_debit: Any = ...,
-    output_debit: Any = ...,
-    input_cache_debit: Any = ...,
-    output_cache_debit: Any = ...,
-    metadata: dict[str, Any] | str | None = ...,
+    input_debit: DebitInput | None = ...,
+    output_debit: DebitInput | None = ...,
+    input_cache_debit: DebitInput | None = ...,
+    output_cache_debit: DebitInput | None = ...,
+    metadata: Metadata | None = ...,
     fork: Literal[False] = ...,
-    extract: Callable[[T], Any] | None = ...,
+    extract: Callable[[T], UsageChunk | None] | None = ...,
     batch_size: int = ...,
     buffer_size: int = ...,
     flush_interval: float = ...,
     on_error: ErrorHook | None = ...,
-) -> Coroutine[Any, Any, AiStreamResult]: ...
+) -> Coroutine[object, None, AiStreamResult]: ...
 @overload
 def ai_token_stream_consumer(
     client: AsyncScrawn,
@@ -332,13 +333,13 @@ def ai_token_stream_consumer(
     user_id: str | None = ...,
     model: str | None = ...,
     provider: str | None = ...,
-    input_debit: Any = ...,
-    output_debit: Any = ...,
-    input_cache_debit: Any = ...,
-    output_cache_debit: Any = ...,
-    metadata: dict[str, Any] | str | None = ...,
+    input_debit: DebitInput | None = ...,
+    output_debit: DebitInput | None = ...,
+    input_cache_debit: DebitInput | None = ...,
+    output_cache_debit: DebitInput | None = ...,
+    metadata: Metadata | None = ...,
     fork: Literal[True],
-    extract: Callable[[T], Any] | None = ...,
+    extract: Callable[[T], UsageChunk | None] | None = ...,
     batch_size: int = ...,
     buffer_size: int = ...,
     flush_interval: float = ...,
@@ -351,13 +352,13 @@ def ai_token_stream_consumer(
     user_id: str | None = None,
     model: str | None = None,
     provider: str | None = None,
-    input_debit: Any = None,
-    output_debit: Any = None,
-    input_cache_debit: Any = None,
-    output_cache_debit: Any = None,
-    metadata: dict[str, Any] | str | None = None,
+    input_debit: DebitInput | None = None,
+    output_debit: DebitInput | None = None,
+    input_cache_debit: DebitInput | None = None,
+    output_cache_debit: DebitInput | None = None,
+    metadata: Metadata | None = None,
     fork: bool = False,
-    extract: Callable[[Any], Any] | None = None,
+    extract: Callable[[Any], UsageChunk | None] | None = None,
     batch_size: int = 500,
     buffer_size: int = 1000,
     flush_interval: float = 0.5,
@@ -442,11 +443,11 @@ def wrap_openai(
     scrawn_client: Scrawn | AsyncScrawn,
     *,
     user_id: str | None = None,
-    input_debit: Any = None,
-    output_debit: Any = None,
-    input_cache_debit: Any = None,
-    output_cache_debit: Any = None,
-    metadata: dict[str, Any] | str | None = None,
+    input_debit: DebitInput | None = None,
+    output_debit: DebitInput | None = None,
+    input_cache_debit: DebitInput | None = None,
+    output_cache_debit: DebitInput | None = None,
+    metadata: Metadata | None = None,
     provider: str = "openai",
 ) -> P:
     """Bill an ``openai.OpenAI`` / ``openai.AsyncOpenAI`` client's calls to Scrawn.
@@ -487,11 +488,11 @@ def wrap_anthropic(
     scrawn_client: Scrawn | AsyncScrawn,
     *,
     user_id: str | None = None,
-    input_debit: Any = None,
-    output_debit: Any = None,
-    input_cache_debit: Any = None,
-    output_cache_debit: Any = None,
-    metadata: dict[str, Any] | str | None = None,
+    input_debit: DebitInput | None = None,
+    output_debit: DebitInput | None = None,
+    input_cache_debit: DebitInput | None = None,
+    output_cache_debit: DebitInput | None = None,
+    metadata: Metadata | None = None,
     provider: str = "anthropic",
 ) -> P:
     """Bill an ``anthropic.Anthropic`` / ``anthropic.AsyncAnthropic`` client's calls to Scrawn.

@@ -10,6 +10,8 @@ class ScrawnError(Exception):
     """Base of every Scrawn error. ``code`` is the Connect code name (``invalid_argument``, …)."""
 
     code = "unknown"
+    retry_after: float | None = None
+    """Seconds the server asked the client to wait before retrying (its ``Retry-After``), when it said."""
 
     def __init__(self, message: str, *, field: str | None = None, request_id: str | None = None) -> None:
         super().__init__(message)

@@ -29,16 +29,18 @@ import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, overload
 
 from scrawn._ai_stream import ExtractorError
 from scrawn._async import AsyncScrawn
-from scrawn._core import ErrorContext
+from scrawn._core import ErrorContext, ErrorHook
 from scrawn._sync import Scrawn
 from scrawn.errors import ScrawnError, ValidationError
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from starlette.requests import Request as StarletteRequest
+    from werkzeug.wrappers import Request as WerkzeugRequest
 
 __all__ = [
     "ExtractorError",
@@ -56,13 +58,22 @@ OPERATION: Final = "middleware_event_consumer"
 _CONTEXT: Final = "Invalid middleware option"
 _EXTRACTED_KEYS: Final = frozenset({"user_id", "debit", "metadata"})
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-Extractor = Callable[[Any], Any]
-ErrorHook = Callable[[ScrawnError, ErrorContext], Any]
+Scope: TypeAlias = MutableMapping[str, object]
+Message: TypeAlias = MutableMapping[str, object]
+Receive: TypeAlias = Callable[[], Awaitable[Message]]
+Send: TypeAlias = Callable[[Message], Awaitable[None]]
+ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# What an extractor returns: {"user_id": ..., "debit": ..., "metadata": ...} (scrawn.types.MiddlewareEvent)
+# or None (not billed); an async extractor returns it awaitably.
+Extracted: TypeAlias = Mapping[str, object] | Awaitable[Mapping[str, object] | None] | None
+ASGIExtractor: TypeAlias = "Callable[[StarletteRequest], Extracted] | Callable[[Scope], Extracted]"
+"""``extractor(request)`` of the ASGI middleware: a ``starlette.requests.Request``, or with
+``raw_request=True`` the ASGI scope."""
+WSGIExtractor: TypeAlias = "Callable[[WerkzeugRequest], Extracted] | Callable[[WSGIEnvironment], Extracted]"
+"""``extractor(request)`` of the WSGI middleware: a ``werkzeug.wrappers.Request``, or with
+``raw_request=True`` the WSGI environ."""
+Extractor: TypeAlias = "ASGIExtractor | WSGIExtractor"
 
 
 # ---------------------------------------------------------------------------------------- patterns
@@ -208,7 +219,7 @@ class _Billing:
                 "on_error", "must be callable as on_error(error, context)", context=_CONTEXT
             )
         self.client: Scrawn | AsyncScrawn = client
-        self.extractor: Extractor = extractor
+        self.extractor: Callable[[Any], object] = extractor
         self.whitelist = _check_patterns("whitelist", whitelist)
         self.blacklist = _check_patterns("blacklist", blacklist)
         self.bill_failed = bill_failed
@@ -327,7 +338,7 @@ class ScrawnASGIMiddleware:
         app: ASGIApp,
         *,
         client: Scrawn | AsyncScrawn,
-        extractor: Extractor,
+        extractor: ASGIExtractor,
         whitelist: Sequence[str] | None = None,
         blacklist: Sequence[str] | None = None,
         bill_failed: bool = False,
@@ -353,7 +364,8 @@ class ScrawnASGIMiddleware:
             self._request_class = Request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("type") != "http" or not self._billing.wants(scope.get("path", "")):
+        path = scope.get("path")
+        if scope.get("type") != "http" or not self._billing.wants(path if isinstance(path, str) else ""):
             await self.app(scope, receive, send)
             return
         status: int | None = None
@@ -361,7 +373,8 @@ class ScrawnASGIMiddleware:
         async def send_status(message: Message) -> None:
             nonlocal status
             if message.get("type") == "http.response.start":
-                status = message.get("status")
+                code = message.get("status")
+                status = code if isinstance(code, int) else None
             await send(message)
 
         try:
@@ -431,7 +444,7 @@ class ScrawnWSGIMiddleware:
         app: WSGIApplication,
         *,
         client: Scrawn | AsyncScrawn,
-        extractor: Extractor,
+        extractor: WSGIExtractor,
         whitelist: Sequence[str] | None = None,
         blacklist: Sequence[str] | None = None,
         bill_failed: bool = False,
@@ -537,12 +550,16 @@ class ScrawnMiddleware:
     def wsgi(self, app: WSGIApplication) -> ScrawnWSGIMiddleware:
         return ScrawnWSGIMiddleware(app, **self._kwargs)
 
-    def __call__(self, app: Any) -> ScrawnASGIMiddleware | ScrawnWSGIMiddleware:
-        kind = _app_kind(app)
+    @overload
+    def __call__(self, app: ASGIApp) -> ScrawnASGIMiddleware: ...
+    @overload
+    def __call__(self, app: WSGIApplication) -> ScrawnWSGIMiddleware: ...
+    def __call__(self, app: ASGIApp | WSGIApplication) -> ScrawnASGIMiddleware | ScrawnWSGIMiddleware:
+        kind = _app_kind(app)  # detected at run time: the two kinds are not told apart by type
         if kind == "asgi":
-            return self.asgi(app)
+            return self.asgi(app)  # type: ignore[arg-type]
         if kind == "wsgi":
-            return self.wsgi(app)
+            return self.wsgi(app)  # type: ignore[arg-type]
         raise ValidationError(
             "app",
             "is neither recognisably ASGI (an async callable) nor WSGI; use .asgi(app) or .wsgi(app)",

@@ -19,9 +19,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from scrawn.errors import WebhookVerificationError
+
+if TYPE_CHECKING:
+    from scrawn.types import JSONValue
 
 __all__ = ["WebhookEvent", "WebhookVerificationError", "verify_webhook"]
 
@@ -34,7 +37,7 @@ class WebhookEvent:
     id: str  # webhook-id: the same on every retry and replay of one event; dedupe on it
     type: str  # payment.succeeded | payment.failed | payment.refunded | balance.low | reservation.expired
     timestamp: datetime  # when the event happened (the body's "timestamp"), UTC
-    data: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, JSONValue] = field(default_factory=dict)  # the event's fields, as JSON
 
 
 def verify_webhook(

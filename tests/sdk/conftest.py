@@ -122,6 +122,8 @@ class Attempt:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.monotonic)  # when the server received it
+    wall: float = field(default_factory=time.time)  # the same, as Unix time
 
 
 @dataclass
@@ -136,10 +138,13 @@ class FlakyServer:
     - ``"slow"``: forward to upstream (so the event is stored), then answer after ``slow_seconds``;
     - ``"forward_drop"``: forward to upstream (so the call is applied), then close the connection without
       answering — a response lost on the way back;
-    - ``"forward"``: forward to upstream."""
+    - ``"forward"``: forward to upstream.
+
+    ``error_headers`` are sent with every Connect error answer (e.g. ``{"retry-after": "1"}``)."""
 
     upstream: str | None
     script: list[str] = field(default_factory=list)
+    error_headers: dict[str, str] = field(default_factory=dict)
     attempts: list[Attempt] = field(default_factory=list)
     slow_seconds: float = 1.5
     url: str = ""
@@ -173,7 +178,10 @@ class FlakyServer:
                         "permission_denied": "Dashboard keys cannot ingest events",
                     }.get(action, f"{action} (request id abcdef123456)")
                     self._answer(
-                        status, "application/json", json.dumps({"code": action, "message": message}).encode()
+                        status,
+                        "application/json",
+                        json.dumps({"code": action, "message": message}).encode(),
+                        flaky.error_headers,
                     )
                 elif action == "http502":
                     self._answer(502, "text/html", b"<html><body>502 Bad Gateway</body></html>")
@@ -200,8 +208,12 @@ class FlakyServer:
                     with contextlib.suppress(OSError):  # the client may have given up waiting
                         self._answer(res.status_code, res.headers.get("content-type", ""), res.content)
 
-            def _answer(self, status: int, content_type: str, body: bytes) -> None:
+            def _answer(
+                self, status: int, content_type: str, body: bytes, extra: dict[str, str] | None = None
+            ) -> None:
                 self.send_response(status)
+                for name, value in (extra or {}).items():
+                    self.send_header(name, value)
                 self.send_header("content-type", content_type)
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
