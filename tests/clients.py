@@ -25,6 +25,7 @@ M = TypeVar("M", bound=Message)
 METHODS: dict[str, tuple[type[Message], type[Message]]] = {
     "/event.v1.EventService/RegisterEvent": (ev.RegisterEventRequest, ev.RegisterEventResponse),
     "/event.v1.EventService/StreamEvents": (ev.StreamEventRequest, ev.StreamEventResponse),
+    "/event.v1.EventService/VoidEvent": (ev.VoidEventRequest, ev.VoidEventResponse),
     "/auth.v1.AuthService/CreateAPIKey": (auth.CreateAPIKeyRequest, auth.CreateAPIKeyResponse),
     "/query.v1.QueryService/QueryEvents": (query.QueryEventsRequest, query.QueryEventsResponse),
     "/usage.v1.UsageService/TrackEvents": (usage.TrackEventsRequest, usage.TrackEventsResponse),
@@ -62,6 +63,7 @@ METHODS: dict[str, tuple[type[Message], type[Message]]] = {
 }
 REGISTER = "/event.v1.EventService/RegisterEvent"
 STREAM = "/event.v1.EventService/StreamEvents"
+VOID = "/event.v1.EventService/VoidEvent"
 CREATE_KEY = "/auth.v1.AuthService/CreateAPIKey"
 QUERY = "/query.v1.QueryService/QueryEvents"
 TRACK = "/usage.v1.UsageService/TrackEvents"

@@ -137,6 +137,11 @@ class ServerHandle:
     def create_key(self, role: str, name: str = "test", expires_in: int | None = None) -> str:
         return run_async(_create_key(self, role, name, expires_in))
 
+    def set_late_window(self, days: int) -> None:
+        """The project's late-event window (docs/events.md#late-events): tests replaying fixed past dates
+        widen it (up to 3650 days)."""
+        run_async(_set_late_window(self, days))
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
 
@@ -153,6 +158,17 @@ async def _create_key(server: ServerHandle, role: str, name: str, expires_in: in
         async with db.write() as conn:
             _, key = await KeyService(db, SECRET).create_key(conn, server.project_id, role, name, expires_in)  # type: ignore[arg-type]
         return key
+    finally:
+        await db.dispose()
+
+
+async def _set_late_window(server: ServerHandle, days: int) -> None:
+    from scrawn.server.pricing import currency
+
+    db = server.db()
+    try:
+        async with db.write() as conn:
+            await currency.update_project(conn, server.project_id, late_window=days)
     finally:
         await db.dispose()
 

@@ -29,6 +29,7 @@ from scrawn._usage import (
     UsageTotals,
 )
 from scrawn._version import __version__
+from scrawn._void import VoidedEvent
 from scrawn._wallet import Balance, Transaction, TransactionPage, TransactionResult, UserSettings
 from scrawn._wallet_client import (
     AsyncReservation,
@@ -138,6 +139,7 @@ __all__ = [
     "UsageTotals",
     "UserSettings",
     "ValidationError",
+    "VoidedEvent",
     "Wallet",
     "WebhookEvent",
     "WebhookVerificationError",

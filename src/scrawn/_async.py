@@ -12,7 +12,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from scrawn import _core, _payments, _usage, _wallet
+from scrawn import _core, _payments, _usage, _void, _wallet
 from scrawn._connect import AsyncTransport
 from scrawn._core import (
     ClientConfig,
@@ -40,6 +40,7 @@ from scrawn._usage import (
 from scrawn._usage import (
     UsageType as LlmUsageType,
 )
+from scrawn._void import VoidedEvent
 from scrawn._wallet_client import (
     AsyncReservation,
     AsyncWallet,
@@ -536,6 +537,15 @@ class AsyncScrawn(Integrations):
         unit). The same link comes back while that checkout is open; a changed amount replaces it. Raises
         FailedPreconditionError when there is nothing to pay or no payment provider is configured."""
         return await self._rpc(_payments.collect_payment(user_id, top_up, return_url))
+
+    async def void_event(
+        self, *, event_id: str | None = None, idempotency_key: str | None = None, reason: str
+    ) -> VoidedEvent:
+        """Void a billed event (by ``event_id`` or ``idempotency_key``, exactly one) with a ``reason``: one
+        reversing ledger entry credits its debit back, exactly once; the event stays, marked voided, and its
+        idempotency key stays taken. Voiding it again answers ``already_voided=True`` with the first void.
+        Raises NotFoundError when the key's project and mode hold no such event."""
+        return await self._rpc(_void.void_event(event_id, idempotency_key, reason))
 
     async def list_models(
         self,

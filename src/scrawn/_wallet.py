@@ -246,7 +246,8 @@ class Balance:
 @dataclass(frozen=True, slots=True)
 class Transaction:
     """One ledger entry. ``amount`` is signed (debits are negative). ``kind``: ``usage``, ``grant``,
-    ``top_up``, ``adjustment``, ``debit``, ``capture``, ``expiry``, ``payment`` or ``refund``."""
+    ``top_up``, ``adjustment``, ``debit``, ``capture``, ``expiry``, ``payment``, ``refund`` or ``void`` (a
+    voided event's reversal)."""
 
     id: str
     user_id: str

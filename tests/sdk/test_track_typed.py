@@ -8,9 +8,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -118,7 +119,8 @@ def test_typed_and_debit_events_share_one_buffer(module_server: Any) -> None:
     kind = _type()
     put_event_price(module_server, kind, "mul(quantity(), 0.25)")
     p = _prefix()
-    at = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)  # inside the late-event window
+    earlier = int(time.time()) - 3600
     with Scrawn(module_server.live_key, module_server.base_url, batch_size=7) as client:
         for i in range(30):
             assert client.track(user_id=p + "mixed", debit=1)
@@ -132,7 +134,7 @@ def test_typed_and_debit_events_share_one_buffer(module_server: Any) -> None:
             idempotency_key=p + "k1",
             timestamp=at,
         )
-        assert client.events.track(user_id=p + "events", event_type=kind, quantity=4, timestamp=1_764_500_000)
+        assert client.events.track(user_id=p + "events", event_type=kind, quantity=4, timestamp=earlier)
         assert client.events.pending_count == client.pending_count
         assert client.events.flush(60) is True
         assert client.events.dropped_count == 0 and client.pending_count == 0
@@ -150,7 +152,7 @@ def test_typed_and_debit_events_share_one_buffer(module_server: Any) -> None:
     assert full.metadata == '{"file":"a.pdf"}' and full.reported_at == int(at.timestamp())
     assert full.debit == Decimal("0.025")
     [ev] = [r for r in rows if r.user_id == p + "events"]
-    assert ev.quantity == "4" and ev.debit == 1 and ev.reported_at == 1_764_500_000
+    assert ev.quantity == "4" and ev.debit == 1 and ev.reported_at == earlier
 
 
 async def test_typed_track_from_async_code(module_server: Any) -> None:
@@ -269,7 +271,7 @@ def test_typed_events_round_trip_through_the_spool(
     assert down.close(timeout=0.2) is False and down.dropped_count == 0  # kept in the spool, not dropped
     # A record written by an older SDK (version 1, debit only) is read too.
     db = sqlite3.connect(spool)
-    old = f'[1,"{p}s","amount",4,null,"{p}old",1764500000,"RAW"]'
+    old = f'[1,"{p}s","amount",4,null,"{p}old",{int(time.time()) - 60},"RAW"]'
     db.execute("INSERT INTO scrawn_spool (event) VALUES (?)", (old,))
     db.commit()
     db.close()

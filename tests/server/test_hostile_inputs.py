@@ -419,7 +419,16 @@ CASES: list[Case] = [
         IT,
         "reportedTimestamp",
     ),
-    Case("epoch-1-ok", {"reportedTimestamp": 1, "basicUsage": amount()}, None, None, "", expected_debit="1"),
+    # Older than the project's late-event window (35 days by default; docs/events.md#late-events).
+    Case("epoch-1-too-late", {"reportedTimestamp": 1, "basicUsage": amount()}, IA, IT, "reportedTimestamp"),
+    Case(
+        "34-days-ago-ok",
+        {"reportedTimestamp": NOW - 34 * 86400, "basicUsage": amount()},
+        None,
+        None,
+        "",
+        expected_debit="1",
+    ),
     # AI items (streams only)
     Case(
         "ai-negative-input-tokens",
@@ -705,7 +714,7 @@ def test_a_debit_that_would_overflow_a_balance_is_refused_alone(
                 ev.RegisterEventRequest(type=ev.BASIC_USAGE, userId=rich, basicUsage=amount(1)),
                 bearer(srv.live_key),
             )
-        assert err.value.code == "failed_precondition", err.value
+        assert err.value.code == "out_of_range", err.value  # a genuine limit (docs/money.md#limits)
         assert "debit" in err.value.message and "balance" in err.value.message
     res = c.stream(
         STREAM,

@@ -171,6 +171,7 @@ def test_audio_is_priced_per_second_where_the_book_has_it(rpc) -> None:
 
 
 def test_an_override_applies_only_from_its_effective_time(module_server, rpc, api) -> None:
+    module_server.set_late_window(3650)  # its events are reported in 2025 (docs/events.md#late-events)
     effective = datetime(2025, 3, 1, tzinfo=UTC)
     t0 = int(effective.timestamp() * 1000)
     res = api.post(

@@ -152,7 +152,9 @@ def create_app(settings: Settings) -> ASGIApp:
         lifespan=lifespan,
     )
     rpc_apps = [
-        EventServiceASGIApplication(EventRpc(services.keys, services.events), read_max_bytes=READ_MAX_BYTES),
+        EventServiceASGIApplication(
+            EventRpc(services.keys, services.events, services.db), read_max_bytes=READ_MAX_BYTES
+        ),
         AuthServiceASGIApplication(AuthRpc(services.db, services.keys), read_max_bytes=READ_MAX_BYTES),
         QueryServiceASGIApplication(QueryRpc(services.db, services.keys), read_max_bytes=READ_MAX_BYTES),
         UsageServiceASGIApplication(

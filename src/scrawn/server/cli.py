@@ -361,13 +361,20 @@ def explain(
                     )
                 )
             ).first()
-        if row is None:
-            raise ScrawnError(f"event not found: {event_id}")
-        return row
+            if row is None:
+                raise ScrawnError(f"event not found: {event_id}")
+            reversal = None
+            if row.voided_at is not None:
+                from scrawn.server.events.void_service import describe
 
-    row = run_db(settings, work)
+                reversal = await describe(conn, project_id, mode, row)
+        return row, reversal
+
+    row, reversal = run_db(settings, work)
     console.print(f"event {row.id} ({row.event_type}) for user {row.user_id!r}")
     console.print(f"charged {format_amount(row.debit)} minor units")
+    if reversal is not None:
+        console.print(reversal, highlight=False)
     console.print_json(json.dumps(json.loads(row.pricing)))
 
 

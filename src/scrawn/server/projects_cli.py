@@ -1,4 +1,5 @@
-"""``scrawn projects``: a project's name, currency, amount unit and USD conversion rate (docs/usage.md)."""
+"""``scrawn projects``: a project's name, currency, amount unit, USD conversion rate (docs/usage.md) and
+late-event window (docs/events.md#late-events)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from scrawn.server.db.engine import Database
 from scrawn.server.pricing import currency
 
 projects_app = typer.Typer(
-    help="Projects: name, currency, amount unit and the USD rate for LLM prices.", no_args_is_help=True
+    help="Projects: name, currency, amount unit, the USD rate for LLM prices, the late-event window.",
+    no_args_is_help=True,
 )
 
 
@@ -33,15 +35,16 @@ def _rate(p: currency.ProjectMoney) -> str:
 
 @projects_app.command("list")
 def projects_list(database_url: DbOpt = None, data_dir: DataOpt = None) -> None:
-    """Every project with its currency, amount unit and USD rate (its minor units per US cent)."""
+    """Every project with its currency, amount unit, USD rate (its minor units per US cent) and late-event
+    window (events reported longer ago than that are refused)."""
 
     async def work(db: Database) -> list[currency.ProjectMoney]:
         async with db.read() as conn:
             return await currency.list_all(conn)
 
-    table = Table("id", "name", "currency", "amount unit", "usd rate")
+    table = Table("id", "name", "currency", "amount unit", "usd rate", "late window")
     for p in run_db(load_settings(database_url=database_url, data_dir=data_dir), work):
-        table.add_row(p.id, p.name, p.currency, p.amount_unit, _rate(p))
+        table.add_row(p.id, p.name, p.currency, p.amount_unit, _rate(p), f"{p.late_window_days} days")
     console.print(table)
 
 
@@ -59,6 +62,14 @@ def projects_set(
     amount_unit: Annotated[
         str | None, typer.Option(help="minor (amounts are cents) or major (whole units)")
     ] = None,
+    late_window: Annotated[
+        int | None,
+        typer.Option(
+            "--late-window",
+            help="Refuse events reported more than N days ago (1 to 3650; default 35)",
+            metavar="N",
+        ),
+    ] = None,
     project: ProjectOpt = None,
     database_url: DbOpt = None,
     data_dir: DataOpt = None,
@@ -75,11 +86,13 @@ def projects_set(
                 currency=currency_,
                 usd_rate=usd_rate,
                 amount_unit=amount_unit,
+                late_window=late_window,
             )
 
     p = run_db(load_settings(database_url=database_url, data_dir=data_dir), work)
     console.print(
-        f"project {p.id} ({p.name}): currency {p.currency}, amount unit {p.amount_unit}, usd rate {_rate(p)}",
+        f"project {p.id} ({p.name}): currency {p.currency}, amount unit {p.amount_unit}, "
+        f"usd rate {_rate(p)}, late window {p.late_window_days} days",
         highlight=False,
     )
     if p.currency != currency.USD and p.usd_rate is None:

@@ -14,10 +14,11 @@ from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
 from google.protobuf.message import Message
 from protobuf.wkt import Any as PackedAny
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from scrawn.errors import ScrawnError
+from scrawn.money import MoneyError
 from scrawn.server.keys.service import Caller, KeyService
 
 log = logging.getLogger("scrawn.rpc")
@@ -35,8 +36,32 @@ def packed_detail(detail: Message) -> PackedAny:
     )
 
 
+def _out_of_range(exc: BaseException) -> bool:
+    """A number past the 64-bit range (SQLite's "integer overflow" is an OperationalError, PostgreSQL's
+    SQLSTATE 22003 a DataError; an amount past BIGINT micro-units fails while binding): not an outage."""
+    if not isinstance(exc, StatementError):
+        return False
+    orig = exc.orig
+    if isinstance(orig, MoneyError):
+        return True
+    text = str(orig).lower()
+    return (
+        "integer overflow" in text
+        or "out of range" in text
+        or getattr(orig, "sqlstate", None) == "22003"
+        or getattr(orig, "pgcode", None) == "22003"
+    )
+
+
 def internal_error(exc: BaseException, where: str) -> ConnectError:
     request_id = uuid.uuid4().hex
+    if _out_of_range(exc):
+        log.warning("value out of range in %s (request id %s): %s", where, request_id, exc)
+        return ConnectError(
+            Code.OUT_OF_RANGE,
+            "Value out of range: an amount or total passes what the database stores "
+            f"(request id {request_id})",
+        )
     if isinstance(exc, OperationalError | PoolTimeoutError) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated
     ):

@@ -168,7 +168,7 @@ ledger_entries = Table(
     Column("user_id", String(256), nullable=False),
     Column(
         "kind", String(32), nullable=False
-    ),  # usage | payment | top_up | grant | adjustment | refund | debit | capture | expiry
+    ),  # usage | payment | top_up | grant | adjustment | refund | debit | capture | expiry | void
     Column("amount", Micros, nullable=False),  # signed: usage is negative
     Column("event_id", String(36)),
     Column("reservation_id", String(36)),

@@ -1,5 +1,6 @@
-"""``scrawn events``: the newest events as a table (optionally following new ones), and a CSV export that
-streams any number of rows. Both are scoped to one project and mode, ordered by ``(ingested_at, id)``."""
+"""``scrawn events``: the newest events as a table (optionally following new ones), a CSV export that
+streams any number of rows, and ``void`` to correct one. All are scoped to one project and mode; the lists are
+ordered by ``(ingested_at, id)``."""
 
 from __future__ import annotations
 
@@ -35,9 +36,12 @@ from scrawn.server.cli_support import (
 )
 from scrawn.server.db.engine import Database
 from scrawn.server.db.schema import events
-from scrawn.server.events import quarantine_cli
+from scrawn.server.events import quarantine_cli, void_service
 
-events_app = typer.Typer(help="Billed events: tail (and follow) or export as CSV.", no_args_is_help=True)
+events_app = typer.Typer(
+    help="Billed events: tail (and follow), export as CSV, void a wrong one, the quarantine.",
+    no_args_is_help=True,
+)
 # Kept events and repricing them (docs/pricing-safety.md#quarantine).
 events_app.command("quarantine")(quarantine_cli.show)
 events_app.command("reprice")(quarantine_cli.reprice)
@@ -71,6 +75,8 @@ CSV_COLUMNS = (
     "product_ref",
     "metadata",
     "idempotency_key",
+    "voided_at",  # empty unless voided: a voided event is no longer billed (docs/events.md)
+    "void_reason",
 )
 
 UserOpt = Annotated[str | None, typer.Option("--user", help="Only this user")]
@@ -141,7 +147,7 @@ def _print_rows(rows: Sequence[Row[Any]], header: bool) -> None:
             r.user_id,
             r.event_type,
             _usage(r),
-            format_amount(r.debit),
+            format_amount(r.debit) if r.voided_at is None else f"{format_amount(r.debit)} (void)",
             r.idempotency_key,
         )
     console.print(table)
@@ -263,6 +269,8 @@ def _csv_row(r: Row[Any]) -> list[str]:
         _text(r.product_ref),
         _text(r.metadata),  # stored as JSON text already
         r.idempotency_key,
+        "" if r.voided_at is None else ts(r.voided_at),
+        _text(r.void_reason),
     ]
 
 
@@ -326,3 +334,46 @@ def _open(output: str) -> tuple[IO[str], Callable[[], None]]:
         return out, done
     file = Path(output).open("w", encoding="utf-8", newline="")  # noqa: SIM115 - closed by the caller
     return file, file.close
+
+
+# void ---------------------------------------------------------------------------------------------------
+
+
+@events_app.command("void")
+def void(
+    event: Annotated[str, typer.Argument(help="The event's id (with --by-key: its idempotency key)")],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why it is voided (kept with it; at most 255 characters)")
+    ],
+    by_key: Annotated[bool, typer.Option("--by-key", help="EVENT is the event's idempotency key")] = False,
+    mode: ModeOpt = "live",
+    project: ProjectOpt = None,
+    database_url: DbOpt = None,
+    data_dir: DataOpt = None,
+) -> None:
+    """Void a billed event: one reversing ledger entry credits its debit back (exactly once); the event
+    stays, marked voided, and its idempotency key stays taken."""
+    settings, mode = load_settings(database_url=database_url, data_dir=data_dir), check_mode(mode)
+
+    async def work(db: Database) -> void_service.Voided:
+        target = void_service.check_target("" if by_key else event, event if by_key else "")
+        checked = void_service.check_reason(reason, "--reason")
+        async with db.write() as conn:
+            project_id = await project_of(conn, project)
+            return await void_service.void_event(
+                conn, project_id, mode, target, checked, void_service.CLI_ACTOR
+            )
+
+    done = run_db(settings, work)
+    if done.already_voided:
+        console.print(
+            f"event {done.event_id} was already voided at {ts(done.voided_at)} by {done.voided_by} "
+            f"({done.reason!r}); nothing changed",
+            highlight=False,
+        )
+        return
+    console.print(
+        f"voided event {done.event_id} of user {done.user_id!r}: credited back "
+        f"{format_amount(done.amount)} (reversal entry {done.reversal_entry_id})",
+        highlight=False,
+    )

@@ -11,6 +11,9 @@ from connectrpc.request import RequestContext
 
 from scrawn._proto.event.v1 import event_pb2 as pb
 from scrawn.errors import ScrawnError
+from scrawn.money import format_amount
+from scrawn.server.db.engine import Database
+from scrawn.server.events import void_service
 from scrawn.server.events.intake import (
     INTERNAL_ERROR,
     STORAGE_FAILURE,
@@ -32,9 +35,10 @@ CODES_BY_ERROR = {"already_exists": VALIDATION_FAILED, "unavailable": STORAGE_FA
 
 
 class EventRpc:
-    def __init__(self, keys: KeyService, events: EventService) -> None:
+    def __init__(self, keys: KeyService, events: EventService, db: Database) -> None:
         self._keys = keys
         self._events = events
+        self._db = db
 
     @handler
     async def register_event(
@@ -114,10 +118,30 @@ class EventRpc:
                 code = getattr(outcome, "stream_code", CODES_BY_ERROR.get(outcome.code, INTERNAL_ERROR))
                 _fail(response, index, event.idempotency_key or "", code, outcome.message)
 
+    @handler
     async def void_event(
         self, request: pb.VoidEventRequest, ctx: RequestContext[Any, Any]
     ) -> pb.VoidEventResponse:
-        raise ConnectError(Code.UNIMPLEMENTED, "VoidEvent is not implemented yet")
+        """Any key of the event's mode (a dash key picks it with ``x-scrawn-mode``); another project's or
+        mode's event is NOT_FOUND."""
+        caller = await authenticate(self._keys, ctx)
+        target = void_service.check_target(request.eventId, request.idempotencyKey)
+        reason = void_service.check_reason(request.reason)
+        async with self._db.write() as conn:
+            done = await void_service.void_event(
+                conn, caller.project_id, caller.mode, target, reason, caller.key_id
+            )
+        return pb.VoidEventResponse(
+            eventId=done.event_id,
+            idempotencyKey=done.idempotency_key,
+            userId=done.user_id,
+            amount=format_amount(done.amount),
+            voidedTimestamp=done.voided_at,
+            voidedBy=done.voided_by,
+            reason=done.reason,
+            alreadyVoided=done.already_voided,
+            reversalEntryId=done.reversal_entry_id,
+        )
 
 
 def quarantined_error(kept: KeptForRepricing) -> ConnectError:

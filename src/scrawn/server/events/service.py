@@ -11,7 +11,7 @@ from typing import Protocol
 
 from scrawn.errors import ScrawnError, UnavailableError
 from scrawn.server.db.engine import Database
-from scrawn.server.events import quarantine
+from scrawn.server.events import late, quarantine
 from scrawn.server.events.committer import GroupCommitter
 from scrawn.server.events.intake import EventInput
 from scrawn.server.events.price import Pricing, Unpriceable, load_pricing, needs_reading, price_event
@@ -35,8 +35,14 @@ class EventService:
         self._committer = committer
         self._observer = observer
 
-    async def ingest(self, caller: Caller, inputs: Sequence[EventInput]) -> list[Outcome]:
+    async def ingest(
+        self, caller: Caller, inputs: Sequence[EventInput], *, window_checked: bool = False
+    ) -> list[Outcome]:
         """Price and store ``inputs``; one outcome each, in order. Durable when this returns."""
+        if not window_checked and late.any_old(inputs):  # rare: the project's late-event window applies
+            return await late.without_late(
+                self._db, caller, inputs, lambda rest: self.ingest(caller, rest, window_checked=True)
+            )
         pricing = Pricing()
         if needs_reading(inputs):  # amounts alone need no read
             async with self._db.read() as conn:

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, case, select, type_coerce, update
+from sqlalchemy import BigInteger, case, literal, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from scrawn.errors import AlreadyExistsError, FailedPreconditionError, ScrawnError
+from scrawn.errors import AlreadyExistsError, OutOfRangeError, ScrawnError
 from scrawn.money import MAX_MICROS, format_amount, to_micros
 from scrawn.server.db.engine import dialect_insert, now_ms
 from scrawn.server.db.schema import balances, events, ledger_entries
@@ -120,7 +120,7 @@ def conflict() -> AlreadyExistsError:
     )
 
 
-class BalanceOutOfRange(FailedPreconditionError):
+class BalanceOutOfRange(OutOfRangeError):
     """A debit that would take a user's balance past what BIGINT micro-units hold."""
 
     stream_code = INVALID_DATA
@@ -277,13 +277,7 @@ async def apply_balance_deltas(
         set_={
             "balance": balances.c.balance + stmt.excluded.balance,
             "updated_at": stmt.excluded.updated_at,
-            "spent": case(
-                (
-                    balances.c.spend_period == stmt.excluded.spend_period,
-                    balances.c.spent + stmt.excluded.spent,
-                ),
-                else_=stmt.excluded.spent,
-            ),
+            "spent": _spent_after(stmt),
             "spend_period": stmt.excluded.spend_period,
         },
     ).returning(
@@ -334,6 +328,24 @@ async def apply_balance_deltas(
                 available=row.balance - gone - row.held,
                 now=now,
             )
+
+
+def _spent_after(stmt: Any) -> Any:
+    """``spent`` plus this batch's spend in the same month (else the batch's spend alone), saturating at
+    the BIGINT maximum instead of overflowing (a float on SQLite, a failed flush on PostgreSQL): it only
+    counts towards a spend cap, which is at most that. CASE tests in order, so nothing overflows."""
+    spent, added = type_coerce(balances.c.spent, BigInteger), type_coerce(stmt.excluded.spent, BigInteger)
+    ceiling = literal(MAX_MICROS, BigInteger)
+    return type_coerce(
+        case(
+            (
+                balances.c.spend_period == stmt.excluded.spend_period,
+                case((added <= 0, spent + added), (spent > ceiling - added, ceiling), else_=spent + added),
+            ),
+            else_=added,
+        ),
+        BigInteger,
+    )
 
 
 async def _settle_lots(

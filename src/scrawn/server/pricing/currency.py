@@ -34,11 +34,15 @@ ZERO_DECIMAL = frozenset("BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XA
 def minor_per_major(currency: str) -> int:
     """Minor units in one unit of ``currency``: 100 for USD, 1 for JPY."""
     return 1 if currency in ZERO_DECIMAL else 100
+
+
 # Plain decimal text only: no sign, exponent, NaN, infinity or float suffixes.
 _RATE_TEXT = re.compile(rf"[0-9]{{1,10}}(\.[0-9]{{1,{MAX_RATE_PLACES}}})?")
 # Wide enough that a rate (≤ 28 digits) times a price book amount is exact: the one rounding comes later.
 _EXACT = Context(prec=200)
 SET_RATE_HINT = "set a USD conversion rate with `scrawn projects set --usd-rate`"
+# Events reported more than this many days ago are refused (docs/events.md#late-events).
+LATE_WINDOW_DEFAULT, LATE_WINDOW_MIN, LATE_WINDOW_MAX = 35, 1, 3650
 
 
 class NoUsdRate(FailedPreconditionError):
@@ -73,6 +77,7 @@ class ProjectMoney:
     currency: str
     amount_unit: str
     usd_rate: Decimal | None  # None: not set (1 for USD)
+    late_window_days: int = LATE_WINDOW_DEFAULT
 
     def minor_per_major(self) -> int:
         return minor_per_major(self.currency)
@@ -128,6 +133,12 @@ def check_amount_unit(value: str, field_name: str = "--amount-unit") -> str:
     return value
 
 
+def check_late_window(value: int, field_name: str = "--late-window") -> int:
+    if not LATE_WINDOW_MIN <= value <= LATE_WINDOW_MAX:
+        raise _fail(field_name, f"must be {LATE_WINDOW_MIN} to {LATE_WINDOW_MAX} days")
+    return value
+
+
 def check_name(value: str, field_name: str = "--name") -> str:
     if not value.strip() or len(value) > MAX_NAME or any(ord(c) < 32 for c in value):
         raise _fail(field_name, f"must be 1 to {MAX_NAME} characters, without control characters")
@@ -141,6 +152,7 @@ def _project(row: Any) -> ProjectMoney:
         currency=row.currency,
         amount_unit=row.amount_unit,
         usd_rate=None if row.usd_rate is None else Decimal(row.usd_rate),
+        late_window_days=row.late_window_days,
     )
 
 
@@ -149,6 +161,14 @@ async def load(conn: AsyncConnection, project_id: str) -> ProjectMoney:
     if row is None:
         raise NotFoundError(f"project not found: {project_id}")
     return _project(row)
+
+
+async def late_window_days(conn: AsyncConnection, project_id: str) -> int:
+    """The project's late-event window in days (one small read, for ingest)."""
+    days = await conn.scalar(select(projects.c.late_window_days).where(projects.c.id == project_id))
+    if days is None:
+        raise NotFoundError(f"project not found: {project_id}")
+    return int(days)
 
 
 async def list_all(conn: AsyncConnection) -> list[ProjectMoney]:
@@ -177,10 +197,13 @@ async def update_project(
     currency: str | None = None,
     usd_rate: str | None = None,
     amount_unit: str | None = None,
+    late_window: int | None = None,
 ) -> ProjectMoney:
     """Validate and apply ``scrawn projects set`` (in the caller's write transaction)."""
     current = await load(conn, project_id)
     changes: dict[str, Any] = {}
+    if late_window is not None:
+        changes["late_window_days"] = check_late_window(late_window)
     if name is not None:
         changes["name"] = check_name(name)
     if amount_unit is not None:

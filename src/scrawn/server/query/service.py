@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, and_, func, literal, or_, select, type_coerce
+from sqlalchemy import ColumnElement, and_, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn._proto.query.v1 import query_pb2 as pb
@@ -23,6 +23,7 @@ from scrawn.money import (
 )
 from scrawn.server.clock import iso
 from scrawn.server.db.schema import events
+from scrawn.server.db.sums import joined, split_sum
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 MAX_DEPTH, MAX_CONDITIONS = 16, 200
@@ -128,6 +129,8 @@ async def query_events(
         raise _fail("offset", "must not be negative")
     limit = req.limit or DEFAULT_LIMIT
     scope = and_(events.c.project_id == project_id, events.c.mode == mode)
+    if not req.include_voided:  # a voided event is no longer billed (docs/events.md#voiding-an-event)
+        scope = and_(scope, events.c.voided_at.is_(None))
     condition = and_(scope, build_filter(req.where)) if req.HasField("where") else scope
     response = pb.QueryEventsResponse()
     total = await conn.scalar(select(func.count()).select_from(events).where(condition))
@@ -156,15 +159,15 @@ async def _aggregate(
     response: pb.QueryEventsResponse,
 ) -> None:
     agg = req.aggregation
+    f: Field | None = None
     if agg.type == pb.SUM:
         f = resolve_field("aggregation.field", agg.field)
         if f.kind not in ("money", "int"):
             raise _fail("aggregation.field", "SUM needs an amount or token field")
-        # Sum the raw micro-units (BIGINT): exact on both databases.
-        value: ColumnElement[Any] = func.coalesce(func.sum(type_coerce(f.column, BigInteger)), 0)
+        # The raw micro-units (or tokens), summed in two halves: exact past 2^63 on both databases.
+        cols: list[Any] = split_sum(f.column, "value")
     elif agg.type == pb.COUNT:
-        f = None
-        value = func.count()
+        cols = [func.count().label("value")]
     else:
         raise _fail("aggregation.type", "must be SUM or COUNT")
     group = (
@@ -172,7 +175,6 @@ async def _aggregate(
         if req.HasField("group_by") and req.group_by.field
         else None
     )
-    cols = [value.label("value")]
     if group is not None:
         cols.insert(0, group.column.label("group"))
     stmt = select(*cols).select_from(events).where(condition)
@@ -184,14 +186,13 @@ async def _aggregate(
         ordered = stmt.group_by(group.column).order_by(key.asc().nulls_first())
         stmt = ordered.limit(limit).offset(req.offset)
     for r in await conn.execute(stmt):
-        raw = int(r.value or 0)
+        raw = (joined(r, "value") or 0) if f is not None else int(r.value or 0)
         text = format_amount(from_micros(raw)) if f is not None and f.kind == "money" else str(raw)
         row = pb.AggregationRow(agg_value=text)
         if group is not None and r.group is not None:
             g = r.group
             row.group_value = format_amount(g) if isinstance(g, Decimal) else str(g)
         response.agg_rows.append(row)
-
 
 
 _WHOLE = {
@@ -234,4 +235,7 @@ def _row(m: Any) -> pb.EventRow:
     for name in _PLAIN:
         if m[name] is not None:
             setattr(row, name, m[name])
+    if m["voided_at"] is not None:
+        row.voided_timestamp = iso(m["voided_at"])
+        row.void_reason = m["void_reason"] or ""
     return row

@@ -11,8 +11,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from scrawn.money import from_micros
 from scrawn.server.db.schema import usage_records as table
-from scrawn.server.db.types import Micros
+from scrawn.server.db.sums import joined, split_sum
 from scrawn.server.usage.records import CONTEXTS, MAX_USER_ID, check_model, check_usage_type, fail
 
 DEFAULT_PAGE, MAX_PAGE = 50, 500
@@ -144,28 +145,28 @@ class Summary:
     by_context: list[tuple[str, Totals]] = field(default_factory=list)
 
 
+_SUMMED = ("cost", "input_tokens", "output_tokens", "cached_tokens", "cache_write_tokens", "audio_ms")
+
+
 def total_columns() -> list[Any]:
-    return [
-        func.sum(table.c.cost, type_=Micros).label("cost"),
-        func.count().label("records"),
-        func.sum(table.c.input_tokens).label("input_tokens"),
-        func.sum(table.c.output_tokens).label("output_tokens"),
-        func.sum(table.c.cached_tokens).label("cached_tokens"),
-        func.sum(table.c.cache_write_tokens).label("cache_write_tokens"),
-        func.sum(table.c.audio_ms).label("audio_ms"),
-    ]
+    """The sums behind :class:`Totals`, each split in two halves so it stays exact past 2^63 on SQLite too
+    (docs/money.md#exact-sums)."""
+    columns: list[Any] = [func.count().label("records")]
+    for name in _SUMMED:
+        columns += split_sum(table.c[name], name)
+    return columns
 
 
 def totals_of(row: Any) -> Totals:
-    """A row of ``total_columns()``; SUM is NULL over no rows and NUMERIC on PostgreSQL."""
+    """A row of ``total_columns()``; a SUM is NULL over no rows."""
     return Totals(
-        cost=row.cost if row.cost is not None else Decimal(0),
+        cost=from_micros(joined(row, "cost") or 0),
         records=int(row.records or 0),
-        input_tokens=int(row.input_tokens or 0),
-        output_tokens=int(row.output_tokens or 0),
-        cached_tokens=int(row.cached_tokens or 0),
-        cache_write_tokens=int(row.cache_write_tokens or 0),
-        audio_ms=int(row.audio_ms or 0),
+        input_tokens=joined(row, "input_tokens") or 0,
+        output_tokens=joined(row, "output_tokens") or 0,
+        cached_tokens=joined(row, "cached_tokens") or 0,
+        cache_write_tokens=joined(row, "cache_write_tokens") or 0,
+        audio_ms=joined(row, "audio_ms") or 0,
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from connectrpc.request import RequestContext
 
 from scrawn._proto.usage.v1 import usage_pb2 as pb
+from scrawn.errors import OutOfRangeError
 from scrawn.money import format_amount
 from scrawn.server.db.engine import Database, now_ms
 from scrawn.server.events.rpc import INGEST_ROLES
@@ -85,15 +86,27 @@ def usage_record(row: Any) -> pb.UsageRecord:
     )
 
 
+INT64_MAX = 2**63 - 1
+
+
 def usage_totals(t: queries.Totals) -> pb.UsageTotals:
+    tokens = {
+        "inputTokens": t.input_tokens,
+        "outputTokens": t.output_tokens,
+        "cachedTokens": t.cached_tokens,
+        "cacheWriteTokens": t.cache_write_tokens,
+    }
+    for name, value in tokens.items():  # exact sums; the wire's token totals are int64 (cost is a string)
+        if value > INT64_MAX:
+            raise OutOfRangeError(
+                f"totals.{name}: the total passes the int64 range of the wire; narrow the filter",
+                field=f"totals.{name}",
+            )
     return pb.UsageTotals(
         cost=format_amount(t.cost),
         records=t.records,
-        inputTokens=t.input_tokens,
-        outputTokens=t.output_tokens,
-        cachedTokens=t.cached_tokens,
-        cacheWriteTokens=t.cache_write_tokens,
         audioSeconds=records.audio_seconds(t.audio_ms),
+        **tokens,
     )
 
 

@@ -23,8 +23,14 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from scrawn.errors import AlreadyExistsError, FailedPreconditionError, NotFoundError, ValidationError
-from scrawn.money import MoneyError, format_amount, from_micros, parse_decimal, to_micros
+from scrawn.errors import (
+    AlreadyExistsError,
+    FailedPreconditionError,
+    NotFoundError,
+    OutOfRangeError,
+    ValidationError,
+)
+from scrawn.money import MAX_MICROS, MoneyError, format_amount, from_micros, parse_decimal, to_micros
 from scrawn.server.clock import iso
 from scrawn.server.db.engine import dialect_insert, now_ms
 from scrawn.server.db.schema import balances, credit_lots, ledger_entries, reservations
@@ -34,6 +40,7 @@ from scrawn.server.webhooks import outbox
 CREDIT_KINDS = ("grant", "top_up", "adjustment")
 DEFAULT_TTL, MAX_TTL = 300, 86_400
 MAX_USER_ID, MAX_KEY, MAX_DESCRIPTION = 256, 255, 255
+MAX_AMOUNT = from_micros(MAX_MICROS)  # the most a balance row's BIGINT micro-units hold
 DEFAULT_PAGE, MAX_PAGE = 50, 500
 
 
@@ -212,6 +219,14 @@ async def _move(
     """Move a locked balance row; records a ``balance.low`` alert when available crosses the threshold."""
     now = now_ms()
     new = replace(view, balance=view.balance + balance, held=view.held + held, spent=view.spent + spend)
+    if abs(new.balance) > MAX_AMOUNT or abs(new.held) > MAX_AMOUNT:  # rolls the caller's transaction back
+        raise OutOfRangeError(
+            "amount: this user's balance would pass the storable range (about ±9.2 × 10¹² minor units); "
+            "nothing was changed",
+            field="amount",
+        )
+    # ``spent`` only counts towards a cap (itself at most MAX_AMOUNT): it saturates instead of failing.
+    new = replace(new, spent=min(new.spent, MAX_AMOUNT))
     await conn.execute(
         update(balances)
         .where(
