@@ -57,7 +57,7 @@ from scrawn._ai_events import (
     send_events_sync,
 )
 from scrawn._async import AsyncScrawn
-from scrawn._core import ErrorContext, check_user_id, is_quarantined
+from scrawn._core import KEPT_FOR_REPRICING, ErrorContext, check_user_id, is_quarantined
 from scrawn._proto.event.v1 import event_pb2 as ev
 from scrawn._sync import Scrawn
 from scrawn.errors import InternalError, ScrawnError, ValidationError
@@ -168,7 +168,7 @@ def _settle(
                 AiFailure(
                     event.index,
                     event.idempotency_key,
-                    _code_of(outcome.error),
+                    KEPT_FOR_REPRICING,
                     outcome.error.message,
                     outcome.error,
                 )

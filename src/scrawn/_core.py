@@ -558,8 +558,8 @@ def item_error(
     field_name = field_from_message(text)
     full = f"{code}: {text}" if code else text
     if quarantined or code == KEPT_FOR_REPRICING:
-        return EventQuarantinedError(
-            full,
+        return EventQuarantinedError(  # the server's words, as the unary answer carries them
+            text,
             field=field_name,
             request_id=request_id_from(text),
             event_id=event_id or None,

@@ -68,7 +68,7 @@ def test_stream_failures_kept_for_repricing_are_quarantine_errors() -> None:
     assert ok is ACCEPTED
     assert isinstance(kept.error, EventQuarantinedError) and isinstance(kept.error, FailedPreconditionError)
     assert kept.error.code == "failed_precondition" and kept.error.field == "basicUsage.tag"
-    assert kept.error.idempotency_key == "k1" and kept.error.message == f"KEPT_FOR_REPRICING: {KEPT}"
+    assert kept.error.idempotency_key == "k1" and kept.error.message == KEPT
     assert type(bad.error) is InvalidArgumentError and bad.error.field == "userId"
 
 

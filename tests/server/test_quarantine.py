@@ -27,7 +27,7 @@ from sqlalchemy.sql import Select
 from scrawn import Scrawn, tag
 from scrawn._proto.event.v1 import event_pb2 as ev
 from scrawn._proto.usage.v1 import usage_pb2 as usage
-from scrawn.errors import ScrawnError
+from scrawn.errors import EventQuarantinedError, ScrawnError
 from scrawn.server.db.engine import now_ms
 from scrawn.server.db.schema import balances, event_prices, events, ledger_entries, quarantined_events
 from scrawn.server.keys.service import KeyService, create_project
@@ -173,7 +173,10 @@ def test_thousand_tracked_events_are_kept_then_repriced_once(
     # delivered and reported (so the app can log it), never dropped
     assert len(reported) == 1000
     assert all(
-        "Event kept for repricing: basicUsage.tag: Tag not found: MISSING" in e.message for e in reported
+        isinstance(e, EventQuarantinedError)
+        and e.message == "Event kept for repricing: basicUsage.tag: Tag not found: MISSING"
+        and e.field == "basicUsage.tag"
+        for e in reported
     )
 
     kept = kept_rows(module_server, project)
