@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
@@ -21,6 +22,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from scrawn.errors import ScrawnError
 from scrawn.money import format_amount
 from scrawn.server.cli_support import (
     DataOpt,
@@ -36,7 +38,7 @@ from scrawn.server.cli_support import (
 )
 from scrawn.server.db.engine import Database
 from scrawn.server.db.schema import events
-from scrawn.server.events import quarantine_cli, void_service
+from scrawn.server.events import quarantine_cli, repository, void_service
 
 events_app = typer.Typer(
     help="Billed events: tail (and follow), export as CSV, void a wrong one, the quarantine.",
@@ -377,3 +379,32 @@ def void(
         f"{format_amount(done.amount)} (reversal entry {done.reversal_entry_id})",
         highlight=False,
     )
+
+
+def explain(
+    event_id: str,
+    mode: Annotated[str, typer.Option(help="live or test")] = "live",
+    project: ProjectOpt = None,
+    database_url: DbOpt = None,
+    data_dir: DataOpt = None,
+) -> None:
+    """Why was this event charged what it was? Shows the debit and what priced it."""
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
+
+    async def work(db: Database) -> Any:
+        async with db.read() as conn:
+            project_id = await project_of(conn, project)
+            row = await repository.get(conn, project_id, mode, event_id)
+            if row is None:
+                raise ScrawnError(f"event not found: {event_id}")
+            reversal = None
+            if row.voided_at is not None:
+                reversal = await void_service.describe(conn, project_id, mode, row)
+        return row, reversal
+
+    row, reversal = run_db(settings, work)
+    console.print(f"event {row.id} ({row.event_type}) for user {row.user_id!r}")
+    console.print(f"charged {format_amount(row.debit)} minor units")
+    if reversal is not None:
+        console.print(reversal, highlight=False)
+    console.print_json(json.dumps(json.loads(row.pricing)))

@@ -24,7 +24,7 @@ from scrawn.server.cli_support import (
 from scrawn.server.db.engine import Database
 from scrawn.server.db.schema import checkouts
 from scrawn.server.payments import config as configs
-from scrawn.server.pricing.currency import update_project
+from scrawn.server.projects.service import update_project
 from scrawn.server.secretbox import SecretBox
 
 payments_app = typer.Typer(

@@ -16,6 +16,8 @@ from scrawn.money import format_amount
 from scrawn.server.cli_support import DataOpt, DbOpt, ProjectOpt, console, load_settings, project_of, run_db
 from scrawn.server.db.engine import Database, now_ms
 from scrawn.server.pricing import currency, models, overrides
+from scrawn.server.projects import service as projects
+from scrawn.server.projects.types import ProjectMoney
 from scrawn.server.usage import queries, records, series
 
 prices_app = typer.Typer(
@@ -49,11 +51,11 @@ def prices_list(
     """The price list in USD (per million tokens, per minute of audio): overrides first, then the book."""
     settings = load_settings(database_url=database_url, data_dir=data_dir)
 
-    async def work(db: Database) -> tuple[list[models.Rates], currency.ProjectMoney]:
+    async def work(db: Database) -> tuple[list[models.Rates], ProjectMoney]:
         async with db.read() as conn:
             project_id = await project_of(conn, project)
             found = await overrides.list_overrides(conn, project_id)
-            money = await currency.load(conn, project_id)
+            money = await projects.load(conn, project_id)
         return models.price_list(found, now_ms(), provider=provider, search=search), money
 
     rows, money = run_db(settings, work)

@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrawn.money import from_micros
 from scrawn.server.db.schema import usage_records as table
 from scrawn.server.db.sums import joined, split_sum
-from scrawn.server.usage.records import CONTEXTS, MAX_USER_ID, check_model, check_usage_type, fail
+from scrawn.server.limits import MAX_USER_ID
+from scrawn.server.usage.records import CONTEXTS, check_model, check_usage_type, fail
 
 DEFAULT_PAGE, MAX_PAGE = 50, 500
 

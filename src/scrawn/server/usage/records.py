@@ -22,12 +22,15 @@ from scrawn.errors import AlreadyExistsError, NotFoundError, ValidationError
 from scrawn.money import MoneyError, format_amount, from_micros, parse_decimal, to_micros
 from scrawn.server.db.engine import dialect_insert, now_ms
 from scrawn.server.db.schema import ledger_entries, usage_records
+from scrawn.server.limits import MAX_USER_ID
 from scrawn.server.pricing import currency, models, overrides
+from scrawn.server.projects import service as projects
+from scrawn.server.projects.types import ProjectMoney
 
 CONTEXTS = ("customer", "system")
 MAX_TOKENS = 10**12
 MAX_AUDIO_SECONDS = Decimal(10_000_000)
-MAX_USER_ID, MAX_KEY, MAX_DESCRIPTION = 256, 255, 255
+MAX_KEY, MAX_DESCRIPTION = 255, 255
 FUTURE_SKEW_MS = 86_400_000
 PARTS = ("input", "output", "cached", "cache_write", "audio")
 PART_FIELDS = {
@@ -163,7 +166,7 @@ def check_call(req: Any) -> PricedCall:
 
 
 def price(
-    call: PricedCall, project_overrides: list[models.Override], project: currency.ProjectMoney | None = None
+    call: PricedCall, project_overrides: list[models.Override], project: ProjectMoney | None = None
 ) -> RoundedCost:
     """The call's cost in the project's money: USD cents (book or override) × its rate, exact, then each
     part rounded once. Without ``project``: US cents."""
@@ -200,7 +203,7 @@ def price(
 
 
 async def calculate(conn: AsyncConnection, project_id: str, call: PricedCall) -> RoundedCost:
-    project = await currency.load(conn, project_id)
+    project = await projects.load(conn, project_id)
     return price(call, await overrides.list_overrides(conn, project_id, [call.model]), project)
 
 

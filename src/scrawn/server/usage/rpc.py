@@ -124,10 +124,16 @@ def _filter(request: Any, *, require_range: bool = False) -> queries.Filter:
     )
 
 
-class UsageServiceRpc(UsageRpc):
+class UsageServiceRpc:
     def __init__(self, db: Database, keys: KeyService, events: EventService) -> None:
-        super().__init__(keys, events)
         self._db = db
+        self._keys = keys
+        self._track = UsageRpc(keys, events)  # ingest belongs to the events domain
+
+    async def track_events(
+        self, request: pb.TrackEventsRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.TrackEventsResponse:
+        return await self._track.track_events(request, ctx)
 
     @handler
     async def list_models(
