@@ -3,10 +3,10 @@ page, and whether a project has a payment configuration."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from scrawn.server.db.schema import payment_configs
+from scrawn.server.db.schema import checkouts, payment_configs
 
 
 async def any_config(conn: AsyncConnection, project_id: str) -> bool:
@@ -15,3 +15,18 @@ async def any_config(conn: AsyncConnection, project_id: str) -> bool:
         select(payment_configs.c.project_id).where(payment_configs.c.project_id == project_id).limit(1)
     )
     return found is not None
+
+
+async def list_checkouts(
+    conn: AsyncConnection, project_id: str, mode: str, user_id: str | None, limit: int
+) -> list[Row[tuple[object, ...]]]:
+    """Checkouts of a project and mode, newest first (optionally one user's)."""
+    stmt = (
+        select(checkouts)
+        .where(checkouts.c.project_id == project_id, checkouts.c.mode == mode)
+        .order_by(checkouts.c.created_at.desc())
+        .limit(limit)
+    )
+    if user_id:
+        stmt = stmt.where(checkouts.c.user_id == user_id)
+    return list(await conn.execute(stmt))
