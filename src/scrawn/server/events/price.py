@@ -20,7 +20,8 @@ from scrawn.errors import InvalidArgumentError
 from scrawn.money import MoneyError, from_micros, to_micros
 from scrawn.server.events.intake import AI_COMPONENTS, PRICE_CALCULATION_FAILED, EventInput
 from scrawn.server.events.store import PricedEvent
-from scrawn.server.pricing import catalog, currency, models, overrides
+from scrawn.server.pricing import currency, models, overrides
+from scrawn.server.pricing import service as catalog
 from scrawn.server.pricing.expression import Variables
 from scrawn.server.pricing.pricer import (
     MODEL_PRICE_MISSING,

@@ -89,3 +89,17 @@ async def pages(
         if len(page) < page_size:
             return
         cursor = (page[-1].ingested_at, page[-1].id)
+
+
+async def pricing_naming(conn: AsyncConnection, project_id: str, since: int, text: str) -> AsyncIterator[str]:
+    """The recorded pricing (JSON text) of the project's events (both modes) ingested at or after ``since``
+    whose pricing contains ``text``; streamed, bounded by ``ix_events_ingested``."""
+    query = select(events.c.pricing).where(
+        events.c.project_id == project_id,
+        events.c.mode.in_(("live", "test")),
+        events.c.ingested_at >= since,
+        events.c.pricing.contains(text, autoescape=True),
+    )
+    result = await conn.stream(query.execution_options(yield_per=1000))
+    async for (pricing,) in result:
+        yield pricing

@@ -9,7 +9,7 @@ from scrawn.money import format_amount
 from scrawn.server.cli_support import DataOpt, DbOpt, ProjectOpt, console, load_settings, project_of, run_db
 from scrawn.server.config import Settings
 from scrawn.server.db.engine import Database
-from scrawn.server.pricing import catalog
+from scrawn.server.pricing import service as catalog
 from scrawn.server.pricing.references import Kind, deleted_warning
 
 tags_app = typer.Typer(help="Manage price tags.", no_args_is_help=True)

@@ -55,3 +55,12 @@ async def late_window_days(conn: AsyncConnection, project_id: str) -> int | None
 
 async def update_settings(conn: AsyncConnection, project_id: str, changes: dict[str, SettingValue]) -> None:
     await conn.execute(update(projects).where(projects.c.id == project_id).values(**changes))
+
+
+async def lock(conn: AsyncConnection, project_id: str) -> bool:
+    """Lock the project's row until the transaction ends (PostgreSQL ``FOR NO KEY UPDATE``: exclusive among
+    writers that take it, yet it never blocks a foreign-key check); False when there is no such project."""
+    found = await conn.scalar(
+        select(projects.c.id).where(projects.c.id == project_id).with_for_update(key_share=True)
+    )
+    return found is not None
