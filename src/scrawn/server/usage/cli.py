@@ -19,6 +19,7 @@ from scrawn.server.pricing import currency, models, overrides
 from scrawn.server.projects import service as projects
 from scrawn.server.projects.types import ProjectMoney
 from scrawn.server.usage import queries, records, series
+from scrawn.server.usage.types import Filter
 
 prices_app = typer.Typer(
     help="LLM model prices: the built-in book and the project's overrides.", no_args_is_help=True
@@ -176,12 +177,12 @@ def _when(text: str | None, tz: ZoneInfo, option: str) -> int | None:
 
 def _filter(
     user: str | None, context: str | None, model: str | None, start: int | None, end: int | None
-) -> queries.Filter:
+) -> Filter:
     if context is not None and context not in records.CONTEXTS:
         raise ScrawnError("--context: must be customer or system")
     if start is not None and end is not None and end <= start:
         raise ScrawnError("--to: must be after --from")
-    return queries.Filter(
+    return Filter(
         user_id=user,
         context=context,
         model=None if model is None else records.check_model(model),

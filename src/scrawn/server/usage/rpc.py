@@ -20,6 +20,7 @@ from scrawn.server.pricing import models, overrides
 from scrawn.server.rpc import authenticate, handler
 from scrawn.server.usage import queries, records, series
 from scrawn.server.usage.records import fail
+from scrawn.server.usage.types import Filter
 
 DEFAULT_MODELS, MAX_MODELS = 100, 1000
 
@@ -118,7 +119,7 @@ def usage_summary(s: queries.Summary) -> pb.UsageSummary:
     )
 
 
-def _filter(request: Any, *, require_range: bool = False) -> queries.Filter:
+def _filter(request: Any, *, require_range: bool = False) -> Filter:
     return queries.check_filter(
         request.filter if request.HasField("filter") else None, require_range=require_range
     )

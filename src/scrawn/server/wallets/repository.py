@@ -3,6 +3,8 @@ only through ``wallets.service`` (and the ledger it posts to), never here."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -27,3 +29,28 @@ async def list_balances(
         .order_by(balances.c.user_id)
     )
     return list(await conn.execute(query if limit is None else query.limit(limit)))
+
+
+@dataclass(frozen=True)
+class Capture:
+    """A confirmed reservation's capture entry."""
+
+    reservation_id: str | None
+
+
+async def capture(
+    conn: AsyncConnection, project_id: str, mode: str, transaction_id: str, user_id: str
+) -> Capture | None:
+    """The user's capture transaction ``transaction_id`` (a confirmed reservation), if there is one."""
+    row = (
+        await conn.execute(
+            select(ledger_entries.c.reservation_id).where(
+                ledger_entries.c.project_id == project_id,
+                ledger_entries.c.mode == mode,
+                ledger_entries.c.id == transaction_id,
+                ledger_entries.c.user_id == user_id,
+                ledger_entries.c.kind == "capture",
+            )
+        )
+    ).first()
+    return None if row is None else Capture(row.reservation_id)
