@@ -23,6 +23,7 @@ EVENT_TYPES = (
 )
 
 
+
 def new_message_id() -> str:
     return "msg_" + secrets.token_hex(16)
 
