@@ -41,7 +41,6 @@ from scrawn._ai_events import (
     TOKEN_FIELDS,
     AiEvent,
     AiUsage,
-    AnyClient,
     ErrorHook,
     call_hook_async,
     call_hook_sync,
@@ -56,10 +55,9 @@ from scrawn._ai_events import (
     send_events_async,
     send_events_sync,
 )
-from scrawn._async import AsyncScrawn
+from scrawn._client_base import AnyClient, AsyncClient, SyncClient
 from scrawn._core import KEPT_FOR_REPRICING, ErrorContext, check_user_id, is_quarantined
 from scrawn._proto.event.v1 import event_pb2 as ev
-from scrawn._sync import Scrawn
 from scrawn.errors import InternalError, ScrawnError, ValidationError
 from scrawn.pricing import Debit
 
@@ -303,7 +301,7 @@ def prepare_chunk(chunk: object, index: int, defaults: StreamDefaults) -> AiEven
 
 
 def deliver_sync(
-    client: Scrawn,
+    client: SyncClient,
     batch: list[AiEvent],
     result: AiStreamResult,
     hook: ErrorHook | None,
@@ -355,7 +353,7 @@ def deliver_sync(
 
 
 async def deliver_async(
-    client: Scrawn | AsyncScrawn,
+    client: AnyClient,
     batch: list[AiEvent],
     result: AiStreamResult,
     hook: ErrorHook | None,
@@ -366,7 +364,7 @@ async def deliver_async(
     ctx = _context(batch[0], max_retries)
     while batch:
         try:
-            if isinstance(client, AsyncScrawn):
+            if isinstance(client, AsyncClient):
                 response = await send_events_async(client, batch)
             else:
                 response = await asyncio.to_thread(send_events_sync, client, batch)
@@ -417,7 +415,7 @@ class Limits:
 
 
 def consume_sync(
-    client: Scrawn,
+    client: SyncClient,
     chunks: Iterable[Any],
     defaults: StreamDefaults,
     limits: Limits,
@@ -511,7 +509,7 @@ class _ThreadBiller:
     """The billing side of a sync fork: a queue drained by one thread (started on the first billable
     chunk), bounded by a semaphore so that ``finish()`` can always enqueue the end marker."""
 
-    def __init__(self, client: Scrawn, hook: ErrorHook | None, limits: Limits) -> None:
+    def __init__(self, client: SyncClient, hook: ErrorHook | None, limits: Limits) -> None:
         self._client = client
         self._hook = hook
         self._limits = limits

@@ -29,7 +29,6 @@ from typing import Any, Final, cast
 from scrawn._ai_events import (
     DEBIT_FIELDS,
     AiUsage,
-    AnyClient,
     buffer_for,
     call_hook_sync,
     check_debit,
@@ -38,6 +37,7 @@ from scrawn._ai_events import (
     check_tokens,
     prepare_event,
 )
+from scrawn._client_base import AnyClient
 from scrawn._core import ErrorContext, check_user_id
 from scrawn.errors import ScrawnError, ValidationError
 from scrawn.pricing import Debit

@@ -205,14 +205,6 @@ def remaining(deadline_: float | None) -> float | None:
     return None if deadline_ is None else max(0.0, deadline_ - time.monotonic())
 
 
-def ai_events_module() -> Any:
-    """:mod:`scrawn._ai_events` if something imported it (only then can a client have an AI event buffer),
-    else ``None`` — so that ``flush()``/``close()`` never import the AI machinery for nothing."""
-    import sys
-
-    return sys.modules.get("scrawn._ai_events")
-
-
 def check_api_key(key: object) -> str:
     """The key's shape, checked locally as the TS SDK does. Never echoes the key."""
     if key is None or key == "":
@@ -832,15 +824,6 @@ def prepare_typed_tracked_call(
         idempotency_key,
         timestamp,
     )
-
-
-def buffered(tracker: Any, client: object, attribute: str) -> int:
-    """A client's ``pending_count``/``dropped_count``: its ``track()`` buffer's plus its AI event buffer's."""
-    count = 0 if tracker is None else int(getattr(tracker, attribute))
-    ai = ai_events_module()
-    if ai is not None:
-        count += int(ai.buffer_count(client, attribute))
-    return count
 
 
 def stream_item(event: TrackedEvent) -> ev.StreamEventRequest:

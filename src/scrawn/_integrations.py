@@ -10,8 +10,7 @@ from scrawn._core import ErrorHook
 
 if TYPE_CHECKING:
     from scrawn._ai_events import AiUsage
-    from scrawn._async import AsyncScrawn
-    from scrawn._sync import Scrawn
+    from scrawn._client_base import AnyClient
     from scrawn.middleware import Extractor, ScrawnMiddleware
     from scrawn.types import DebitInput, Metadata
 
@@ -21,7 +20,7 @@ P = TypeVar("P")
 class Integrations:
     """Mixed into :class:`scrawn.Scrawn` and :class:`scrawn.AsyncScrawn`."""
 
-    def _as_client(self) -> Scrawn | AsyncScrawn:
+    def _as_client(self) -> AnyClient:
         return self  # type: ignore[return-value]  # only ever mixed into the two clients
 
     def middleware_event_consumer(

@@ -34,7 +34,6 @@ from typing import Any, Literal, TypeVar, cast, overload
 
 from scrawn._ai_events import (
     AiUsage,
-    AnyClient,
     ErrorHook,
     buffer_for,
     check_client,
@@ -70,8 +69,7 @@ from scrawn._ai_wrappers import (
     openai_usage,
     wrap,
 )
-from scrawn._async import AsyncScrawn
-from scrawn._sync import Scrawn
+from scrawn._client_base import AnyClient, AsyncClient, SyncClient
 from scrawn.errors import ValidationError
 from scrawn.types import DebitInput, Metadata, UsageChunk
 
@@ -101,7 +99,7 @@ P = TypeVar("P")
 
 
 def track_ai(
-    client: Scrawn | AsyncScrawn,
+    client: AnyClient,
     *,
     user_id: str,
     model: str | None = None,
@@ -182,9 +180,9 @@ def track_ai(
 
 
 @overload
-def flush_ai(client: Scrawn, timeout: float | None = None) -> bool: ...
+def flush_ai(client: SyncClient, timeout: float | None = None) -> bool: ...
 @overload
-def flush_ai(client: AsyncScrawn, timeout: float | None = None) -> Coroutine[object, None, bool]: ...
+def flush_ai(client: AsyncClient, timeout: float | None = None) -> Coroutine[object, None, bool]: ...
 def flush_ai(client: AnyClient, timeout: float | None = None) -> bool | Coroutine[Any, Any, bool]:
     """Wait until every AI event queued (by :func:`track_ai` or a wrapped client) before this call is
     delivered, or failed for good and reported. ``False`` if ``timeout`` seconds passed first. Returns a
@@ -193,7 +191,7 @@ def flush_ai(client: AnyClient, timeout: float | None = None) -> bool | Coroutin
     if timeout is not None:
         check_seconds("timeout", timeout)
     tracker = existing_buffer(client)
-    if isinstance(client, AsyncScrawn):
+    if isinstance(client, AsyncClient):
 
         async def wait() -> bool:
             if tracker is None:
@@ -205,9 +203,9 @@ def flush_ai(client: AnyClient, timeout: float | None = None) -> bool | Coroutin
 
 
 @overload
-def close_ai(client: Scrawn, timeout: float | None = None) -> bool: ...
+def close_ai(client: SyncClient, timeout: float | None = None) -> bool: ...
 @overload
-def close_ai(client: AsyncScrawn, timeout: float | None = None) -> Coroutine[object, None, bool]: ...
+def close_ai(client: AsyncClient, timeout: float | None = None) -> Coroutine[object, None, bool]: ...
 def close_ai(client: AnyClient, timeout: float | None = None) -> bool | Coroutine[Any, Any, bool]:
     """Deliver the client's queued AI events (waiting at most ``timeout`` seconds) and stop its AI
     background worker; ``False`` when events were left undelivered. Without it they are delivered at
@@ -217,7 +215,7 @@ def close_ai(client: AnyClient, timeout: float | None = None) -> bool | Coroutin
     check_client(client)
     if timeout is not None:
         check_seconds("timeout", timeout)
-    if isinstance(client, AsyncScrawn):
+    if isinstance(client, AsyncClient):
         return asyncio.to_thread(close_buffer, client, timeout)
     return close_buffer(client, timeout)
 
@@ -227,7 +225,7 @@ def close_ai(client: AnyClient, timeout: float | None = None) -> bool | Coroutin
 
 @overload
 def ai_token_stream_consumer(
-    client: Scrawn,
+    client: SyncClient,
     chunks: Iterable[T],
     *,
     user_id: str | None = ...,
@@ -247,7 +245,7 @@ def ai_token_stream_consumer(
 ) -> AiStreamResult: ...
 @overload
 def ai_token_stream_consumer(
-    client: Scrawn,
+    client: SyncClient,
     chunks: Iterable[T],
     *,
     user_id: str | None = ...,
@@ -307,7 +305,7 @@ def ai_token_stream_consumer(
 ) -> AsyncForkedAiStream[T]: ...
 @overload
 def ai_token_stream_consumer(
-    client: AsyncScrawn,
+    client: AsyncClient,
     chunks: Iterable[T],
     *,
     user_id: str | None = ...,
@@ -327,7 +325,7 @@ def ai_token_stream_consumer(
 ) -> Coroutine[object, None, AiStreamResult]: ...
 @overload
 def ai_token_stream_consumer(
-    client: AsyncScrawn,
+    client: AsyncClient,
     chunks: Iterable[T],
     *,
     user_id: str | None = ...,
@@ -416,9 +414,9 @@ def ai_token_stream_consumer(
         metadata=metadata,
         extract=extract,
     )
-    use_async = isinstance(chunks, AsyncIterable) or isinstance(client, AsyncScrawn)
+    use_async = isinstance(chunks, AsyncIterable) or isinstance(client, AsyncClient)
     if not use_async:
-        assert isinstance(client, Scrawn) and isinstance(chunks, Iterable)
+        assert isinstance(client, SyncClient) and isinstance(chunks, Iterable)
         if fork:
             return ForkedAiStream(
                 chunks, defaults, _ThreadBiller(client, _hook(client, hook), limits), _hook(client, hook)
@@ -440,7 +438,7 @@ def _hook(client: AnyClient, hook: ErrorHook | None) -> ErrorHook | None:
 
 def wrap_openai(
     openai_client: P,
-    scrawn_client: Scrawn | AsyncScrawn,
+    scrawn_client: AnyClient,
     *,
     user_id: str | None = None,
     input_debit: DebitInput | None = None,
@@ -485,7 +483,7 @@ def wrap_openai(
 
 def wrap_anthropic(
     anthropic_client: P,
-    scrawn_client: Scrawn | AsyncScrawn,
+    scrawn_client: AnyClient,
     *,
     user_id: str | None = None,
     input_debit: DebitInput | None = None,

@@ -32,9 +32,8 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Mu
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, overload
 
 from scrawn._ai_stream import ExtractorError
-from scrawn._async import AsyncScrawn
+from scrawn._client_base import AnyClient
 from scrawn._core import ErrorContext, ErrorHook
-from scrawn._sync import Scrawn
 from scrawn.errors import ScrawnError, ValidationError
 
 if TYPE_CHECKING:
@@ -200,7 +199,7 @@ class _Billing:
         bill_failed: object,
         on_error: object,
     ) -> None:
-        if not isinstance(client, Scrawn | AsyncScrawn):
+        if not isinstance(client, AnyClient):
             raise ValidationError(
                 "client",
                 f"must be a scrawn.Scrawn or scrawn.AsyncScrawn, not {type(client).__name__}",
@@ -218,7 +217,7 @@ class _Billing:
             raise ValidationError(
                 "on_error", "must be callable as on_error(error, context)", context=_CONTEXT
             )
-        self.client: Scrawn | AsyncScrawn = client
+        self.client: AnyClient = client
         self.extractor: Callable[[Any], object] = extractor
         self.whitelist = _check_patterns("whitelist", whitelist)
         self.blacklist = _check_patterns("blacklist", blacklist)
@@ -259,11 +258,7 @@ class _Billing:
         for key in ("user_id", "debit"):
             if key not in value:
                 raise ValidationError(f"extractor.{key}", "is required", context="Event validation failed")
-        track = getattr(self.client, "_track_usage", None)
-        if track is not None:
-            track(value["user_id"], value["debit"], value.get("metadata"), "MIDDLEWARE_CALL")
-        else:  # pragma: no cover - a core without typed tracking: bill as RAW
-            self.client.track(user_id=value["user_id"], debit=value["debit"], metadata=value.get("metadata"))
+        self.client._track_usage(value["user_id"], value["debit"], value.get("metadata"), "MIDDLEWARE_CALL")
 
     def failure(self, error: BaseException) -> ScrawnError:
         if isinstance(error, ScrawnError):
@@ -337,7 +332,7 @@ class ScrawnASGIMiddleware:
         self,
         app: ASGIApp,
         *,
-        client: Scrawn | AsyncScrawn,
+        client: AnyClient,
         extractor: ASGIExtractor,
         whitelist: Sequence[str] | None = None,
         blacklist: Sequence[str] | None = None,
@@ -443,7 +438,7 @@ class ScrawnWSGIMiddleware:
         self,
         app: WSGIApplication,
         *,
-        client: Scrawn | AsyncScrawn,
+        client: AnyClient,
         extractor: WSGIExtractor,
         whitelist: Sequence[str] | None = None,
         blacklist: Sequence[str] | None = None,
@@ -522,7 +517,7 @@ class ScrawnMiddleware:
 
     def __init__(
         self,
-        client: Scrawn | AsyncScrawn,
+        client: AnyClient,
         *,
         extractor: Extractor,
         whitelist: Sequence[str] | None = None,
@@ -585,7 +580,7 @@ def _app_kind(app: object) -> str | None:
 
 
 def middleware_event_consumer(
-    client: Scrawn | AsyncScrawn,
+    client: AnyClient,
     *,
     extractor: Extractor,
     whitelist: Sequence[str] | None = None,
