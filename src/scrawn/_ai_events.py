@@ -17,12 +17,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, SupportsIndex, cast
 
-from scrawn import _core
+from scrawn import _config, _core, _retry
 from scrawn._client_base import AnyClient, AsyncClient, ClientBase, SyncClient
 from scrawn._connect import Transport
-from scrawn._core import ErrorContext, check_idempotency_key, check_user_id, metadata_text
+from scrawn._core import check_idempotency_key, check_user_id, metadata_text
 from scrawn._proto.event.v1 import event_pb2 as ev
-from scrawn._track import ItemOutcome, Tracker, stream_outcomes
+from scrawn._retry import ErrorContext
+from scrawn._track import Tracker
+from scrawn._track_send import ItemOutcome, stream_outcomes
 from scrawn.errors import ScrawnError, ValidationError
 from scrawn.pricing import TOKEN_PLACEHOLDERS, Debit, Expression, tag, to_debit
 
@@ -294,7 +296,7 @@ def send_events_sync(client: SyncClient, events: Sequence[AiEvent]) -> ev.Stream
                 _core.STREAM_EVENTS, requests, ev.StreamEventResponse, client._headers, config.timeout
             )
         except ScrawnError as error:
-            delay = _core.retry_delay(config, error, retries)
+            delay = _retry.retry_delay(config, error, retries)
             if delay is None:
                 raise
             retries += 1
@@ -311,7 +313,7 @@ async def send_events_async(client: AsyncClient, events: Sequence[AiEvent]) -> e
                 _core.STREAM_EVENTS, requests, ev.StreamEventResponse, client._headers, config.timeout
             )
         except ScrawnError as error:
-            delay = _core.retry_delay(config, error, retries)
+            delay = _retry.retry_delay(config, error, retries)
             if delay is None:
                 raise
             retries += 1
@@ -372,7 +374,7 @@ def buffer_for(client: AnyClient) -> Tracker:
                 _core.STREAM_EVENTS,
                 [e.to_proto() for e in items],
                 ev.StreamEventResponse,
-                _core.headers(config),
+                _config.headers(config),
                 config.timeout,
             )
             return outcomes_of(response, len(items))

@@ -11,13 +11,15 @@ from collections.abc import AsyncIterable, Coroutine, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from scrawn import _ai_events, _calls, _core, _wallet
+from scrawn import _ai_events, _calls, _config, _core, _retry, _wallet, _wallet_results
 from scrawn._calls import EventCall
 from scrawn._client_base import AsyncClient, async_call, async_event_call
+from scrawn._config import ClientConfig
 from scrawn._connect import AsyncTransport
-from scrawn._core import ClientConfig, ErrorContext, ErrorHook, EventResult, Rpc
+from scrawn._core import EventResult
 from scrawn._events import AsyncEvents
 from scrawn._integrations import Integrations
+from scrawn._retry import ErrorContext, ErrorHook, Rpc
 from scrawn._track import Tracker
 from scrawn._wallet_client import (
     AsyncReservation,
@@ -33,7 +35,8 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from scrawn._ai_stream import AiStreamResult, AsyncForkedAiStream
+    from scrawn._ai_fork import AsyncForkedAiStream
+    from scrawn._ai_stream import AiStreamResult
     from scrawn.types import Number, StreamOptions
 
 T = TypeVar("T")
@@ -68,7 +71,7 @@ class AsyncScrawn(AsyncClient, Integrations):
     ) -> None:
         http = AsyncTransport.check_client(http_client)
         worker_http = AsyncTransport.check_worker_client(sync_http_client)
-        self._config: ClientConfig = _core.resolve_config(
+        self._config: ClientConfig = _config.resolve_config(
             api_key,
             base_url,
             timeout=timeout,
@@ -85,7 +88,7 @@ class AsyncScrawn(AsyncClient, Integrations):
             worker_http=worker_http,  # the background thread cannot use an AsyncClient
         )
         self._transport = AsyncTransport(self._config.base_url, http=http)
-        self._headers = _core.headers(self._config)
+        self._headers = _config.headers(self._config)
         self._tracker_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tracker: Tracker | None = self._new_tracker() if self._config.spool_path else None
@@ -107,16 +110,16 @@ class AsyncScrawn(AsyncClient, Integrations):
         """Deliver tracked events and queued AI events (waiting at most ``timeout`` seconds in all;
         ``None``: ``exit_timeout`` for each buffer) and release connections. ``False`` when events were
         left undelivered."""
-        timeout = _core.check_wait(timeout)
-        deadline = _core.deadline(timeout)
+        timeout = _config.check_wait(timeout)
+        deadline = _config.deadline(timeout)
         delivered = True
         self._closed = True
         if self._tracker is not None:
             delivered = await asyncio.to_thread(self._tracker.close, timeout)
         if self._ai_state is not None:  # ended fork streams still billing, then the track_ai buffer
-            forks = self._config.exit_timeout if deadline is None else _core.remaining(deadline)
+            forks = self._config.exit_timeout if deadline is None else _config.remaining(deadline)
             delivered = await _ai_events.wait_forks_async(self, forks) and delivered
-            closed = await asyncio.to_thread(_ai_events.close_buffer, self, _core.remaining(deadline))
+            closed = await asyncio.to_thread(_ai_events.close_buffer, self, _config.remaining(deadline))
             delivered = closed and delivered
         await self._transport.close()
         return delivered
@@ -156,18 +159,18 @@ class AsyncScrawn(AsyncClient, Integrations):
         """Wait until every event tracked (``track()``, middleware, ``track_ai()``, wrapped LLM clients)
         before this call is settled; ``False`` on timeout or if any event was dropped since the previous
         completed ``flush()`` (see ``Scrawn.flush``)."""
-        timeout = _core.check_wait(timeout)
-        deadline = _core.deadline(timeout)
+        timeout = _config.check_wait(timeout)
+        deadline = _config.deadline(timeout)
         delivered = True
         if self._tracker is not None:
             if self._loop is None:
                 self._loop = asyncio.get_running_loop()
             delivered = await asyncio.to_thread(self._tracker.flush, timeout)
         if self._ai_state is not None:
-            delivered = await _ai_events.wait_forks_async(self, _core.remaining(deadline)) and delivered
+            delivered = await _ai_events.wait_forks_async(self, _config.remaining(deadline)) and delivered
             buffer = _ai_events.existing_buffer(self)
             if buffer is not None:
-                flushed = await asyncio.to_thread(buffer.flush, _core.remaining(deadline))
+                flushed = await asyncio.to_thread(buffer.flush, _config.remaining(deadline))
                 delivered = flushed and delivered
         return delivered
 
@@ -229,7 +232,7 @@ class AsyncScrawn(AsyncClient, Integrations):
         found, token = await self._rpc(rpc)
         return ReservationPage([AsyncReservation(self, data) for data in found], token)
 
-    def _bound(self, given: object, data: _wallet.ReservationData) -> AsyncReservation:
+    def _bound(self, given: object, data: _wallet_results.ReservationData) -> AsyncReservation:
         if isinstance(given, AsyncReservation) and given._client is self:
             given._apply(data)
             return given
@@ -280,7 +283,7 @@ class AsyncScrawn(AsyncClient, Integrations):
                 )
                 return rpc.unpack(response)
             except ScrawnError as error:
-                delay = _core.retry_delay(self._config, error, retries)
+                delay = _retry.retry_delay(self._config, error, retries)
                 if delay is None:
                     raise
                 retries += 1

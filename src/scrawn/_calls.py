@@ -10,20 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, Literal, TypeVar
 
-from scrawn import _core, _payments, _usage, _void
-from scrawn._core import ErrorHook, EventResult, Rpc
+from scrawn import _config, _core, _payments, _usage, _void
+from scrawn._core import EventResult
 from scrawn._proto.event.v1 import event_pb2 as ev
 from scrawn._proto.usage.v1 import usage_pb2 as usage_pb
-from scrawn._usage import (
-    CostBreakdown,
-    ModelList,
-    UsageContext,
-    UsagePage,
-    UsageRecord,
-    UsageSeries,
-    UsageSummary,
-)
+from scrawn._retry import ErrorHook, Rpc
+from scrawn._usage import UsageContext
 from scrawn._usage import UsageType as LlmUsageType
+from scrawn._usage_results import CostBreakdown, ModelList, UsagePage, UsageRecord, UsageSeries, UsageSummary
 from scrawn._void import VoidedEvent
 from scrawn.errors import ScrawnError
 
@@ -66,7 +60,7 @@ def basic_usage_event_consumer(
     ``debit`` is an amount in minor units (``int``, ``Decimal``, decimal ``str``, ``float``), a
     ``tag("NAME")`` or a pricing expression (``mul(tag("PER_PAGE"), 3)``). ``metadata`` is a dict
     stored as JSON (≤ 16 KiB). ``idempotency_key`` defaults to a new UUID, reused by every retry."""
-    on_error = _core.check_hook(on_error)
+    on_error = _config.check_hook(on_error)
     event = _core.prepare_basic_event(user_id, debit, metadata, event_id, idempotency_key)
     rpc = Rpc(
         "basic_usage_event_consumer",
@@ -100,7 +94,7 @@ def create_event(
     units=3)`` — priced by the project's event price for ``type`` (free when it has none), through
     ``usage.v1.UsageService/TrackEvents``. The result's ``event_id`` names the stored event and
     ``amount`` what it was charged."""
-    on_error = _core.check_hook(on_error)
+    on_error = _config.check_hook(on_error)
     event = _core.prepare_typed_event(
         type, customer_ref, units, product_ref, metadata, event_id, idempotency_key
     )

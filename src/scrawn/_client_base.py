@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar, Concatenate, ParamSpec, TypeVar, overload
 
-from scrawn import _core
+from scrawn import _tracked
 from scrawn._calls import EventCall
+from scrawn._config import ClientConfig
 from scrawn._connect import AsyncTransport, Transport
-from scrawn._core import ClientConfig, EventResult, Rpc, UsageType
+from scrawn._core import EventResult, UsageType
+from scrawn._retry import Rpc
 from scrawn._track import Tracker
 
 if TYPE_CHECKING:
@@ -136,14 +138,14 @@ class ClientBase:
             and product_ref is None
             and timestamp is None
         ):  # the debit form, kept as cheap as before
-            return self._track_event(_core.prepare_tracked(user_id, debit, metadata, idempotency_key))
+            return self._track_event(_tracked.prepare_tracked(user_id, debit, metadata, idempotency_key))
         return self._track_event(
-            _core.prepare_typed_tracked_call(
+            _tracked.prepare_typed_tracked_call(
                 user_id, debit, event_type, quantity, product_ref, metadata, idempotency_key, timestamp
             )
         )
 
-    def _track_event(self, event: _core.AnyTracked) -> bool:
+    def _track_event(self, event: _tracked.AnyTracked) -> bool:
         if self._closed:
             raise RuntimeError(f"track() on a closed {type(self).__name__} client")
         tracker = self._tracker
@@ -158,7 +160,7 @@ class ClientBase:
         self, user_id: object, debit: object, metadata: object = None, usage_type: UsageType = "RAW"
     ) -> bool:
         """``track()`` with a basic-usage type (``MIDDLEWARE_CALL`` for the middleware)."""
-        return self._track_event(_core.prepare_tracked(user_id, debit, metadata, None, usage_type))
+        return self._track_event(_tracked.prepare_tracked(user_id, debit, metadata, None, usage_type))
 
     def _buffered(self, attribute: str) -> int:
         """``pending_count``/``dropped_count``: the ``track()`` buffer's plus the AI buffer's (drops of

@@ -10,13 +10,15 @@ from collections.abc import AsyncIterable, Coroutine, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from scrawn import _ai_events, _calls, _core, _wallet
+from scrawn import _ai_events, _calls, _config, _core, _retry, _wallet, _wallet_results
 from scrawn._calls import EventCall
 from scrawn._client_base import SyncClient, sync_call, sync_event_call
+from scrawn._config import ClientConfig
 from scrawn._connect import Transport
-from scrawn._core import ClientConfig, ErrorContext, ErrorHook, EventResult, Rpc
+from scrawn._core import EventResult
 from scrawn._events import Events
 from scrawn._integrations import Integrations
+from scrawn._retry import ErrorContext, ErrorHook, Rpc
 from scrawn._track import Tracker
 from scrawn._wallet_client import Confirmation, Reservation, ReservationPage, Wallet
 from scrawn.errors import ScrawnError
@@ -26,7 +28,8 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from scrawn._ai_stream import AiStreamResult, AsyncForkedAiStream, ForkedAiStream
+    from scrawn._ai_fork import AsyncForkedAiStream, ForkedAiStream
+    from scrawn._ai_stream import AiStreamResult
     from scrawn.types import ClientOptions, Number, StreamOptions
 
 T = TypeVar("T")
@@ -67,7 +70,7 @@ class Scrawn(SyncClient, Integrations):
         http_client: httpx.Client | None = None,
     ) -> None:
         http = Transport.check_client(http_client)
-        self._config: ClientConfig = _core.resolve_config(
+        self._config: ClientConfig = _config.resolve_config(
             api_key,
             base_url,
             timeout=timeout,
@@ -84,7 +87,7 @@ class Scrawn(SyncClient, Integrations):
             worker_http=http,  # httpx.Client is thread-safe: track()'s thread shares it
         )
         self._transport = Transport(self._config.base_url, http=http)
-        self._headers = _core.headers(self._config)
+        self._headers = _config.headers(self._config)
         self._tracker_lock = threading.Lock()
         self._tracker: Tracker | None = Tracker(self._config) if self._config.spool_path else None
         self.wallet = Wallet(self)
@@ -106,16 +109,16 @@ class Scrawn(SyncClient, Integrations):
         ``None``: ``exit_timeout``, 5 s by default, for each buffer) and release connections. ``False`` when
         events were left undelivered (tracked ones stay in the spool, if there is one). Call ``flush()``
         first to wait longer."""
-        timeout = _core.check_wait(timeout)
-        deadline = _core.deadline(timeout)
+        timeout = _config.check_wait(timeout)
+        deadline = _config.deadline(timeout)
         delivered = True
         self._closed = True
         if self._tracker is not None:
             delivered = self._tracker.close(timeout)
         if self._ai_state is not None:  # ended fork streams still billing, then the track_ai buffer
-            forks = self._config.exit_timeout if deadline is None else _core.remaining(deadline)
+            forks = self._config.exit_timeout if deadline is None else _config.remaining(deadline)
             delivered = _ai_events.wait_forks_sync(self, forks) and delivered
-            delivered = _ai_events.close_buffer(self, _core.remaining(deadline)) and delivered
+            delivered = _ai_events.close_buffer(self, _config.remaining(deadline)) and delivered
         self._transport.close()
         return delivered
 
@@ -145,16 +148,16 @@ class Scrawn(SyncClient, Integrations):
         LLM client — before this call is settled: delivered (kept for repricing counts as delivered) or
         failed for good. Returns ``False`` if ``timeout`` seconds passed first, or if any event was dropped
         since the previous completed ``flush()`` (see :attr:`dropped_count`)."""
-        timeout = _core.check_wait(timeout)
-        deadline = _core.deadline(timeout)
+        timeout = _config.check_wait(timeout)
+        deadline = _config.deadline(timeout)
         delivered = True
         if self._tracker is not None:
             delivered = self._tracker.flush(timeout)
         if self._ai_state is not None:
-            delivered = _ai_events.wait_forks_sync(self, _core.remaining(deadline)) and delivered
+            delivered = _ai_events.wait_forks_sync(self, _config.remaining(deadline)) and delivered
             buffer = _ai_events.existing_buffer(self)
             if buffer is not None:
-                delivered = buffer.flush(_core.remaining(deadline)) and delivered
+                delivered = buffer.flush(_config.remaining(deadline)) and delivered
         return delivered
 
     # ------------------------------------------------------------------------------ wallets and holds
@@ -206,7 +209,7 @@ class Scrawn(SyncClient, Integrations):
         found, token = self._rpc(_wallet.list_reservations(user_id, active_only, limit, page_token))
         return ReservationPage([Reservation(self, data) for data in found], token)
 
-    def _bound(self, given: object, data: _wallet.ReservationData) -> Reservation:
+    def _bound(self, given: object, data: _wallet_results.ReservationData) -> Reservation:
         if isinstance(given, Reservation) and given._client is self:
             given._apply(data)
             return given
@@ -258,7 +261,7 @@ class Scrawn(SyncClient, Integrations):
                 )
                 return rpc.unpack(response)
             except ScrawnError as error:
-                delay = _core.retry_delay(self._config, error, retries)
+                delay = _retry.retry_delay(self._config, error, retries)
                 if delay is None:
                     raise
                 retries += 1
@@ -274,7 +277,7 @@ class Scrawn(SyncClient, Integrations):
             except ScrawnError as error:
                 if hook is None:
                     raise
-                _core.run_sync_hook(hook, error, ctx)
+                _retry.run_sync_hook(hook, error, ctx)
                 # An event kept for repricing is stored: a retry would only be answered the same way.
                 if not ctx._take_request() or _core.is_quarantined(error):
                     return call.handled(error)
