@@ -5,8 +5,8 @@
 :class:`AsyncClient` are the interfaces :mod:`scrawn.ai`, :mod:`scrawn.middleware` and
 :mod:`scrawn._events` depend on — :class:`scrawn.Scrawn` and :class:`scrawn.AsyncScrawn` implement them —
 so nothing under the clients imports the clients, and the SDK's imports form no circle. They are classes
-rather than ``Protocol``\\ s because the integrations check at run time that they were given a client, and
-which flavour."""
+rather than Protocols because the integrations check at run time that they were given a client, and which
+flavour (``isinstance``)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar, Concatenate, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar, overload
 
 from scrawn import _tracked
 from scrawn._calls import EventCall
@@ -54,7 +54,6 @@ _AI_STATE_LOCK = threading.Lock()  # two threads' first AI call must share one s
 class ClientBase:
     """Shared by :class:`scrawn.Scrawn` and :class:`scrawn.AsyncScrawn`."""
 
-    _is_async: ClassVar[bool]
     _config: ClientConfig
     _headers: dict[str, str]
     _tracker: Tracker | None
@@ -191,7 +190,6 @@ class ClientBase:
 class SyncClient(ClientBase):
     """What the integrations use of :class:`scrawn.Scrawn`."""
 
-    _is_async: ClassVar[bool] = False
     _transport: Transport
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -209,7 +207,6 @@ class SyncClient(ClientBase):
 class AsyncClient(ClientBase):
     """What the integrations use of :class:`scrawn.AsyncScrawn`."""
 
-    _is_async: ClassVar[bool] = True
     _transport: AsyncTransport
 
     async def flush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
