@@ -44,7 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from scrawn import Scrawn, tag  # noqa: E402
-from scrawn._track import ACCEPTED, Tracker  # noqa: E402
+from scrawn._track import Tracker  # noqa: E402
+from scrawn._track_send import ACCEPTED  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SECRET = "bench-secret-" + "x" * 24

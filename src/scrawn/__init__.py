@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 
 from scrawn import errors
 from scrawn._async import AsyncScrawn
-from scrawn._core import ErrorContext, EventResult
+from scrawn._core import EventResult
+from scrawn._retry import ErrorContext
 from scrawn._sync import Scrawn, scrawn
-from scrawn._usage import (
+from scrawn._usage_results import (
     CostBreakdown,
     ModelList,
     ModelPrice,
@@ -30,7 +31,6 @@ from scrawn._usage import (
 )
 from scrawn._version import __version__
 from scrawn._void import VoidedEvent
-from scrawn._wallet import Balance, Transaction, TransactionPage, TransactionResult, UserSettings
 from scrawn._wallet_client import (
     AsyncReservation,
     AsyncWallet,
@@ -40,6 +40,7 @@ from scrawn._wallet_client import (
     ReservationRequest,
     Wallet,
 )
+from scrawn._wallet_results import Balance, Transaction, TransactionPage, TransactionResult, UserSettings
 from scrawn.errors import (
     EventQuarantinedError,
     InsufficientCreditsError,
@@ -65,8 +66,8 @@ from scrawn.pricing import (
 from scrawn.webhooks import WebhookEvent, WebhookVerificationError, verify_webhook
 
 if TYPE_CHECKING:
+    from scrawn._ai_billing import anthropic_usage, bill_as, openai_usage
     from scrawn._ai_events import AiUsage
-    from scrawn._ai_wrappers import anthropic_usage, bill_as, openai_usage
     from scrawn.middleware import (
         ScrawnASGIMiddleware,
         ScrawnMiddleware,

@@ -11,21 +11,20 @@ import asyncio
 import dataclasses
 import logging
 import operator
-import threading
 import time
 import uuid
-import weakref
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final, SupportsIndex, cast
 
-from scrawn import _core
-from scrawn._async import AsyncScrawn
+from scrawn import _config, _core, _retry
+from scrawn._client_base import AnyClient, AsyncClient, ClientBase, SyncClient
 from scrawn._connect import Transport
-from scrawn._core import ErrorContext, check_idempotency_key, check_user_id, metadata_text
+from scrawn._core import check_idempotency_key, check_user_id, metadata_text
 from scrawn._proto.event.v1 import event_pb2 as ev
-from scrawn._sync import Scrawn
-from scrawn._track import ItemOutcome, Tracker, stream_outcomes
+from scrawn._retry import ErrorContext
+from scrawn._track import Tracker
+from scrawn._track_send import ItemOutcome, stream_outcomes
 from scrawn.errors import ScrawnError, ValidationError
 from scrawn.pricing import TOKEN_PLACEHOLDERS, Debit, Expression, tag, to_debit
 
@@ -49,7 +48,6 @@ _WIRE_TOKENS: Final = {
     "output_cache_tokens": "outputCacheTokens",
 }
 
-AnyClient = Scrawn | AsyncScrawn
 ErrorHook = Callable[[ScrawnError, ErrorContext], object]
 
 
@@ -83,7 +81,7 @@ def _name(prefix: str, name: str) -> str:
 
 
 def check_client(client: object) -> AnyClient:
-    if not isinstance(client, Scrawn | AsyncScrawn):
+    if not isinstance(client, SyncClient | AsyncClient):
         raise ValidationError(
             "client",
             f"must be a scrawn.Scrawn or scrawn.AsyncScrawn, not {type(client).__name__}",
@@ -287,7 +285,7 @@ def outcomes_of(response: ev.StreamEventResponse, count: int) -> list[ItemOutcom
     return stream_outcomes(response, count)
 
 
-def send_events_sync(client: Scrawn, events: Sequence[AiEvent]) -> ev.StreamEventResponse:
+def send_events_sync(client: SyncClient, events: Sequence[AiEvent]) -> ev.StreamEventResponse:
     """One logical StreamEvents call with the client's automatic retries (same items, same keys)."""
     config = client._config
     requests = [e.to_proto() for e in events]
@@ -298,14 +296,14 @@ def send_events_sync(client: Scrawn, events: Sequence[AiEvent]) -> ev.StreamEven
                 _core.STREAM_EVENTS, requests, ev.StreamEventResponse, client._headers, config.timeout
             )
         except ScrawnError as error:
-            delay = _core.retry_delay(config, error, retries)
+            delay = _retry.retry_delay(config, error, retries)
             if delay is None:
                 raise
             retries += 1
             time.sleep(delay)
 
 
-async def send_events_async(client: AsyncScrawn, events: Sequence[AiEvent]) -> ev.StreamEventResponse:
+async def send_events_async(client: AsyncClient, events: Sequence[AiEvent]) -> ev.StreamEventResponse:
     config = client._config
     requests = [e.to_proto() for e in events]
     retries = 0
@@ -315,7 +313,7 @@ async def send_events_async(client: AsyncScrawn, events: Sequence[AiEvent]) -> e
                 _core.STREAM_EVENTS, requests, ev.StreamEventResponse, client._headers, config.timeout
             )
         except ScrawnError as error:
-            delay = _core.retry_delay(config, error, retries)
+            delay = _retry.retry_delay(config, error, retries)
             if delay is None:
                 raise
             retries += 1
@@ -352,31 +350,19 @@ async def call_hook_async(hook: ErrorHook, error: ScrawnError, ctx: ErrorContext
 # -------------------------------------------------------------------------------- the track_ai buffer
 
 
-@dataclass
-class _AiBuffer:
-    tracker: Tracker
-    transport: list[Transport] = field(default_factory=list)
-
-
-_buffers: weakref.WeakKeyDictionary[AnyClient, _AiBuffer] = weakref.WeakKeyDictionary()
-_buffers_lock = threading.Lock()
-_dropped_by_closed: weakref.WeakKeyDictionary[AnyClient, int] = weakref.WeakKeyDictionary()
-
-
 def buffer_for(client: AnyClient) -> Tracker:
     """The client's AI event buffer: the core's :class:`~scrawn._track.Tracker` (bounded buffer, one
     background thread, batches, retries, ``on_error``, flush at exit) with a sender that speaks
     ``StreamEvents`` AI items. It never spools to disk (the spool file belongs to the client's own
     ``track()`` buffer)."""
-    buffer = _buffers.get(client)
-    if buffer is not None:
-        return buffer.tracker
+    state = client._ai
+    if state.tracker is not None:
+        return state.tracker
     if client._closed:
         raise RuntimeError(f"track_ai() on a closed {type(client).__name__} client")
-    with _buffers_lock:
-        buffer = _buffers.get(client)
-        if buffer is not None:
-            return buffer.tracker
+    with state.lock:
+        if state.tracker is not None:
+            return state.tracker
         config = dataclasses.replace(client._config, spool_path=None)
         transports: list[Transport] = []
 
@@ -388,73 +374,66 @@ def buffer_for(client: AnyClient) -> Tracker:
                 _core.STREAM_EVENTS,
                 [e.to_proto() for e in items],
                 ev.StreamEventResponse,
-                _core.headers(config),
+                _config.headers(config),
                 config.timeout,
             )
             return outcomes_of(response, len(items))
 
         loop: asyncio.AbstractEventLoop | None = None
-        if isinstance(client, AsyncScrawn):
+        if isinstance(client, AsyncClient):
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
                 loop = None
         tracker = Tracker(config, sender=send, hook_loop=(lambda: loop) if loop is not None else None)
-        _buffers[client] = _AiBuffer(tracker, transports)
+        state.tracker, state.transports = tracker, transports
         return tracker
 
 
-def existing_buffer(client: AnyClient) -> Tracker | None:
-    buffer = _buffers.get(client)
-    return None if buffer is None else buffer.tracker
+def existing_buffer(client: ClientBase) -> Tracker | None:
+    state = client._ai_state
+    return None if state is None else state.tracker
 
 
-def buffer_count(client: AnyClient, attribute: str) -> int:
-    """The AI buffer's ``pending_count`` or ``dropped_count`` (drops of closed buffers included)."""
-    buffer = _buffers.get(client)
-    count = 0 if buffer is None else int(getattr(buffer.tracker, attribute))
-    if attribute == "dropped_count":
-        count += _dropped_by_closed.get(client, 0)
-    return count
-
-
-def close_buffer(client: AnyClient, timeout: float | None) -> bool:
+def close_buffer(client: ClientBase, timeout: float | None) -> bool:
     """Deliver and stop the client's AI event buffer (blocking); a later ``track_ai`` starts a new one.
     ``False`` when events were left undelivered."""
-    with _buffers_lock:
-        buffer = _buffers.pop(client, None)
-    if buffer is None:
+    state = client._ai
+    with state.lock:
+        tracker, transports = state.tracker, state.transports
+        state.tracker, state.transports = None, []
+    if tracker is None:
         return True
     try:
-        return buffer.tracker.close(timeout)
+        return tracker.close(timeout)
     finally:
-        with _buffers_lock:
-            _dropped_by_closed[client] = _dropped_by_closed.get(client, 0) + buffer.tracker.dropped_count
-        for transport in buffer.transport:
+        with state.lock:
+            state.dropped_by_closed += tracker.dropped_count
+        for transport in transports:
             transport.close()
 
 
 # ------------------------------------------------------------------------------- fork billers of a client
 
-# The background billers of ``ai_token_stream_consumer(..., fork=True)`` streams, per client, so that the
-# client's ``flush()`` and ``close()`` wait for the chunks a finished stream still has to bill (a caller
-# who never awaited ``stream.result()`` loses nothing when the client closes right after the stream).
-_forks: weakref.WeakKeyDictionary[AnyClient, weakref.WeakSet[Any]] = weakref.WeakKeyDictionary()
+# The background billers of ``ai_token_stream_consumer(..., fork=True)`` streams are registered in the
+# client's AI state, so that its ``flush()`` and ``close()`` wait for the chunks a finished stream still
+# has to bill (a caller who never awaited ``stream.result()`` loses nothing when the client closes right
+# after the stream).
 
 
-def register_fork(client: AnyClient, biller: Any) -> None:
-    with _buffers_lock:
-        found = _forks.get(client)
-        if found is None:
-            found = _forks[client] = weakref.WeakSet()
-        found.add(biller)
+def register_fork(client: ClientBase, biller: object) -> None:
+    state = client._ai
+    with state.lock:
+        state.forks.add(biller)
 
 
-def _finished_forks(client: AnyClient) -> list[Any]:
+def _finished_forks(client: ClientBase) -> list[Any]:
     """Billers whose stream has ended (no more chunks will come) — only those can be waited for."""
-    with _buffers_lock:
-        found = _forks.get(client)
-        return [] if found is None else [b for b in list(found) if b._finished]
+    state = client._ai_state
+    if state is None:
+        return []
+    with state.lock:
+        return [b for b in list(state.forks) if getattr(b, "_finished", False)]
 
 
 def _left(deadline: float | None) -> float | None:

@@ -17,31 +17,24 @@ bounded by the client's retry budget, after which the batch is reported as faile
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import queue
 import re
-import threading
 import time
 from collections.abc import (
-    AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
     Callable,
-    Generator,
     Iterable,
     Mapping,
 )
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, TypeVar
 
 from scrawn._ai_events import (
     DEBIT_FIELDS,
     TOKEN_FIELDS,
     AiEvent,
     AiUsage,
-    AnyClient,
     ErrorHook,
     call_hook_async,
     call_hook_sync,
@@ -52,15 +45,14 @@ from scrawn._ai_events import (
     hook_for,
     outcomes_of,
     prepare_event,
-    register_fork,
     send_events_async,
     send_events_sync,
 )
-from scrawn._async import AsyncScrawn
-from scrawn._core import KEPT_FOR_REPRICING, ErrorContext, check_user_id, is_quarantined
+from scrawn._client_base import AnyClient, AsyncClient, SyncClient
+from scrawn._core import KEPT_FOR_REPRICING, check_user_id, is_quarantined
 from scrawn._proto.event.v1 import event_pb2 as ev
-from scrawn._sync import Scrawn
-from scrawn.errors import InternalError, ScrawnError, ValidationError
+from scrawn._retry import ErrorContext
+from scrawn.errors import ScrawnError, ValidationError
 from scrawn.pricing import Debit
 
 log = logging.getLogger("scrawn.ai")
@@ -303,7 +295,7 @@ def prepare_chunk(chunk: object, index: int, defaults: StreamDefaults) -> AiEven
 
 
 def deliver_sync(
-    client: Scrawn,
+    client: SyncClient,
     batch: list[AiEvent],
     result: AiStreamResult,
     hook: ErrorHook | None,
@@ -355,7 +347,7 @@ def deliver_sync(
 
 
 async def deliver_async(
-    client: Scrawn | AsyncScrawn,
+    client: AnyClient,
     batch: list[AiEvent],
     result: AiStreamResult,
     hook: ErrorHook | None,
@@ -366,7 +358,7 @@ async def deliver_async(
     ctx = _context(batch[0], max_retries)
     while batch:
         try:
-            if isinstance(client, AsyncScrawn):
+            if isinstance(client, AsyncClient):
                 response = await send_events_async(client, batch)
             else:
                 response = await asyncio.to_thread(send_events_sync, client, batch)
@@ -417,7 +409,7 @@ class Limits:
 
 
 def consume_sync(
-    client: Scrawn,
+    client: SyncClient,
     chunks: Iterable[Any],
     defaults: StreamDefaults,
     limits: Limits,
@@ -502,303 +494,3 @@ async def _aiter(chunks: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[An
     else:
         for chunk in chunks:
             yield chunk
-
-
-# ------------------------------------------------------------------------------- fork=True (sync)
-
-
-class _ThreadBiller:
-    """The billing side of a sync fork: a queue drained by one thread (started on the first billable
-    chunk), bounded by a semaphore so that ``finish()`` can always enqueue the end marker."""
-
-    def __init__(self, client: Scrawn, hook: ErrorHook | None, limits: Limits) -> None:
-        self._client = client
-        self._hook = hook
-        self._limits = limits
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._room = threading.BoundedSemaphore(limits.buffer_size)
-        self._thread: threading.Thread | None = None
-        self._finished = False
-        self.result = AiStreamResult()
-        register_fork(client, self)
-
-    def put(self, event: AiEvent) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="scrawn-ai-fork", daemon=True)
-            self._thread.start()
-        self._room.acquire()  # waits when the billing side is buffer_size behind (backpressure)
-        self._queue.put(event)
-
-    def finish(self) -> None:
-        if not self._finished:
-            self._finished = True
-            if self._thread is not None:
-                self._queue.put(_END)
-
-    def wait(self, timeout: float | None) -> bool:
-        self.finish()
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def _take(self, timeout: float | None) -> Any:
-        item = self._queue.get(timeout=timeout)
-        if item is not _END:
-            self._room.release()
-        return item
-
-    def _run(self) -> None:
-        limits = self._limits
-        while True:
-            first = self._take(None)
-            if first is _END:
-                return
-            batch: list[AiEvent] = [first]
-            ended = False
-            deadline = time.monotonic() + limits.flush_interval
-            while len(batch) < limits.batch_size:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    item = self._take(remaining)
-                except queue.Empty:
-                    break
-                if item is _END:
-                    ended = True
-                    break
-                batch.append(item)
-            try:
-                deliver_sync(self._client, batch, self.result, self._hook, raise_errors=False)
-            except Exception as e:  # the worker must survive anything
-                log.exception("scrawn: unexpected error billing AI token events")
-                for event in batch:
-                    _record_failure(self.result, event, InternalError(f"unexpected error: {e}"))
-            if ended:
-                return
-
-
-class ForkedAiStream(Generic[T]):
-    """The caller's side of ``ai_token_stream_consumer(..., fork=True)`` on a sync iterable: iterate it to
-    get every chunk as the source yields it; billing runs in a background thread. Call
-    :meth:`result` after iterating to wait for the billing (it ends the stream if it is still open).
-    Use it as a context manager, or call :meth:`close`, when you stop iterating early."""
-
-    def __init__(
-        self, source: Iterable[T], defaults: StreamDefaults, biller: _ThreadBiller, hook: ErrorHook | None
-    ) -> None:
-        self._biller = biller
-        self._hook = hook
-        self._gen = self._run(source, defaults)
-
-    def __iter__(self) -> ForkedAiStream[T]:
-        return self
-
-    def __next__(self) -> T:
-        return next(self._gen)
-
-    def __enter__(self) -> ForkedAiStream[T]:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Stop reading the source; what was read is still billed."""
-        self._gen.close()
-        self._biller.finish()
-
-    def result(self, timeout: float | None = None) -> AiStreamResult:
-        """Wait for the billing of every chunk read (at most ``timeout`` seconds: ``TimeoutError``)."""
-        self.close()
-        if not self._biller.wait(timeout):
-            raise TimeoutError(f"billing the stream did not finish within {timeout} s")
-        return self._biller.result
-
-    def _report(self, index: int, error: ScrawnError) -> None:
-        _record_local(self._biller.result, index, error)
-        if self._hook is None:
-            log.warning("scrawn: chunk %d of an AI token stream was not billed: %s", index, error.message)
-            return
-        call_hook_sync(self._hook, error, ErrorContext(OPERATION, "", None, 0))
-
-    def _run(self, source: Iterable[T], defaults: StreamDefaults) -> Generator[T, None, None]:
-        iterator = iter(source)
-        index = 0
-        try:
-            for chunk in iterator:
-                try:
-                    event = prepare_chunk(chunk, index, defaults)
-                except ScrawnError as e:
-                    self._report(index, e)
-                else:
-                    if event is not None:
-                        self._biller.put(event)
-                index += 1
-                yield chunk
-        except GeneratorExit:
-            close = getattr(iterator, "close", None)
-            if callable(close):
-                with contextlib.suppress(Exception):
-                    close()
-            raise
-        finally:
-            self._biller.finish()
-
-
-# ------------------------------------------------------------------------------ fork=True (async)
-
-
-class _TaskBiller:
-    """The billing side of an async fork: a queue drained by one task, bounded by a semaphore."""
-
-    def __init__(self, client: AnyClient, hook: ErrorHook | None, limits: Limits) -> None:
-        self._client = client
-        self._hook = hook
-        self._limits = limits
-        self._queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._room = asyncio.BoundedSemaphore(limits.buffer_size)
-        self._task: asyncio.Task[None] | None = None
-        self._finished = False
-        self.result = AiStreamResult()
-        register_fork(client, self)
-
-    async def put(self, event: AiEvent) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-        await self._room.acquire()
-        self._queue.put_nowait(event)
-
-    def finish(self) -> None:
-        if not self._finished:
-            self._finished = True
-            if self._task is not None:
-                self._queue.put_nowait(_END)
-
-    async def wait(self, timeout: float | None) -> bool:  # noqa: ASYNC109
-        self.finish()
-        if self._task is None:
-            return True
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout)
-        except TimeoutError:
-            return False
-        return True
-
-    async def _take(self, timeout: float | None) -> Any:  # noqa: ASYNC109
-        item = await (self._queue.get() if timeout is None else asyncio.wait_for(self._queue.get(), timeout))
-        if item is not _END:
-            self._room.release()
-        return item
-
-    async def _run(self) -> None:
-        limits = self._limits
-        while True:
-            first = await self._take(None)
-            if first is _END:
-                return
-            batch: list[AiEvent] = [first]
-            ended = False
-            deadline = time.monotonic() + limits.flush_interval
-            while len(batch) < limits.batch_size:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    item = await self._take(remaining)
-                except TimeoutError:
-                    break
-                if item is _END:
-                    ended = True
-                    break
-                batch.append(item)
-            try:
-                await deliver_async(self._client, batch, self.result, self._hook, raise_errors=False)
-            except Exception as e:
-                log.exception("scrawn: unexpected error billing AI token events")
-                for event in batch:
-                    _record_failure(self.result, event, InternalError(f"unexpected error: {e}"))
-            if ended:
-                return
-
-
-class AsyncForkedAiStream(Generic[T]):
-    """The caller's side of ``ai_token_stream_consumer(..., fork=True)`` in async code: ``async for`` it
-    to get every chunk as the source yields it; billing runs in a background task. ``await
-    stream.result()`` after iterating waits for the billing (it ends the stream if it is still open)."""
-
-    def __init__(
-        self,
-        source: Iterable[T] | AsyncIterable[T],
-        defaults: StreamDefaults,
-        biller: _TaskBiller,
-        hook: ErrorHook | None,
-    ) -> None:
-        self._biller = biller
-        self._hook = hook
-        self._source = source
-        self._gen = self._run(source, defaults)
-
-    def __aiter__(self) -> AsyncForkedAiStream[T]:
-        return self
-
-    async def __anext__(self) -> T:
-        return await self._gen.__anext__()
-
-    async def __aenter__(self) -> AsyncForkedAiStream[T]:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Stop reading the source; what was read is still billed."""
-        await self._gen.aclose()
-        self._biller.finish()
-
-    close = aclose
-
-    async def result(self, timeout: float | None = None) -> AiStreamResult:  # noqa: ASYNC109
-        """Wait for the billing of every chunk read (at most ``timeout`` seconds: ``TimeoutError``)."""
-        await self.aclose()
-        if not await self._biller.wait(timeout):
-            raise TimeoutError(f"billing the stream did not finish within {timeout} s")
-        return self._biller.result
-
-    async def _report(self, index: int, error: ScrawnError) -> None:
-        _record_local(self._biller.result, index, error)
-        if self._hook is None:
-            log.warning("scrawn: chunk %d of an AI token stream was not billed: %s", index, error.message)
-            return
-        await call_hook_async(self._hook, error, ErrorContext(OPERATION, "", None, 0))
-
-    async def _run(
-        self, source: Iterable[T] | AsyncIterable[T], defaults: StreamDefaults
-    ) -> AsyncGenerator[T, None]:
-        index = 0
-        try:
-            async for chunk in _aiter(source):
-                try:
-                    event = prepare_chunk(chunk, index, defaults)
-                except ScrawnError as e:
-                    await self._report(index, e)
-                else:
-                    if event is not None:
-                        await self._biller.put(event)
-                index += 1
-                yield chunk
-        except GeneratorExit:
-            close = getattr(source, "aclose", None) or getattr(source, "close", None)
-            if callable(close):
-                with contextlib.suppress(Exception):
-                    outcome = close()
-                    if asyncio.iscoroutine(outcome):
-                        await outcome
-            raise
-        finally:
-            self._biller.finish()

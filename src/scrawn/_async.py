@@ -8,39 +8,19 @@ import inspect
 import os
 import threading
 from collections.abc import AsyncIterable, Coroutine, Iterable
-from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from scrawn import _core, _payments, _usage, _void, _wallet
+from scrawn import _ai_events, _calls, _config, _core, _retry, _wallet, _wallet_results
+from scrawn._calls import EventCall
+from scrawn._client_base import AsyncClient, async_call, async_event_call
+from scrawn._config import ClientConfig
 from scrawn._connect import AsyncTransport
-from scrawn._core import (
-    ClientConfig,
-    ErrorContext,
-    ErrorHook,
-    EventResult,
-    PreparedEvent,
-    Rpc,
-    UsageType,
-)
+from scrawn._core import EventResult
 from scrawn._events import AsyncEvents
 from scrawn._integrations import Integrations
-from scrawn._proto.event.v1 import event_pb2 as ev
-from scrawn._proto.usage.v1 import usage_pb2 as usage_pb
+from scrawn._retry import ErrorContext, ErrorHook, Rpc
 from scrawn._track import Tracker
-from scrawn._usage import (
-    CostBreakdown,
-    ModelList,
-    UsageContext,
-    UsagePage,
-    UsageRecord,
-    UsageSeries,
-    UsageSummary,
-)
-from scrawn._usage import (
-    UsageType as LlmUsageType,
-)
-from scrawn._void import VoidedEvent
 from scrawn._wallet_client import (
     AsyncReservation,
     AsyncWallet,
@@ -55,15 +35,16 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from scrawn._ai_stream import AiStreamResult, AsyncForkedAiStream
-    from scrawn.types import DebitInput, JSONObject, Number, StreamOptions, Timestamp
+    from scrawn._ai_fork import AsyncForkedAiStream
+    from scrawn._ai_stream import AiStreamResult
+    from scrawn.types import Number, StreamOptions
 
 T = TypeVar("T")
 P = TypeVar("P")
 R = TypeVar("R")
 
 
-class AsyncScrawn(Integrations):
+class AsyncScrawn(AsyncClient, Integrations):
     """A Scrawn client for asyncio code; options and behaviour as :class:`~scrawn.Scrawn`.
 
     ``on_error`` may be a plain function or an ``async def``. ``track()`` is the same non-blocking call
@@ -90,7 +71,7 @@ class AsyncScrawn(Integrations):
     ) -> None:
         http = AsyncTransport.check_client(http_client)
         worker_http = AsyncTransport.check_worker_client(sync_http_client)
-        self._config: ClientConfig = _core.resolve_config(
+        self._config: ClientConfig = _config.resolve_config(
             api_key,
             base_url,
             timeout=timeout,
@@ -107,7 +88,7 @@ class AsyncScrawn(Integrations):
             worker_http=worker_http,  # the background thread cannot use an AsyncClient
         )
         self._transport = AsyncTransport(self._config.base_url, http=http)
-        self._headers = _core.headers(self._config)
+        self._headers = _config.headers(self._config)
         self._tracker_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tracker: Tracker | None = self._new_tracker() if self._config.spool_path else None
@@ -116,13 +97,6 @@ class AsyncScrawn(Integrations):
         :class:`~scrawn.AsyncWallet`)."""
 
     # ----------------------------------------------------------------------------------------- misc
-
-    @property
-    def base_url(self) -> str:
-        return self._config.base_url
-
-    def __repr__(self) -> str:
-        return f"AsyncScrawn(base_url={self._config.base_url!r}, api_key={self._config.masked_key()!r})"
 
     async def __aenter__(self) -> AsyncScrawn:
         return self
@@ -136,151 +110,36 @@ class AsyncScrawn(Integrations):
         """Deliver tracked events and queued AI events (waiting at most ``timeout`` seconds in all;
         ``None``: ``exit_timeout`` for each buffer) and release connections. ``False`` when events were
         left undelivered."""
-        timeout = _core.check_wait(timeout)
-        deadline = _core.deadline(timeout)
+        timeout = _config.check_wait(timeout)
+        deadline = _config.deadline(timeout)
         delivered = True
         self._closed = True
         if self._tracker is not None:
             delivered = await asyncio.to_thread(self._tracker.close, timeout)
-        ai = _core.ai_events_module()
-        if ai is not None:  # AI events: ended fork streams still billing, then the track_ai buffer
-            forks = self._config.exit_timeout if deadline is None else _core.remaining(deadline)
-            delivered = await ai.wait_forks_async(self, forks) and delivered
-            closed = await asyncio.to_thread(ai.close_buffer, self, _core.remaining(deadline))
+        if self._ai_state is not None:  # ended fork streams still billing, then the track_ai buffer
+            forks = self._config.exit_timeout if deadline is None else _config.remaining(deadline)
+            delivered = await _ai_events.wait_forks_async(self, forks) and delivered
+            closed = await asyncio.to_thread(_ai_events.close_buffer, self, _config.remaining(deadline))
             delivered = closed and delivered
         await self._transport.close()
         return delivered
 
     aclose = close
 
-    # ------------------------------------------------------------------------------------------ events
+    # ------------------------------------------------------------------ calls (defined in scrawn._calls)
 
-    async def basic_usage_event_consumer(
-        self,
-        *,
-        user_id: str,
-        debit: DebitInput,
-        metadata: JSONObject | str | None = None,
-        event_id: str | None = None,
-        idempotency_key: str | None = None,
-        on_error: ErrorHook | None = None,
-    ) -> EventResult:
-        """Record one billable use for ``user_id`` and wait until it is stored (see ``Scrawn``)."""
-        on_error = _core.check_hook(on_error)
-        event = _core.prepare_basic_event(user_id, debit, metadata, event_id, idempotency_key)
-        return await self._register(event, on_error)
-
-    async def _register(self, event: PreparedEvent, on_error: ErrorHook | None = None) -> EventResult:
-        request = _core.register_request(event)
-
-        async def attempt(ctx: ErrorContext) -> EventResult:
-            response = await self._call(_core.REGISTER_EVENT, request, ev.RegisterEventResponse, ctx)
-            return _core.event_result(response, event)
-
-        result: EventResult = await self._with_hook(
-            "basic_usage_event_consumer",
-            event.idempotency_key,
-            event.user_id,
-            on_error,
-            attempt,
-            lambda error: _core.failed_result(event, error),
-        )
-        return result
-
-    async def create_event(
-        self,
-        *,
-        type: str,
-        customer_ref: str,
-        units: Number = 1,
-        product_ref: str | None = None,
-        metadata: JSONObject | str | None = None,
-        event_id: str | None = None,
-        idempotency_key: str | None = None,
-        on_error: ErrorHook | None = None,
-    ) -> EventResult:
-        """Record a typed event — ``create_event(type="document.processed", customer_ref="cust_7",
-        units=3)`` — priced by the project's event price for ``type`` (free when it has none), through
-        ``usage.v1.UsageService/TrackEvents``. The result's ``event_id`` names the stored event and
-        ``amount`` what it was charged."""
-        on_error = _core.check_hook(on_error)
-        event = _core.prepare_typed_event(
-            type, customer_ref, units, product_ref, metadata, event_id, idempotency_key
-        )
-        request = _core.track_events_request(event)
-
-        async def attempt(ctx: ErrorContext) -> EventResult:
-            result: EventResult = await self._call(
-                _core.TRACK_EVENTS,
-                request,
-                usage_pb.TrackEventsResponse,
-                ctx,
-                lambda response: _core.typed_result(response, event),
-            )
-            return result
-
-        result: EventResult = await self._with_hook(
-            "create_event",
-            event.idempotency_key,
-            event.user_id,
-            on_error,
-            attempt,
-            lambda error: _core.failed_result(event, error),
-        )
-        return result
+    basic_usage_event_consumer = async_event_call(_calls.basic_usage_event_consumer)
+    create_event = async_event_call(_calls.create_event)
+    record_usage = async_call(_calls.record_usage)
+    get_usage = async_call(_calls.get_usage)
+    get_usage_summary = async_call(_calls.get_usage_summary)
+    get_usage_series = async_call(_calls.get_usage_series)
+    collect_payment = async_call(_calls.collect_payment)
+    void_event = async_call(_calls.void_event)
+    list_models = async_call(_calls.list_models)
+    calculate_cost = async_call(_calls.calculate_cost)
 
     # ------------------------------------------------------------------------------------------- track
-
-    _closed = False  # set by close(): track() then raises
-
-    @overload
-    def track(
-        self,
-        *,
-        user_id: str,
-        debit: DebitInput,
-        metadata: JSONObject | str | None = None,
-        idempotency_key: str | None = None,
-    ) -> bool: ...
-    @overload
-    def track(
-        self,
-        *,
-        user_id: str,
-        event_type: str,
-        quantity: Number = 1,
-        product_ref: str | None = None,
-        metadata: JSONObject | str | None = None,
-        idempotency_key: str | None = None,
-        timestamp: datetime | int | None = None,
-    ) -> bool: ...
-    def track(
-        self,
-        *,
-        user_id: str,
-        debit: DebitInput | None = None,
-        event_type: str | None = None,
-        quantity: Number | None = None,
-        product_ref: str | None = None,
-        metadata: JSONObject | str | None = None,
-        idempotency_key: str | None = None,
-        timestamp: datetime | int | None = None,
-    ) -> bool:
-        """Queue one billable use — ``debit=`` or a typed ``event_type=`` (see ``Scrawn.track``) — and
-        return at once (not a coroutine: nothing to await). Raises ``RuntimeError`` once closed."""
-        if (
-            debit is not None
-            and event_type is None
-            and quantity is None
-            and product_ref is None
-            and timestamp is None
-        ):  # the debit form, kept as cheap as before
-            return self._track_event(_core.prepare_tracked(user_id, debit, metadata, idempotency_key))
-        return self._track_event(
-            _core.prepare_typed_tracked_call(
-                user_id, debit, event_type, quantity, product_ref, metadata, idempotency_key, timestamp
-            )
-        )
 
     @functools.cached_property
     def events(self) -> AsyncEvents:
@@ -288,22 +147,6 @@ class AsyncScrawn(Integrations):
         event_type=..., quantity=...)``, ``await client.events.flush()``, ``pending_count``,
         ``dropped_count``."""
         return AsyncEvents(self)
-
-    def _track_event(self, event: _core.AnyTracked) -> bool:
-        if self._closed:
-            raise RuntimeError("track() on a closed AsyncScrawn client")
-        tracker = self._tracker
-        if tracker is None:
-            with self._tracker_lock:  # two threads' first track() must share one buffer
-                tracker = self._tracker
-                if tracker is None:
-                    tracker = self._tracker = self._new_tracker()
-        return tracker.put(event)
-
-    def _track_usage(
-        self, user_id: Any, debit: Any, metadata: Any = None, usage_type: UsageType = "RAW"
-    ) -> bool:
-        return self._track_event(_core.prepare_tracked(user_id, debit, metadata, None, usage_type))
 
     def _new_tracker(self) -> Tracker:
         try:
@@ -316,31 +159,20 @@ class AsyncScrawn(Integrations):
         """Wait until every event tracked (``track()``, middleware, ``track_ai()``, wrapped LLM clients)
         before this call is settled; ``False`` on timeout or if any event was dropped since the previous
         completed ``flush()`` (see ``Scrawn.flush``)."""
-        timeout = _core.check_wait(timeout)
-        deadline = _core.deadline(timeout)
+        timeout = _config.check_wait(timeout)
+        deadline = _config.deadline(timeout)
         delivered = True
         if self._tracker is not None:
             if self._loop is None:
                 self._loop = asyncio.get_running_loop()
             delivered = await asyncio.to_thread(self._tracker.flush, timeout)
-        ai = _core.ai_events_module()
-        if ai is not None:
-            delivered = await ai.wait_forks_async(self, _core.remaining(deadline)) and delivered
-            buffer = ai.existing_buffer(self)
+        if self._ai_state is not None:
+            delivered = await _ai_events.wait_forks_async(self, _config.remaining(deadline)) and delivered
+            buffer = _ai_events.existing_buffer(self)
             if buffer is not None:
-                flushed = await asyncio.to_thread(buffer.flush, _core.remaining(deadline))
+                flushed = await asyncio.to_thread(buffer.flush, _config.remaining(deadline))
                 delivered = flushed and delivered
         return delivered
-
-    @property
-    def pending_count(self) -> int:
-        """As ``Scrawn.pending_count``."""
-        return _core.buffered(self._tracker, self, "pending_count")
-
-    @property
-    def dropped_count(self) -> int:
-        """As ``Scrawn.dropped_count``: accepted and never delivered (kept for repricing is delivered)."""
-        return _core.buffered(self._tracker, self, "dropped_count")
 
     # ------------------------------------------------------------------------------ wallets and holds
 
@@ -400,191 +232,11 @@ class AsyncScrawn(Integrations):
         found, token = await self._rpc(rpc)
         return ReservationPage([AsyncReservation(self, data) for data in found], token)
 
-    def _bound(self, given: object, data: _wallet.ReservationData) -> AsyncReservation:
+    def _bound(self, given: object, data: _wallet_results.ReservationData) -> AsyncReservation:
         if isinstance(given, AsyncReservation) and given._client is self:
             given._apply(data)
             return given
         return AsyncReservation(self, data)
-
-    # ------------------------------------------------------------------------------------------ usage
-
-    async def record_usage(
-        self,
-        *,
-        model: str,
-        context: UsageContext | None = None,
-        user_id: str | None = None,
-        transaction_id: str | None = None,
-        provider: str | None = None,
-        usage_type: LlmUsageType = "text",
-        input_tokens: int = 0,
-        output_tokens: int = 0,
-        cached_tokens: int = 0,
-        cache_write_tokens: int = 0,
-        audio_seconds: Number | None = None,
-        description: str | None = None,
-        idempotency_key: str | None = None,
-        timestamp: Timestamp | None = None,
-    ) -> UsageRecord:
-        """Price and store one LLM usage record (``usage.v1.UsageService/RecordUsage``), once per
-        idempotency key. ``context="customer"`` (implied by ``transaction_id``) ties it to a confirmed
-        reservation's ``transaction_id`` and needs ``user_id``; ``context="system"`` is your own usage.
-        ``input_tokens`` counts every input token, cached ones included (docs/usage.md)."""
-        usage = _usage.check_usage(
-            model=model,
-            provider=provider,
-            usage_type=usage_type,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cached_tokens=cached_tokens,
-            cache_write_tokens=cache_write_tokens,
-            audio_seconds=audio_seconds,
-        )
-        return await self._rpc(
-            _usage.record_usage(
-                context=context,
-                user_id=user_id,
-                transaction_id=transaction_id,
-                usage=usage,
-                description=description,
-                idempotency_key=idempotency_key,
-                timestamp=timestamp,
-            )
-        )
-
-    async def get_usage(
-        self,
-        *,
-        user_id: str | None = None,
-        context: UsageContext | None = None,
-        model: str | None = None,
-        usage_type: LlmUsageType | None = None,
-        transaction_id: str | None = None,
-        start_time: Timestamp | None = None,
-        end_time: Timestamp | None = None,
-        summary: bool = False,
-        limit: int | None = None,
-        page_token: str | None = None,
-    ) -> UsagePage:
-        """Usage records matching the filter, newest first and paged (``limit`` 1–500, default 50), or
-        with ``summary=True`` their :class:`~scrawn.UsageSummary` in ``.summary``. Times: an aware
-        ``datetime`` or Unix milliseconds; ``[start_time, end_time)``."""
-        filter_ = _usage.check_filter(
-            user_id=user_id,
-            context=context,
-            model=model,
-            usage_type=usage_type,
-            transaction_id=transaction_id,
-            start_time=start_time,
-            end_time=end_time,
-        )
-        return await self._rpc(_usage.get_usage(filter_, summary, limit, page_token))
-
-    async def get_usage_summary(
-        self,
-        *,
-        user_id: str | None = None,
-        context: UsageContext | None = None,
-        model: str | None = None,
-        usage_type: LlmUsageType | None = None,
-        transaction_id: str | None = None,
-        start_time: Timestamp | None = None,
-        end_time: Timestamp | None = None,
-    ) -> UsageSummary:
-        """Total cost, records, tokens and audio seconds of the matching records, by model and by context."""
-        filter_ = _usage.check_filter(
-            user_id=user_id,
-            context=context,
-            model=model,
-            usage_type=usage_type,
-            transaction_id=transaction_id,
-            start_time=start_time,
-            end_time=end_time,
-        )
-        return await self._rpc(_usage.get_usage_summary(filter_))
-
-    async def get_usage_series(
-        self,
-        *,
-        bucket: Literal["hour", "day", "month"],
-        start_time: Timestamp,
-        end_time: Timestamp,
-        time_zone: str = "UTC",
-        user_id: str | None = None,
-        context: UsageContext | None = None,
-        model: str | None = None,
-        usage_type: LlmUsageType | None = None,
-        transaction_id: str | None = None,
-    ) -> UsageSeries:
-        """The same totals per hour, day or month of the IANA ``time_zone``, every bucket of the range."""
-        filter_ = _usage.check_filter(
-            user_id=user_id,
-            context=context,
-            model=model,
-            usage_type=usage_type,
-            transaction_id=transaction_id,
-            start_time=start_time,
-            end_time=end_time,
-            require_range=True,
-        )
-        return await self._rpc(_usage.get_usage_series(filter_, bucket, time_zone))
-
-    async def collect_payment(
-        self, user_id: str, *, top_up: Number | None = None, return_url: str | None = None
-    ) -> str:
-        """A checkout link (``{base}/checkout/{id}``) charging what ``user_id`` owes, rounded up to a whole
-        minor unit, or a ``top_up`` of their prepaid wallet (int, Decimal or str, in the project's amount
-        unit). The same link comes back while that checkout is open; a changed amount replaces it. Raises
-        FailedPreconditionError when there is nothing to pay or no payment provider is configured."""
-        return await self._rpc(_payments.collect_payment(user_id, top_up, return_url))
-
-    async def void_event(
-        self, *, event_id: str | None = None, idempotency_key: str | None = None, reason: str
-    ) -> VoidedEvent:
-        """Void a billed event (by ``event_id`` or ``idempotency_key``, exactly one) with a ``reason``: one
-        reversing ledger entry credits its debit back, exactly once; the event stays, marked voided, and its
-        idempotency key stays taken. Voiding it again answers ``already_voided=True`` with the first void.
-        Raises NotFoundError when the key's project and mode hold no such event."""
-        return await self._rpc(_void.void_event(event_id, idempotency_key, reason))
-
-    async def list_models(
-        self,
-        *,
-        provider: str | None = None,
-        search: str | None = None,
-        at: Timestamp | None = None,
-        limit: int | None = None,
-        page_token: str | None = None,
-    ) -> ModelList:
-        """The price list in force ``at`` (default now): the project's overrides, then the model price book,
-        in USD per million tokens; ``limit`` 1–1000 (default 100)."""
-        return await self._rpc(_usage.list_models(provider, search, at, limit, page_token))
-
-    async def calculate_cost(
-        self,
-        *,
-        model: str,
-        provider: str | None = None,
-        usage_type: LlmUsageType = "text",
-        input_tokens: int = 0,
-        output_tokens: int = 0,
-        cached_tokens: int = 0,
-        cache_write_tokens: int = 0,
-        audio_seconds: Number | None = None,
-        timestamp: Timestamp | None = None,
-    ) -> CostBreakdown:
-        """What this usage costs, in cents, with the prices in force at ``timestamp`` (default now)."""
-        usage = _usage.check_usage(
-            model=model,
-            provider=provider,
-            usage_type=usage_type,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cached_tokens=cached_tokens,
-            cache_write_tokens=cache_write_tokens,
-            audio_seconds=audio_seconds,
-        )
-        return await self._rpc(_usage.calculate_cost(usage, timestamp))
 
     # ----------------------------------------------------------------------------------- integrations
 
@@ -619,41 +271,31 @@ class AsyncScrawn(Integrations):
     async def _rpc(self, rpc: Rpc[R]) -> R:
         """One validated unary call with the automatic retries (same request, same idempotency key)."""
         ctx = ErrorContext(rpc.operation, rpc.idempotency_key, rpc.user_id, self._config.max_retries)
-        result: R = await self._call(rpc.path, rpc.request, rpc.response_type, ctx, rpc.unpack)
-        return result
+        return await self._attempts(rpc, ctx)
 
-    async def _call(
-        self, path: str, request: Any, response_type: Any, ctx: ErrorContext, unpack: Any = None
-    ) -> Any:
+    async def _attempts(self, rpc: Rpc[R], ctx: ErrorContext) -> R:
         retries = 0
         while True:
             ctx.attempts += 1
             try:
                 response = await self._transport.unary(
-                    path, request, response_type, self._headers, self._config.timeout
+                    rpc.path, rpc.request, rpc.response_type, self._headers, self._config.timeout
                 )
-                return response if unpack is None else unpack(response)
+                return rpc.unpack(response)
             except ScrawnError as error:
-                delay = _core.retry_delay(self._config, error, retries)
+                delay = _retry.retry_delay(self._config, error, retries)
                 if delay is None:
                     raise
                 retries += 1
                 await asyncio.sleep(delay)
 
-    async def _with_hook(
-        self,
-        operation: str,
-        idempotency_key: str,
-        user_id: str | None,
-        on_error: ErrorHook | None,
-        attempt: Any,
-        handled: Any,
-    ) -> Any:
-        hook = on_error or self._config.on_error
-        ctx = ErrorContext(operation, idempotency_key, user_id, self._config.max_retries)
+    async def _event(self, call: EventCall[T]) -> EventResult:
+        rpc = call.rpc
+        hook = call.on_error or self._config.on_error
+        ctx = ErrorContext(rpc.operation, rpc.idempotency_key, rpc.user_id, self._config.max_retries)
         while True:
             try:
-                return await attempt(ctx)
+                return call.finish(await self._attempts(rpc, ctx))
             except ScrawnError as error:
                 if hook is None:
                     raise
@@ -662,4 +304,4 @@ class AsyncScrawn(Integrations):
                     await result
                 # An event kept for repricing is stored: a retry would only be answered the same way.
                 if not ctx._take_request() or _core.is_quarantined(error):
-                    return handled(error)
+                    return call.handled(error)

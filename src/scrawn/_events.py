@@ -7,8 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from scrawn._async import AsyncScrawn
-    from scrawn._sync import Scrawn
+    from scrawn._client_base import AsyncClient, SyncClient
     from scrawn.types import JSONObject, Number
 
 
@@ -19,7 +18,7 @@ class Events:
 
     __slots__ = ("_client",)
 
-    def __init__(self, client: Scrawn) -> None:
+    def __init__(self, client: SyncClient) -> None:
         self._client = client
 
     def track(
@@ -65,7 +64,7 @@ class AsyncEvents:
 
     __slots__ = ("_client",)
 
-    def __init__(self, client: AsyncScrawn) -> None:
+    def __init__(self, client: AsyncClient) -> None:
         self._client = client
 
     def track(

@@ -1,17 +1,18 @@
-"""The integrations both clients share (middleware, LLM billing): thin, lazily importing delegates to the
-module functions, so that ``import scrawn`` stays light."""
+"""The integrations both clients share (middleware, LLM billing): thin delegates to the module functions.
+:mod:`scrawn.middleware` and :mod:`scrawn.ai` are imported on first use, so that ``import scrawn`` stays
+light (neither imports the clients: this is not a cycle being dodged)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from scrawn._core import ErrorHook
+from scrawn._ai_track import track_ai
+from scrawn._retry import ErrorHook
 
 if TYPE_CHECKING:
     from scrawn._ai_events import AiUsage
-    from scrawn._async import AsyncScrawn
-    from scrawn._sync import Scrawn
+    from scrawn._client_base import AnyClient
     from scrawn.middleware import Extractor, ScrawnMiddleware
     from scrawn.types import DebitInput, Metadata
 
@@ -21,7 +22,7 @@ P = TypeVar("P")
 class Integrations:
     """Mixed into :class:`scrawn.Scrawn` and :class:`scrawn.AsyncScrawn`."""
 
-    def _as_client(self) -> Scrawn | AsyncScrawn:
+    def _as_client(self) -> AnyClient:
         return self  # type: ignore[return-value]  # only ever mixed into the two clients
 
     def middleware_event_consumer(
@@ -69,8 +70,6 @@ class Integrations:
         """Queue one LLM call's token usage and return at once, never a coroutine (:func:`scrawn.ai.track_ai`
         with this client); ``flush()`` waits for delivery and ``close()`` delivers it (awaited on
         ``AsyncScrawn``)."""
-        from scrawn.ai import track_ai
-
         return track_ai(
             self._as_client(),
             user_id=user_id,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Final
 from urllib.parse import urlsplit
 
-from scrawn._core import Rpc, check_user_id
+from scrawn._core import check_user_id
 from scrawn._proto.payment.v1 import payment_pb2 as pb
+from scrawn._retry import Rpc
 from scrawn._wallet import check_amount
 from scrawn.errors import ValidationError
 

@@ -7,39 +7,19 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterable, Coroutine, Iterable
-from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from scrawn import _core, _payments, _usage, _void, _wallet
+from scrawn import _ai_events, _calls, _config, _core, _retry, _wallet, _wallet_results
+from scrawn._calls import EventCall
+from scrawn._client_base import SyncClient, sync_call, sync_event_call
+from scrawn._config import ClientConfig
 from scrawn._connect import Transport
-from scrawn._core import (
-    ClientConfig,
-    ErrorContext,
-    ErrorHook,
-    EventResult,
-    PreparedEvent,
-    Rpc,
-    UsageType,
-)
+from scrawn._core import EventResult
 from scrawn._events import Events
 from scrawn._integrations import Integrations
-from scrawn._proto.event.v1 import event_pb2 as ev
-from scrawn._proto.usage.v1 import usage_pb2 as usage_pb
+from scrawn._retry import ErrorContext, ErrorHook, Rpc
 from scrawn._track import Tracker
-from scrawn._usage import (
-    CostBreakdown,
-    ModelList,
-    UsageContext,
-    UsagePage,
-    UsageRecord,
-    UsageSeries,
-    UsageSummary,
-)
-from scrawn._usage import (
-    UsageType as LlmUsageType,
-)
-from scrawn._void import VoidedEvent
 from scrawn._wallet_client import Confirmation, Reservation, ReservationPage, Wallet
 from scrawn.errors import ScrawnError
 
@@ -48,15 +28,16 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from scrawn._ai_stream import AiStreamResult, AsyncForkedAiStream, ForkedAiStream
-    from scrawn.types import ClientOptions, DebitInput, JSONObject, Number, StreamOptions, Timestamp
+    from scrawn._ai_fork import AsyncForkedAiStream, ForkedAiStream
+    from scrawn._ai_stream import AiStreamResult
+    from scrawn.types import ClientOptions, Number, StreamOptions
 
 T = TypeVar("T")
 P = TypeVar("P")
 R = TypeVar("R")
 
 
-class Scrawn(Integrations):
+class Scrawn(SyncClient, Integrations):
     """A Scrawn client for ordinary (blocking) code.
 
     ``Scrawn()`` reads ``SCRAWN_API_KEY`` and ``SCRAWN_BASE_URL`` (default ``http://127.0.0.1:8069``).
@@ -89,7 +70,7 @@ class Scrawn(Integrations):
         http_client: httpx.Client | None = None,
     ) -> None:
         http = Transport.check_client(http_client)
-        self._config: ClientConfig = _core.resolve_config(
+        self._config: ClientConfig = _config.resolve_config(
             api_key,
             base_url,
             timeout=timeout,
@@ -106,7 +87,7 @@ class Scrawn(Integrations):
             worker_http=http,  # httpx.Client is thread-safe: track()'s thread shares it
         )
         self._transport = Transport(self._config.base_url, http=http)
-        self._headers = _core.headers(self._config)
+        self._headers = _config.headers(self._config)
         self._tracker_lock = threading.Lock()
         self._tracker: Tracker | None = Tracker(self._config) if self._config.spool_path else None
         self.wallet = Wallet(self)
@@ -114,13 +95,6 @@ class Scrawn(Integrations):
         ``update_settings`` (see :class:`~scrawn.Wallet`)."""
 
     # ----------------------------------------------------------------------------------------- misc
-
-    @property
-    def base_url(self) -> str:
-        return self._config.base_url
-
-    def __repr__(self) -> str:
-        return f"Scrawn(base_url={self._config.base_url!r}, api_key={self._config.masked_key()!r})"
 
     def __enter__(self) -> Scrawn:
         return self
@@ -135,159 +109,33 @@ class Scrawn(Integrations):
         ``None``: ``exit_timeout``, 5 s by default, for each buffer) and release connections. ``False`` when
         events were left undelivered (tracked ones stay in the spool, if there is one). Call ``flush()``
         first to wait longer."""
-        timeout = _core.check_wait(timeout)
-        deadline = _core.deadline(timeout)
+        timeout = _config.check_wait(timeout)
+        deadline = _config.deadline(timeout)
         delivered = True
         self._closed = True
         if self._tracker is not None:
             delivered = self._tracker.close(timeout)
-        ai = _core.ai_events_module()
-        if ai is not None:  # AI events: ended fork streams still billing, then the track_ai buffer
-            forks = self._config.exit_timeout if deadline is None else _core.remaining(deadline)
-            delivered = ai.wait_forks_sync(self, forks) and delivered
-            delivered = ai.close_buffer(self, _core.remaining(deadline)) and delivered
+        if self._ai_state is not None:  # ended fork streams still billing, then the track_ai buffer
+            forks = self._config.exit_timeout if deadline is None else _config.remaining(deadline)
+            delivered = _ai_events.wait_forks_sync(self, forks) and delivered
+            delivered = _ai_events.close_buffer(self, _config.remaining(deadline)) and delivered
         self._transport.close()
         return delivered
 
-    # ------------------------------------------------------------------------------------------ events
+    # ------------------------------------------------------------------ calls (defined in scrawn._calls)
 
-    def basic_usage_event_consumer(
-        self,
-        *,
-        user_id: str,
-        debit: DebitInput,
-        metadata: JSONObject | str | None = None,
-        event_id: str | None = None,
-        idempotency_key: str | None = None,
-        on_error: ErrorHook | None = None,
-    ) -> EventResult:
-        """Record one billable use for ``user_id`` and wait until it is stored.
-
-        ``debit`` is an amount in minor units (``int``, ``Decimal``, decimal ``str``, ``float``), a
-        ``tag("NAME")`` or a pricing expression (``mul(tag("PER_PAGE"), 3)``). ``metadata`` is a dict
-        stored as JSON (≤ 16 KiB). ``idempotency_key`` defaults to a new UUID, reused by every retry."""
-        on_error = _core.check_hook(on_error)
-        event = _core.prepare_basic_event(user_id, debit, metadata, event_id, idempotency_key)
-        return self._register(event, on_error)
-
-    def _register(self, event: PreparedEvent, on_error: ErrorHook | None = None) -> EventResult:
-        request = _core.register_request(event)
-
-        def attempt(ctx: ErrorContext) -> EventResult:
-            response = self._call(_core.REGISTER_EVENT, request, ev.RegisterEventResponse, ctx)
-            return _core.event_result(response, event)
-
-        result: EventResult = self._with_hook(
-            "basic_usage_event_consumer",
-            event.idempotency_key,
-            event.user_id,
-            on_error,
-            attempt,
-            lambda error: _core.failed_result(event, error),
-        )
-        return result
-
-    def create_event(
-        self,
-        *,
-        type: str,
-        customer_ref: str,
-        units: Number = 1,
-        product_ref: str | None = None,
-        metadata: JSONObject | str | None = None,
-        event_id: str | None = None,
-        idempotency_key: str | None = None,
-        on_error: ErrorHook | None = None,
-    ) -> EventResult:
-        """Record a typed event — ``create_event(type="document.processed", customer_ref="cust_7",
-        units=3)`` — priced by the project's event price for ``type`` (free when it has none), through
-        ``usage.v1.UsageService/TrackEvents``. The result's ``event_id`` names the stored event and
-        ``amount`` what it was charged."""
-        on_error = _core.check_hook(on_error)
-        event = _core.prepare_typed_event(
-            type, customer_ref, units, product_ref, metadata, event_id, idempotency_key
-        )
-        request = _core.track_events_request(event)
-
-        def attempt(ctx: ErrorContext) -> EventResult:
-            result: EventResult = self._call(
-                _core.TRACK_EVENTS,
-                request,
-                usage_pb.TrackEventsResponse,
-                ctx,
-                lambda response: _core.typed_result(response, event),
-            )
-            return result
-
-        result: EventResult = self._with_hook(
-            "create_event",
-            event.idempotency_key,
-            event.user_id,
-            on_error,
-            attempt,
-            lambda error: _core.failed_result(event, error),
-        )
-        return result
+    basic_usage_event_consumer = sync_event_call(_calls.basic_usage_event_consumer)
+    create_event = sync_event_call(_calls.create_event)
+    record_usage = sync_call(_calls.record_usage)
+    get_usage = sync_call(_calls.get_usage)
+    get_usage_summary = sync_call(_calls.get_usage_summary)
+    get_usage_series = sync_call(_calls.get_usage_series)
+    collect_payment = sync_call(_calls.collect_payment)
+    void_event = sync_call(_calls.void_event)
+    list_models = sync_call(_calls.list_models)
+    calculate_cost = sync_call(_calls.calculate_cost)
 
     # ------------------------------------------------------------------------------------------- track
-
-    _closed = False  # set by close(): track() then raises
-
-    @overload
-    def track(
-        self,
-        *,
-        user_id: str,
-        debit: DebitInput,
-        metadata: JSONObject | str | None = None,
-        idempotency_key: str | None = None,
-    ) -> bool: ...
-    @overload
-    def track(
-        self,
-        *,
-        user_id: str,
-        event_type: str,
-        quantity: Number = 1,
-        product_ref: str | None = None,
-        metadata: JSONObject | str | None = None,
-        idempotency_key: str | None = None,
-        timestamp: datetime | int | None = None,
-    ) -> bool: ...
-    def track(
-        self,
-        *,
-        user_id: str,
-        debit: DebitInput | None = None,
-        event_type: str | None = None,
-        quantity: Number | None = None,
-        product_ref: str | None = None,
-        metadata: JSONObject | str | None = None,
-        idempotency_key: str | None = None,
-        timestamp: datetime | int | None = None,
-    ) -> bool:
-        """Queue one billable use and return at once (no network in the caller).
-
-        Either a debit event — ``track(user_id=, debit=)``, ``debit`` as for ``basic_usage_event_consumer``
-        — or a typed event priced by the project's event price for its type (free without one):
-        ``track(user_id=, event_type="AI_QUERY", quantity=1, metadata={...})``, optionally ``product_ref``
-        and ``timestamp`` (an aware ``datetime`` or Unix seconds; default now). Validated here (a
-        :class:`~scrawn.errors.ValidationError` names the field); delivered in batches by a background
-        thread, exactly once. Returns ``False`` when the buffer is full and the event was dropped (counted
-        in :attr:`dropped_count`). Raises ``RuntimeError`` once the client is closed."""
-        if (
-            debit is not None
-            and event_type is None
-            and quantity is None
-            and product_ref is None
-            and timestamp is None
-        ):  # the debit form, kept as cheap as before
-            return self._track_event(_core.prepare_tracked(user_id, debit, metadata, idempotency_key))
-        return self._track_event(
-            _core.prepare_typed_tracked_call(
-                user_id, debit, event_type, quantity, product_ref, metadata, idempotency_key, timestamp
-            )
-        )
 
     @functools.cached_property
     def events(self) -> Events:
@@ -295,53 +143,22 @@ class Scrawn(Integrations):
         event_type=..., quantity=...)``, ``client.events.flush()``, ``pending_count``, ``dropped_count``."""
         return Events(self)
 
-    def _track_event(self, event: _core.AnyTracked) -> bool:
-        if self._closed:
-            raise RuntimeError("track() on a closed Scrawn client")
-        tracker = self._tracker
-        if tracker is None:
-            with self._tracker_lock:  # two threads' first track() must share one buffer
-                tracker = self._tracker
-                if tracker is None:
-                    tracker = self._tracker = Tracker(self._config)
-        return tracker.put(event)
-
-    def _track_usage(
-        self, user_id: Any, debit: Any, metadata: Any = None, usage_type: UsageType = "RAW"
-    ) -> bool:
-        """``track()`` with a basic-usage type (``MIDDLEWARE_CALL`` for the middleware)."""
-        return self._track_event(_core.prepare_tracked(user_id, debit, metadata, None, usage_type))
-
     def flush(self, timeout: float | None = None) -> bool:
         """Block until every event tracked — by ``track()``, the middleware, ``track_ai()`` or a wrapped
         LLM client — before this call is settled: delivered (kept for repricing counts as delivered) or
         failed for good. Returns ``False`` if ``timeout`` seconds passed first, or if any event was dropped
         since the previous completed ``flush()`` (see :attr:`dropped_count`)."""
-        timeout = _core.check_wait(timeout)
-        deadline = _core.deadline(timeout)
+        timeout = _config.check_wait(timeout)
+        deadline = _config.deadline(timeout)
         delivered = True
         if self._tracker is not None:
             delivered = self._tracker.flush(timeout)
-        ai = _core.ai_events_module()
-        if ai is not None:
-            delivered = ai.wait_forks_sync(self, _core.remaining(deadline)) and delivered
-            buffer = ai.existing_buffer(self)
+        if self._ai_state is not None:
+            delivered = _ai_events.wait_forks_sync(self, _config.remaining(deadline)) and delivered
+            buffer = _ai_events.existing_buffer(self)
             if buffer is not None:
-                delivered = buffer.flush(_core.remaining(deadline)) and delivered
+                delivered = buffer.flush(_config.remaining(deadline)) and delivered
         return delivered
-
-    @property
-    def pending_count(self) -> int:
-        """Tracked events not yet settled (with a spool: including those left by an earlier run), AI
-        events of ``track_ai()`` and wrapped LLM clients included."""
-        return _core.buffered(self._tracker, self, "pending_count")
-
-    @property
-    def dropped_count(self) -> int:
-        """Tracked events (AI events included) accepted but never delivered: the buffer was full, they
-        failed for good (a permanent error ``on_error`` did not retry), or ``close()`` left them undelivered
-        without a spool. Events kept for repricing were delivered and are not counted."""
-        return _core.buffered(self._tracker, self, "dropped_count")
 
     # ------------------------------------------------------------------------------ wallets and holds
 
@@ -392,191 +209,11 @@ class Scrawn(Integrations):
         found, token = self._rpc(_wallet.list_reservations(user_id, active_only, limit, page_token))
         return ReservationPage([Reservation(self, data) for data in found], token)
 
-    def _bound(self, given: object, data: _wallet.ReservationData) -> Reservation:
+    def _bound(self, given: object, data: _wallet_results.ReservationData) -> Reservation:
         if isinstance(given, Reservation) and given._client is self:
             given._apply(data)
             return given
         return Reservation(self, data)
-
-    # ------------------------------------------------------------------------------------------ usage
-
-    def record_usage(
-        self,
-        *,
-        model: str,
-        context: UsageContext | None = None,
-        user_id: str | None = None,
-        transaction_id: str | None = None,
-        provider: str | None = None,
-        usage_type: LlmUsageType = "text",
-        input_tokens: int = 0,
-        output_tokens: int = 0,
-        cached_tokens: int = 0,
-        cache_write_tokens: int = 0,
-        audio_seconds: Number | None = None,
-        description: str | None = None,
-        idempotency_key: str | None = None,
-        timestamp: Timestamp | None = None,
-    ) -> UsageRecord:
-        """Price and store one LLM usage record (``usage.v1.UsageService/RecordUsage``), once per
-        idempotency key. ``context="customer"`` (implied by ``transaction_id``) ties it to a confirmed
-        reservation's ``transaction_id`` and needs ``user_id``; ``context="system"`` is your own usage.
-        ``input_tokens`` counts every input token, cached ones included (docs/usage.md)."""
-        usage = _usage.check_usage(
-            model=model,
-            provider=provider,
-            usage_type=usage_type,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cached_tokens=cached_tokens,
-            cache_write_tokens=cache_write_tokens,
-            audio_seconds=audio_seconds,
-        )
-        return self._rpc(
-            _usage.record_usage(
-                context=context,
-                user_id=user_id,
-                transaction_id=transaction_id,
-                usage=usage,
-                description=description,
-                idempotency_key=idempotency_key,
-                timestamp=timestamp,
-            )
-        )
-
-    def get_usage(
-        self,
-        *,
-        user_id: str | None = None,
-        context: UsageContext | None = None,
-        model: str | None = None,
-        usage_type: LlmUsageType | None = None,
-        transaction_id: str | None = None,
-        start_time: Timestamp | None = None,
-        end_time: Timestamp | None = None,
-        summary: bool = False,
-        limit: int | None = None,
-        page_token: str | None = None,
-    ) -> UsagePage:
-        """Usage records matching the filter, newest first and paged (``limit`` 1–500, default 50), or
-        with ``summary=True`` their :class:`~scrawn.UsageSummary` in ``.summary``. Times: an aware
-        ``datetime`` or Unix milliseconds; ``[start_time, end_time)``."""
-        filter_ = _usage.check_filter(
-            user_id=user_id,
-            context=context,
-            model=model,
-            usage_type=usage_type,
-            transaction_id=transaction_id,
-            start_time=start_time,
-            end_time=end_time,
-        )
-        return self._rpc(_usage.get_usage(filter_, summary, limit, page_token))
-
-    def get_usage_summary(
-        self,
-        *,
-        user_id: str | None = None,
-        context: UsageContext | None = None,
-        model: str | None = None,
-        usage_type: LlmUsageType | None = None,
-        transaction_id: str | None = None,
-        start_time: Timestamp | None = None,
-        end_time: Timestamp | None = None,
-    ) -> UsageSummary:
-        """Total cost, records, tokens and audio seconds of the matching records, by model and by context."""
-        filter_ = _usage.check_filter(
-            user_id=user_id,
-            context=context,
-            model=model,
-            usage_type=usage_type,
-            transaction_id=transaction_id,
-            start_time=start_time,
-            end_time=end_time,
-        )
-        return self._rpc(_usage.get_usage_summary(filter_))
-
-    def get_usage_series(
-        self,
-        *,
-        bucket: Literal["hour", "day", "month"],
-        start_time: Timestamp,
-        end_time: Timestamp,
-        time_zone: str = "UTC",
-        user_id: str | None = None,
-        context: UsageContext | None = None,
-        model: str | None = None,
-        usage_type: LlmUsageType | None = None,
-        transaction_id: str | None = None,
-    ) -> UsageSeries:
-        """The same totals per hour, day or month of the IANA ``time_zone``, every bucket of the range."""
-        filter_ = _usage.check_filter(
-            user_id=user_id,
-            context=context,
-            model=model,
-            usage_type=usage_type,
-            transaction_id=transaction_id,
-            start_time=start_time,
-            end_time=end_time,
-            require_range=True,
-        )
-        return self._rpc(_usage.get_usage_series(filter_, bucket, time_zone))
-
-    def collect_payment(
-        self, user_id: str, *, top_up: Number | None = None, return_url: str | None = None
-    ) -> str:
-        """A checkout link (``{base}/checkout/{id}``) charging what ``user_id`` owes, rounded up to a whole
-        minor unit, or a ``top_up`` of their prepaid wallet (int, Decimal or str, in the project's amount
-        unit). The same link comes back while that checkout is open; a changed amount replaces it. Raises
-        FailedPreconditionError when there is nothing to pay or no payment provider is configured."""
-        return self._rpc(_payments.collect_payment(user_id, top_up, return_url))
-
-    def void_event(
-        self, *, event_id: str | None = None, idempotency_key: str | None = None, reason: str
-    ) -> VoidedEvent:
-        """Void a billed event (by ``event_id`` or ``idempotency_key``, exactly one) with a ``reason``: one
-        reversing ledger entry credits its debit back, exactly once; the event stays, marked voided, and its
-        idempotency key stays taken. Voiding it again answers ``already_voided=True`` with the first void.
-        Raises NotFoundError when the key's project and mode hold no such event."""
-        return self._rpc(_void.void_event(event_id, idempotency_key, reason))
-
-    def list_models(
-        self,
-        *,
-        provider: str | None = None,
-        search: str | None = None,
-        at: Timestamp | None = None,
-        limit: int | None = None,
-        page_token: str | None = None,
-    ) -> ModelList:
-        """The price list in force ``at`` (default now): the project's overrides, then the model price book,
-        in USD per million tokens; ``limit`` 1–1000 (default 100)."""
-        return self._rpc(_usage.list_models(provider, search, at, limit, page_token))
-
-    def calculate_cost(
-        self,
-        *,
-        model: str,
-        provider: str | None = None,
-        usage_type: LlmUsageType = "text",
-        input_tokens: int = 0,
-        output_tokens: int = 0,
-        cached_tokens: int = 0,
-        cache_write_tokens: int = 0,
-        audio_seconds: Number | None = None,
-        timestamp: Timestamp | None = None,
-    ) -> CostBreakdown:
-        """What this usage costs, in cents, with the prices in force at ``timestamp`` (default now)."""
-        usage = _usage.check_usage(
-            model=model,
-            provider=provider,
-            usage_type=usage_type,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cached_tokens=cached_tokens,
-            cache_write_tokens=cache_write_tokens,
-            audio_seconds=audio_seconds,
-        )
-        return self._rpc(_usage.calculate_cost(usage, timestamp))
 
     # ----------------------------------------------------------------------------------- integrations
 
@@ -610,50 +247,40 @@ class Scrawn(Integrations):
     def _rpc(self, rpc: Rpc[R]) -> R:
         """One validated unary call with the automatic retries (same request, same idempotency key)."""
         ctx = ErrorContext(rpc.operation, rpc.idempotency_key, rpc.user_id, self._config.max_retries)
-        result: R = self._call(rpc.path, rpc.request, rpc.response_type, ctx, rpc.unpack)
-        return result
+        return self._attempts(rpc, ctx)
 
-    def _call(
-        self, path: str, request: Any, response_type: Any, ctx: ErrorContext, unpack: Any = None
-    ) -> Any:
-        """One logical call: automatic retries with backoff on retryable failures only. ``unpack`` turns
-        the response into the result and may raise (a failed batch item), retried by the same rules."""
+    def _attempts(self, rpc: Rpc[R], ctx: ErrorContext) -> R:
+        """One logical call: automatic retries with backoff on retryable failures only. ``rpc.unpack``
+        turns the response into the result and may raise (a failed batch item), retried by the same rules."""
         retries = 0
         while True:
             ctx.attempts += 1
             try:
                 response = self._transport.unary(
-                    path, request, response_type, self._headers, self._config.timeout
+                    rpc.path, rpc.request, rpc.response_type, self._headers, self._config.timeout
                 )
-                return response if unpack is None else unpack(response)
+                return rpc.unpack(response)
             except ScrawnError as error:
-                delay = _core.retry_delay(self._config, error, retries)
+                delay = _retry.retry_delay(self._config, error, retries)
                 if delay is None:
                     raise
                 retries += 1
                 time.sleep(delay)
 
-    def _with_hook(
-        self,
-        operation: str,
-        idempotency_key: str,
-        user_id: str | None,
-        on_error: ErrorHook | None,
-        attempt: Any,
-        handled: Any,
-    ) -> Any:
-        hook = on_error or self._config.on_error
-        ctx = ErrorContext(operation, idempotency_key, user_id, self._config.max_retries)
+    def _event(self, call: EventCall[T]) -> EventResult:
+        rpc = call.rpc
+        hook = call.on_error or self._config.on_error
+        ctx = ErrorContext(rpc.operation, rpc.idempotency_key, rpc.user_id, self._config.max_retries)
         while True:
             try:
-                return attempt(ctx)
+                return call.finish(self._attempts(rpc, ctx))
             except ScrawnError as error:
                 if hook is None:
                     raise
-                _core.run_sync_hook(hook, error, ctx)
+                _retry.run_sync_hook(hook, error, ctx)
                 # An event kept for repricing is stored: a retry would only be answered the same way.
                 if not ctx._take_request() or _core.is_quarantined(error):
-                    return handled(error)
+                    return call.handled(error)
 
 
 def scrawn(

@@ -18,160 +18,42 @@ A failure of the whole call that is retryable (server down, timeouts) is retried
 long as it lasts; events wait in the buffer (or the spool) meanwhile, and new ones are dropped — counted and
 logged — once the buffer is full.
 
-With a spool, ``track()`` writes the event (its idempotency key and timestamp included) to SQLite before
-it returns, and the worker deletes it once the server acknowledged it. A process killed at any point
-leaves every unacknowledged event in the file; the next process with the same ``spool_path`` sends them
-again with the same keys, and the server's idempotency makes the delivery exactly-once.
+With a spool (:mod:`scrawn._spool`), an event is in SQLite before ``track()`` returns and leaves it once
+acknowledged: a killed process's events are sent again, with the same keys, by the next one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import inspect
 import logging
 import os
 import sqlite3
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, Final
 
+from scrawn._config import ClientConfig
 from scrawn._connect import Transport
-from scrawn._core import (
-    KEPT_FOR_REPRICING,
-    STREAM_EVENTS,
-    TRACK_EVENTS,
-    AnyTracked,
-    ClientConfig,
-    ErrorContext,
-    TrackedEvent,
-    TypedTrackedEvent,
-    backoff,
-    headers,
-    is_quarantined,
-    is_retryable,
-    item_error,
-    stream_item,
-    tracked_from_json,
-)
-from scrawn._proto.event.v1 import event_pb2 as ev
-from scrawn._proto.usage.v1 import usage_pb2 as usage_pb
+from scrawn._core import is_quarantined
+from scrawn._process_hooks import at_fork_child, register_exit
+from scrawn._retry import ErrorContext, backoff, is_retryable
+from scrawn._spool import SPOOL_DELETE_EVERY, SPOOL_MAX_EVENTS, SPOOL_REFILL, Spool
+from scrawn._track_send import ItemOutcome, Sender, send_batch
+from scrawn._tracked import AnyTracked
 from scrawn.errors import (
     InternalError,
     ScrawnError,
-    ValidationError,
 )
 
 log = logging.getLogger("scrawn.track")
 
 OUTAGE_BACKOFF_MAX: Final = 30.0
-SPOOL_MAX_EVENTS: Final = 10_000_000
-SPOOL_REFILL: Final = 10_000
-SPOOL_DELETE_EVERY: Final = 5_000
-TRACK_EVENTS_MAX: Final = 1000  # items per TrackEvents call (the server's limit)
 _INF: Final = float("inf")
-
-
-@dataclass(frozen=True, slots=True)
-class ItemOutcome:
-    """What the server said about one tracked event. ``error is None``: stored (or a duplicate)."""
-
-    error: ScrawnError | None = None
-    duplicate: bool = False
-
-
-ACCEPTED: Final = ItemOutcome()
-
-
-def send_batch(transport: Transport, config: ClientConfig, events: Sequence[AnyTracked]) -> list[ItemOutcome]:
-    """Deliver ``events``; one outcome per event, in order. Debit events go in one StreamEvents call, typed
-    events in TrackEvents calls of at most 1,000. Raises a retryable :class:`ScrawnError` when a call failed
-    as a whole and may be repeated (the batch is then sent again: what was stored answers as duplicates);
-    a call refused for good gives its items that error as their outcome."""
-    outcomes: list[ItemOutcome | None] = [None] * len(events)
-    debit = [(i, e) for i, e in enumerate(events) if isinstance(e, TrackedEvent)]
-    typed = [(i, e) for i, e in enumerate(events) if isinstance(e, TypedTrackedEvent)]
-    if debit:
-        try:
-            response = transport.client_stream(
-                STREAM_EVENTS,
-                [stream_item(e) for _, e in debit],
-                ev.StreamEventResponse,
-                headers(config),
-                config.timeout,
-            )
-        except ScrawnError as error:
-            if is_retryable(error):
-                raise
-            for i, _ in debit:
-                outcomes[i] = ItemOutcome(error)
-        else:
-            for (i, _), outcome in zip(debit, stream_outcomes(response, len(debit)), strict=True):
-                outcomes[i] = outcome
-    for start in range(0, len(typed), TRACK_EVENTS_MAX):
-        part = typed[start : start + TRACK_EVENTS_MAX]
-        request = usage_pb.TrackEventsRequest(events=[e.to_proto() for _, e in part])
-        try:
-            answer = transport.unary(
-                TRACK_EVENTS, request, usage_pb.TrackEventsResponse, headers(config), config.timeout
-            )
-        except ScrawnError as error:
-            if is_retryable(error):
-                raise
-            for i, _ in part:
-                outcomes[i] = ItemOutcome(error)
-        else:
-            for (i, _), outcome in zip(part, typed_outcomes(answer, len(part)), strict=True):
-                outcomes[i] = outcome
-    missing = ItemOutcome(InternalError("the track() worker cannot send this kind of event"))
-    return [missing if o is None else o for o in outcomes]
-
-
-def stream_outcomes(response: ev.StreamEventResponse, count: int) -> list[ItemOutcome]:
-    """Per-item outcomes of a StreamEvents call of ``count`` items (only failures are listed)."""
-    outcomes = [ACCEPTED] * count
-    for failure in response.failures:
-        index = failure.eventIndex
-        if 0 <= index < count:
-            error = item_error(
-                failure.errorCode, failure.message, idempotency_key=failure.idempotencyKey or None
-            )
-            outcomes[index] = ItemOutcome(error)
-    return outcomes
-
-
-def typed_outcomes(response: usage_pb.TrackEventsResponse, count: int) -> list[ItemOutcome]:
-    """Per-item outcomes of a TrackEvents call of ``count`` items (every item has a result by index)."""
-    outcomes: list[ItemOutcome | None] = [None] * count
-    for result in response.results:
-        index = result.index
-        if not 0 <= index < count:
-            continue
-        if result.status in ("accepted", "duplicate"):
-            outcomes[index] = ItemOutcome(duplicate=result.status == "duplicate")
-        elif result.status == "quarantined":
-            error = item_error(
-                result.errorCode or KEPT_FOR_REPRICING,
-                result.message,
-                idempotency_key=result.idempotencyKey,
-                event_id=result.eventId,
-                quarantined=True,
-            )
-            outcomes[index] = ItemOutcome(error)
-        elif result.status == "failed":
-            error = item_error(result.errorCode, result.message, idempotency_key=result.idempotencyKey)
-            outcomes[index] = ItemOutcome(error)
-        else:
-            outcomes[index] = ItemOutcome(
-                InternalError(f"TrackEvents answered status {result.status[:40]!r}")
-            )
-    missing = ItemOutcome(InternalError("TrackEvents answered no result for this event"))
-    return [missing if o is None else o for o in outcomes]
 
 
 @dataclass(slots=True)
@@ -180,136 +62,6 @@ class _Item:
     event: AnyTracked
     attempts: int = 0  # per-item transient failures so far
     manual: int = 0  # retries granted by on_error's context.retry()
-
-
-Sender = Callable[[Sequence[AnyTracked]], list[ItemOutcome]]
-
-
-class Spool:
-    """Unacknowledged events in a local SQLite file (stdlib ``sqlite3``, WAL mode), one process at a time.
-
-    Two connections: the callers' (inserts only, never checkpoints) and the worker's (reads, deletes and
-    the WAL checkpoints), so a checkpoint's fsync never lands in a ``track()`` call. An exclusive
-    ``flock`` on ``<path>.lock`` keeps a second process away; the OS releases it when the process dies."""
-
-    def __init__(self, path: str, *, fsync: bool) -> None:
-        self.path = path
-        self._closed = False
-        self._lock_file = _lock_exclusively(path + ".lock")
-        self._insert_lock = threading.Lock()
-        self._worker_lock = threading.Lock()
-        try:
-            self._db = self._connect(path, fsync)
-            self._db.execute("PRAGMA wal_autocheckpoint=0")  # the worker checkpoints (see delete())
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS scrawn_spool "
-                "(seq INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL)"
-            )
-            self._wdb = self._connect(path, fsync)
-        except sqlite3.Error as e:
-            if self._lock_file is not None:
-                self._lock_file.close()
-            raise ValidationError(
-                "spool_path", f"is not usable: {e}", context="Invalid client option"
-            ) from None
-
-    @staticmethod
-    def _connect(path: str, fsync: bool) -> sqlite3.Connection:
-        db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode survives a crash of this process (the OS has the data); FULL also
-        # survives a power cut, at the cost of an fsync per track().
-        db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
-        return db
-
-    def count(self) -> int:
-        with self._worker_lock:
-            row = self._wdb.execute("SELECT count(*) FROM scrawn_spool").fetchone()
-        return int(row[0])
-
-    def insert(self, event: AnyTracked) -> int:
-        text = event.to_json()
-        with self._insert_lock:
-            cursor = self._db.execute("INSERT INTO scrawn_spool (event) VALUES (?)", (text,))
-        seq = cursor.lastrowid
-        assert seq is not None
-        return seq
-
-    def load(self, after: int, limit: int) -> tuple[list[tuple[int, AnyTracked]], int]:
-        """Up to ``limit`` records after ``after``, and how many rows were unreadable (deleted, logged)."""
-        with self._worker_lock:
-            rows = self._wdb.execute(
-                "SELECT seq, event FROM scrawn_spool WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
-            ).fetchall()
-        loaded: list[tuple[int, AnyTracked]] = []
-        bad = 0
-        for seq, text in rows:
-            try:
-                loaded.append((int(seq), tracked_from_json(text)))
-            except (ValueError, TypeError) as e:
-                log.error("scrawn spool %s: unreadable record %d dropped (%s)", self.path, seq, e)
-                self.delete([int(seq)])
-                bad += 1
-        return loaded, bad
-
-    def last_seq(self) -> int:
-        with self._worker_lock:
-            row = self._wdb.execute("SELECT coalesce(max(seq), 0) FROM scrawn_spool").fetchone()
-        return int(row[0])
-
-    def delete(self, seqs: Sequence[int]) -> None:
-        if not seqs:
-            return
-        with self._worker_lock:
-            self._wdb.execute("BEGIN IMMEDIATE")
-            try:
-                for start in range(0, len(seqs), 500):
-                    chunk = seqs[start : start + 500]
-                    self._wdb.execute(
-                        f"DELETE FROM scrawn_spool WHERE seq IN ({','.join('?' * len(chunk))})",  # noqa: S608
-                        tuple(chunk),
-                    )
-                self._wdb.execute("COMMIT")
-            except BaseException:
-                self._wdb.execute("ROLLBACK")
-                raise
-            # PASSIVE: copies what it can without blocking the callers' inserts.
-            self._wdb.execute("PRAGMA wal_checkpoint(PASSIVE)")
-
-    def close(self) -> None:
-        with self._insert_lock, self._worker_lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._db.close()
-            self._wdb.close()
-            if self._lock_file is not None:
-                self._lock_file.close()
-
-
-def _lock_exclusively(path: str) -> Any:
-    """Hold an exclusive advisory lock on ``path`` for the life of the returned file (POSIX ``flock``;
-    elsewhere no lock is taken)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        return None
-    try:
-        handle = open(path, "a+b")  # noqa: SIM115 - kept open: the lock lives as long as the file
-    except OSError as e:
-        raise ValidationError(
-            "spool_path", f"cannot be opened: {e}", context="Invalid client option"
-        ) from None
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        raise ValidationError(
-            "spool_path",
-            "is in use by another process (each process needs its own spool file)",
-            context="Invalid client option",
-        ) from None
-    return handle
 
 
 class Tracker:
@@ -358,9 +110,9 @@ class Tracker:
                     self._pending,
                 )
                 self._start()
-        _register_exit(self)
+        register_exit(self)
         if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=_at_fork_child(self))
+            os.register_at_fork(after_in_child=at_fork_child(self))
 
     # ------------------------------------------------------------------------------------ caller side
 
@@ -744,26 +496,4 @@ async def _await(awaitable: Any) -> None:
     await awaitable
 
 
-def _register_exit(tracker: Tracker) -> None:
-    ref = weakref.ref(tracker)
-
-    def at_exit() -> None:
-        live = ref()
-        if live is not None:
-            live._at_exit()
-
-    atexit.register(at_exit)
-
-
-def _at_fork_child(tracker: Tracker) -> Callable[[], None]:
-    ref = weakref.ref(tracker)
-
-    def in_child() -> None:
-        live = ref()
-        if live is not None:
-            live._after_fork_in_child()
-
-    return in_child
-
-
-__all__ = ["ItemOutcome", "Spool", "Tracker", "send_batch", "stream_outcomes", "typed_outcomes"]
+__all__ = ["Tracker"]

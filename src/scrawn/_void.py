@@ -10,9 +10,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Final
 
-from scrawn._core import Rpc
 from scrawn._proto.event.v1 import event_pb2 as pb
-from scrawn._wallet import amount_of, time_of_ms
+from scrawn._retry import Rpc
+from scrawn._wallet_results import amount_of, time_of_ms
 from scrawn.errors import ValidationError
 
 PATH: Final = "/event.v1.EventService/VoidEvent"

@@ -12,14 +12,26 @@ from __future__ import annotations
 import enum
 import operator
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Final, Literal, SupportsIndex, cast
 
-from scrawn._core import Rpc, check_idempotency_key, check_user_id
+from scrawn._core import check_idempotency_key, check_user_id
 from scrawn._proto.wallet.v1 import wallet_pb2 as pb
+from scrawn._retry import Rpc
+from scrawn._wallet_results import (
+    EPOCH,
+    Balance,
+    ConfirmedData,
+    ReservationData,
+    TransactionPage,
+    TransactionResult,
+    UserSettings,
+    balance_of,
+    reservation_of,
+    settings_of,
+    transaction_of,
+)
 from scrawn.errors import ValidationError
 from scrawn.money import MAX_MICROS, MICROS_PER_UNIT
 from scrawn.pricing import format_number, parse_number
@@ -33,7 +45,6 @@ MAX_PAGE: Final = 500
 MAX_PAGE_TOKEN: Final = 1024
 MAX_EXPIRES_AT: Final = 253_402_300_799  # 9999-12-31T23:59:59Z, Unix seconds
 MAX_SETTING: Final = Decimal(MAX_MICROS) / MICROS_PER_UNIT
-EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 CreditKind = Literal["grant", "top_up", "adjustment"]
 
@@ -186,194 +197,6 @@ def check_setting(field: str, value: object, *, allow_negative: bool) -> str:
         raise fail(field, "is too large")
     text = format_number(number)
     return f"-{text}" if negative and text != "0" else text
-
-
-# ---------------------------------------------------------------------------------------- wire values
-
-
-def amount_of(text: str) -> Decimal:
-    """A decimal string from the wire (``""`` is 0)."""
-    if not text:
-        return Decimal(0)
-    try:
-        return Decimal(text)
-    except InvalidOperation:
-        from scrawn.errors import InternalError
-
-        raise InternalError(f"Malformed amount from the server: {text[:40]!r}") from None
-
-
-def optional_amount(text: str) -> Decimal | None:
-    return amount_of(text) if text else None
-
-
-def time_of_ms(ms: int) -> datetime | None:
-    """Unix milliseconds from the wire as an aware UTC datetime (0: not set). Exact: no float on the way."""
-    if not ms:
-        return None
-    try:
-        return EPOCH + timedelta(milliseconds=ms)
-    except OverflowError:
-        return None
-
-
-def time_of_seconds(seconds: int) -> datetime | None:
-    try:
-        return EPOCH + timedelta(seconds=seconds)
-    except OverflowError:
-        return None
-
-
-def to_ms(value: datetime) -> int:
-    """An aware datetime as Unix milliseconds (floored), exactly."""
-    return (value - EPOCH) // timedelta(milliseconds=1)
-
-
-# -------------------------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True, slots=True)
-class Balance:
-    """A user's wallet: ``balance`` (the sum of their ledger entries; negative means owed), ``held`` (active
-    reservations) and ``available = balance − held`` — what a debit or a new hold may take."""
-
-    user_id: str
-    balance: Decimal
-    held: Decimal
-    available: Decimal
-
-
-@dataclass(frozen=True, slots=True)
-class Transaction:
-    """One ledger entry. ``amount`` is signed (debits are negative). ``kind``: ``usage``, ``grant``,
-    ``top_up``, ``adjustment``, ``debit``, ``capture``, ``expiry``, ``payment``, ``refund`` or ``void`` (a
-    voided event's reversal)."""
-
-    id: str
-    user_id: str
-    kind: str
-    amount: Decimal
-    description: str | None
-    event_id: str | None
-    reservation_id: str | None
-    created_at: datetime | None
-    expires_at: datetime | None = None  # a credit with an expiry
-
-
-@dataclass(frozen=True, slots=True)
-class TransactionResult:
-    """What ``wallet.credit`` / ``wallet.debit`` did: the ledger entry, the wallet after it, and whether the
-    idempotency key had already been applied (then ``transaction`` is the original and nothing moved)."""
-
-    transaction: Transaction
-    balance: Balance
-    duplicate: bool
-    idempotency_key: str
-
-    @property
-    def id(self) -> str:
-        return self.transaction.id
-
-
-@dataclass(frozen=True, slots=True)
-class TransactionPage:
-    """One page of a user's ledger entries, newest first. Iterable; ``next_page_token`` is ``None`` on the
-    last page."""
-
-    transactions: list[Transaction]
-    next_page_token: str | None
-
-    def __iter__(self) -> Iterator[Transaction]:
-        return iter(self.transactions)
-
-    def __len__(self) -> int:
-        return len(self.transactions)
-
-
-@dataclass(frozen=True, slots=True)
-class UserSettings:
-    """A user's spend controls: ``spend_cap`` per calendar month in UTC (``None``: no cap), the
-    ``low_balance_threshold`` (``None``: none), and this ``period``'s ``spent``, ``held`` and
-    ``cap_remaining``."""
-
-    user_id: str
-    spend_cap: Decimal | None
-    low_balance_threshold: Decimal | None
-    period: str
-    spent: Decimal
-    held: Decimal
-    cap_remaining: Decimal | None
-
-
-@dataclass(frozen=True, slots=True)
-class ReservationData:
-    """A reservation as the server answered it (the bound :class:`~scrawn.Reservation` is built from it)."""
-
-    id: str
-    user_id: str
-    amount: Decimal
-    status: str
-    expires_at: datetime | None
-    created_at: datetime | None
-    confirmed_amount: Decimal | None
-    transaction_id: str | None
-    description: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ConfirmedData:
-    reservation: ReservationData
-    transaction_id: str
-    balance: Balance
-
-
-def balance_of(message: pb.Balance) -> Balance:
-    return Balance(
-        user_id=message.userId,
-        balance=amount_of(message.balance),
-        held=amount_of(message.held),
-        available=amount_of(message.available),
-    )
-
-
-def transaction_of(message: pb.Transaction) -> Transaction:
-    return Transaction(
-        id=message.id,
-        user_id=message.userId,
-        kind=message.kind,
-        amount=amount_of(message.amount),
-        description=message.description or None,
-        event_id=message.eventId or None,
-        reservation_id=message.reservationId or None,
-        created_at=time_of_ms(message.createdAt),
-        expires_at=time_of_seconds(message.expiresAt) if message.HasField("expiresAt") else None,
-    )
-
-
-def reservation_of(message: pb.Reservation) -> ReservationData:
-    return ReservationData(
-        id=message.id,
-        user_id=message.userId,
-        amount=amount_of(message.amount),
-        status=message.status,
-        expires_at=time_of_ms(message.expiresAt),
-        created_at=time_of_ms(message.createdAt),
-        confirmed_amount=optional_amount(message.confirmedAmount),
-        transaction_id=message.transactionId or None,
-        description=message.description or None,
-    )
-
-
-def settings_of(message: pb.UserSettings) -> UserSettings:
-    return UserSettings(
-        user_id=message.userId,
-        spend_cap=optional_amount(message.spendCap),
-        low_balance_threshold=optional_amount(message.lowBalanceThreshold),
-        period=message.period,
-        spent=amount_of(message.spent),
-        held=amount_of(message.held),
-        cap_remaining=optional_amount(message.capRemaining),
-    )
 
 
 # --------------------------------------------------------------------------------------------- calls

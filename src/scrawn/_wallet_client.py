@@ -19,21 +19,20 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from scrawn import _wallet
-from scrawn._wallet import (
+from scrawn._wallet import Unchanged
+from scrawn._wallet_results import (
     Balance,
     ConfirmedData,
     ReservationData,
     TransactionPage,
     TransactionResult,
-    Unchanged,
     UserSettings,
 )
 from scrawn.errors import ValidationError
 from scrawn.pricing import Number
 
 if TYPE_CHECKING:
-    from scrawn._async import AsyncScrawn
-    from scrawn._sync import Scrawn
+    from scrawn._client_base import AsyncClient, SyncClient
 
 log = logging.getLogger("scrawn.wallet")
 
@@ -159,7 +158,7 @@ class Reservation(_ReservationState):
     normally without an actual amount cancels the hold and raises a ``ValidationError`` naming
     ``actual_amount`` — the SDK never guesses what to charge."""
 
-    def __init__(self, client: Scrawn, data: ReservationData, idempotency_key: str | None = None) -> None:
+    def __init__(self, client: SyncClient, data: ReservationData, idempotency_key: str | None = None) -> None:
         super().__init__(data, idempotency_key)
         self._client = client
 
@@ -205,7 +204,7 @@ class AsyncReservation(_ReservationState):
     """:class:`Reservation` for :class:`~scrawn.AsyncScrawn`: ``await r.confirm(...)``, ``async with``."""
 
     def __init__(
-        self, client: AsyncScrawn, data: ReservationData, idempotency_key: str | None = None
+        self, client: AsyncClient, data: ReservationData, idempotency_key: str | None = None
     ) -> None:
         super().__init__(data, idempotency_key)
         self._client = client
@@ -278,7 +277,7 @@ class Wallet:
     """``client.wallet``: prepaid credit on the ledger (``wallet.v1.WalletService``). Amounts are minor
     units: ``int``, ``Decimal``, decimal ``str`` or ``float`` in; ``Decimal`` out."""
 
-    def __init__(self, client: Scrawn) -> None:
+    def __init__(self, client: SyncClient) -> None:
         self._client = client
 
     def balance(self, user_id: str) -> Balance:
@@ -338,7 +337,7 @@ class Wallet:
 class AsyncWallet:
     """``AsyncScrawn.wallet``: the calls of :class:`Wallet`, awaited."""
 
-    def __init__(self, client: AsyncScrawn) -> None:
+    def __init__(self, client: AsyncClient) -> None:
         self._client = client
 
     async def balance(self, user_id: str) -> Balance:

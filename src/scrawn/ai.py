@@ -28,50 +28,31 @@ Nothing here imports ``openai`` or ``anthropic``: the wrappers read responses by
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterable, Callable, Coroutine, Iterable, Mapping
-from typing import Any, Literal, TypeVar, cast, overload
+from typing import Any, Literal, TypeVar, overload
 
+from scrawn._ai_billing import anthropic_usage, bill_as, openai_usage
 from scrawn._ai_events import (
     AiUsage,
-    AnyClient,
     ErrorHook,
-    buffer_for,
     check_client,
-    check_debits,
     check_hook,
-    check_metadata,
-    check_model,
     check_positive_int,
     check_seconds,
-    close_buffer,
-    existing_buffer,
-    prepare_event,
 )
+from scrawn._ai_fork import AsyncForkedAiStream, ForkedAiStream, _TaskBiller, _ThreadBiller
 from scrawn._ai_stream import (
     AiFailure,
     AiStreamResult,
-    AsyncForkedAiStream,
     ExtractorError,
-    ForkedAiStream,
     Limits,
-    _TaskBiller,
-    _ThreadBiller,
     check_defaults,
     consume_async,
     consume_sync,
 )
-from scrawn._ai_wrappers import (
-    ANTHROPIC_ROUTES,
-    OPENAI_ROUTES,
-    WrappedClient,
-    anthropic_usage,
-    bill_as,
-    openai_usage,
-    wrap,
-)
-from scrawn._async import AsyncScrawn
-from scrawn._sync import Scrawn
+from scrawn._ai_track import close_ai, flush_ai, track_ai
+from scrawn._ai_wrappers import ANTHROPIC_ROUTES, OPENAI_ROUTES, WrappedClient, wrap
+from scrawn._client_base import AnyClient, AsyncClient, SyncClient
 from scrawn.errors import ValidationError
 from scrawn.types import DebitInput, Metadata, UsageChunk
 
@@ -97,137 +78,12 @@ __all__ = [
 T = TypeVar("T")
 P = TypeVar("P")
 
-# ---------------------------------------------------------------------------------------- track_ai
-
-
-def track_ai(
-    client: Scrawn | AsyncScrawn,
-    *,
-    user_id: str,
-    model: str | None = None,
-    input_tokens: int | None = None,
-    output_tokens: int | None = None,
-    input_cache_tokens: int | None = None,
-    output_cache_tokens: int | None = None,
-    usage: AiUsage | None = None,
-    provider: str | None = None,
-    input_debit: DebitInput | None = None,
-    output_debit: DebitInput | None = None,
-    input_cache_debit: DebitInput | None = None,
-    output_cache_debit: DebitInput | None = None,
-    metadata: Metadata | None = None,
-    idempotency_key: str | None = None,
-) -> bool:
-    """Queue one AI call's token usage for billing and return at once (no network in the caller).
-
-    Give the token counts — ``input_tokens`` (uncached), ``output_tokens``, optionally
-    ``input_cache_tokens`` (cache reads) and ``output_cache_tokens`` (cache writes) — or ``usage=`` an
-    :class:`AiUsage` (see :func:`openai_usage`, :func:`anthropic_usage`), whose ``model`` is used when
-    ``model`` is not given. Without debits the server prices the call from its model price book.
-
-    Validation errors raise :class:`~scrawn.errors.ValidationError` naming the field. Returns ``False``
-    when the buffer is full and the event was dropped. Delivery failures go to the client's
-    ``on_error``. Works the same on :class:`~scrawn.Scrawn` and :class:`~scrawn.AsyncScrawn` (it is not
-    a coroutine); :func:`flush_ai` waits until queued events are delivered."""
-    check_client(client)
-    counts: dict[str, object] = {
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-        "input_cache_tokens": input_cache_tokens,
-        "output_cache_tokens": output_cache_tokens,
-    }
-    if usage is not None:
-        if not isinstance(usage, AiUsage):
-            raise ValidationError(
-                "usage",
-                "must be a scrawn.ai.AiUsage (see openai_usage() / anthropic_usage()), "
-                f"not {type(usage).__name__}",
-                context="Event validation failed",
-            )
-        given = [name for name, value in counts.items() if value is not None]
-        if given:
-            raise ValidationError(
-                given[0], "must not be given together with usage=", context="Event validation failed"
-            )
-        counts = {name: getattr(usage, name) for name in counts}
-        if model is None:
-            model = usage.model
-    else:
-        for name in ("input_tokens", "output_tokens"):
-            if counts[name] is None:
-                raise ValidationError(name, "is required (or pass usage=)", context="Event validation failed")
-        counts = {name: 0 if value is None else value for name, value in counts.items()}
-    if model is None:
-        raise ValidationError("model", "is required", context="Event validation failed")
-    check_model("model", model)
-    event = prepare_event(
-        prefix="",
-        user_id=user_id,
-        model=model,
-        provider=provider,
-        tokens=counts,
-        debits=check_debits(
-            "",
-            {
-                "input_debit": input_debit,
-                "output_debit": output_debit,
-                "input_cache_debit": input_cache_debit,
-                "output_cache_debit": output_cache_debit,
-            },
-        ),
-        metadata=check_metadata("metadata", metadata),
-        idempotency_key=idempotency_key,
-    )
-    return buffer_for(client).put(cast(Any, event))
-
-
-@overload
-def flush_ai(client: Scrawn, timeout: float | None = None) -> bool: ...
-@overload
-def flush_ai(client: AsyncScrawn, timeout: float | None = None) -> Coroutine[object, None, bool]: ...
-def flush_ai(client: AnyClient, timeout: float | None = None) -> bool | Coroutine[Any, Any, bool]:
-    """Wait until every AI event queued (by :func:`track_ai` or a wrapped client) before this call is
-    delivered, or failed for good and reported. ``False`` if ``timeout`` seconds passed first. Returns a
-    coroutine for an :class:`~scrawn.AsyncScrawn`."""
-    check_client(client)
-    if timeout is not None:
-        check_seconds("timeout", timeout)
-    tracker = existing_buffer(client)
-    if isinstance(client, AsyncScrawn):
-
-        async def wait() -> bool:
-            if tracker is None:
-                return True
-            return await asyncio.to_thread(tracker.flush, timeout)
-
-        return wait()
-    return True if tracker is None else tracker.flush(timeout)
-
-
-@overload
-def close_ai(client: Scrawn, timeout: float | None = None) -> bool: ...
-@overload
-def close_ai(client: AsyncScrawn, timeout: float | None = None) -> Coroutine[object, None, bool]: ...
-def close_ai(client: AnyClient, timeout: float | None = None) -> bool | Coroutine[Any, Any, bool]:
-    """Deliver the client's queued AI events (waiting at most ``timeout`` seconds) and stop its AI
-    background worker; ``False`` when events were left undelivered. Without it they are delivered at
-    interpreter exit (within the client's ``exit_timeout``). A coroutine for an
-    :class:`~scrawn.AsyncScrawn`. The client's own ``close()`` does this too (and ``flush()`` waits like
-    :func:`flush_ai`)."""
-    check_client(client)
-    if timeout is not None:
-        check_seconds("timeout", timeout)
-    if isinstance(client, AsyncScrawn):
-        return asyncio.to_thread(close_buffer, client, timeout)
-    return close_buffer(client, timeout)
-
-
 # -------------------------------------------------------------------------- ai_token_stream_consumer
 
 
 @overload
 def ai_token_stream_consumer(
-    client: Scrawn,
+    client: SyncClient,
     chunks: Iterable[T],
     *,
     user_id: str | None = ...,
@@ -247,7 +103,7 @@ def ai_token_stream_consumer(
 ) -> AiStreamResult: ...
 @overload
 def ai_token_stream_consumer(
-    client: Scrawn,
+    client: SyncClient,
     chunks: Iterable[T],
     *,
     user_id: str | None = ...,
@@ -307,7 +163,7 @@ def ai_token_stream_consumer(
 ) -> AsyncForkedAiStream[T]: ...
 @overload
 def ai_token_stream_consumer(
-    client: AsyncScrawn,
+    client: AsyncClient,
     chunks: Iterable[T],
     *,
     user_id: str | None = ...,
@@ -327,7 +183,7 @@ def ai_token_stream_consumer(
 ) -> Coroutine[object, None, AiStreamResult]: ...
 @overload
 def ai_token_stream_consumer(
-    client: AsyncScrawn,
+    client: AsyncClient,
     chunks: Iterable[T],
     *,
     user_id: str | None = ...,
@@ -416,9 +272,9 @@ def ai_token_stream_consumer(
         metadata=metadata,
         extract=extract,
     )
-    use_async = isinstance(chunks, AsyncIterable) or isinstance(client, AsyncScrawn)
+    use_async = isinstance(chunks, AsyncIterable) or isinstance(client, AsyncClient)
     if not use_async:
-        assert isinstance(client, Scrawn) and isinstance(chunks, Iterable)
+        assert isinstance(client, SyncClient) and isinstance(chunks, Iterable)
         if fork:
             return ForkedAiStream(
                 chunks, defaults, _ThreadBiller(client, _hook(client, hook), limits), _hook(client, hook)
@@ -440,7 +296,7 @@ def _hook(client: AnyClient, hook: ErrorHook | None) -> ErrorHook | None:
 
 def wrap_openai(
     openai_client: P,
-    scrawn_client: Scrawn | AsyncScrawn,
+    scrawn_client: AnyClient,
     *,
     user_id: str | None = None,
     input_debit: DebitInput | None = None,
@@ -485,7 +341,7 @@ def wrap_openai(
 
 def wrap_anthropic(
     anthropic_client: P,
-    scrawn_client: Scrawn | AsyncScrawn,
+    scrawn_client: AnyClient,
     *,
     user_id: str | None = None,
     input_debit: DebitInput | None = None,

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Generic, Required, TypeAlias, TypedDict, TypeVar
 
-from scrawn._core import ErrorHook
+from scrawn._retry import ErrorHook
 from scrawn.pricing import ExpressionInput, Number
 
 if TYPE_CHECKING:

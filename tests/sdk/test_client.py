@@ -13,8 +13,8 @@ import pytest
 
 import scrawn
 from scrawn import AsyncScrawn, Scrawn
+from scrawn._config import DEFAULT_BASE_URL
 from scrawn._connect import envelope, field_from_message, parse_stream, parse_unary, request_id_from
-from scrawn._core import DEFAULT_BASE_URL
 from scrawn._proto.event.v1 import event_pb2 as ev
 from scrawn.errors import (
     AlreadyExistsError,

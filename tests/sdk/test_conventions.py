@@ -26,9 +26,10 @@ import pytest
 
 import scrawn
 from scrawn import AsyncScrawn, Scrawn
+from scrawn._config import resolve_config
 from scrawn._connect import FLAG_END_STREAM, envelope, parse_retry_after, parse_stream, retry_after_from
-from scrawn._core import RETRY_AFTER_MAX, resolve_config, retry_delay
 from scrawn._proto.event.v1 import event_pb2 as ev
+from scrawn._retry import RETRY_AFTER_MAX, retry_delay
 from scrawn._version import FALLBACK
 from scrawn.errors import (
     DeadlineExceededError,

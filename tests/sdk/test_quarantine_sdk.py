@@ -25,12 +25,15 @@ import pytest
 
 import scrawn
 from scrawn import ErrorContext, Scrawn, tag
+from scrawn._config import resolve_config
 from scrawn._connect import envelope, iter_envelopes, parse_stream, parse_unary
-from scrawn._core import AnyTracked, PreparedTypedEvent, TrackedEvent, resolve_config, typed_result
+from scrawn._core import PreparedTypedEvent, typed_result
 from scrawn._proto.event.v1 import event_pb2 as ev
 from scrawn._proto.usage.v1 import usage_pb2 as usage_pb
 from scrawn._proto.wallet.v1 import wallet_pb2 as wallet_pb
-from scrawn._track import ACCEPTED, ItemOutcome, Tracker, stream_outcomes, typed_outcomes
+from scrawn._track import Tracker
+from scrawn._track_send import ACCEPTED, ItemOutcome, stream_outcomes, typed_outcomes
+from scrawn._tracked import AnyTracked, TrackedEvent
 from scrawn.errors import (
     AlreadyExistsError,
     EventQuarantinedError,

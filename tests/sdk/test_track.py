@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 
 from scrawn import AsyncScrawn, ErrorContext, Scrawn, mul, tag
-from scrawn._core import TrackedEvent, resolve_config
-from scrawn._track import ACCEPTED, ItemOutcome, Tracker
+from scrawn._config import resolve_config
+from scrawn._track import Tracker
+from scrawn._track_send import ACCEPTED, ItemOutcome
+from scrawn._tracked import TrackedEvent
 from scrawn.errors import EventQuarantinedError, InvalidArgumentError, ScrawnError, UnavailableError
 from tests.sdk.conftest import LIVE_SHAPED_KEY, FlakyServer, balances_of, put_tag, stored_events
 

@@ -14,7 +14,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response, S
 from starlette.routing import Route
 
 from scrawn import AsyncScrawn, Scrawn
-from scrawn._core import ErrorContext
+from scrawn._retry import ErrorContext
 from scrawn.errors import ScrawnError, ValidationError
 from scrawn.middleware import ExtractorError, ScrawnASGIMiddleware, middleware_event_consumer
 from tests.conftest import ServerHandle

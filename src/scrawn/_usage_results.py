@@ -1,0 +1,247 @@
+"""What the LLM usage calls answer: :class:`UsageRecord`, :class:`UsagePage`, :class:`UsageSummary`,
+:class:`UsageSeries`, :class:`CostBreakdown`, :class:`ModelList` — and how each is read from the wire."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from scrawn._wallet_results import EPOCH, amount_of, time_of_ms
+
+# -------------------------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, slots=True)
+class CostBreakdown:
+    """A cost in minor units (cents): each part rounded once, half-even, to the micro-unit; ``total`` is
+    their sum. ``model``/``provider``/``source`` (``book`` or ``override``) say which price priced it."""
+
+    input: Decimal
+    output: Decimal
+    cached_input: Decimal
+    cache_write: Decimal
+    audio: Decimal
+    total: Decimal
+    currency: str
+    model: str
+    provider: str
+    source: str
+    override_id: str | None
+    price_book: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPrice:
+    """One price list entry: USD per million tokens (``None``: not priced) and per minute of audio."""
+
+    model: str
+    provider: str | None
+    name: str | None
+    source: str
+    input_per_million: Decimal | None
+    output_per_million: Decimal | None
+    cached_input_per_million: Decimal | None
+    cache_write_per_million: Decimal | None
+    audio_per_minute: Decimal | None
+    tiered: bool
+    override_id: str | None
+    effective_from: datetime | None
+    in_force: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ModelList:
+    """A page of the price list: the project's overrides first, then the book. Iterable."""
+
+    models: list[ModelPrice]
+    next_page_token: str | None
+    price_book: str
+
+    def __iter__(self) -> Iterator[ModelPrice]:
+        return iter(self.models)
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """One usage record. ``duplicate`` is true when ``record_usage`` found its idempotency key already
+    recorded (this is then the original record)."""
+
+    id: str
+    user_id: str | None
+    context: str
+    transaction_id: str | None
+    reservation_id: str | None
+    model: str
+    provider: str
+    usage_type: str
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    cache_write_tokens: int
+    audio_seconds: Decimal
+    cost: CostBreakdown | None
+    description: str | None
+    idempotency_key: str
+    timestamp: datetime | None
+    created_at: datetime | None
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotals:
+    cost: Decimal
+    records: int
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    cache_write_tokens: int
+    audio_seconds: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class UsageSummary:
+    """Totals over the filtered records, and the same per model and per context (dicts ordered most
+    expensive first)."""
+
+    totals: UsageTotals
+    by_model: dict[str, UsageTotals]
+    by_context: dict[str, UsageTotals]
+
+
+@dataclass(frozen=True, slots=True)
+class UsagePage:
+    """``get_usage``: a page of records (newest first), or with ``summary=True`` their summary."""
+
+    records: list[UsageRecord]
+    next_page_token: str | None
+    summary: UsageSummary | None = None
+
+    def __iter__(self) -> Iterator[UsageRecord]:
+        return iter(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageBucket:
+    """One hour, day or month: ``start`` is its local start (with the zone's offset then), ``start_time``
+    and ``end_time`` (exclusive) the same instants in UTC."""
+
+    start: datetime
+    start_time: datetime
+    end_time: datetime
+    totals: UsageTotals
+
+
+@dataclass(frozen=True, slots=True)
+class UsageSeries:
+    buckets: list[UsageBucket]
+    bucket: str
+    time_zone: str
+
+    def __iter__(self) -> Iterator[UsageBucket]:
+        return iter(self.buckets)
+
+    def __len__(self) -> int:
+        return len(self.buckets)
+
+
+def _optional(text: str) -> Decimal | None:
+    return amount_of(text) if text else None
+
+
+def cost_of(message: Any) -> CostBreakdown:
+    return CostBreakdown(
+        input=amount_of(message.input),
+        output=amount_of(message.output),
+        cached_input=amount_of(message.cachedInput),
+        cache_write=amount_of(message.cacheWrite),
+        audio=amount_of(message.audio),
+        total=amount_of(message.total),
+        currency=message.currency,
+        model=message.model,
+        provider=message.provider,
+        source=message.source,
+        override_id=message.overrideId or None,
+        price_book=message.priceBook or None,
+    )
+
+
+def model_of(message: Any) -> ModelPrice:
+    return ModelPrice(
+        model=message.model,
+        provider=message.provider or None,
+        name=message.name or None,
+        source=message.source,
+        input_per_million=_optional(message.inputPerMillion),
+        output_per_million=_optional(message.outputPerMillion),
+        cached_input_per_million=_optional(message.cachedInputPerMillion),
+        cache_write_per_million=_optional(message.cacheWritePerMillion),
+        audio_per_minute=_optional(message.audioPerMinute),
+        tiered=message.tiered,
+        override_id=message.overrideId or None,
+        effective_from=time_of_ms(message.effectiveFrom),
+        in_force=message.inForce,
+    )
+
+
+def record_of(message: Any, duplicate: bool = False) -> UsageRecord:
+    return UsageRecord(
+        id=message.id,
+        user_id=message.userId or None,
+        context=message.context,
+        transaction_id=message.transactionId or None,
+        reservation_id=message.reservationId or None,
+        model=message.model,
+        provider=message.provider,
+        usage_type=message.usageType,
+        input_tokens=message.inputTokens,
+        output_tokens=message.outputTokens,
+        cached_tokens=message.cachedTokens,
+        cache_write_tokens=message.cacheWriteTokens,
+        audio_seconds=amount_of(message.audioSeconds),
+        cost=cost_of(message.cost) if message.HasField("cost") else None,
+        description=message.description or None,
+        idempotency_key=message.idempotencyKey,
+        timestamp=time_of_ms(message.timestamp),
+        created_at=time_of_ms(message.createdAt),
+        duplicate=duplicate,
+    )
+
+
+def totals_of(message: Any) -> UsageTotals:
+    return UsageTotals(
+        cost=amount_of(message.cost),
+        records=message.records,
+        input_tokens=message.inputTokens,
+        output_tokens=message.outputTokens,
+        cached_tokens=message.cachedTokens,
+        cache_write_tokens=message.cacheWriteTokens,
+        audio_seconds=amount_of(message.audioSeconds),
+    )
+
+
+def summary_of(message: Any) -> UsageSummary:
+    return UsageSummary(
+        totals=totals_of(message.totals),
+        by_model={g.key: totals_of(g.totals) for g in message.byModel},
+        by_context={g.key: totals_of(g.totals) for g in message.byContext},
+    )
+
+
+def bucket_of(message: Any) -> UsageBucket:
+    start_time = time_of_ms(message.startTime) or EPOCH
+    end_time = time_of_ms(message.endTime) or start_time
+    try:
+        start = datetime.fromisoformat(message.start)
+    except ValueError:
+        start = start_time
+    totals = totals_of(message.totals)
+    return UsageBucket(start=start, start_time=start_time, end_time=end_time, totals=totals)
