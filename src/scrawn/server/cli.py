@@ -417,7 +417,7 @@ def wallets(
 ) -> None:
     """Balance, held and available per user; with --user, that user's credit lots, transactions and
     reservations."""
-    from scrawn.server.wallets import lots as wallet_lots
+    from scrawn.server.ledger import service as wallet_lots
     from scrawn.server.wallets import service as w
 
     if ctx.invoked_subcommand is not None:
@@ -612,7 +612,7 @@ def wallets_settings(
     data_dir: DataOpt = None,
 ) -> None:
     """Show or change a user's spend cap and low-balance threshold."""
-    from scrawn.server.wallets import lots as wallet_lots
+    from scrawn.server.ledger import service as wallet_lots
     from scrawn.server.wallets import service as w
 
     settings, mode = load_settings(database_url=database_url, data_dir=data_dir), check_mode(mode)
