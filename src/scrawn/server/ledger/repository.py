@@ -6,8 +6,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import fields
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import BigInteger, and_, case, exists, literal, or_, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
@@ -21,6 +22,12 @@ from scrawn.server.ledger.rules import Lot, LotRaceError, consumption_order
 from scrawn.server.ledger.types import ZERO, BalanceRow, Entry, LedgerEntry, Scope
 
 CHUNK = 500  # users per IN (…) list
+_Typed = TypeVar("_Typed")
+
+
+def typed(cls: type[_Typed], row: Any) -> _Typed:
+    """A row as the frozen dataclass ``cls``: each of its fields read from the row's column of that name."""
+    return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})  # type: ignore[arg-type]
 
 
 @contextmanager
@@ -48,25 +55,13 @@ _ROW = (
 )
 
 
-def _balance_row(row: Any) -> BalanceRow:
-    return BalanceRow(
-        row.user_id,
-        row.balance,
-        row.held,
-        row.spend_cap,
-        row.spend_period,
-        row.spent,
-        row.low_balance_threshold,
-    )
-
-
 def _where_user(project_id: str, mode: str, user_id: str) -> Any:
     return and_(balances.c.project_id == project_id, balances.c.mode == mode, balances.c.user_id == user_id)
 
 
 async def read_balance(conn: AsyncConnection, project_id: str, mode: str, user_id: str) -> BalanceRow | None:
     row = (await conn.execute(select(*_ROW).where(_where_user(project_id, mode, user_id)))).first()
-    return None if row is None else _balance_row(row)
+    return None if row is None else typed(BalanceRow, row)
 
 
 async def lock_balance(
@@ -78,7 +73,7 @@ async def lock_balance(
         select(*_ROW).where(_where_user(project_id, mode, user_id)).with_for_update(skip_locked=skip_locked)
     )
     row = (await conn.execute(stmt)).first()
-    return None if row is None else _balance_row(row)
+    return None if row is None else typed(BalanceRow, row)
 
 
 async def create_balance(conn: AsyncConnection, project_id: str, mode: str, user_id: str, now: int) -> None:
@@ -159,7 +154,7 @@ async def add_to_balances(
     ]
     # RETURNING rows are matched by key: asking SQLAlchemy to keep their order makes it go row by row.
     returned = await conn.execute(stmt, values)
-    return {(r.project_id, r.mode, r.user_id): _balance_row(r) for r in returned}
+    return {(r.project_id, r.mode, r.user_id): typed(BalanceRow, r) for r in returned}
 
 
 def _spent_after(stmt: Any) -> Any:
@@ -233,22 +228,6 @@ def _entries() -> Any:
     return select(ledger_entries, lot_expiry.label("lot_expires_at"))
 
 
-def _entry(row: Any) -> Entry:
-    return Entry(
-        id=row.id,
-        user_id=row.user_id,
-        kind=row.kind,
-        amount=row.amount,
-        created_at=row.created_at,
-        event_id=row.event_id,
-        reservation_id=row.reservation_id,
-        idempotency_key=row.idempotency_key,
-        fingerprint=row.fingerprint,
-        description=row.description,
-        lot_expires_at=row.lot_expires_at,
-    )
-
-
 async def entry_by_key(conn: AsyncConnection, project_id: str, mode: str, key: str) -> Entry | None:
     row = (
         await conn.execute(
@@ -259,7 +238,7 @@ async def entry_by_key(conn: AsyncConnection, project_id: str, mode: str, key: s
             )
         )
     ).first()
-    return None if row is None else _entry(row)
+    return None if row is None else typed(Entry, row)
 
 
 async def entries_page(
@@ -272,7 +251,7 @@ async def entries_page(
         ledger_entries.c.user_id == user_id,
     )
     rows = await conn.execute(page_after(stmt, ledger_entries, size, cursor))
-    return [_entry(r) for r in rows]
+    return [typed(Entry, r) for r in rows]
 
 
 def page_after(stmt: Any, table: Any, size: int, cursor: tuple[int, str] | None) -> Any:
@@ -285,19 +264,6 @@ def page_after(stmt: Any, table: Any, size: int, cursor: tuple[int, str] | None)
 
 
 # Credit lots ----------------------------------------------------------------------------------------------
-
-
-def _lot(row: Any) -> Lot:
-    return Lot(
-        id=row.id,
-        user_id=row.user_id,
-        remaining=row.remaining,
-        expires_at=row.expires_at,
-        expired=row.expired,
-        expiry_count=row.expiry_count,
-        due_at=row.due_at,
-        amount=row.amount,
-    )
 
 
 async def live_lots(
@@ -317,7 +283,7 @@ async def live_lots(
         if due_by is not None:
             stmt = stmt.where(credit_lots.c.expires_at <= due_by)
         for row in await conn.execute(stmt):
-            found.setdefault(row.user_id, []).append(_lot(row))
+            found.setdefault(row.user_id, []).append(typed(Lot, row))
     for lots in found.values():
         lots.sort(key=consumption_order)
     return found
@@ -380,7 +346,7 @@ async def lots_of(conn: AsyncConnection, project_id: str, mode: str, user_id: st
         )
         .order_by(credit_lots.c.expires_at, credit_lots.c.id)
     )
-    return [_lot(r) for r in rows]
+    return [typed(Lot, r) for r in rows]
 
 
 async def users_with_lots_due(conn: AsyncConnection, now: int, limit: int) -> tuple[int, list[Scope]]:

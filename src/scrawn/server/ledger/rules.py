@@ -1,7 +1,7 @@
 """The pure rules of the ledger (docs/wallets.md): credits with an expiry ("lots"), spend caps,
 low-balance crossings. No I/O: ``ledger/service.py`` applies them.
 
-They are applied inside a transaction that holds the user's balance row locked (``lock_balance``,
+They are applied inside a transaction that holds the user's balance row locked (``service.lock``,
 the balance upsert of a usage batch, or a sweeper's ``FOR UPDATE SKIP LOCKED``): the balance row is the
 user's mutex, so lots are read without a lock of their own and every change to a lot is still a conditional
 update on the values read (a lost race would fail the transaction instead of moving money twice).

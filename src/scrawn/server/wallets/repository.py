@@ -11,7 +11,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.server.db.schema import reservations
-from scrawn.server.ledger.repository import page_after
+from scrawn.server.ledger.repository import page_after, typed
 
 
 @dataclass(frozen=True)
@@ -31,26 +31,8 @@ class Reservation:
     transaction_id: str | None = None
 
 
-def _reservation(row: Any) -> Reservation:
-    return Reservation(
-        project_id=row.project_id,
-        mode=row.mode,
-        id=row.id,
-        user_id=row.user_id,
-        amount=row.amount,
-        status=row.status,
-        idempotency_key=row.idempotency_key,
-        fingerprint=row.fingerprint,
-        description=row.description,
-        expires_at=row.expires_at,
-        created_at=row.created_at,
-        confirmed_amount=row.confirmed_amount,
-        transaction_id=row.transaction_id,
-    )
-
-
 def _first(row: Any) -> Reservation | None:
-    return None if row is None else _reservation(row)
+    return None if row is None else typed(Reservation, row)
 
 
 async def by_key(conn: AsyncConnection, project_id: str, mode: str, key: str) -> Reservation | None:
@@ -107,7 +89,7 @@ async def due(conn: AsyncConnection, now: int, limit: int) -> list[Reservation]:
     )
     if conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
-    return [_reservation(r) for r in await conn.execute(stmt)]
+    return [typed(Reservation, r) for r in await conn.execute(stmt)]
 
 
 async def page(
@@ -126,4 +108,4 @@ async def page(
         stmt = stmt.where(reservations.c.user_id == user_id)
     if active_at is not None:
         stmt = stmt.where(reservations.c.status == "active", reservations.c.expires_at > active_at)
-    return [_reservation(r) for r in await conn.execute(page_after(stmt, reservations, size, cursor))]
+    return [typed(Reservation, r) for r in await conn.execute(page_after(stmt, reservations, size, cursor))]
