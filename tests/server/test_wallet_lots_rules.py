@@ -1,4 +1,4 @@
-"""The pure rules of credit lots (wallets/lots.py): consumption order, expiry held back by holds, a credit
+"""The pure rules of credit lots (ledger/rules.py): consumption order, expiry held back by holds, a credit
 paying debt first; and a model run of random operations that keeps every invariant."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scrawn.server.wallets.lots import (
+from scrawn.server.ledger.rules import (
     Lot,
     check_spend_cap,
     crossed_below,

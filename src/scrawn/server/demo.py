@@ -26,8 +26,8 @@ from scrawn._proto.query.v1 import query_pb2 as q
 from scrawn.money import format_amount
 from scrawn.server.config import Settings
 from scrawn.server.db.engine import Database
+from scrawn.server.ledger import repository as ledger_repository
 from scrawn.server.projects.service import bootstrap
-from scrawn.server.wallets import repository as wallets_repository
 
 console = Console()
 
@@ -218,7 +218,7 @@ def _print_balances(settings: Settings, project_id: str) -> None:
         db = Database(settings.resolved_database_url)
         try:
             async with db.read() as conn:
-                return await wallets_repository.list_balances(conn, project_id, "live")
+                return await ledger_repository.list_balances(conn, project_id, "live")
         finally:
             await db.dispose()
 

@@ -11,15 +11,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, case, literal, select, type_coerce, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.errors import AlreadyExistsError, OutOfRangeError, ScrawnError
-from scrawn.money import MAX_MICROS, format_amount, to_micros
+from scrawn.money import format_amount
 from scrawn.server.db.engine import dialect_insert, now_ms
-from scrawn.server.db.schema import balances, events, ledger_entries
+from scrawn.server.db.schema import events
 from scrawn.server.events.intake import INVALID_DATA, EventInput
-from scrawn.server.wallets import lots
+from scrawn.server.ledger import service as ledger
+from scrawn.server.ledger.types import LedgerEntry
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ async def store_batch(conn: AsyncConnection, batch: Sequence[PricedEvent]) -> li
     new_events = [
         i for i in ids if (batch[i].project_id, batch[i].mode, batch[i].idempotency_key) in inserted
     ]
-    await _post_ledger(conn, [(batch[i], ids[i]) for i in new_events], now)
+    await ledger.post(conn, [_usage(batch[i], ids[i]) for i in new_events], now)
 
     for i, ev in enumerate(batch):
         key = (ev.project_id, ev.mode, ev.idempotency_key)
@@ -126,40 +127,22 @@ class BalanceOutOfRange(OutOfRangeError):
     stream_code = INVALID_DATA
 
 
+def _usage(ev: PricedEvent, event_id: str | None = None) -> LedgerEntry:
+    return LedgerEntry(ev.project_id, ev.mode, ev.input.user_id, "usage", -ev.debit, event_id=event_id)
+
+
 async def _beyond_balance_range(
     conn: AsyncConnection, batch: Sequence[PricedEvent], candidates: Sequence[int]
 ) -> dict[int, ScrawnError]:
-    """The candidates (in order) whose debit would overflow the user's balance row. Refused one by one:
-    otherwise SQLite silently turns the balance into a float and PostgreSQL fails the whole flush."""
-    by_scope: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for i in candidates:
-        by_scope[(batch[i].project_id, batch[i].mode)].add(batch[i].input.user_id)
-    balance: dict[tuple[str, str, str], int] = {}
-    for (project_id, mode), user_set in by_scope.items():
-        users = sorted(user_set)
-        for start in range(0, len(users), 500):
-            rows = await conn.execute(
-                select(balances.c.user_id, type_coerce(balances.c.balance, BigInteger).label("micros")).where(
-                    balances.c.project_id == project_id,
-                    balances.c.mode == mode,
-                    balances.c.user_id.in_(users[start : start + 500]),
-                )
-            )
-            for r in rows:
-                balance[(project_id, mode, r.user_id)] = int(r.micros)
-    refused: dict[int, ScrawnError] = {}
-    for i in candidates:
-        ev = batch[i]
-        user = (ev.project_id, ev.mode, ev.input.user_id)
-        after = balance.get(user, 0) - to_micros(ev.debit)
-        if -MAX_MICROS <= after <= MAX_MICROS:
-            balance[user] = after
-        else:
-            refused[i] = BalanceOutOfRange(
-                "debit: this user's balance would pass the storable range; the event was not recorded",
-                field="debit",
-            )
-    return refused
+    """The candidates whose debit would overflow the user's balance row, refused one by one."""
+    beyond = await ledger.beyond_range(conn, [_usage(batch[i]) for i in candidates])
+    return {
+        candidates[j]: BalanceOutOfRange(
+            "debit: this user's balance would pass the storable range; the event was not recorded",
+            field="debit",
+        )
+        for j in sorted(beyond)
+    }
 
 
 async def _existing(
@@ -231,142 +214,3 @@ def _event_row(ev: PricedEvent, event_id: str, now: int) -> dict[str, Any]:
         "product_ref": inp.typed.product_ref if inp.typed else None,
     }
     return row
-
-
-async def _post_ledger(conn: AsyncConnection, new: Sequence[tuple[PricedEvent, str]], now: int) -> None:
-    """One usage debit per new event, and each user's balance row moved by the same amounts."""
-    if not new:
-        return
-    await conn.execute(
-        ledger_entries.insert(),
-        [
-            {
-                "project_id": ev.project_id,
-                "mode": ev.mode,
-                "id": str(uuid.uuid4()),
-                "user_id": ev.input.user_id,
-                "kind": "usage",
-                "amount": -ev.debit,
-                "event_id": event_id,
-                "created_at": now,
-            }
-            for ev, event_id in new
-        ],
-    )
-    deltas: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
-    for ev, _ in new:
-        deltas[(ev.project_id, ev.mode, ev.input.user_id)] -= ev.debit
-    await apply_balance_deltas(conn, deltas, now, spend={k: -d for k, d in deltas.items()})
-
-
-async def apply_balance_deltas(
-    conn: AsyncConnection,
-    deltas: dict[tuple[str, str, str], Decimal],
-    now: int,
-    *,
-    spend: dict[tuple[str, str, str], Decimal] | None = None,
-) -> None:
-    """Move balance rows, locking users in sorted order so concurrent batches cannot deadlock. In the same
-    transaction (docs/wallets.md): a negative delta consumes the user's credit lots soonest-expiring first,
-    after expiring those already due; ``spend`` counts towards the monthly spend cap; and a fall of
-    available below the user's low-balance threshold is recorded as a ``balance.low`` alert."""
-    period = lots.period_of(now)
-    stmt = dialect_insert(conn, balances)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[balances.c.project_id, balances.c.mode, balances.c.user_id],
-        set_={
-            "balance": balances.c.balance + stmt.excluded.balance,
-            "updated_at": stmt.excluded.updated_at,
-            "spent": _spent_after(stmt),
-            "spend_period": stmt.excluded.spend_period,
-        },
-    ).returning(
-        balances.c.project_id,
-        balances.c.mode,
-        balances.c.user_id,
-        balances.c.balance,
-        balances.c.held,
-        balances.c.low_balance_threshold,
-    )
-    ordered = sorted(deltas.items())
-    values = [
-        {
-            "project_id": project_id,
-            "mode": mode,
-            "user_id": user_id,
-            "balance": delta,
-            "updated_at": now,
-            "spent": (spend or {}).get((project_id, mode, user_id), Decimal(0)),
-            "spend_period": period,
-        }
-        for (project_id, mode, user_id), delta in ordered
-    ]
-    # One multi-row statement for all users, its rows in sorted order (the order PostgreSQL locks them in).
-    # RETURNING rows are matched by key: asking SQLAlchemy to keep their order makes it go row by row.
-    returned = await conn.execute(stmt, values)
-    after: dict[tuple[str, str, str], Any] = {(r.project_id, r.mode, r.user_id): r for r in returned}
-    expired = await _settle_lots(conn, deltas, after, now)
-    for key, delta in sorted(deltas.items()):
-        row, gone = after[key], expired.get(key, Decimal(0))
-        if gone:
-            await conn.execute(
-                update(balances)
-                .where(
-                    balances.c.project_id == key[0], balances.c.mode == key[1], balances.c.user_id == key[2]
-                )
-                .values(balance=row.balance - gone)
-            )
-        before = row.balance - delta - row.held
-        if lots.crossed_below(row.low_balance_threshold, before, row.balance - gone - row.held):
-            await lots.record_low_balance(
-                conn,
-                key[0],
-                key[1],
-                key[2],
-                threshold=row.low_balance_threshold,
-                balance=row.balance - gone,
-                available=row.balance - gone - row.held,
-                now=now,
-            )
-
-
-def _spent_after(stmt: Any) -> Any:
-    """``spent`` plus this batch's spend in the same month (else the batch's spend alone), saturating at
-    the BIGINT maximum instead of overflowing (a float on SQLite, a failed flush on PostgreSQL): it only
-    counts towards a spend cap, which is at most that. CASE tests in order, so nothing overflows."""
-    spent, added = type_coerce(balances.c.spent, BigInteger), type_coerce(stmt.excluded.spent, BigInteger)
-    ceiling = literal(MAX_MICROS, BigInteger)
-    return type_coerce(
-        case(
-            (
-                balances.c.spend_period == stmt.excluded.spend_period,
-                case((added <= 0, spent + added), (spent > ceiling - added, ceiling), else_=spent + added),
-            ),
-            else_=added,
-        ),
-        BigInteger,
-    )
-
-
-async def _settle_lots(
-    conn: AsyncConnection, deltas: dict[tuple[str, str, str], Decimal], after: dict[Any, Any], now: int
-) -> dict[tuple[str, str, str], Decimal]:
-    """Debited users' lots: expire what was due before these debits, then consume them. Returns what expired
-    per user (their balance rows still have to move by it)."""
-    by_scope: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for (project_id, mode, user_id), delta in deltas.items():
-        if delta < 0:
-            by_scope[(project_id, mode)].append(user_id)
-    expired: dict[tuple[str, str, str], Decimal] = {}
-    for (project_id, mode), users in sorted(by_scope.items()):
-        found = await lots.live_lots(conn, project_id, mode, users)
-        for user_id in sorted(found):
-            key = (project_id, mode, user_id)
-            row, delta = after[key], deltas[key]
-            gone, remaining = await lots.expire_lots(
-                conn, project_id, mode, user_id, found[user_id], row.balance - delta, row.held, now
-            )
-            await lots.consume_lots(conn, project_id, mode, remaining, -delta)
-            if gone:
-                expired[key] = gone
-    return expired

@@ -20,8 +20,8 @@ from scrawn.money import MAX_MICROS, format_amount, to_micros
 from scrawn.server.clock import iso
 from scrawn.server.db.engine import now_ms
 from scrawn.server.events import void_store
-from scrawn.server.events.store import apply_balance_deltas
-from scrawn.server.wallets import lots
+from scrawn.server.ledger import service as ledger
+from scrawn.server.ledger.types import LedgerEntry
 
 MAX_REASON = 255
 MAX_KEY = 255
@@ -93,7 +93,7 @@ async def void_event(
     if row.voided_at is not None:
         return await _first_void(conn, project_id, mode, row)
     now = now_ms()
-    balance = await void_store.locked_balance(conn, project_id, mode, row.user_id)
+    balance = await ledger.lock_existing(conn, project_id, mode, row.user_id)
     before = to_micros(balance.balance) if balance is not None else 0
     if before + to_micros(row.debit) > MAX_MICROS:
         raise OutOfRangeError(
@@ -103,33 +103,28 @@ async def void_event(
         )
     if not await void_store.mark_voided(conn, project_id, mode, row.id, by=by, reason=reason, now=now):
         raise RuntimeError(f"event {row.id} was voided under our lock")  # rolls back: never guess
-    entry_id = await void_store.insert_reversal(
-        conn, project_id, mode, user_id=row.user_id, event_id=row.id, amount=row.debit, reason=reason, now=now
+    reversal = LedgerEntry(
+        project_id,
+        mode,
+        row.user_id,
+        void_store.REVERSAL_KIND,
+        row.debit,
+        event_id=row.id,
+        idempotency_key=void_store.reversal_key(row.id),
+        description=reason,
     )
+    entry_id = await ledger.post_reversal(conn, reversal, balance, spent_at=row.ingested_at, now=now)
     if entry_id is None:  # a wallet transaction chose this event's reversal key as its own
         raise FailedPreconditionError(
             f"{target.field}: the ledger key {void_store.reversal_key(row.id)} is taken by another "
             "transaction; nothing was changed",
             field=target.field,
         )
-    key = (project_id, mode, row.user_id)
-    await apply_balance_deltas(conn, {key: row.debit}, now, spend={key: -_spend_back(row, balance, now)})
     return Voided(row.id, row.idempotency_key, row.user_id, row.debit, now, by, reason, False, entry_id)
 
 
-def _spend_back(event: Any, balance: Any, now: int) -> Decimal:
-    """What the reversal takes off ``spent`` (the monthly spend-cap counter): the debit, when the event was
-    counted in the month being counted now; nothing for an earlier month, whose count has closed."""
-    period = lots.period_of(now)
-    if balance is None or balance.spend_period != period or lots.period_of(event.ingested_at) != period:
-        return Decimal(0)
-    debit: Decimal = event.debit
-    spent: Decimal = balance.spent
-    return min(debit, spent)
-
-
 async def _first_void(conn: AsyncConnection, project_id: str, mode: str, row: Any) -> Voided:
-    entry = await void_store.reversal_entry(conn, project_id, mode, row.id)
+    entry = await ledger.find_entry(conn, project_id, mode, void_store.reversal_key(row.id))
     return Voided(
         row.id,
         row.idempotency_key,
@@ -149,7 +144,7 @@ async def describe(conn: AsyncConnection, project_id: str, mode: str, row: Any) 
     if row.voided_by != CLI_ACTOR:
         label = await void_store.key_label(conn, project_id, row.voided_by or "")
         who += f" {label}" if label else " (since deleted)"
-    entry = await void_store.reversal_entry(conn, project_id, mode, row.id)
+    entry = await ledger.find_entry(conn, project_id, mode, void_store.reversal_key(row.id))
     credited = (
         f"reversal entry {entry.id} credited {format_amount(entry.amount)} back"
         if entry is not None

@@ -1,17 +1,14 @@
-"""The SQL of voiding an event (docs/events.md#voiding-an-event): find and lock the event row, the
-reversing ledger entry, the user's balance row, and the event's void marks."""
+"""The SQL of voiding an event (docs/events.md#voiding-an-event): find and lock the event row, and the
+event's void marks (the reversing entry and the balance are the ledger's: ``ledger/service.py``)."""
 
 from __future__ import annotations
 
-import uuid
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from scrawn.server.db.engine import dialect_insert
-from scrawn.server.db.schema import api_keys, balances, events, ledger_entries
+from scrawn.server.db.schema import api_keys, events
 
 REVERSAL_KIND = "void"
 
@@ -47,60 +44,6 @@ async def find_event(
         events.c.void_reason,
     ).where(*where)
     return (await conn.execute(stmt.with_for_update())).first()
-
-
-async def reversal_entry(conn: AsyncConnection, project_id: str, mode: str, event_id: str) -> Any:
-    stmt = select(ledger_entries.c.id, ledger_entries.c.amount)
-    return (
-        await conn.execute(
-            stmt.where(
-                ledger_entries.c.project_id == project_id,
-                ledger_entries.c.mode == mode,
-                ledger_entries.c.idempotency_key == reversal_key(event_id),
-            )
-        )
-    ).first()
-
-
-async def locked_balance(conn: AsyncConnection, project_id: str, mode: str, user_id: str) -> Any:
-    """The user's balance row (balance, spent, spend_period), locked; None if the user has none."""
-    stmt = select(balances.c.balance, balances.c.spent, balances.c.spend_period).where(
-        balances.c.project_id == project_id, balances.c.mode == mode, balances.c.user_id == user_id
-    )
-    return (await conn.execute(stmt.with_for_update())).first()
-
-
-async def insert_reversal(
-    conn: AsyncConnection,
-    project_id: str,
-    mode: str,
-    *,
-    user_id: str,
-    event_id: str,
-    amount: Decimal,
-    reason: str,
-    now: int,
-) -> str | None:
-    """Write the reversing entry; its id, or None when its key is already taken."""
-    entry_id = str(uuid.uuid4())
-    stmt = (
-        dialect_insert(conn, ledger_entries)
-        .values(
-            project_id=project_id,
-            mode=mode,
-            id=entry_id,
-            user_id=user_id,
-            kind=REVERSAL_KIND,
-            amount=amount,
-            event_id=event_id,
-            idempotency_key=reversal_key(event_id),
-            description=reason,
-            created_at=now,
-        )
-        .on_conflict_do_nothing()
-        .returning(ledger_entries.c.id)
-    )
-    return (await conn.execute(stmt)).scalar()
 
 
 async def mark_voided(

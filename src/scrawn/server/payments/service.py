@@ -25,13 +25,14 @@ from scrawn.money import MoneyError, format_amount, parse_decimal
 from scrawn.server.clock import now_ms
 from scrawn.server.db.engine import Database, dialect_insert
 from scrawn.server.db.schema import checkouts, inbound_webhooks
+from scrawn.server.ledger import service as ledger
+from scrawn.server.ledger.types import LedgerEntry
 from scrawn.server.payments import config as configs
 from scrawn.server.payments.config import PaymentConfig
 from scrawn.server.payments.providers import PROVIDERS, CheckoutRequest, WebhookFact
 from scrawn.server.pricing.currency import minor_per_major
 from scrawn.server.projects import service as projects
 from scrawn.server.secretbox import SecretBox
-from scrawn.server.wallets import service as wallets
 from scrawn.server.webhooks.outbox import enqueue
 
 log = logging.getLogger("scrawn.payments")
@@ -136,8 +137,8 @@ async def _reserve_checkout(
 ) -> Checkout:
     config = await configs.require(conn, box, project_id, mode)
     unit = (await projects.load(conn, project_id)).amount_unit
-    view = await wallets.lock_balance(conn, project_id, mode, user_id)  # one checkout decision at a time
-    view = await wallets.settle_expired(conn, project_id, mode, view)  # credit past its expiry is gone
+    view = await ledger.lock(conn, project_id, mode, user_id)  # one checkout decision at a time
+    view = await ledger.settle_expired(conn, project_id, mode, view)  # credit past its expiry is gone
     if top_up is not None:
         purpose, amount = "top_up", top_up
     else:
@@ -290,18 +291,21 @@ async def _paid(conn: AsyncConnection, config: PaymentConfig, row: Any, fact: We
     assert fact.amount is not None
     payment_id = fact.payment_id or fact.event_id
     credited = from_charge(fact.amount, row.currency, unit)
-    entry, view, duplicate = await wallets.post_entry(
+    posted = await ledger.post_keyed(
         conn,
-        row.project_id,
-        row.mode,
-        user_id=row.user_id,
-        kind="payment" if row.purpose == "outstanding" else "top_up",
-        amount=credited,
-        key=f"payment:{config.provider}:{payment_id}",  # one credit per provider payment
-        description=f"{config.provider} checkout {row.id}",
-        check_available=False,
+        LedgerEntry(
+            row.project_id,
+            row.mode,
+            row.user_id,
+            "payment" if row.purpose == "outstanding" else "top_up",
+            credited,
+            idempotency_key=f"payment:{config.provider}:{payment_id}",  # one credit per provider payment
+            description=f"{config.provider} checkout {row.id}",
+        ),
+        require_available=False,
     )
-    if duplicate:
+    entry, view = posted.entry, posted.balance
+    if posted.duplicate:
         return "duplicate"
     await _set(
         conn,
@@ -333,17 +337,20 @@ async def _refunded(
     if grown <= 0:
         return "ignored"
     taken = from_charge(grown, row.currency, unit)
-    entry, view, _ = await wallets.post_entry(
+    posted = await ledger.post_keyed(
         conn,
-        row.project_id,
-        row.mode,
-        user_id=row.user_id,
-        kind="refund",
-        amount=-taken,
-        key=f"refund:{config.provider}:{row.id}:{fact.amount}",
-        description=f"{config.provider} refund of checkout {row.id}",
-        check_available=False,  # money returned: what it paid for is owed again
+        LedgerEntry(
+            row.project_id,
+            row.mode,
+            row.user_id,
+            "refund",
+            -taken,
+            idempotency_key=f"refund:{config.provider}:{row.id}:{fact.amount}",
+            description=f"{config.provider} refund of checkout {row.id}",
+        ),
+        require_available=False,  # money returned: what it paid for is owed again
     )
+    entry, view = posted.entry, posted.balance
     fully = row.paid_charge is not None and fact.amount >= row.paid_charge
     await _set(
         conn,

@@ -15,12 +15,12 @@ from scrawn.server.db.engine import Database
 from scrawn.server.db.migrate import migrate
 from scrawn.server.events import repository as events_repository
 from scrawn.server.keys.service import KeyService
+from scrawn.server.ledger import repository as ledger_repository
 from scrawn.server.payments import repository as payments_repository
 from scrawn.server.pricing.currency import USD
 from scrawn.server.projects import repository
 from scrawn.server.projects.types import LATE_WINDOW_MAX, LATE_WINDOW_MIN, ProjectMoney
 from scrawn.server.usage import repository as usage_repository
-from scrawn.server.wallets import repository as wallets_repository
 
 AMOUNT_UNITS = ("minor", "major")
 MAX_RATE = Decimal(1_000_000_000)
@@ -79,7 +79,7 @@ async def money_kept(conn: AsyncConnection, project_id: str) -> str | None:
     owning domain answers for its own table."""
     for holds, what in (
         (events_repository.any_event, "events"),
-        (wallets_repository.any_ledger_entry, "ledger entries"),
+        (ledger_repository.any_ledger_entry, "ledger entries"),
         (usage_repository.any_record, "usage records"),
         (payments_repository.any_config, "a payment configuration"),
     ):

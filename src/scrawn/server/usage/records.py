@@ -20,12 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrawn.errors import AlreadyExistsError, NotFoundError, ValidationError
 from scrawn.money import MoneyError, format_amount, from_micros, parse_decimal, to_micros
 from scrawn.server.db.engine import now_ms
+from scrawn.server.ledger import repository as ledger
 from scrawn.server.limits import MAX_USER_ID
 from scrawn.server.pricing import currency, models, overrides
 from scrawn.server.projects import service as projects
 from scrawn.server.projects.types import ProjectMoney
 from scrawn.server.usage import repository
-from scrawn.server.wallets import repository as wallets
 
 CONTEXTS = ("customer", "system")
 MAX_TOKENS = 10**12
@@ -276,7 +276,7 @@ async def record(conn: AsyncConnection, project_id: str, mode: str, inp: RecordI
     cost = await calculate(conn, project_id, inp.call)  # an unpriceable call is INVALID_ARGUMENT first
     reservation_id = None
     if inp.transaction_id is not None:
-        capture = await wallets.capture(conn, project_id, mode, inp.transaction_id, inp.user_id)
+        capture = await ledger.capture(conn, project_id, mode, inp.transaction_id, inp.user_id)
         if capture is None:
             raise NotFoundError(
                 f"transactionId: no confirmed reservation transaction {inp.transaction_id} "

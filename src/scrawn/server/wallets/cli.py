@@ -26,7 +26,7 @@ from scrawn.server.cli_support import (
 )
 from scrawn.server.config import Settings
 from scrawn.server.db.engine import Database
-from scrawn.server.wallets import repository
+from scrawn.server.ledger import repository
 
 wallets_app = typer.Typer(
     help="Prepaid wallets: balances, holds, credits with an expiry, debits, spend controls.",
@@ -64,7 +64,7 @@ def wallets(
 ) -> None:
     """Balance, held and available per user; with --user, that user's credit lots, transactions and
     reservations."""
-    from scrawn.server.wallets import lots as wallet_lots
+    from scrawn.server.ledger import service as wallet_lots
     from scrawn.server.wallets import service as w
 
     if ctx.invoked_subcommand is not None:
@@ -251,7 +251,7 @@ def wallets_settings(
     data_dir: DataOpt = None,
 ) -> None:
     """Show or change a user's spend cap and low-balance threshold."""
-    from scrawn.server.wallets import lots as wallet_lots
+    from scrawn.server.ledger import service as wallet_lots
     from scrawn.server.wallets import service as w
 
     settings, mode = load_settings(database_url=database_url, data_dir=data_dir), check_mode(mode)

@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sqlalchemy import exists, select
-
 from scrawn.server.db.engine import Database, now_ms
-from scrawn.server.db.schema import credit_lots, reservations
-from scrawn.server.wallets.service import expire_due, expire_due_lots
+from scrawn.server.ledger import service as ledger
+from scrawn.server.wallets import repository as repo
+from scrawn.server.wallets.service import expire_due
 
 log = logging.getLogger("scrawn.wallets")
 
@@ -30,21 +29,19 @@ class ReservationExpirer:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def sweep(self) -> int:
-        due = exists().where(reservations.c.status == "active", reservations.c.expires_at <= now_ms())
         async with self._db.read() as conn:  # a cheap look first, so idle servers never take the write lock
-            if not await conn.scalar(select(due)):
+            if not await repo.any_due(conn, now_ms()):
                 return 0
         async with self._db.write() as conn:
             return await expire_due(conn)
 
     async def sweep_lots(self) -> int:
         """Credit past its expiry (after reservations: a released hold may free credit to expire)."""
-        due = exists().where(credit_lots.c.due_at <= now_ms())
         async with self._db.read() as conn:
-            if not await conn.scalar(select(due)):
+            if not await ledger.any_lot_due(conn, now_ms()):
                 return 0
         async with self._db.write() as conn:
-            return await expire_due_lots(conn)
+            return await ledger.expire_due_lots(conn)
 
     async def _run(self) -> None:
         while True:

@@ -3,22 +3,23 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
-from sqlalchemy import Row
-from sqlalchemy.exc import IntegrityError
 
 from scrawn._proto.wallet.v1 import wallet_pb2 as pb
-from scrawn.errors import AlreadyExistsError
+from scrawn.errors import InsufficientCreditsError, SpendCapExceededError
 from scrawn.money import format_amount
 from scrawn.server.db.engine import Database
 from scrawn.server.keys.service import Caller, KeyService
+from scrawn.server.ledger.rules import period_text
+from scrawn.server.ledger.types import Entry
 from scrawn.server.rpc import authenticate, handler, packed_detail
-from scrawn.server.wallets import lots
 from scrawn.server.wallets import service as w
+from scrawn.server.wallets.repository import Reservation
 
 
 def _balance(view: w.BalanceView) -> pb.Balance:
@@ -30,7 +31,7 @@ def _balance(view: w.BalanceView) -> pb.Balance:
     )
 
 
-def _transaction(row: Row[Any]) -> pb.Transaction:
+def _transaction(row: Entry) -> pb.Transaction:
     tx = pb.Transaction(
         id=row.id,
         userId=row.user_id,
@@ -41,9 +42,8 @@ def _transaction(row: Row[Any]) -> pb.Transaction:
         reservationId=row.reservation_id or "",
         createdAt=row.created_at,
     )
-    expires_at = getattr(row, "lot_expires_at", None)
-    if expires_at is not None:
-        tx.expiresAt = expires_at // 1000
+    if row.lot_expires_at is not None:
+        tx.expiresAt = row.lot_expires_at // 1000
     return tx
 
 
@@ -53,14 +53,14 @@ def _user_settings(s: w.UserSettings) -> pb.UserSettings:
         userId=s.user_id,
         spendCap="" if s.spend_cap is None else format_amount(s.spend_cap),
         lowBalanceThreshold="" if s.low_balance_threshold is None else format_amount(s.low_balance_threshold),
-        period=lots.period_text(s.period),
+        period=period_text(s.period),
         spent=format_amount(s.spent),
         held=format_amount(s.held),
         capRemaining="" if left is None else format_amount(left),
     )
 
 
-def _reservation(row: Row[Any]) -> pb.Reservation:
+def _reservation(row: Reservation) -> pb.Reservation:
     res = pb.Reservation(
         id=row.id,
         userId=row.user_id,
@@ -159,14 +159,10 @@ class WalletRpc:
                         description=text,
                         expires_at=expires_at,
                     )
-        except w.InsufficientFunds as e:
+        except InsufficientCreditsError as e:
             raise _insufficient(e) from None
-        except lots.SpendCapExceeded as e:
+        except SpendCapExceededError as e:
             raise _over_cap(e) from None
-        except IntegrityError:  # the same key raced in for another user
-            raise AlreadyExistsError(
-                "idempotencyKey: already used for a different transaction", field="idempotencyKey"
-            ) from None
         return pb.TransactionResponse(
             transaction=_transaction(row), balance=_balance(view), duplicate=duplicate
         )
@@ -191,14 +187,10 @@ class WalletRpc:
                     key=key,
                     description=text,
                 )
-        except w.InsufficientFunds as e:
+        except InsufficientCreditsError as e:
             raise _insufficient(e) from None
-        except lots.SpendCapExceeded as e:
+        except SpendCapExceededError as e:
             raise _over_cap(e) from None
-        except IntegrityError:
-            raise AlreadyExistsError(
-                "idempotencyKey: already used for a different reservation", field="idempotencyKey"
-            ) from None
         return _reservation(row)
 
     @handler
@@ -291,21 +283,26 @@ class WalletRpc:
         return _user_settings(settings)
 
 
-def _insufficient(e: w.InsufficientFunds) -> ConnectError:
+def _amount(value: Decimal | None) -> str:
+    assert value is not None  # the ledger raises these with every amount
+    return format_amount(value)
+
+
+def _insufficient(e: InsufficientCreditsError) -> ConnectError:
     detail = pb.InsufficientFunds(
-        currentBalance=format_amount(e.balance),
-        available=format_amount(e.available),
-        requestedAmount=format_amount(e.requested),
+        currentBalance=_amount(e.current_balance),
+        available=_amount(e.available),
+        requestedAmount=_amount(e.requested_amount),
     )
     return ConnectError(Code.FAILED_PRECONDITION, e.message, details=[packed_detail(detail)])
 
 
-def _over_cap(e: lots.SpendCapExceeded) -> ConnectError:
+def _over_cap(e: SpendCapExceededError) -> ConnectError:
     detail = pb.SpendCapExceeded(
-        spendCap=format_amount(e.cap),
-        spent=format_amount(e.spent),
-        held=format_amount(e.held),
-        requestedAmount=format_amount(e.requested),
-        period=lots.period_text(e.period),
+        spendCap=_amount(e.spend_cap),
+        spent=_amount(e.spent),
+        held=_amount(e.held),
+        requestedAmount=_amount(e.requested_amount),
+        period=e.period or "",
     )
     return ConnectError(Code.FAILED_PRECONDITION, e.message, details=[packed_detail(detail)])

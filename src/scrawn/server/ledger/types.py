@@ -1,0 +1,91 @@
+"""The ledger's typed values (docs/wallets.md#where-money-moves): what is posted, what a balance is, what a
+posting answers. Nothing else crosses the ledger's boundary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+ZERO = Decimal(0)
+
+Scope = tuple[str, str, str]  # (project_id, mode, user_id): the unit a balance row and its lock cover
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One signed movement of a user's balance (negative = money taken), to post."""
+
+    project_id: str
+    mode: str
+    user_id: str
+    kind: str  # usage | payment | top_up | grant | adjustment | refund | debit | capture | expiry | void
+    amount: Decimal
+    event_id: str | None = None
+    reservation_id: str | None = None
+    idempotency_key: str | None = None
+    fingerprint: str | None = None
+    description: str | None = None
+    expires_at: int | None = None  # Unix ms: a credit that expires becomes a credit lot
+    id: str | None = None  # chosen by the ledger when None
+
+    @property
+    def scope(self) -> Scope:
+        return (self.project_id, self.mode, self.user_id)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A ledger entry as stored, with the expiry (Unix ms) of the credit lot it made, if any."""
+
+    id: str
+    user_id: str
+    kind: str
+    amount: Decimal
+    created_at: int
+    event_id: str | None = None
+    reservation_id: str | None = None
+    idempotency_key: str | None = None
+    fingerprint: str | None = None
+    description: str | None = None
+    lot_expires_at: int | None = None
+
+
+@dataclass(frozen=True)
+class Balance:
+    """A user's balance row. The spend controls are filled when read under the lock (``lock``), left at
+    their defaults by ``read``; ``spent`` counts only the month ``period`` (yyyymm, UTC)."""
+
+    user_id: str
+    balance: Decimal
+    held: Decimal
+    spend_cap: Decimal | None = None
+    period: int = 0
+    spent: Decimal = ZERO
+    low_balance_threshold: Decimal | None = None
+
+    @property
+    def available(self) -> Decimal:
+        return self.balance - self.held
+
+
+@dataclass(frozen=True)
+class BalanceRow:
+    """A balance row as stored: ``spent`` of ``spend_period`` (possibly an earlier month)."""
+
+    user_id: str
+    balance: Decimal
+    held: Decimal
+    spend_cap: Decimal | None
+    spend_period: int | None
+    spent: Decimal
+    low_balance_threshold: Decimal | None
+
+
+@dataclass(frozen=True)
+class Posted:
+    """What posting one keyed entry answers: the entry, the balance after it, and whether the key had
+    been applied already (then nothing changed)."""
+
+    entry: Entry
+    balance: Balance
+    duplicate: bool
