@@ -14,11 +14,12 @@ from typing import Any
 from sqlalchemy import BigInteger, case, literal, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from scrawn._codes import INVALID_DATA
 from scrawn.errors import AlreadyExistsError, OutOfRangeError, ScrawnError
 from scrawn.money import MAX_MICROS, format_amount, to_micros
 from scrawn.server.db.engine import dialect_insert, now_ms
 from scrawn.server.db.schema import balances, events, ledger_entries
-from scrawn.server.events.intake import INVALID_DATA, EventInput
+from scrawn.server.events.intake import EventInput
 from scrawn.server.wallets import lots
 
 

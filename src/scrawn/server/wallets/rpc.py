@@ -5,18 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
 from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 
 from scrawn._proto.wallet.v1 import wallet_pb2 as pb
-from scrawn.errors import AlreadyExistsError
+from scrawn.errors import AlreadyExistsError, InsufficientCreditsError, SpendCapExceededError
 from scrawn.money import format_amount
 from scrawn.server.db.engine import Database
 from scrawn.server.keys.service import Caller, KeyService
-from scrawn.server.rpc import authenticate, handler, packed_detail
+from scrawn.server.rpc import authenticate, handler, to_connect_error
 from scrawn.server.wallets import lots
 from scrawn.server.wallets import service as w
 
@@ -292,20 +291,26 @@ class WalletRpc:
 
 
 def _insufficient(e: w.InsufficientFunds) -> ConnectError:
-    detail = pb.InsufficientFunds(
-        currentBalance=format_amount(e.balance),
-        available=format_amount(e.available),
-        requestedAmount=format_amount(e.requested),
+    return to_connect_error(
+        InsufficientCreditsError(
+            e.message,
+            field=e.field,
+            current_balance=e.balance,
+            available=e.available,
+            requested_amount=e.requested,
+        )
     )
-    return ConnectError(Code.FAILED_PRECONDITION, e.message, details=[packed_detail(detail)])
 
 
 def _over_cap(e: lots.SpendCapExceeded) -> ConnectError:
-    detail = pb.SpendCapExceeded(
-        spendCap=format_amount(e.cap),
-        spent=format_amount(e.spent),
-        held=format_amount(e.held),
-        requestedAmount=format_amount(e.requested),
-        period=lots.period_text(e.period),
+    return to_connect_error(
+        SpendCapExceededError(
+            e.message,
+            field=e.field,
+            spend_cap=e.cap,
+            spent=e.spent,
+            held=e.held,
+            requested_amount=e.requested,
+            period=lots.period_text(e.period),
+        )
     )
-    return ConnectError(Code.FAILED_PRECONDITION, e.message, details=[packed_detail(detail)])
