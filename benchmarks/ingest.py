@@ -584,10 +584,10 @@ def export_git_ref(ref: str, into: Path) -> tuple[Path, str]:
 def start_scrawn(database_url: str, data_dir: Path) -> Server:
     """Migrate, create a project and a live key (as tests/conftest.py make_server does), then run
     ``python -m scrawn.server.cli serve`` with the SCRAWN_* environment."""
-    from scrawn.server.cli import bootstrap
     from scrawn.server.config import Settings
     from scrawn.server.db.engine import Database
     from scrawn.server.keys.service import KeyService
+    from scrawn.server.projects.service import bootstrap
 
     settings = Settings(data_dir=data_dir, database_url=database_url, secret=SECRET)
 

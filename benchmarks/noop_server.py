@@ -83,7 +83,7 @@ def main() -> None:
     args = parser.parse_args()
 
     async def run() -> None:
-        # The same hypercorn settings as `scrawn serve` (src/scrawn/server/cli.py).
+        # The same hypercorn settings as `scrawn serve` (src/scrawn/server/serve.py).
         config = Config()
         config.bind = [f"{args.host}:{args.port}"]
         config.keep_alive_max_requests = 2**62

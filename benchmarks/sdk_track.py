@@ -99,10 +99,10 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
 
 def start_scrawn(database_url: str, data_dir: Path) -> Server:
     """Migrate, create a project and a live key (as tests/conftest.py does), run ``scrawn serve``."""
-    from scrawn.server.cli import bootstrap
     from scrawn.server.config import Settings
     from scrawn.server.db.engine import Database
     from scrawn.server.keys.service import KeyService
+    from scrawn.server.projects.service import bootstrap
 
     settings = Settings(data_dir=data_dir, database_url=database_url, secret=SECRET)
 

@@ -227,10 +227,10 @@ def pg_admin(admin_url: str, sql: str) -> list[Any]:
 
 def bootstrap(database_url: str, data_dir: Path) -> tuple[str, str]:
     """Migrate, create a project and a live key (as tests/conftest.py does)."""
-    from scrawn.server.cli import bootstrap as cli_bootstrap
     from scrawn.server.config import Settings
     from scrawn.server.db.engine import Database
     from scrawn.server.keys.service import KeyService
+    from scrawn.server.projects.service import bootstrap as cli_bootstrap
 
     settings = Settings(data_dir=data_dir, database_url=database_url, secret=SECRET)
 

@@ -163,12 +163,12 @@ async def _create_key(server: ServerHandle, role: str, name: str, expires_in: in
 
 
 async def _set_late_window(server: ServerHandle, days: int) -> None:
-    from scrawn.server.pricing import currency
+    from scrawn.server.projects import service as projects
 
     db = server.db()
     try:
         async with db.write() as conn:
-            await currency.update_project(conn, server.project_id, late_window=days)
+            await projects.update_project(conn, server.project_id, late_window=days)
     finally:
         await db.dispose()
 
@@ -189,7 +189,7 @@ def wait_ready(base_url: str, process: subprocess.Popen[bytes], timeout: float =
 
 def make_server(database_url: str, data_dir: Path) -> ServerHandle:
     """Migrate, create a project with dash/live/test keys, and start a server (not yet started)."""
-    from scrawn.server.cli import bootstrap
+    from scrawn.server.projects.service import bootstrap
 
     settings = Settings(data_dir=data_dir, database_url=database_url, secret=SECRET)
 

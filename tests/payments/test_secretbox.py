@@ -9,8 +9,8 @@ import pytest
 from scrawn.errors import FailedPreconditionError
 from scrawn.server.db.engine import Database
 from scrawn.server.db.migrate import migrate
-from scrawn.server.keys.service import create_project
 from scrawn.server.payments import config as configs
+from scrawn.server.projects.service import create_project
 from scrawn.server.secretbox import SecretBox
 
 STRIPE = {"provider": "stripe", "apiKey": "sk_test_abcdef123456", "webhookSecret": "whsec_x"}

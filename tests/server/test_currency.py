@@ -44,11 +44,11 @@ class Result:
 @pytest.fixture
 def scrawn(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
     """``scrawn projects …`` in this process, against one database."""
-    from scrawn.server import cli
+    from scrawn.server import cli, cli_support
 
     for name in [k for k in os.environ if k.startswith("SCRAWN_")]:
         monkeypatch.delenv(name)
-    monkeypatch.setattr(cli.console, "width", 300)
+    monkeypatch.setattr(cli_support.console, "width", 300)
     runner = CliRunner()
 
     def run(database_url: str, *args: str) -> Result:

@@ -21,7 +21,8 @@ import pytest
 
 from scrawn import Scrawn
 from scrawn.server.events.cli import CSV_COLUMNS
-from scrawn.server.keys.service import KeyService, create_project
+from scrawn.server.keys.service import KeyService
+from scrawn.server.projects.service import create_project
 from tests.conftest import SECRET, ServerHandle, run_async
 
 

@@ -757,7 +757,8 @@ def test_a_debit_that_would_overflow_a_balance_is_refused_alone(
 
 
 async def _second_project(server: ServerHandle) -> tuple[str, dict[str, str]]:
-    from scrawn.server.keys.service import KeyService, create_project
+    from scrawn.server.keys.service import KeyService
+    from scrawn.server.projects.service import create_project
 
     db = server.db()
     try:

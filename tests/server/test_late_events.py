@@ -14,7 +14,8 @@ import pytest
 
 from scrawn._proto.event.v1 import event_pb2 as ev
 from scrawn._proto.usage.v1 import usage_pb2 as usage
-from scrawn.server.keys.service import KeyService, create_project
+from scrawn.server.keys.service import KeyService
+from scrawn.server.projects.service import create_project
 from tests.clients import REGISTER, STREAM, TRACK, ConnectClient, RpcError, all_clients, bearer
 from tests.conftest import SECRET, ServerHandle, run_async
 

@@ -176,11 +176,12 @@ def cli(module_server: ServerHandle, monkeypatch: pytest.MonkeyPatch) -> CliRun:
     """``scrawn …`` in this process (a subprocess per call costs seconds of imports), on a narrow console:
     an error must still be one line."""
     from scrawn.server import cli as scrawn_cli
+    from scrawn.server import cli_support
 
     for name in [k for k in os.environ if k.startswith("SCRAWN_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("SCRAWN_DATABASE_URL", module_server.database_url)
-    monkeypatch.setattr(scrawn_cli.console, "width", 60)
+    monkeypatch.setattr(cli_support.console, "width", 60)
     runner = CliRunner()
 
     def run(*args: str) -> Answer:

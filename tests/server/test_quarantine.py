@@ -30,7 +30,8 @@ from scrawn._proto.usage.v1 import usage_pb2 as usage
 from scrawn.errors import EventQuarantinedError, ScrawnError
 from scrawn.server.db.engine import now_ms
 from scrawn.server.db.schema import balances, event_prices, events, ledger_entries, quarantined_events
-from scrawn.server.keys.service import KeyService, create_project
+from scrawn.server.keys.service import KeyService
+from scrawn.server.projects.service import create_project
 from tests.clients import REGISTER, STREAM, TRACK, ConnectClient, GrpcClient, RpcError, bearer
 from tests.conftest import SECRET, ServerHandle, run_async
 

@@ -181,7 +181,8 @@ def test_get_usage_pages_newest_first_and_filters(usage) -> None:
 
 def _other_project_transaction(server) -> tuple[str, str]:
     """A second project in the same database, its live key, and a confirmed reservation there."""
-    from scrawn.server.keys.service import KeyService, create_project
+    from scrawn.server.keys.service import KeyService
+    from scrawn.server.projects.service import create_project
 
     async def make() -> str:
         db = server.db()
@@ -345,10 +346,10 @@ def test_cli_prices_and_usage(module_server, usage, monkeypatch) -> None:
     """`scrawn prices` and `scrawn usage` on the server's database."""
     from typer.testing import CliRunner
 
-    from scrawn.server import cli
+    from scrawn.server import cli_support
     from scrawn.server.cli import app
 
-    monkeypatch.setattr(cli.console, "width", 250)  # no truncated cells
+    monkeypatch.setattr(cli_support.console, "width", 250)  # no truncated cells
 
     usage(
         "RecordUsage",

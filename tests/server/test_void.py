@@ -18,7 +18,8 @@ from scrawn._proto.event.v1 import event_pb2 as ev
 from scrawn._proto.query.v1 import query_pb2 as q
 from scrawn._proto.wallet.v1 import wallet_pb2 as wallet
 from scrawn.server.db.schema import api_keys, balances, events, ledger_entries
-from scrawn.server.keys.service import KeyService, create_project, hash_key
+from scrawn.server.keys.service import KeyService, hash_key
+from scrawn.server.projects.service import create_project
 from tests.clients import (
     QUERY,
     REGISTER,

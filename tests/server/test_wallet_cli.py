@@ -43,11 +43,11 @@ def run_real(database_url: str, *args: str) -> Result:
 @pytest.fixture
 def scrawn(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
     """The same command in this process (a subprocess per call would cost seconds of imports each)."""
-    from scrawn.server import cli
+    from scrawn.server import cli, cli_support
 
     for name in [k for k in os.environ if k.startswith("SCRAWN_")]:
         monkeypatch.delenv(name)
-    monkeypatch.setattr(cli.console, "width", 300)
+    monkeypatch.setattr(cli_support.console, "width", 300)
     runner = CliRunner()
 
     def run(database_url: str, *args: str) -> Result:

@@ -17,7 +17,8 @@ from scrawn.server.db.engine import Database
 from scrawn.server.events.quarantine_api import QuarantineApi
 from scrawn.server.keys.service import Caller, KeyService
 from scrawn.server.payments.http import PaymentsHttp
-from scrawn.server.pricing import catalog, overrides
+from scrawn.server.pricing import overrides
+from scrawn.server.pricing import service as catalog
 from scrawn.server.pricing.references import Kind, deleted_warning
 from scrawn.server.secretbox import SecretBox
 from scrawn.server.webhooks.api import WebhookApi

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrawn.errors import ScrawnError
 from scrawn.server.config import Settings
 from scrawn.server.db.engine import Database
-from scrawn.server.keys.service import list_projects
+from scrawn.server.projects.service import list_projects
 
 console = Console()
 T = TypeVar("T")

@@ -20,14 +20,14 @@ import httpx
 from google.protobuf import json_format
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import select
 
 from scrawn._proto.event.v1 import event_pb2 as ev
 from scrawn._proto.query.v1 import query_pb2 as q
 from scrawn.money import format_amount
 from scrawn.server.config import Settings
 from scrawn.server.db.engine import Database
-from scrawn.server.db.schema import balances
+from scrawn.server.projects.service import bootstrap
+from scrawn.server.wallets import repository as wallets_repository
 
 console = Console()
 
@@ -43,7 +43,6 @@ def demo() -> None:
         data_dir = Path(tmp)
         port = free_port()
         settings = Settings(port=port, data_dir=data_dir)
-        from scrawn.server.cli import bootstrap
 
         async def setup() -> tuple[str, str] | None:
             db = Database(settings.resolved_database_url)
@@ -54,7 +53,7 @@ def demo() -> None:
 
         created = asyncio.run(setup())
         assert created is not None
-        _, dash_key = created
+        project_id, dash_key = created
         env = os.environ | {
             "SCRAWN_DATA_DIR": str(data_dir),
             "SCRAWN_PORT": str(port),
@@ -67,7 +66,7 @@ def demo() -> None:
             _wait_ready(base, server)
             console.rule(f"Scrawn demo server on {base} (SQLite in {data_dir})")
             _run(base, port, dash_key)
-            _print_balances(settings)
+            _print_balances(settings, project_id)
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -214,18 +213,12 @@ def _run(base: str, port: int, dash_key: str) -> None:
         console.print(totals)
 
 
-def _print_balances(settings: Settings) -> None:
+def _print_balances(settings: Settings, project_id: str) -> None:
     async def read() -> list[Any]:
         db = Database(settings.resolved_database_url)
         try:
             async with db.read() as conn:
-                return list(
-                    await conn.execute(
-                        select(balances.c.user_id, balances.c.balance)
-                        .where(balances.c.mode == "live")
-                        .order_by(balances.c.user_id)
-                    )
-                )
+                return await wallets_repository.list_balances(conn, project_id, "live")
         finally:
             await db.dispose()
 

@@ -15,15 +15,14 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from sqlalchemy import func, select
 from starlette.requests import Request
 from starlette.responses import Response
 
 from scrawn.server.db.engine import Database
-from scrawn.server.db.schema import webhook_messages
 from scrawn.server.events import quarantine_store
 from scrawn.server.events.store import Outcome, Stored
 from scrawn.server.pricing.pricer import CONFIGURATION_REASONS
+from scrawn.server.webhooks import repository as webhooks_repository
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OTHER = "other"  # the route label of every path that matches no route: unbounded paths must not become labels
@@ -198,15 +197,9 @@ class Metrics:
             # Collectors are synchronous: take the one database reading here, then render.
             try:
                 async with asyncio.timeout(SCRAPE_DB_TIMEOUT), db.read() as conn:
-                    pending = await conn.scalar(
-                        select(func.count())
-                        .select_from(webhook_messages)
-                        # next_attempt_at is set on every pending row: lets the due index narrow the scan.
-                        .where(webhook_messages.c.status == "pending")
-                        .where(webhook_messages.c.next_attempt_at.is_not(None))
-                    )
+                    pending = await webhooks_repository.count_pending(conn)
                     waiting = await quarantine_store.count_all_waiting(conn)
-                self.outbox_pending.set(pending or 0)
+                self.outbox_pending.set(pending)
                 self.quarantine_waiting.set(waiting)
                 self.database_up.set(1)
             except Exception:  # the scrape still answers; the gauge keeps its last value

@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import IO, Annotated, Any
@@ -16,11 +18,9 @@ from typing import IO, Annotated, Any
 import typer
 from rich import box
 from rich.table import Table
-from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.elements import ColumnElement
 
+from scrawn.errors import ScrawnError
 from scrawn.money import format_amount
 from scrawn.server.cli_support import (
     DataOpt,
@@ -35,8 +35,7 @@ from scrawn.server.cli_support import (
     ts,
 )
 from scrawn.server.db.engine import Database
-from scrawn.server.db.schema import events
-from scrawn.server.events import quarantine_cli, void_service
+from scrawn.server.events import quarantine_cli, repository, void_service
 
 events_app = typer.Typer(
     help="Billed events: tail (and follow), export as CSV, void a wrong one, the quarantine.",
@@ -81,37 +80,6 @@ CSV_COLUMNS = (
 
 UserOpt = Annotated[str | None, typer.Option("--user", help="Only this user")]
 PageOpt = Annotated[int, typer.Option("--page-size", hidden=True, min=1)]  # tests: cross page boundaries
-
-
-def _scope(project_id: str, mode: str, user: str | None) -> list[ColumnElement[bool]]:
-    where = [events.c.project_id == project_id, events.c.mode == mode]
-    if user is not None:
-        where.append(events.c.user_id == user)
-    return where
-
-
-def _after(at: int, event_id: str) -> ColumnElement[bool]:
-    """Strictly after ``(at, event_id)`` in ``(ingested_at, id)`` order: events sharing a millisecond are
-    neither repeated nor skipped across pages."""
-    return or_(events.c.ingested_at > at, and_(events.c.ingested_at == at, events.c.id > event_id))
-
-
-async def _pages(
-    conn: AsyncConnection, where: Sequence[ColumnElement[bool]], page_size: int
-) -> AsyncIterator[Sequence[Row[Any]]]:
-    """Every matching event, oldest first, one bounded query at a time (keyset pagination)."""
-    cursor: tuple[int, str] | None = None
-    while True:
-        stmt = select(events).where(*where)
-        if cursor is not None:
-            stmt = stmt.where(_after(*cursor))
-        page = (await conn.execute(stmt.order_by(events.c.ingested_at, events.c.id).limit(page_size))).all()
-        if not page:
-            return
-        yield page
-        if len(page) < page_size:
-            return
-        cursor = (page[-1].ingested_at, page[-1].id)
 
 
 # tail ---------------------------------------------------------------------------------------------------
@@ -173,16 +141,8 @@ def tail(
 
     async def work(db: Database) -> None:
         async with db.read() as conn:
-            where = _scope(await project_of(conn, project), mode, user)
-            newest = (
-                await conn.execute(
-                    select(events)
-                    .where(*where)
-                    .order_by(events.c.ingested_at.desc(), events.c.id.desc())
-                    .limit(limit)
-                )
-            ).all()
-            rows = list(reversed(newest))
+            scope = repository.Scope(await project_of(conn, project), mode, user)
+            rows = list(reversed(await repository.newest(conn, scope, limit)))
             _print_rows(rows, header=True)
             if not follow:
                 return
@@ -190,17 +150,12 @@ def tail(
             seen: dict[str, int] = {r.id: r.ingested_at for r in rows}
             mark = rows[-1].ingested_at if rows else None
             if mark is not None:
-                recent = await conn.execute(
-                    select(events.c.id, events.c.ingested_at).where(
-                        *where, events.c.ingested_at >= mark - LATE_MS
-                    )
-                )
-                seen |= {r.id: r.ingested_at for r in recent}
+                seen |= await repository.ingested_ids(conn, replace(scope, since=mark - LATE_MS))
         while True:
             await asyncio.sleep(interval)
             async with db.read() as conn:
-                since = where if mark is None else [*where, events.c.ingested_at >= mark - LATE_MS]
-                async for page in _pages(conn, since, page_size):
+                since = scope if mark is None else replace(scope, since=mark - LATE_MS)
+                async for page in repository.pages(conn, since, page_size):
                     new = [r for r in page if r.id not in seen]
                     if new:
                         _print_rows(new, header=False)
@@ -299,18 +254,14 @@ def export(
 
     async def work(db: Database) -> int:
         async with db.read() as conn:
-            where = _scope(await project_of(conn, project), mode, user)
-            if start is not None:
-                where.append(events.c.ingested_at >= start)
-            if end is not None:
-                where.append(events.c.ingested_at < end)
+            scope = repository.Scope(await project_of(conn, project), mode, user, since=start, before=end)
             # Opened only once the project is known, so a failed look-up leaves no empty file behind.
             out, close = _open(output)
             count = 0
             try:
                 writer = csv.writer(out)
                 writer.writerow(CSV_COLUMNS)
-                async for page in _pages(conn, where, page_size):
+                async for page in repository.pages(conn, scope, page_size):
                     writer.writerows(_csv_row(r) for r in page)
                     count += len(page)
             finally:
@@ -377,3 +328,32 @@ def void(
         f"{format_amount(done.amount)} (reversal entry {done.reversal_entry_id})",
         highlight=False,
     )
+
+
+def explain(
+    event_id: str,
+    mode: Annotated[str, typer.Option(help="live or test")] = "live",
+    project: ProjectOpt = None,
+    database_url: DbOpt = None,
+    data_dir: DataOpt = None,
+) -> None:
+    """Why was this event charged what it was? Shows the debit and what priced it."""
+    settings = load_settings(database_url=database_url, data_dir=data_dir)
+
+    async def work(db: Database) -> Any:
+        async with db.read() as conn:
+            project_id = await project_of(conn, project)
+            row = await repository.get(conn, project_id, mode, event_id)
+            if row is None:
+                raise ScrawnError(f"event not found: {event_id}")
+            reversal = None
+            if row.voided_at is not None:
+                reversal = await void_service.describe(conn, project_id, mode, row)
+        return row, reversal
+
+    row, reversal = run_db(settings, work)
+    console.print(f"event {row.id} ({row.event_type}) for user {row.user_id!r}")
+    console.print(f"charged {format_amount(row.debit)} minor units")
+    if reversal is not None:
+        console.print(reversal, highlight=False)
+    console.print_json(json.dumps(json.loads(row.pricing)))

@@ -18,9 +18,9 @@ from scrawn._proto.usage.v1 import usage_pb2 as usage_pb
 from scrawn.errors import ValidationError
 from scrawn.money import MoneyError, float32_bits_to_decimal, format_amount, parse_decimal, to_micros
 from scrawn.server.clock import now_ms
-from scrawn.server.pricing.catalog import EVENT_TYPE_PATTERN, MAX_NAME, NAME_PATTERN
 from scrawn.server.pricing.expression import MAX_LENGTH as MAX_EXPRESSION
 from scrawn.server.pricing.pricer import Debit, DebitKind
+from scrawn.server.pricing.service import EVENT_TYPE_PATTERN, MAX_NAME, NAME_PATTERN
 
 MAX_USER_ID = 256
 MAX_IDEMPOTENCY_KEY = 255

@@ -15,7 +15,8 @@ from scrawn.server.events import late_store
 from scrawn.server.events.intake import EventInput, EventInvalid
 from scrawn.server.events.store import Outcome
 from scrawn.server.keys.service import Caller
-from scrawn.server.pricing import currency
+from scrawn.server.projects import service as projects
+from scrawn.server.projects.types import LATE_WINDOW_MIN
 
 DAY = 86_400
 Ingest = Callable[[Sequence[EventInput]], Awaitable[list[Outcome]]]
@@ -23,7 +24,7 @@ Ingest = Callable[[Sequence[EventInput]], Awaitable[list[Outcome]]]
 
 def any_old(inputs: Sequence[EventInput], now: int | None = None) -> bool:
     """Whether any event is older than every possible window's floor: only then is the project read."""
-    floor = (now if now is not None else now_ms() // 1000) - currency.LATE_WINDOW_MIN * DAY
+    floor = (now if now is not None else now_ms() // 1000) - LATE_WINDOW_MIN * DAY
     return any(inp.reported_at < floor for inp in inputs)
 
 
@@ -35,7 +36,7 @@ async def without_late(
     duplicate it is."""
     now = now_ms() // 1000
     async with db.read() as conn:
-        days = await currency.late_window_days(conn, caller.project_id)
+        days = await projects.late_window_days(conn, caller.project_id)
         late = [i for i, inp in enumerate(inputs) if inp.reported_at < now - days * DAY]
         keys = {key for i in late if (key := inputs[i].idempotency_key)}
         known = await late_store.known_keys(conn, caller.project_id, caller.mode, keys) if keys else set()

@@ -21,7 +21,8 @@ from scrawn.errors import InvalidArgumentError
 from scrawn.money import MoneyError, from_micros, to_micros
 from scrawn.server.events.intake import AI_COMPONENTS, EventInput
 from scrawn.server.events.store import PricedEvent
-from scrawn.server.pricing import catalog, currency, models, overrides
+from scrawn.server.pricing import currency, models, overrides
+from scrawn.server.pricing import service as catalog
 from scrawn.server.pricing.expression import Variables
 from scrawn.server.pricing.pricer import (
     MODEL_PRICE_MISSING,
@@ -32,6 +33,8 @@ from scrawn.server.pricing.pricer import (
     PricingError,
     load_price_book,
 )
+from scrawn.server.projects import service as projects
+from scrawn.server.projects.types import ProjectMoney
 
 BOOK_PRICED = ("input", "output")
 _BOOK_FIELD = {
@@ -65,7 +68,7 @@ class Pricing:
     book: PriceBook = field(default_factory=PriceBook)
     event_prices: dict[str, catalog.NamedExpression] = field(default_factory=dict)
     model_overrides: list[models.Override] = field(default_factory=list)
-    project: currency.ProjectMoney | None = None  # read only when the USD book prices something
+    project: ProjectMoney | None = None  # read only when the USD book prices something
 
 
 def _debits(inp: EventInput) -> list[Debit]:
@@ -103,7 +106,7 @@ async def load_pricing(conn: AsyncConnection, project_id: str, inputs: Sequence[
     book_models = _book_models(inputs)
     if book_models:
         pricing.model_overrides = await overrides.list_overrides(conn, project_id, book_models)
-        pricing.project = await currency.load(conn, project_id)
+        pricing.project = await projects.load(conn, project_id)
     return pricing
 
 
@@ -192,7 +195,7 @@ def _book_prices(
         raise Unpriceable(MODEL_FIELD, str(e), UNKNOWN_MODEL) from None
 
 
-def _conversion(project: currency.ProjectMoney | None) -> currency.Conversion:
+def _conversion(project: ProjectMoney | None) -> currency.Conversion:
     """US cents (book and overrides) → the project's money; the rate used is recorded per component."""
     assert project is not None  # loaded whenever an event leaves a part to the book
     try:

@@ -17,7 +17,6 @@ ROLE_HEADER: dict[str, Role] = {"dashboard": "dash", "production": "live", "test
 MIN_EXPIRY, MAX_EXPIRY = 60, 31_536_000
 
 
-
 class AuthRpc:
     def __init__(self, db: Database, keys: KeyService) -> None:
         self._db = db

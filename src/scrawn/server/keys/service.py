@@ -1,4 +1,4 @@
-"""Projects and API keys (DESIGN §2): ``scrn_<role>_<32 chars>``, stored only as HMAC-SHA256 under the
+"""API keys (DESIGN §2): ``scrn_<role>_<32 chars>``, stored only as HMAC-SHA256 under the
 server secret, with the exact authentication errors of the contract."""
 
 from __future__ import annotations
@@ -12,20 +12,18 @@ import secrets
 import string
 import time
 import uuid
-from dataclasses import dataclass, replace
-from typing import Literal
+from dataclasses import replace
 
-from sqlalchemy import RowMapping, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from scrawn.errors import NotFoundError, PermissionDeniedError, UnauthenticatedError, ValidationError
+from scrawn.errors import NotFoundError, UnauthenticatedError, ValidationError
 from scrawn.server.db.engine import Database, now_ms
-from scrawn.server.db.schema import api_keys, projects
+from scrawn.server.keys import repository
+from scrawn.server.keys.types import ROLES, Caller, KeyRecord, Mode, Role
+
+__all__ = ["ROLES", "Caller", "KeyRecord", "KeyService", "Mode", "Role"]
 
 log = logging.getLogger("scrawn.keys")
-Role = Literal["dash", "live", "test"]
-Mode = Literal["live", "test"]
-ROLES: tuple[Role, ...] = ("dash", "live", "test")
 KEY_PATTERN = re.compile(r"scrn_(dash|live|test)_[A-Za-z0-9]{32}")
 KEY_LENGTH = 42
 _ALPHABET = string.ascii_letters + string.digits
@@ -40,36 +38,6 @@ MSG_FORMAT = "Invalid API key: Invalid API key format"
 MSG_NOT_FOUND = "Invalid API key: API key not found"
 MSG_REVOKED = "API key has been revoked"
 MSG_EXPIRED = "API key has expired"
-
-ROLE_NAMES: dict[Role, str] = {"dash": "Dashboard", "live": "Live", "test": "Test"}
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling: the key's project and role, and the mode its data lives in."""
-
-    project_id: str
-    key_id: str
-    role: Role
-    mode: Mode
-
-    def require(self, allowed: tuple[Role, ...], action: str) -> None:
-        """Refuse a role not allowed for the call, e.g. ``Dashboard keys cannot ingest events``."""
-        if self.role not in allowed:
-            raise PermissionDeniedError(f"{ROLE_NAMES[self.role]} keys cannot {action}")
-
-
-@dataclass(frozen=True)
-class KeyRecord:
-    project_id: str
-    id: str
-    role: Role
-    name: str
-    display: str
-    created_at: int
-    expires_at: int | None
-    revoked_at: int | None
-    last_used_at: int | None
 
 
 def generate_key(role: Role) -> str:
@@ -131,8 +99,7 @@ class KeyService:
         self._inflight[digest] = future
         try:
             async with self._db.read() as conn:
-                row = (await conn.execute(select(api_keys).where(api_keys.c.key_hash == digest))).first()
-            record = _record(row._mapping) if row is not None else None
+                record = await repository.by_hash(conn, digest)
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[digest] = (time.monotonic(), record)
@@ -161,11 +128,7 @@ class KeyService:
     async def _write_last_used(self, record: KeyRecord, now: int) -> None:
         try:
             async with self._db.write() as conn:
-                await conn.execute(
-                    update(api_keys)
-                    .where(api_keys.c.project_id == record.project_id, api_keys.c.id == record.id)
-                    .values(last_used_at=now)
-                )
+                await repository.set_last_used(conn, record.project_id, record.id, now)
         except Exception:  # best effort: never fail a call over bookkeeping
             log.warning("could not record last use of key %s", record.id, exc_info=True)
 
@@ -189,37 +152,17 @@ class KeyService:
             revoked_at=None,
             last_used_at=None,
         )
-        values = record.__dict__ | {"key_hash": hash_key(self._secret, key)}
-        await conn.execute(api_keys.insert().values(**values))
+        await repository.insert(conn, record, hash_key(self._secret, key))
         return record, key
 
     @staticmethod
     async def list_keys(conn: AsyncConnection, project_id: str) -> list[KeyRecord]:
-        rows = await conn.execute(
-            select(api_keys).where(api_keys.c.project_id == project_id).order_by(api_keys.c.created_at)
-        )
-        return [_record(row._mapping) for row in rows]
+        return await repository.list_for(conn, project_id)
 
     @staticmethod
     async def revoke_key(conn: AsyncConnection, project_id: str, key_id: str) -> None:
-        result = await conn.execute(
-            update(api_keys)
-            .where(api_keys.c.project_id == project_id, api_keys.c.id == key_id)
-            .values(revoked_at=now_ms())
-        )
-        if result.rowcount == 0:
+        if not await repository.set_revoked(conn, project_id, key_id, now_ms()):
             raise NotFoundError(f"API key not found: {key_id}", field="id")
-
-
-async def create_project(conn: AsyncConnection, name: str) -> str:
-    project_id = str(uuid.uuid4())
-    await conn.execute(projects.insert().values(id=project_id, name=name, created_at=now_ms()))
-    return project_id
-
-
-async def list_projects(conn: AsyncConnection) -> list[tuple[str, str]]:
-    rows = await conn.execute(select(projects.c.id, projects.c.name).order_by(projects.c.created_at))
-    return [(r.id, r.name) for r in rows]
 
 
 def _mode_for(role: Role, mode_header: str | None) -> Mode:
@@ -233,7 +176,3 @@ def _mode_for(role: Role, mode_header: str | None) -> Mode:
     if mode_header == "test":
         return "test"
     raise ValidationError("x-scrawn-mode", 'must be "live" or "test"', context="Request validation failed")
-
-
-def _record(m: RowMapping) -> KeyRecord:
-    return KeyRecord(**{f: m[f] for f in KeyRecord.__dataclass_fields__})

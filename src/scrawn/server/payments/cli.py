@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy import select
 
 from scrawn.money import format_amount
 from scrawn.server.cli_support import (
@@ -22,9 +21,9 @@ from scrawn.server.cli_support import (
     ts,
 )
 from scrawn.server.db.engine import Database
-from scrawn.server.db.schema import checkouts
 from scrawn.server.payments import config as configs
-from scrawn.server.pricing.currency import update_project
+from scrawn.server.payments import repository
+from scrawn.server.projects.service import update_project
 from scrawn.server.secretbox import SecretBox
 
 payments_app = typer.Typer(
@@ -138,18 +137,8 @@ def list_checkouts(
 
     async def work(db: Database) -> list[Any]:
         async with db.read() as conn:
-            stmt = (
-                select(checkouts)
-                .where(
-                    checkouts.c.project_id == await project_of(conn, project),
-                    checkouts.c.mode == check_mode(mode),
-                )
-                .order_by(checkouts.c.created_at.desc())
-                .limit(max(limit, 1))
-            )
-            if user:
-                stmt = stmt.where(checkouts.c.user_id == user)
-            return list(await conn.execute(stmt))
+            project_id = await project_of(conn, project)
+            return await repository.list_checkouts(conn, project_id, check_mode(mode), user, max(limit, 1))
 
     table = Table("id", "user", "purpose", "amount", "charge", "status", "paid", "refunded", "created")
     for r in run_db(settings, work):

@@ -14,8 +14,8 @@ from scrawn.errors import FailedPreconditionError, ValidationError
 from scrawn.server.clock import now_ms
 from scrawn.server.db.engine import dialect_insert
 from scrawn.server.db.schema import payment_configs
-from scrawn.server.pricing import currency
 from scrawn.server.pricing.currency import minor_per_major
+from scrawn.server.projects import service as projects
 from scrawn.server.secretbox import SecretBox
 
 PROVIDERS = ("lemonsqueezy", "stripe")
@@ -134,7 +134,7 @@ def _context(project_id: str, mode: str, column: str) -> str:
 async def save(
     conn: AsyncConnection, box: SecretBox, project_id: str, mode: str, values: dict[str, Any]
 ) -> PaymentConfig:
-    clean = validate(values, (await currency.load(conn, project_id)).currency)
+    clean = validate(values, (await projects.load(conn, project_id)).currency)
     row = {
         **clean,
         "project_id": project_id,

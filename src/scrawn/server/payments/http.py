@@ -10,7 +10,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -19,9 +18,9 @@ from scrawn.errors import NotFoundError
 from scrawn.money import format_amount
 from scrawn.server.clock import now_ms
 from scrawn.server.db.engine import Database
-from scrawn.server.db.schema import checkouts
 from scrawn.server.keys.service import Caller
 from scrawn.server.payments import config as configs
+from scrawn.server.payments import repository
 from scrawn.server.payments.providers import PROVIDERS, WebhookRejected
 from scrawn.server.payments.service import apply_webhook, find_by_payment, find_checkout
 from scrawn.server.secretbox import SecretBox
@@ -161,16 +160,9 @@ class PaymentsHttp:
         return JSONResponse({"removed": removed})
 
     async def list_checkouts(self, request: Request, caller: Caller) -> Response:
-        stmt = (
-            select(checkouts)
-            .where(checkouts.c.project_id == caller.project_id, checkouts.c.mode == caller.mode)
-            .order_by(checkouts.c.created_at.desc())
-            .limit(100)
-        )
-        if user := request.query_params.get("userId"):
-            stmt = stmt.where(checkouts.c.user_id == user)
+        user = request.query_params.get("userId")
         async with self._db.read() as conn:
-            rows = list(await conn.execute(stmt))
+            rows = await repository.list_checkouts(conn, caller.project_id, caller.mode, user, 100)
         return JSONResponse({"checkouts": [checkout_json(r) for r in rows]})
 
 

@@ -88,7 +88,6 @@ class Provider(Protocol):
     def interpret(self, payload: dict[str, Any]) -> WebhookFact: ...
 
 
-
 def _dig(payload: Any, *path: str) -> Any:
     for key in path:
         if not isinstance(payload, dict):

@@ -10,11 +10,11 @@ from scrawn._proto.payment.v1 import payment_pb2 as pb
 from scrawn.errors import ValidationError
 from scrawn.server.db.engine import Database
 from scrawn.server.keys.service import KeyService
+from scrawn.server.limits import MAX_USER_ID
 from scrawn.server.payments import config as configs
 from scrawn.server.payments.service import check_top_up, open_checkout
 from scrawn.server.rpc import authenticate, handler
 from scrawn.server.secretbox import SecretBox
-from scrawn.server.wallets.service import MAX_USER_ID
 
 
 class PaymentRpc:

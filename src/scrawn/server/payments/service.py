@@ -28,8 +28,8 @@ from scrawn.server.db.schema import checkouts, inbound_webhooks
 from scrawn.server.payments import config as configs
 from scrawn.server.payments.config import PaymentConfig
 from scrawn.server.payments.providers import PROVIDERS, CheckoutRequest, WebhookFact
-from scrawn.server.pricing import currency
 from scrawn.server.pricing.currency import minor_per_major
+from scrawn.server.projects import service as projects
 from scrawn.server.secretbox import SecretBox
 from scrawn.server.wallets import service as wallets
 from scrawn.server.webhooks.outbox import enqueue
@@ -75,7 +75,6 @@ class Checkout:
     id: str
     created: bool  # False: an open checkout for the same user and amount was returned
     replaced: tuple[tuple[str, str], ...]  # (provider, session id) of sessions this one replaced
-
 
 
 async def open_checkout(
@@ -136,7 +135,7 @@ async def _reserve_checkout(
     return_url: str | None,
 ) -> Checkout:
     config = await configs.require(conn, box, project_id, mode)
-    unit = (await currency.load(conn, project_id)).amount_unit
+    unit = (await projects.load(conn, project_id)).amount_unit
     view = await wallets.lock_balance(conn, project_id, mode, user_id)  # one checkout decision at a time
     view = await wallets.settle_expired(conn, project_id, mode, view)  # credit past its expiry is gone
     if top_up is not None:
@@ -272,7 +271,7 @@ async def apply_webhook(conn: AsyncConnection, config: PaymentConfig, row: Any, 
     row = await _get(conn, project_id, mode, row.id)  # as it is now, after any concurrent twin committed
     if fact.currency and fact.currency != row.currency:
         log.warning("checkout %s: provider reported %s, expected %s", row.id, fact.currency, row.currency)
-    unit = (await currency.load(conn, project_id)).amount_unit
+    unit = (await projects.load(conn, project_id)).amount_unit
     if fact.kind == "paid":
         return await _paid(conn, config, row, fact, unit)
     if fact.kind == "refunded":

@@ -10,13 +10,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.errors import NotFoundError, ValidationError
 from scrawn.money import MoneyError, format_amount, parse_decimal, to_micros
 from scrawn.server.db.engine import now_ms
-from scrawn.server.db.schema import model_price_overrides as table
+from scrawn.server.pricing import repository
 from scrawn.server.pricing.models import (
     CENTS_PER_USD,
     Override,
@@ -122,33 +121,16 @@ def check_rates(body: dict[str, Any]) -> dict[str, Decimal | None]:
     return rates
 
 
-def _override(row: Any) -> Override:
-    return Override(
-        id=row.id,
-        model=row.model,
-        provider=row.provider,
-        effective_from=row.effective_from,
-        input=row.input_mtok,
-        output=row.output_mtok,
-        cache_read=row.cache_read_mtok,
-        cache_write=row.cache_write_mtok,
-        audio_minute=row.audio_minute,
-        created_at=row.created_at,
-    )
-
-
 async def list_overrides(
     conn: AsyncConnection, project_id: str, models: Iterable[str] | None = None
 ) -> list[Override]:
     """The project's live (not deleted) overrides, for ``models`` (normalised names) or all."""
-    stmt = select(table).where(table.c.project_id == project_id, table.c.deleted_at.is_(None))
+    wanted = None
     if models is not None:
         wanted = sorted({normalise_model(m) for m in models})
         if not wanted:
             return []
-        stmt = stmt.where(table.c.model.in_(wanted))
-    rows = await conn.execute(stmt.order_by(table.c.model, table.c.provider, table.c.effective_from))
-    return [_override(r) for r in rows]
+    return await repository.live_overrides(conn, project_id, wanted)
 
 
 async def put_override(
@@ -162,17 +144,7 @@ async def put_override(
 ) -> tuple[Override, bool]:
     """Create an override; one for the same model, provider and time replaces it. Returns (it, created)."""
     now = now_ms()
-    replaced = await conn.execute(
-        update(table)
-        .where(
-            table.c.project_id == project_id,
-            table.c.model == model,
-            table.c.provider == provider,
-            table.c.effective_from == effective_from,
-            table.c.deleted_at.is_(None),
-        )
-        .values(deleted_at=now)
-    )
+    replaced = await repository.retire_override(conn, project_id, model, provider, effective_from, now)
     row = {
         "project_id": project_id,
         "id": str(uuid.uuid4()),
@@ -182,11 +154,7 @@ async def put_override(
         "created_at": now,
         **{_COLUMNS[attr]: value for attr, value in rates.items()},
     }
-    await conn.execute(table.insert().values(**row))
-    found = (
-        await conn.execute(select(table).where(table.c.project_id == project_id, table.c.id == row["id"]))
-    ).one()
-    return _override(found), replaced.rowcount == 0
+    return await repository.insert_override(conn, row), not replaced
 
 
 async def delete_override(conn: AsyncConnection, project_id: str, override_id: str) -> None:
@@ -195,12 +163,7 @@ async def delete_override(conn: AsyncConnection, project_id: str, override_id: s
         override_id = str(uuid.UUID(override_id))
     except ValueError:
         raise _fail("id", "must be a UUID") from None
-    done = await conn.execute(
-        update(table)
-        .where(table.c.project_id == project_id, table.c.id == override_id, table.c.deleted_at.is_(None))
-        .values(deleted_at=now_ms())
-    )
-    if done.rowcount == 0:
+    if not await repository.delete_override(conn, project_id, override_id, now_ms()):
         raise NotFoundError(f"id: model price override not found: {override_id}", field="id")
 
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from scrawn.server.pricing import catalog
+from scrawn.server.pricing import service as catalog
 from scrawn.server.pricing.expression import (
     ExpressionError,
     Node,

@@ -16,7 +16,10 @@ from scrawn.money import format_amount
 from scrawn.server.cli_support import DataOpt, DbOpt, ProjectOpt, console, load_settings, project_of, run_db
 from scrawn.server.db.engine import Database, now_ms
 from scrawn.server.pricing import currency, models, overrides
+from scrawn.server.projects import service as projects
+from scrawn.server.projects.types import ProjectMoney
 from scrawn.server.usage import queries, records, series
+from scrawn.server.usage.types import Filter
 
 prices_app = typer.Typer(
     help="LLM model prices: the built-in book and the project's overrides.", no_args_is_help=True
@@ -49,11 +52,11 @@ def prices_list(
     """The price list in USD (per million tokens, per minute of audio): overrides first, then the book."""
     settings = load_settings(database_url=database_url, data_dir=data_dir)
 
-    async def work(db: Database) -> tuple[list[models.Rates], currency.ProjectMoney]:
+    async def work(db: Database) -> tuple[list[models.Rates], ProjectMoney]:
         async with db.read() as conn:
             project_id = await project_of(conn, project)
             found = await overrides.list_overrides(conn, project_id)
-            money = await currency.load(conn, project_id)
+            money = await projects.load(conn, project_id)
         return models.price_list(found, now_ms(), provider=provider, search=search), money
 
     rows, money = run_db(settings, work)
@@ -174,12 +177,12 @@ def _when(text: str | None, tz: ZoneInfo, option: str) -> int | None:
 
 def _filter(
     user: str | None, context: str | None, model: str | None, start: int | None, end: int | None
-) -> queries.Filter:
+) -> Filter:
     if context is not None and context not in records.CONTEXTS:
         raise ScrawnError("--context: must be customer or system")
     if start is not None and end is not None and end <= start:
         raise ScrawnError("--to: must be after --from")
-    return queries.Filter(
+    return Filter(
         user_id=user,
         context=context,
         model=None if model is None else records.check_model(model),

@@ -8,26 +8,16 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.money import from_micros
-from scrawn.server.db.schema import usage_records as table
-from scrawn.server.db.sums import joined, split_sum
-from scrawn.server.usage.records import CONTEXTS, MAX_USER_ID, check_model, check_usage_type, fail
+from scrawn.server.db.sums import joined
+from scrawn.server.limits import MAX_USER_ID
+from scrawn.server.usage import repository
+from scrawn.server.usage.records import CONTEXTS, check_model, check_usage_type, fail
+from scrawn.server.usage.types import Filter
 
 DEFAULT_PAGE, MAX_PAGE = 50, 500
-
-
-@dataclass(frozen=True)
-class Filter:
-    user_id: str | None = None
-    context: str | None = None
-    model: str | None = None
-    usage_type: str | None = None
-    transaction_id: str | None = None
-    start: int | None = None  # Unix ms, inclusive
-    end: int | None = None  # Unix ms, exclusive
 
 
 def check_filter(f: Any, *, require_range: bool = False) -> Filter:
@@ -64,25 +54,6 @@ def check_filter(f: Any, *, require_range: bool = False) -> Filter:
     return Filter(user, context, model, usage_type, transaction, start, end)
 
 
-def conditions(project_id: str, mode: str, f: Filter) -> list[ColumnElement[bool]]:
-    where: list[ColumnElement[bool]] = [table.c.project_id == project_id, table.c.mode == mode]
-    if f.user_id is not None:
-        where.append(table.c.user_id == f.user_id)
-    if f.context is not None:
-        where.append(table.c.context == f.context)
-    if f.model is not None:
-        where.append(table.c.model == f.model)
-    if f.usage_type is not None:
-        where.append(table.c.usage_type == f.usage_type)
-    if f.transaction_id is not None:
-        where.append(table.c.transaction_id == f.transaction_id)
-    if f.start is not None:
-        where.append(table.c.occurred_at >= f.start)
-    if f.end is not None:
-        where.append(table.c.occurred_at < f.end)
-    return where
-
-
 def page_size(limit: int) -> int:
     if limit < 0 or limit > MAX_PAGE:
         raise fail("limit", f"must be 0 (default {DEFAULT_PAGE}) to {MAX_PAGE}")
@@ -102,17 +73,7 @@ async def list_records(
     conn: AsyncConnection, project_id: str, mode: str, f: Filter, limit: int, token: str
 ) -> tuple[list[Any], str]:
     size, cursor = page_size(limit), _cursor(token)
-    stmt = select(table).where(*conditions(project_id, mode, f))
-    if cursor is not None:
-        stmt = stmt.where(
-            or_(
-                table.c.occurred_at < cursor[0],
-                and_(table.c.occurred_at == cursor[0], table.c.id < cursor[1]),
-            )
-        )
-    rows = list(
-        await conn.execute(stmt.order_by(table.c.occurred_at.desc(), table.c.id.desc()).limit(size + 1))
-    )
+    rows = await repository.page(conn, project_id, mode, f, cursor, size + 1)
     more = len(rows) > size
     rows = rows[:size]
     return rows, f"{rows[-1].occurred_at}:{rows[-1].id}" if more else ""
@@ -145,18 +106,6 @@ class Summary:
     by_context: list[tuple[str, Totals]] = field(default_factory=list)
 
 
-_SUMMED = ("cost", "input_tokens", "output_tokens", "cached_tokens", "cache_write_tokens", "audio_ms")
-
-
-def total_columns() -> list[Any]:
-    """The sums behind :class:`Totals`, each split in two halves so it stays exact past 2^63 on SQLite too
-    (docs/money.md#exact-sums)."""
-    columns: list[Any] = [func.count().label("records")]
-    for name in _SUMMED:
-        columns += split_sum(table.c[name], name)
-    return columns
-
-
 def totals_of(row: Any) -> Totals:
     """A row of ``total_columns()``; a SUM is NULL over no rows."""
     return Totals(
@@ -171,13 +120,11 @@ def totals_of(row: Any) -> Totals:
 
 
 async def summary(conn: AsyncConnection, project_id: str, mode: str, f: Filter) -> Summary:
-    where = conditions(project_id, mode, f)
-    totals = totals_of((await conn.execute(select(*total_columns()).where(*where))).one())
+    totals = totals_of(await repository.totals(conn, project_id, mode, f))
 
-    async def grouped(column: Any) -> list[tuple[str, Totals]]:
-        stmt = select(column.label("key"), *total_columns()).where(*where).group_by(column)
-        rows = await conn.execute(stmt)
+    async def grouped(column: str) -> list[tuple[str, Totals]]:
+        rows = await repository.totals_by(conn, project_id, mode, f, column)
         found = [(row.key, totals_of(row)) for row in rows]
         return sorted(found, key=lambda kv: (-kv[1].cost, kv[0]))  # most expensive first
 
-    return Summary(totals, await grouped(table.c.model), await grouped(table.c.context))
+    return Summary(totals, await grouped("model"), await grouped("context"))

@@ -15,19 +15,22 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.errors import AlreadyExistsError, NotFoundError, ValidationError
 from scrawn.money import MoneyError, format_amount, from_micros, parse_decimal, to_micros
-from scrawn.server.db.engine import dialect_insert, now_ms
-from scrawn.server.db.schema import ledger_entries, usage_records
+from scrawn.server.db.engine import now_ms
+from scrawn.server.limits import MAX_USER_ID
 from scrawn.server.pricing import currency, models, overrides
+from scrawn.server.projects import service as projects
+from scrawn.server.projects.types import ProjectMoney
+from scrawn.server.usage import repository
+from scrawn.server.wallets import repository as wallets
 
 CONTEXTS = ("customer", "system")
 MAX_TOKENS = 10**12
 MAX_AUDIO_SECONDS = Decimal(10_000_000)
-MAX_USER_ID, MAX_KEY, MAX_DESCRIPTION = 256, 255, 255
+MAX_KEY, MAX_DESCRIPTION = 255, 255
 FUTURE_SKEW_MS = 86_400_000
 PARTS = ("input", "output", "cached", "cache_write", "audio")
 PART_FIELDS = {
@@ -163,7 +166,7 @@ def check_call(req: Any) -> PricedCall:
 
 
 def price(
-    call: PricedCall, project_overrides: list[models.Override], project: currency.ProjectMoney | None = None
+    call: PricedCall, project_overrides: list[models.Override], project: ProjectMoney | None = None
 ) -> RoundedCost:
     """The call's cost in the project's money: USD cents (book or override) × its rate, exact, then each
     part rounded once. Without ``project``: US cents."""
@@ -200,7 +203,7 @@ def price(
 
 
 async def calculate(conn: AsyncConnection, project_id: str, call: PricedCall) -> RoundedCost:
-    project = await currency.load(conn, project_id)
+    project = await projects.load(conn, project_id)
     return price(call, await overrides.list_overrides(conn, project_id, [call.model]), project)
 
 
@@ -259,18 +262,6 @@ def check_record(req: Any) -> RecordInput:
     return RecordInput(call, user, context, transaction_id, req.description or None, key, print_)
 
 
-async def _by_key(conn: AsyncConnection, project_id: str, mode: str, key: str) -> Any:
-    return (
-        await conn.execute(
-            select(usage_records).where(
-                usage_records.c.project_id == project_id,
-                usage_records.c.mode == mode,
-                usage_records.c.idempotency_key == key,
-            )
-        )
-    ).first()
-
-
 def _same_or_conflict(row: Any, inp: RecordInput) -> Any:
     if row.fingerprint != inp.fingerprint:
         raise AlreadyExistsError("idempotencyKey: already used for different usage", field="idempotencyKey")
@@ -279,23 +270,13 @@ def _same_or_conflict(row: Any, inp: RecordInput) -> Any:
 
 async def record(conn: AsyncConnection, project_id: str, mode: str, inp: RecordInput) -> tuple[Any, bool]:
     """Price and store one record (in the caller's write transaction). Returns (row, duplicate)."""
-    existing = await _by_key(conn, project_id, mode, inp.idempotency_key)
+    existing = await repository.by_key(conn, project_id, mode, inp.idempotency_key)
     if existing is not None:
         return _same_or_conflict(existing, inp), True
     cost = await calculate(conn, project_id, inp.call)  # an unpriceable call is INVALID_ARGUMENT first
     reservation_id = None
     if inp.transaction_id is not None:
-        capture = (
-            await conn.execute(
-                select(ledger_entries.c.reservation_id).where(
-                    ledger_entries.c.project_id == project_id,
-                    ledger_entries.c.mode == mode,
-                    ledger_entries.c.id == inp.transaction_id,
-                    ledger_entries.c.user_id == inp.user_id,
-                    ledger_entries.c.kind == "capture",
-                )
-            )
-        ).first()
+        capture = await wallets.capture(conn, project_id, mode, inp.transaction_id, inp.user_id)
         if capture is None:
             raise NotFoundError(
                 f"transactionId: no confirmed reservation transaction {inp.transaction_id} "
@@ -314,9 +295,9 @@ async def record(conn: AsyncConnection, project_id: str, mode: str, inp: RecordI
         "pricedAt": inp.call.at_ms,
         **dict(cost.conversion),  # usdRate and currency (and amountUnit) when converted from US cents
     }
-    inserted = await conn.execute(
-        dialect_insert(conn, usage_records)
-        .values(
+    inserted = await repository.insert_record(
+        conn,
+        dict(
             project_id=project_id,
             mode=mode,
             id=record_id,
@@ -344,13 +325,12 @@ async def record(conn: AsyncConnection, project_id: str, mode: str, inp: RecordI
             description=inp.description,
             occurred_at=inp.call.at_ms,
             created_at=now_ms(),
-        )
-        .on_conflict_do_nothing()
+        ),
     )
-    if inserted.rowcount == 0:  # the same key raced in from another transaction (PostgreSQL)
-        raced = await _by_key(conn, project_id, mode, inp.idempotency_key)
+    if not inserted:  # the same key raced in from another transaction (PostgreSQL)
+        raced = await repository.by_key(conn, project_id, mode, inp.idempotency_key)
         return _same_or_conflict(raced, inp), True
-    row = await _by_key(conn, project_id, mode, inp.idempotency_key)
+    row = await repository.by_key(conn, project_id, mode, inp.idempotency_key)
     return row, False
 
 

@@ -20,6 +20,7 @@ from scrawn.server.pricing import models, overrides
 from scrawn.server.rpc import authenticate, handler
 from scrawn.server.usage import queries, records, series
 from scrawn.server.usage.records import fail
+from scrawn.server.usage.types import Filter
 
 DEFAULT_MODELS, MAX_MODELS = 100, 1000
 
@@ -118,16 +119,22 @@ def usage_summary(s: queries.Summary) -> pb.UsageSummary:
     )
 
 
-def _filter(request: Any, *, require_range: bool = False) -> queries.Filter:
+def _filter(request: Any, *, require_range: bool = False) -> Filter:
     return queries.check_filter(
         request.filter if request.HasField("filter") else None, require_range=require_range
     )
 
 
-class UsageServiceRpc(UsageRpc):
+class UsageServiceRpc:
     def __init__(self, db: Database, keys: KeyService, events: EventService) -> None:
-        super().__init__(keys, events)
         self._db = db
+        self._keys = keys
+        self._track = UsageRpc(keys, events)  # ingest belongs to the events domain
+
+    async def track_events(
+        self, request: pb.TrackEventsRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.TrackEventsResponse:
+        return await self._track.track_events(request, ctx)
 
     @handler
     async def list_models(

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from scrawn.server.db.schema import usage_records as table
-from scrawn.server.usage.queries import Filter, Totals, conditions, total_columns, totals_of
+from scrawn.server.usage import repository
+from scrawn.server.usage.queries import Totals, totals_of
 from scrawn.server.usage.records import fail
+from scrawn.server.usage.types import Filter
 
 BUCKETS = ("hour", "day", "month")
 MAX_BUCKETS = 10_000
@@ -154,11 +154,7 @@ async def series(
     found = buckets(f.start, f.end, tz, bucket)
     starts = [b.start_ms for b in found]
     slot = math.gcd(*starts, found[-1].end_ms)  # every boundary is a multiple of it
-    slot_column = (table.c.occurred_at // slot).label("slot")
-    rows = await conn.execute(
-        select(slot_column, *total_columns()).where(*conditions(project_id, mode, f)).group_by(slot_column)
-    )
-    for row in rows:
+    for row in await repository.totals_by_slot(conn, project_id, mode, f, slot):
         index = bisect_right(starts, int(row.slot) * slot) - 1
         found[index].totals.add(totals_of(row))
     return found

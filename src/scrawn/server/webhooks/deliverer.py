@@ -57,9 +57,7 @@ class Outcome:
 
 
 class WebhookDeliverer:
-    def __init__(
-        self, db: Database, box: SecretBox, schedule: Sequence[int], interval: float = 0.5
-    ) -> None:
+    def __init__(self, db: Database, box: SecretBox, schedule: Sequence[int], interval: float = 0.5) -> None:
         self._db = db
         self._box = box
         self._schedule = tuple(schedule)

@@ -5,15 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.errors import NotFoundError, ValidationError
 from scrawn.server.clock import now_ms
-from scrawn.server.db.engine import dialect_insert
-from scrawn.server.db.schema import webhook_endpoints
 from scrawn.server.secretbox import SecretBox
-from scrawn.server.webhooks import signing
+from scrawn.server.webhooks import repository, signing
 
 MAX_URL = 2048
 
@@ -62,13 +59,7 @@ def _context(project_id: str, mode: str, column: str) -> str:
 
 
 async def get(conn: AsyncConnection, box: SecretBox, project_id: str, mode: str) -> Endpoint | None:
-    row = (
-        await conn.execute(
-            select(webhook_endpoints).where(
-                webhook_endpoints.c.project_id == project_id, webhook_endpoints.c.mode == mode
-            )
-        )
-    ).first()
+    row = await repository.endpoint_row(conn, project_id, mode)
     if row is None:
         return None
     return Endpoint(
@@ -98,29 +89,16 @@ async def put(
         "updated_at": now,
     }
     if current is None:
-        inserted = await conn.execute(
-            dialect_insert(conn, webhook_endpoints)
-            .values(project_id=project_id, mode=mode, created_at=now, **values)
-            .on_conflict_do_nothing()
-        )
-        if not inserted.rowcount:  # a concurrent first PUT won: change theirs like any later PUT
+        inserted = await repository.insert_endpoint(conn, project_id, mode, created_at=now, **values)
+        if not inserted:  # a concurrent first PUT won: change theirs like any later PUT
             return await put(conn, box, project_id, mode, url, rotate=rotate)
     else:
-        await conn.execute(
-            update(webhook_endpoints)
-            .where(webhook_endpoints.c.project_id == project_id, webhook_endpoints.c.mode == mode)
-            .values(**values)
-        )
+        await repository.update_endpoint(conn, project_id, mode, **values)
     created_at = now if current is None else current.created_at
     return Endpoint(project_id, mode, url, secret, key, created_at, now), current is None
 
 
 async def remove(conn: AsyncConnection, project_id: str, mode: str) -> None:
     """Delete the endpoint. Messages already queued stay in the log; new events queue nothing."""
-    result = await conn.execute(
-        delete(webhook_endpoints).where(
-            webhook_endpoints.c.project_id == project_id, webhook_endpoints.c.mode == mode
-        )
-    )
-    if result.rowcount == 0:
+    if not await repository.delete_endpoint(conn, project_id, mode):
         raise NotFoundError(f"no webhook endpoint in {mode} mode")

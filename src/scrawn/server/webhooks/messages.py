@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.errors import NotFoundError, ValidationError
 from scrawn.server.clock import iso, now_ms
-from scrawn.server.db.schema import webhook_attempts, webhook_messages
+from scrawn.server.webhooks import repository
 
 STATUSES = ("pending", "delivered", "failed")
 MAX_LIMIT = 500
@@ -36,29 +35,15 @@ def check_limit(value: str | int | None, default: int = 50) -> int:
     return limit
 
 
-def _key(project_id: str, mode: str, message_id: str) -> Any:
-    return (
-        (webhook_messages.c.project_id == project_id)
-        & (webhook_messages.c.mode == mode)
-        & (webhook_messages.c.id == message_id)
-    )
-
-
 async def list_messages(
     conn: AsyncConnection, project_id: str, mode: str, status: str | None = None, limit: int = 50
 ) -> list[Any]:
     """The newest first."""
-    query = select(webhook_messages).where(
-        webhook_messages.c.project_id == project_id, webhook_messages.c.mode == mode
-    )
-    if status is not None:
-        query = query.where(webhook_messages.c.status == status)
-    query = query.order_by(webhook_messages.c.created_at.desc(), webhook_messages.c.id).limit(limit)
-    return list((await conn.execute(query)).all())
+    return await repository.list_messages(conn, project_id, mode, status, limit)
 
 
 async def get_message(conn: AsyncConnection, project_id: str, mode: str, message_id: str) -> Any:
-    row = (await conn.execute(select(webhook_messages).where(_key(project_id, mode, message_id)))).first()
+    row = await repository.message(conn, project_id, mode, message_id)
     if row is None:
         raise NotFoundError(f"webhook message not found: {message_id}", field="id")
     return row
@@ -66,26 +51,13 @@ async def get_message(conn: AsyncConnection, project_id: str, mode: str, message
 
 async def attempts_of(conn: AsyncConnection, project_id: str, mode: str, message_id: str) -> list[Any]:
     await get_message(conn, project_id, mode, message_id)
-    query = (
-        select(webhook_attempts)
-        .where(
-            webhook_attempts.c.project_id == project_id,
-            webhook_attempts.c.mode == mode,
-            webhook_attempts.c.message_id == message_id,
-        )
-        .order_by(webhook_attempts.c.attempt)
-    )
-    return list((await conn.execute(query)).all())
+    return await repository.attempts(conn, project_id, mode, message_id)
 
 
 async def replay(conn: AsyncConnection, project_id: str, mode: str, message_id: str) -> Any:
     """Queue the message again now, under the same id; its attempts so far are kept (and logged)."""
     await get_message(conn, project_id, mode, message_id)
-    await conn.execute(
-        update(webhook_messages)
-        .where(_key(project_id, mode, message_id))
-        .values(status="pending", next_attempt_at=now_ms())
-    )
+    await repository.requeue(conn, project_id, mode, message_id, now_ms())
     return await get_message(conn, project_id, mode, message_id)
 
 

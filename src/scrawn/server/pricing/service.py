@@ -12,17 +12,17 @@ import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
-from sqlalchemy import Table, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.errors import NotFoundError, ValidationError
 from scrawn.money import MoneyError, format_amount, parse_decimal, to_micros
 from scrawn.server.db.engine import now_ms
-from scrawn.server.db.schema import event_prices, events, expressions, projects, tags
-from scrawn.server.pricing import references
+from scrawn.server.events import repository as events
+from scrawn.server.pricing import references, repository
 from scrawn.server.pricing.expression import ExpressionError, Node, parse, referenced_tags
+from scrawn.server.pricing.repository import EVENT_PRICES, EXPRESSIONS, TAGS, Kind
+from scrawn.server.projects import repository as projects
 
 NAME_PATTERN = re.compile(r"[A-Z][A-Z0-9_]*")
 EVENT_TYPE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
@@ -46,21 +46,6 @@ class NamedExpression:
     text: str
     version: int
     created_at: int
-
-
-@dataclass(frozen=True)
-class _Kind:
-    table: Table
-    key: str  # the key column's name
-    label: str  # for "not found" messages
-
-    def column(self) -> Any:
-        return self.table.c[self.key]
-
-
-TAGS = _Kind(tags, "key", "Tag")
-EXPRESSIONS = _Kind(expressions, "name", "Expression")
-EVENT_PRICES = _Kind(event_prices, "event_type", "Event price")
 
 
 def check_name(field: str, name: object) -> str:
@@ -105,59 +90,19 @@ def check_expression(field: str, text: object) -> str:
     return text
 
 
-async def _current(conn: AsyncConnection, kind: _Kind, project_id: str, keys: set[str] | None) -> list[Any]:
-    """The live (latest, not deleted) version of each entry, optionally only those named."""
-    t, key = kind.table, kind.column()
-    latest = (
-        select(key, func.max(t.c.version).label("version")).where(t.c.project_id == project_id).group_by(key)
-    )
-    if keys is not None:
-        if not keys:
-            return []
-        latest = latest.where(key.in_(sorted(keys)))
-    sub = latest.subquery()
-    rows = await conn.execute(
-        select(t)
-        .join(sub, and_(key == sub.c[kind.key], t.c.version == sub.c.version))
-        .where(t.c.project_id == project_id, t.c.deleted.is_(False))
-        .order_by(key)
-    )
-    return list(rows)
-
-
-async def _put(
-    conn: AsyncConnection, kind: _Kind, project_id: str, key: str, **values: Any
-) -> tuple[int, int]:
-    current = await conn.scalar(
-        select(func.max(kind.table.c.version)).where(
-            kind.table.c.project_id == project_id, kind.column() == key
-        )
-    )
-    version, now = int(current or 0) + 1, now_ms()
-    await conn.execute(
-        kind.table.insert().values(
-            project_id=project_id, version=version, deleted=False, created_at=now, **{kind.key: key}, **values
-        )
-    )
-    return version, now
-
-
 async def _delete(
     conn: AsyncConnection,
-    kind: _Kind,
+    kind: Kind,
     project_id: str,
     key: str,
     referenced_as: tuple[references.Kind, str] | None = None,
 ) -> None:
-    rows = await _current(conn, kind, project_id, {key})
+    rows = await repository.current(conn, kind, project_id, {key})
     if not rows:
         raise NotFoundError(f"{kind.label} not found: {key}", field=kind.key)
     if referenced_as is not None:
         references.check_unused(*referenced_as, await _rules_catalog(conn, project_id, set()))
-    values = {c: v for c, v in rows[0]._mapping.items() if c not in ("version", "deleted", "created_at")}
-    await conn.execute(
-        kind.table.insert().values(**values, version=rows[0].version + 1, deleted=True, created_at=now_ms())
-    )
+    await repository.insert_deleted(conn, kind, rows[0])
 
 
 async def lock_catalog(conn: AsyncConnection, project_id: str) -> None:
@@ -165,10 +110,7 @@ async def lock_catalog(conn: AsyncConnection, project_id: str) -> None:
     PostgreSQL: lock the project's row until the transaction ends (``FOR NO KEY UPDATE``: exclusive among
     catalog writers, yet it never blocks a foreign-key check). SQLite: the ``BEGIN IMMEDIATE`` of every
     write transaction already holds the database's one write lock, so the plain read is enough."""
-    found = await conn.scalar(
-        select(projects.c.id).where(projects.c.id == project_id).with_for_update(key_share=True)
-    )
-    if found is None:
+    if not await projects.lock(conn, project_id):
         raise NotFoundError(f"Project not found: {project_id}", field="project")
 
 
@@ -181,9 +123,9 @@ def _parsed(text: str) -> Node | None:
 
 async def _rules_catalog(conn: AsyncConnection, project_id: str, tag_names: set[str]) -> references.Catalog:
     """What the rules read: which of ``tag_names`` exist, and every live expression and event price."""
-    found = await _current(conn, TAGS, project_id, tag_names)
-    exprs = await _current(conn, EXPRESSIONS, project_id, None)
-    prices = await _current(conn, EVENT_PRICES, project_id, None)
+    found = await repository.current(conn, TAGS, project_id, tag_names)
+    exprs = await repository.current(conn, EXPRESSIONS, project_id, None)
+    prices = await repository.current(conn, EVENT_PRICES, project_id, None)
     return references.Catalog(
         tags=frozenset(r.key for r in found),
         expressions={r.name: _parsed(r.text) for r in exprs},
@@ -205,15 +147,8 @@ async def recent_uses(conn: AsyncConnection, project_id: str, kind: references.K
     priced with the tag or named expression. Bounded by ``ix_events_ingested``; a text match on the quoted
     name narrows the rows, and reading each match's recorded pricing makes the count exact."""
     since = now_ms() - RECENT_DAYS * 86_400_000
-    query = select(events.c.pricing).where(
-        events.c.project_id == project_id,
-        events.c.mode.in_(("live", "test")),
-        events.c.ingested_at >= since,
-        events.c.pricing.contains(f'"{name}"', autoescape=True),
-    )
     count = 0
-    result = await conn.stream(query.execution_options(yield_per=1000))
-    async for (pricing,) in result:
+    async for pricing in events.pricing_naming(conn, project_id, since, f'"{name}"'):
         try:
             count += references.priced_with(json.loads(pricing), kind, name)
         except ValueError:  # pragma: no cover - the column is always written as JSON
@@ -222,7 +157,7 @@ async def recent_uses(conn: AsyncConnection, project_id: str, kind: references.K
 
 
 async def current_tags(conn: AsyncConnection, project_id: str, keys: set[str] | None) -> dict[str, Tag]:
-    rows = await _current(conn, TAGS, project_id, keys)
+    rows = await repository.current(conn, TAGS, project_id, keys)
     return {r.key: Tag(r.key, r.price, r.version, r.created_at) for r in rows}
 
 
@@ -232,7 +167,7 @@ async def list_tags(conn: AsyncConnection, project_id: str) -> list[Tag]:
 
 async def put_tag(conn: AsyncConnection, project_id: str, key: str, price: Decimal) -> Tag:
     await lock_catalog(conn, project_id)
-    version, now = await _put(conn, TAGS, project_id, key, price=price)
+    version, now = await repository.insert_version(conn, TAGS, project_id, key, price=price)
     return Tag(key, price, version, now)
 
 
@@ -245,7 +180,7 @@ async def delete_tag(conn: AsyncConnection, project_id: str, key: str) -> None:
 async def current_expressions(
     conn: AsyncConnection, project_id: str, names: set[str] | None
 ) -> dict[str, NamedExpression]:
-    rows = await _current(conn, EXPRESSIONS, project_id, names)
+    rows = await repository.current(conn, EXPRESSIONS, project_id, names)
     return {r.name: NamedExpression(r.name, r.text, r.version, r.created_at) for r in rows}
 
 
@@ -254,7 +189,7 @@ async def put_expression(conn: AsyncConnection, project_id: str, name: str, text
     await lock_catalog(conn, project_id)
     node, rules = await _checked_text(conn, project_id, text, writing=name)
     references.check_no_cycle(name, node, rules)
-    version, now = await _put(conn, EXPRESSIONS, project_id, name, text=text)
+    version, now = await repository.insert_version(conn, EXPRESSIONS, project_id, name, text=text)
     return NamedExpression(name, text, version, now)
 
 
@@ -267,7 +202,7 @@ async def delete_expression(conn: AsyncConnection, project_id: str, name: str) -
 async def current_event_prices(
     conn: AsyncConnection, project_id: str, types: set[str] | None
 ) -> dict[str, NamedExpression]:
-    rows = await _current(conn, EVENT_PRICES, project_id, types)
+    rows = await repository.current(conn, EVENT_PRICES, project_id, types)
     return {r.event_type: NamedExpression(r.event_type, r.expression, r.version, r.created_at) for r in rows}
 
 
@@ -277,7 +212,9 @@ async def put_event_price(
     """Refused when the text names a missing tag or expression (400)."""
     await lock_catalog(conn, project_id)
     await _checked_text(conn, project_id, text, writing=None)
-    version, now = await _put(conn, EVENT_PRICES, project_id, event_type, expression=text)
+    version, now = await repository.insert_version(
+        conn, EVENT_PRICES, project_id, event_type, expression=text
+    )
     return NamedExpression(event_type, text, version, now)
 
 

@@ -1,0 +1,47 @@
+"""All SQL on ``api_keys``. No other module reads this table."""
+
+from __future__ import annotations
+
+from sqlalchemy import RowMapping, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from scrawn.server.db.schema import api_keys
+from scrawn.server.keys.types import KeyRecord
+
+
+def _record(m: RowMapping) -> KeyRecord:
+    return KeyRecord(**{f: m[f] for f in KeyRecord.__dataclass_fields__})
+
+
+async def by_hash(conn: AsyncConnection, digest: str) -> KeyRecord | None:
+    row = (await conn.execute(select(api_keys).where(api_keys.c.key_hash == digest))).first()
+    return None if row is None else _record(row._mapping)
+
+
+async def insert(conn: AsyncConnection, record: KeyRecord, key_hash: str) -> None:
+    await conn.execute(api_keys.insert().values(**record.__dict__, key_hash=key_hash))
+
+
+async def list_for(conn: AsyncConnection, project_id: str) -> list[KeyRecord]:
+    rows = await conn.execute(
+        select(api_keys).where(api_keys.c.project_id == project_id).order_by(api_keys.c.created_at)
+    )
+    return [_record(row._mapping) for row in rows]
+
+
+async def set_last_used(conn: AsyncConnection, project_id: str, key_id: str, at: int) -> None:
+    await conn.execute(
+        update(api_keys)
+        .where(api_keys.c.project_id == project_id, api_keys.c.id == key_id)
+        .values(last_used_at=at)
+    )
+
+
+async def set_revoked(conn: AsyncConnection, project_id: str, key_id: str, at: int) -> bool:
+    """True when the key exists (and is now revoked)."""
+    result = await conn.execute(
+        update(api_keys)
+        .where(api_keys.c.project_id == project_id, api_keys.c.id == key_id)
+        .values(revoked_at=at)
+    )
+    return bool(result.rowcount)

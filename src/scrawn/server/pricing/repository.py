@@ -1,0 +1,146 @@
+"""All SQL of pricing. The catalog (``tags``, ``expressions``, ``event_prices``) is a table of versions each
+(a change or a delete is a new row; the live entry is the latest version, unless it marks a delete);
+``model_price_overrides`` rows are soft-deleted (``deleted_at``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row, Table, and_, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from scrawn.server.db.engine import now_ms
+from scrawn.server.db.schema import event_prices, expressions, tags
+from scrawn.server.db.schema import model_price_overrides as overrides
+from scrawn.server.pricing.models import Override
+
+
+@dataclass(frozen=True)
+class Kind:
+    table: Table
+    key: str  # the key column's name
+    label: str  # for "not found" messages
+
+    def column(self) -> Any:
+        return self.table.c[self.key]
+
+
+TAGS = Kind(tags, "key", "Tag")
+EXPRESSIONS = Kind(expressions, "name", "Expression")
+EVENT_PRICES = Kind(event_prices, "event_type", "Event price")
+
+
+async def current(
+    conn: AsyncConnection, kind: Kind, project_id: str, keys: set[str] | None
+) -> list[Row[Any]]:
+    """The live (latest, not deleted) version of each entry, optionally only those named."""
+    t, key = kind.table, kind.column()
+    latest = (
+        select(key, func.max(t.c.version).label("version")).where(t.c.project_id == project_id).group_by(key)
+    )
+    if keys is not None:
+        if not keys:
+            return []
+        latest = latest.where(key.in_(sorted(keys)))
+    sub = latest.subquery()
+    rows = await conn.execute(
+        select(t)
+        .join(sub, and_(key == sub.c[kind.key], t.c.version == sub.c.version))
+        .where(t.c.project_id == project_id, t.c.deleted.is_(False))
+        .order_by(key)
+    )
+    return list(rows)
+
+
+async def insert_version(
+    conn: AsyncConnection, kind: Kind, project_id: str, key: str, **values: Any
+) -> tuple[int, int]:
+    """Write the entry's next version; returns (version, created_at)."""
+    latest = await conn.scalar(
+        select(func.max(kind.table.c.version)).where(
+            kind.table.c.project_id == project_id, kind.column() == key
+        )
+    )
+    version, now = int(latest or 0) + 1, now_ms()
+    await conn.execute(
+        kind.table.insert().values(
+            project_id=project_id, version=version, deleted=False, created_at=now, **{kind.key: key}, **values
+        )
+    )
+    return version, now
+
+
+async def insert_deleted(conn: AsyncConnection, kind: Kind, live: Row[Any]) -> None:
+    """Mark an entry deleted: a copy of its live version, one version later."""
+    values = {c: v for c, v in live._mapping.items() if c not in ("version", "deleted", "created_at")}
+    await conn.execute(
+        kind.table.insert().values(**values, version=live.version + 1, deleted=True, created_at=now_ms())
+    )
+
+
+# model price overrides ---------------------------------------------------------------------------------
+
+
+def _override(row: Any) -> Override:
+    return Override(
+        id=row.id,
+        model=row.model,
+        provider=row.provider,
+        effective_from=row.effective_from,
+        input=row.input_mtok,
+        output=row.output_mtok,
+        cache_read=row.cache_read_mtok,
+        cache_write=row.cache_write_mtok,
+        audio_minute=row.audio_minute,
+        created_at=row.created_at,
+    )
+
+
+async def live_overrides(conn: AsyncConnection, project_id: str, models: list[str] | None) -> list[Override]:
+    """The project's live (not deleted) overrides, for ``models`` or all, by model, provider and time."""
+    t = overrides
+    stmt = select(t).where(t.c.project_id == project_id, t.c.deleted_at.is_(None))
+    if models is not None:
+        stmt = stmt.where(t.c.model.in_(models))
+    rows = await conn.execute(stmt.order_by(t.c.model, t.c.provider, t.c.effective_from))
+    return [_override(r) for r in rows]
+
+
+async def retire_override(
+    conn: AsyncConnection, project_id: str, model: str, provider: str, effective_from: int, at: int
+) -> bool:
+    """Soft-delete the live override of the same model, provider and time; True when there was one."""
+    t = overrides
+    done = await conn.execute(
+        update(t)
+        .where(
+            t.c.project_id == project_id,
+            t.c.model == model,
+            t.c.provider == provider,
+            t.c.effective_from == effective_from,
+            t.c.deleted_at.is_(None),
+        )
+        .values(deleted_at=at)
+    )
+    return bool(done.rowcount)
+
+
+async def insert_override(conn: AsyncConnection, row: dict[str, Any]) -> Override:
+    t = overrides
+    await conn.execute(t.insert().values(**row))
+    found = (
+        await conn.execute(select(t).where(t.c.project_id == row["project_id"], t.c.id == row["id"]))
+    ).one()
+    return _override(found)
+
+
+async def delete_override(conn: AsyncConnection, project_id: str, override_id: str, at: int) -> bool:
+    """Soft delete; True when a live override had that id."""
+    t = overrides
+    done = await conn.execute(
+        update(t)
+        .where(t.c.project_id == project_id, t.c.id == override_id, t.c.deleted_at.is_(None))
+        .values(deleted_at=at)
+    )
+    return bool(done.rowcount)
