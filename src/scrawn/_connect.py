@@ -2,7 +2,7 @@
 
 - Unary: ``POST /<pkg>.<Service>/<Method>`` with ``content-type: application/proto`` and the binary
   message as the body. 200 carries the response message; any other status carries the error as JSON
-  ``{"code": "...", "message": "..."}``.
+  ``{"code": "...", "message": "...", "details": [...]}`` (read by ``scrawn._error_details``).
 - Client streaming: ``content-type: application/connect+proto`` and a body of envelopes (1 flag byte,
   4-byte big-endian length, message). The response is envelopes too: the message, then an end-of-stream
   envelope (flag ``0x02``) holding JSON ``{"error": {...}, "metadata": {...}}`` — ``{}`` on success.
@@ -15,8 +15,6 @@ and turn httpx failures into :class:`ConnectionFailedError` / :class:`RequestTim
 
 from __future__ import annotations
 
-import base64
-import binascii
 import email.utils
 import json
 import math
@@ -24,24 +22,21 @@ import re
 import struct
 import time
 from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
-from decimal import Decimal, InvalidOperation
 from typing import Any, Final, TypeVar, overload
 
 import httpx
 from google.protobuf.message import DecodeError, Message
 
-from scrawn._proto.event.v1 import event_pb2 as event_pb
-from scrawn._proto.wallet.v1 import wallet_pb2 as wallet_pb
+from scrawn._codes import CODES_BY_HTTP
+from scrawn._error_details import field_from_message as field_from_message
+from scrawn._error_details import read_details, request_id_header, typed_error
+from scrawn._error_details import request_id_from as request_id_from
 from scrawn.errors import (
     ConnectionFailedError,
-    EventQuarantinedError,
-    InsufficientCreditsError,
     InternalError,
     RequestTimeoutError,
     ScrawnError,
-    SpendCapExceededError,
     ValidationError,
-    from_code,
 )
 
 M = TypeVar("M", bound=Message)
@@ -53,43 +48,6 @@ FLAG_COMPRESSED: Final = 0x01
 FLAG_END_STREAM: Final = 0x02
 _HEADER = struct.Struct(">BI")
 
-# Connect's mapping from an HTTP status to a code, for error bodies that are not Connect JSON
-# (a proxy's HTML 502, an empty 503, ...).
-_HTTP_CODES: Final = {
-    400: "internal",
-    401: "unauthenticated",
-    403: "permission_denied",
-    404: "unimplemented",
-    408: "deadline_exceeded",
-    429: "unavailable",
-    502: "unavailable",
-    503: "unavailable",
-    504: "unavailable",
-}
-_FIELD_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*(?:\.[A-Za-z_][A-Za-z0-9_\-]*)*(?:\[\d+\])?")
-_REQUEST_ID = re.compile(r"request[ _-]id[ :=]+([A-Za-z0-9_\-]{6,128})", re.IGNORECASE)
-_REQUEST_ID_HEADERS: Final = ("x-request-id", "request-id", "x-scrawn-request-id")
-
-
-def field_from_message(message: str) -> str | None:
-    """The field a server message names: ``Event validation failed: userId: must be …`` → ``userId``;
-    ``idempotencyKey: already used …`` → ``idempotencyKey``. ``None`` when none is named."""
-    parts = message.split(": ")
-    for part in parts[:-1]:
-        if _FIELD_PART.fullmatch(part):
-            return part
-    return None
-
-
-def request_id_from(message: str, headers: Mapping[str, str] | None = None) -> str | None:
-    if headers is not None:
-        for name in _REQUEST_ID_HEADERS:
-            value = headers.get(name)
-            if value:
-                return value
-    found = _REQUEST_ID.search(message)
-    return found.group(1) if found else None
-
 
 def make_error(
     code: str,
@@ -98,16 +56,9 @@ def make_error(
     details: object = None,
     trailers: object = None,
 ) -> ScrawnError:
-    field = field_from_message(message)
-    request_id = request_id_from(message, headers)
-    if code == "failed_precondition":
-        decoded = _decode_details(details)
-        special: ScrawnError | None = _quarantine_error(message, field, request_id, decoded)
-        if special is None:
-            special = _wallet_error(message, field, request_id, decoded)
-        if special is not None:
-            return special
-    error = from_code(code, message, field=field, request_id=request_id)
+    """The typed error of an error answer: its code, its details (field, request id, amounts, the kept
+    event), and the wait it asked for."""
+    error = typed_error(code, message, read_details(details), request_id_header(headers))
     error.retry_after = retry_after_from(headers, trailers)
     return error
 
@@ -162,118 +113,6 @@ def retry_after_from(headers: Mapping[str, str] | None, trailers: object = None)
     return None
 
 
-def _decode_details(details: object) -> dict[str, bytes]:
-    """Connect error details (``[{"type": "wallet.v1.InsufficientFunds", "value": "<base64>"}]``) by
-    message name; entries that are not well-formed are skipped."""
-    found: dict[str, bytes] = {}
-    if not isinstance(details, list):
-        return found
-    for item in details:
-        if not isinstance(item, dict):
-            continue
-        name, value = item.get("type"), item.get("value")
-        if not isinstance(name, str) or not isinstance(value, str):
-            continue
-        name = name.rsplit("/", 1)[-1]  # a type URL is accepted too
-        padded = value + "=" * (-len(value) % 4)
-        try:
-            found[name] = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
-        except (binascii.Error, ValueError):
-            continue
-    return found
-
-
-def _decimal(text: str) -> Decimal | None:
-    try:
-        value = Decimal(text)
-    except (InvalidOperation, ValueError):
-        return None
-    return value if value.is_finite() else None
-
-
-QUARANTINE_PREFIX: Final = "Event kept for repricing"
-
-
-def _quarantine_error(
-    message: str, field: str | None, request_id: str | None, details: Mapping[str, bytes]
-) -> EventQuarantinedError | None:
-    """The server kept the event for repricing (``event.v1.EventQuarantined`` detail, or failing that
-    its message): delivered, never to be retried."""
-    raw = details.get("event.v1.EventQuarantined")
-    if raw is not None:
-        try:
-            kept = event_pb.EventQuarantined.FromString(raw)
-        except DecodeError:
-            kept = None
-        if kept is not None:
-            return EventQuarantinedError(
-                message,
-                field=kept.field or field,
-                request_id=request_id,
-                event_id=kept.eventId or None,
-                idempotency_key=kept.idempotencyKey or None,
-            )
-    if message.startswith(QUARANTINE_PREFIX):
-        return EventQuarantinedError(message, field=field, request_id=request_id)
-    return None
-
-
-# "Insufficient funds: amount: requested 10.5 but available is 10.499999 (balance 10.499999)"
-_INSUFFICIENT = re.compile(r"requested (-?[0-9.]+) but available is (-?[0-9.]+) \(balance (-?[0-9.]+)\)")
-
-
-def _wallet_error(
-    message: str, field: str | None, request_id: str | None, details: Mapping[str, bytes]
-) -> ScrawnError | None:
-    """The wallet's FAILED_PRECONDITION errors as :class:`InsufficientCreditsError` /
-    :class:`SpendCapExceededError`, their amounts from the error detail, else from the message."""
-    raw = details.get("wallet.v1.InsufficientFunds")
-    if raw is not None:
-        try:
-            funds = wallet_pb.InsufficientFunds.FromString(raw)
-        except DecodeError:
-            funds = None
-        if funds is not None:
-            return InsufficientCreditsError(
-                message,
-                field=field,
-                request_id=request_id,
-                current_balance=_decimal(funds.currentBalance),
-                available=_decimal(funds.available),
-                requested_amount=_decimal(funds.requestedAmount),
-            )
-    raw = details.get("wallet.v1.SpendCapExceeded")
-    if raw is not None:
-        try:
-            cap = wallet_pb.SpendCapExceeded.FromString(raw)
-        except DecodeError:
-            cap = None
-        if cap is not None:
-            return SpendCapExceededError(
-                message,
-                field=field,
-                request_id=request_id,
-                spend_cap=_decimal(cap.spendCap),
-                spent=_decimal(cap.spent),
-                held=_decimal(cap.held),
-                requested_amount=_decimal(cap.requestedAmount),
-                period=cap.period or None,
-            )
-    if message.startswith("Insufficient funds"):
-        match = _INSUFFICIENT.search(message)
-        return InsufficientCreditsError(
-            message,
-            field=field,
-            request_id=request_id,
-            current_balance=_decimal(match.group(3)) if match else None,
-            available=_decimal(match.group(2)) if match else None,
-            requested_amount=_decimal(match.group(1)) if match else None,
-        )
-    if message.startswith("Spend cap exceeded"):
-        return SpendCapExceededError(message, field=field, request_id=request_id)
-    return None
-
-
 def envelope(payload: bytes, flags: int = 0) -> bytes:
     return _HEADER.pack(flags, len(payload)) + payload
 
@@ -300,7 +139,7 @@ def _error_from_body(status: int, headers: Mapping[str, str], body: bytes) -> Sc
         return make_error(
             parsed["code"], str(parsed.get("message") or parsed["code"]), headers, parsed.get("details")
         )
-    code = _HTTP_CODES.get(status, "unknown")
+    code = CODES_BY_HTTP.get(status, "unknown")
     return make_error(code, f"HTTP {status} from the server without a Connect error body", headers)
 
 

@@ -1,15 +1,32 @@
 """One error tree for the SDK and the server: every error carries an RPC code, a message, and where
-known the field at fault and the request id (DESIGN §3.5)."""
+known the field at fault and the request id (DESIGN §3.5). The codes' gRPC numbers and HTTP statuses are
+in one table, :data:`STATUSES`; on the wire the field, the request id and the amounts travel as error
+details (``google.rpc.BadRequest``, ``google.rpc.RequestInfo``, ``wallet.v1.*``, ``event.v1.*``)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import ClassVar
+
+from scrawn._codes import (
+    INTERNAL_ERROR,
+    KEPT_FOR_REPRICING,
+    STATUSES,
+    STORAGE_FAILURE,
+    VALIDATION_FAILED,
+    Status,
+)
 
 
 class ScrawnError(Exception):
-    """Base of every Scrawn error. ``code`` is the Connect code name (``invalid_argument``, …)."""
+    """Base of every Scrawn error. ``code`` is the Connect code name (``invalid_argument``, …); its gRPC
+    number and HTTP statuses are ``STATUSES[code]``."""
 
     code = "unknown"
+    stream_code: str = INTERNAL_ERROR
+    """The failure code of this error for one item of a batch call (``EventFailure.errorCode``)."""
+    api_status: ClassVar[int | None] = None
+    """The JSON API's HTTP status when it is not the code's own (``STATUSES[code].api_http``)."""
     retry_after: float | None = None
     """Seconds the server asked the client to wait before retrying (its ``Retry-After``), when it said."""
 
@@ -22,9 +39,20 @@ class ScrawnError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    @property
+    def status(self) -> Status:
+        """This error's row of the code table: gRPC number, Connect HTTP status, JSON API status."""
+        return STATUSES.get(self.code, STATUSES["unknown"])
+
+    @property
+    def api_http_status(self) -> int:
+        """The HTTP status the JSON API answers this error with."""
+        return self.api_status if self.api_status is not None else self.status.api_http
+
 
 class InvalidArgumentError(ScrawnError):
     code = "invalid_argument"
+    stream_code = VALIDATION_FAILED
 
 
 class ValidationError(InvalidArgumentError):
@@ -49,6 +77,7 @@ class NotFoundError(ScrawnError):
 
 class AlreadyExistsError(ScrawnError):
     code = "already_exists"
+    stream_code = VALIDATION_FAILED  # an idempotency key reused for other content
 
 
 class FailedPreconditionError(ScrawnError):
@@ -104,7 +133,11 @@ class SpendCapExceededError(FailedPreconditionError):
 
 class EventQuarantinedError(FailedPreconditionError):
     """The event is well-formed but the project's configuration cannot price it yet: the server kept it in
-    its quarantine (not on the ledger) for ``scrawn events reprice``. Delivered, not lost: never retry it."""
+    its quarantine (not on the ledger) for ``scrawn events reprice``. Delivered, not lost: never retry it.
+    ``reason`` is why it cannot be priced (``Tag not found: X``), from the ``event.v1.EventQuarantined``
+    detail."""
+
+    stream_code = KEPT_FOR_REPRICING
 
     def __init__(
         self,
@@ -114,10 +147,12 @@ class EventQuarantinedError(FailedPreconditionError):
         request_id: str | None = None,
         event_id: str | None = None,
         idempotency_key: str | None = None,
+        reason: str | None = None,
     ) -> None:
         super().__init__(message, field=field, request_id=request_id)
         self.event_id = event_id
         self.idempotency_key = idempotency_key
+        self.reason = reason
 
 
 class ResourceExhaustedError(ScrawnError):
@@ -126,6 +161,7 @@ class ResourceExhaustedError(ScrawnError):
 
 class UnavailableError(ScrawnError):
     code = "unavailable"
+    stream_code = STORAGE_FAILURE  # transient: the item is retried with the same idempotency key
 
 
 class DeadlineExceededError(ScrawnError):

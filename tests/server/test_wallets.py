@@ -59,8 +59,7 @@ def test_insufficient_funds_carries_a_detail(module_server) -> None:
         )
     body = res.json()
     assert body["code"] == "failed_precondition"
-    [detail] = body["details"]
-    assert detail["type"] == "wallet.v1.InsufficientFunds"
+    [detail] = [d for d in body["details"] if d["type"] == "wallet.v1.InsufficientFunds"]
     import base64
 
     decoded = w.InsufficientFunds.FromString(base64.b64decode(detail["value"] + "=="))

@@ -12,38 +12,27 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from scrawn.errors import ScrawnError, ValidationError
+from scrawn.errors import InternalError, ScrawnError, ValidationError
 from scrawn.server.db.engine import Database
 from scrawn.server.events.quarantine_api import QuarantineApi
 from scrawn.server.keys.service import Caller, KeyService
 from scrawn.server.payments.http import PaymentsHttp
 from scrawn.server.pricing import overrides
 from scrawn.server.pricing import service as catalog
-from scrawn.server.pricing.references import ConfigurationConflict, Kind, deleted_warning
+from scrawn.server.pricing.references import Kind, deleted_warning
 from scrawn.server.secretbox import SecretBox
 from scrawn.server.webhooks.api import WebhookApi
 
 log = logging.getLogger("scrawn.api")
-HTTP_STATUS = {
-    "invalid_argument": 400,
-    "unauthenticated": 401,
-    "permission_denied": 403,
-    "not_found": 404,
-    "already_exists": 409,
-    "failed_precondition": 412,
-    "resource_exhausted": 429,
-    "unavailable": 503,
-    "internal": 500,
-}
 MAX_BODY = 64 * 1024
 
 Endpoint = Callable[[Request, Caller], Awaitable[Response]]
 
 
 def error_response(error: ScrawnError) -> JSONResponse:
+    """``{"code", "message", "field"}`` with the JSON API's status for the error (``scrawn._codes``)."""
     body = {"code": error.code, "message": error.message, "field": error.field}
-    status = 409 if isinstance(error, ConfigurationConflict) else HTTP_STATUS.get(error.code, 500)
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=error.api_http_status)
 
 
 class JsonApi:
@@ -89,13 +78,8 @@ class JsonApi:
             except Exception:
                 request_id = uuid.uuid4().hex
                 log.exception("internal error (request id %s)", request_id)
-                return JSONResponse(
-                    {
-                        "code": "internal",
-                        "message": f"Internal error (request id {request_id})",
-                        "field": None,
-                    },
-                    status_code=500,
+                return error_response(
+                    InternalError(f"Internal error (request id {request_id})", request_id=request_id)
                 )
 
         return run

@@ -1,5 +1,6 @@
 """What every RPC handler shares: authentication from the request headers, and errors turned into
-Connect/gRPC statuses with the right code (never UNKNOWN; INTERNAL carries a logged request id)."""
+Connect/gRPC statuses with the right code (never UNKNOWN; INTERNAL carries a logged request id) and their
+details (the field, the request id, the amounts: ``scrawn._error_details``)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from protobuf.wkt import Any as PackedAny
 from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from scrawn.errors import ScrawnError
+from scrawn._error_details import details_of
+from scrawn.errors import InternalError, OutOfRangeError, ScrawnError, UnavailableError
 from scrawn.money import MoneyError
 from scrawn.server.keys.service import Caller, KeyService
 
@@ -26,7 +28,10 @@ F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
 def to_connect_error(error: ScrawnError) -> ConnectError:
-    return ConnectError(Code(error.code), error.message)
+    """The one way a Scrawn error leaves the server: its code, its message, its details."""
+    return ConnectError(
+        Code(error.status.code), error.message, details=[packed_detail(d) for d in details_of(error)]
+    )
 
 
 def packed_detail(detail: Message) -> PackedAny:
@@ -54,21 +59,28 @@ def _out_of_range(exc: BaseException) -> bool:
 
 
 def internal_error(exc: BaseException, where: str) -> ConnectError:
+    """An unexpected exception as OUT_OF_RANGE, UNAVAILABLE or INTERNAL with a fresh request id (in the
+    message, the ``google.rpc.RequestInfo`` detail and the log line)."""
     request_id = uuid.uuid4().hex
+    error: ScrawnError
     if _out_of_range(exc):
         log.warning("value out of range in %s (request id %s): %s", where, request_id, exc)
-        return ConnectError(
-            Code.OUT_OF_RANGE,
+        error = OutOfRangeError(
             "Value out of range: an amount or total passes what the database stores "
             f"(request id {request_id})",
+            request_id=request_id,
         )
-    if isinstance(exc, OperationalError | PoolTimeoutError) or (
+    elif isinstance(exc, OperationalError | PoolTimeoutError) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated
     ):
         log.warning("database unavailable in %s (request id %s): %s", where, request_id, exc)
-        return ConnectError(Code.UNAVAILABLE, f"Database unavailable; retry (request id {request_id})")
-    log.exception("internal error in %s (request id %s)", where, request_id, exc_info=exc)
-    return ConnectError(Code.INTERNAL, f"Internal error (request id {request_id})")
+        error = UnavailableError(
+            f"Database unavailable; retry (request id {request_id})", request_id=request_id
+        )
+    else:
+        log.exception("internal error in %s (request id %s)", where, request_id, exc_info=exc)
+        error = InternalError(f"Internal error (request id {request_id})", request_id=request_id)
+    return to_connect_error(error)
 
 
 def handler(fn: F) -> F:

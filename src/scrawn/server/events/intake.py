@@ -12,6 +12,7 @@ from typing import Any
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
+from scrawn._codes import INVALID_DATA, INVALID_TIMESTAMP, UNSUPPORTED_EVENT_TYPE, VALIDATION_FAILED
 from scrawn._proto.event.v1 import event_pb2 as pb
 from scrawn._proto.usage.v1 import usage_pb2 as usage_pb
 from scrawn.errors import ValidationError
@@ -29,15 +30,6 @@ FUTURE_SKEW_SECONDS = 24 * 3600
 _FIXED32 = 5
 _LENGTH_DELIMITED = 2
 
-# Stream failure codes (EventFailure.errorCode).
-VALIDATION_FAILED = "VALIDATION_FAILED"
-INVALID_DATA = "INVALID_DATA"
-INVALID_TIMESTAMP = "INVALID_TIMESTAMP"
-PRICE_CALCULATION_FAILED = "PRICE_CALCULATION_FAILED"
-UNSUPPORTED_EVENT_TYPE = "UNSUPPORTED_EVENT_TYPE"
-STORAGE_FAILURE = "STORAGE_FAILURE"
-INTERNAL_ERROR = "INTERNAL_ERROR"
-KEPT_FOR_REPRICING = "KEPT_FOR_REPRICING"  # stored in the quarantine, not billed yet (docs/pricing-safety.md)
 
 AI_COMPONENTS = ("input", "output", "inputCache", "outputCache")
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
+from scrawn._codes import INVALID_TIMESTAMP
 from scrawn.errors import ScrawnError
 from scrawn.server.clock import now_ms
 from scrawn.server.db.engine import Database
 from scrawn.server.events import late_store
-from scrawn.server.events.intake import INVALID_TIMESTAMP, EventInput, EventInvalid
+from scrawn.server.events.intake import EventInput, EventInvalid
 from scrawn.server.events.store import Outcome
 from scrawn.server.keys.service import Caller
 from scrawn.server.projects import service as projects

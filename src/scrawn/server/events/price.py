@@ -16,9 +16,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from scrawn._codes import PRICE_CALCULATION_FAILED
 from scrawn.errors import InvalidArgumentError
 from scrawn.money import MoneyError, from_micros, to_micros
-from scrawn.server.events.intake import AI_COMPONENTS, PRICE_CALCULATION_FAILED, EventInput
+from scrawn.server.events.intake import AI_COMPONENTS, EventInput
 from scrawn.server.events.store import PricedEvent
 from scrawn.server.pricing import currency, models, overrides
 from scrawn.server.pricing import service as catalog

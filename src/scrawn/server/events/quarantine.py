@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrawn.errors import AlreadyExistsError, EventQuarantinedError, NotFoundError, ScrawnError
 from scrawn.server.db.engine import Database, now_ms
 from scrawn.server.events import quarantine_store as qs
-from scrawn.server.events.intake import KEPT_FOR_REPRICING, EventInput
+from scrawn.server.events.intake import EventInput
 from scrawn.server.events.price import Unpriceable, load_pricing, price_event
 from scrawn.server.events.store import Outcome, PricedEvent, Stored, conflict, existing_events, store_batch
 
@@ -35,7 +35,7 @@ CONFLICT = "conflict"  # its idempotency key (or event id) was meanwhile used fo
 class KeptForRepricing(EventQuarantinedError):
     """The answer for a kept event: FAILED_PRECONDITION, ``KEPT_FOR_REPRICING`` in batches."""
 
-    stream_code = KEPT_FOR_REPRICING
+    reason: str
 
     def __init__(self, event_id: str, idempotency_key: str, field: str, reason: str) -> None:
         super().__init__(
@@ -43,8 +43,8 @@ class KeptForRepricing(EventQuarantinedError):
             field=field,
             event_id=event_id,
             idempotency_key=idempotency_key,
+            reason=reason,
         )
-        self.reason = reason
 
 
 @dataclass(frozen=True)

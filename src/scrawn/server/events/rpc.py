@@ -5,33 +5,23 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from connectrpc.code import Code
-from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
 
+from scrawn._codes import INTERNAL_ERROR
 from scrawn._proto.event.v1 import event_pb2 as pb
 from scrawn.errors import ScrawnError
 from scrawn.money import format_amount
 from scrawn.server.db.engine import Database
 from scrawn.server.events import void_service
-from scrawn.server.events.intake import (
-    INTERNAL_ERROR,
-    STORAGE_FAILURE,
-    VALIDATION_FAILED,
-    EventInput,
-    EventInvalid,
-    from_register,
-    from_stream_item,
-)
+from scrawn.server.events.intake import EventInput, EventInvalid, from_register, from_stream_item
 from scrawn.server.events.quarantine import KeptForRepricing
 from scrawn.server.events.service import EventService
 from scrawn.server.events.store import Stored
 from scrawn.server.keys.service import KeyService, Role
-from scrawn.server.rpc import authenticate, authenticate_stream, handler, internal_error, packed_detail
+from scrawn.server.rpc import authenticate, authenticate_stream, handler, internal_error
 
 INGEST_ROLES: tuple[Role, ...] = ("live", "test")
 STREAM_CHUNK = 1000  # items priced and committed together within one stream
-CODES_BY_ERROR = {"already_exists": VALIDATION_FAILED, "unavailable": STORAGE_FAILURE}
 
 
 class EventRpc:
@@ -48,9 +38,7 @@ class EventRpc:
         caller.require(INGEST_ROLES, "ingest events")
         event = from_register(request)
         [outcome] = await self._events.ingest(caller, [event])
-        if isinstance(outcome, KeptForRepricing):
-            raise quarantined_error(outcome)
-        if isinstance(outcome, ScrawnError):
+        if isinstance(outcome, ScrawnError):  # a kept event too: its detail names it (EventQuarantined)
             raise outcome
         return pb.RegisterEventResponse(
             eventId=outcome.event_id,
@@ -102,21 +90,14 @@ class EventRpc:
             outcomes = await self._events.ingest(caller, [event for _, event in chunk])
         except ScrawnError as e:
             for index, event in chunk:
-                _fail(
-                    response,
-                    index,
-                    event.idempotency_key or "",
-                    CODES_BY_ERROR.get(e.code, STORAGE_FAILURE),
-                    e.message,
-                )
+                _fail(response, index, event.idempotency_key or "", e.stream_code, e.message)
             return
         for (index, event), outcome in zip(chunk, outcomes, strict=True):
             if isinstance(outcome, Stored):
                 response.duplicates += outcome.duplicate
             else:
                 response.quarantined += isinstance(outcome, KeptForRepricing)
-                code = getattr(outcome, "stream_code", CODES_BY_ERROR.get(outcome.code, INTERNAL_ERROR))
-                _fail(response, index, event.idempotency_key or "", code, outcome.message)
+                _fail(response, index, event.idempotency_key or "", outcome.stream_code, outcome.message)
 
     @handler
     async def void_event(
@@ -142,17 +123,6 @@ class EventRpc:
             alreadyVoided=done.already_voided,
             reversalEntryId=done.reversal_entry_id,
         )
-
-
-def quarantined_error(kept: KeptForRepricing) -> ConnectError:
-    """FAILED_PRECONDITION with an ``event.v1.EventQuarantined`` detail: kept, not billed yet."""
-    detail = pb.EventQuarantined(
-        eventId=kept.event_id or "",
-        idempotencyKey=kept.idempotency_key or "",
-        field=kept.field or "",
-        reason=kept.reason,
-    )
-    return ConnectError(Code.FAILED_PRECONDITION, kept.message, details=[packed_detail(detail)])
 
 
 def _fail(response: pb.StreamEventResponse, index: int, key: str, code: str, message: str) -> None:

@@ -14,11 +14,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from scrawn._codes import INVALID_DATA
 from scrawn.errors import AlreadyExistsError, OutOfRangeError, ScrawnError
 from scrawn.money import format_amount
 from scrawn.server.db.engine import dialect_insert, now_ms
 from scrawn.server.db.schema import events
-from scrawn.server.events.intake import INVALID_DATA, EventInput
+from scrawn.server.events.intake import EventInput
 from scrawn.server.ledger import service as ledger
 from scrawn.server.ledger.types import LedgerEntry
 

@@ -9,13 +9,7 @@ from connectrpc.request import RequestContext
 from scrawn._proto.usage.v1 import usage_pb2 as pb
 from scrawn.errors import ScrawnError, ValidationError
 from scrawn.money import format_amount
-from scrawn.server.events.intake import (
-    INTERNAL_ERROR,
-    VALIDATION_FAILED,
-    EventInput,
-    EventInvalid,
-    from_tracked,
-)
+from scrawn.server.events.intake import EventInput, EventInvalid, from_tracked
 from scrawn.server.events.quarantine import KeptForRepricing
 from scrawn.server.events.rpc import INGEST_ROLES
 from scrawn.server.events.service import EventService
@@ -63,12 +57,7 @@ class UsageRpc:
                 )
                 continue
             if isinstance(outcome, ScrawnError):
-                code = getattr(
-                    outcome,
-                    "stream_code",
-                    VALIDATION_FAILED if outcome.code == "already_exists" else INTERNAL_ERROR,
-                )
-                _failed(response, index, event.idempotency_key or "", code, outcome.message)
+                _failed(response, index, event.idempotency_key or "", outcome.stream_code, outcome.message)
                 continue
             status = "duplicate" if outcome.duplicate else "accepted"
             response.results.append(

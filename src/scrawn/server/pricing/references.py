@@ -23,6 +23,8 @@ class ConfigurationConflict(FailedPreconditionError):
     """The write is well-formed but conflicts with the rest of the catalog (a cycle, a name still in use).
     The JSON API answers it with HTTP 409."""
 
+    api_status = 409
+
 
 @dataclass(frozen=True)
 class Catalog:

@@ -3,21 +3,17 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
-from connectrpc.code import Code
-from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
 
 from scrawn._proto.wallet.v1 import wallet_pb2 as pb
-from scrawn.errors import InsufficientCreditsError, SpendCapExceededError
 from scrawn.money import format_amount
 from scrawn.server.db.engine import Database
 from scrawn.server.keys.service import Caller, KeyService
 from scrawn.server.ledger.rules import period_text
 from scrawn.server.ledger.types import Entry
-from scrawn.server.rpc import authenticate, handler, packed_detail
+from scrawn.server.rpc import authenticate, handler
 from scrawn.server.wallets import service as w
 from scrawn.server.wallets.repository import Reservation
 
@@ -135,34 +131,29 @@ class WalletRpc:
         expires_at: int | None = None,
     ) -> pb.TransactionResponse:
         user, key, text = w.check_user(user_id), w.check_key(key), w.check_description(description)
-        try:
-            async with self._db.write() as conn:
-                if check_available:
-                    row, view, duplicate = await w.debit(
-                        conn,
-                        caller.project_id,
-                        caller.mode,
-                        user_id=user,
-                        amount=-amount,
-                        key=key,
-                        description=text,
-                    )
-                else:
-                    row, view, duplicate = await w.credit(
-                        conn,
-                        caller.project_id,
-                        caller.mode,
-                        user_id=user,
-                        amount=amount,
-                        kind=kind,
-                        key=key,
-                        description=text,
-                        expires_at=expires_at,
-                    )
-        except InsufficientCreditsError as e:
-            raise _insufficient(e) from None
-        except SpendCapExceededError as e:
-            raise _over_cap(e) from None
+        async with self._db.write() as conn:
+            if check_available:
+                row, view, duplicate = await w.debit(
+                    conn,
+                    caller.project_id,
+                    caller.mode,
+                    user_id=user,
+                    amount=-amount,
+                    key=key,
+                    description=text,
+                )
+            else:
+                row, view, duplicate = await w.credit(
+                    conn,
+                    caller.project_id,
+                    caller.mode,
+                    user_id=user,
+                    amount=amount,
+                    kind=kind,
+                    key=key,
+                    description=text,
+                    expires_at=expires_at,
+                )
         return pb.TransactionResponse(
             transaction=_transaction(row), balance=_balance(view), duplicate=duplicate
         )
@@ -175,22 +166,17 @@ class WalletRpc:
         user, amount = w.check_user(request.userId), w.check_amount("amount", request.amount)
         key, ttl = w.check_key(request.idempotencyKey), w.check_ttl(request.ttlSeconds)
         text = w.check_description(request.description)
-        try:
-            async with self._db.write() as conn:
-                row = await w.create_reservation(
-                    conn,
-                    caller.project_id,
-                    caller.mode,
-                    user_id=user,
-                    amount=amount,
-                    ttl=ttl,
-                    key=key,
-                    description=text,
-                )
-        except InsufficientCreditsError as e:
-            raise _insufficient(e) from None
-        except SpendCapExceededError as e:
-            raise _over_cap(e) from None
+        async with self._db.write() as conn:
+            row = await w.create_reservation(
+                conn,
+                caller.project_id,
+                caller.mode,
+                user_id=user,
+                amount=amount,
+                ttl=ttl,
+                key=key,
+                description=text,
+            )
         return _reservation(row)
 
     @handler
@@ -281,28 +267,3 @@ class WalletRpc:
         async with self._db.write() as conn:
             settings = await w.update_settings(conn, caller.project_id, caller.mode, user, **changes)
         return _user_settings(settings)
-
-
-def _amount(value: Decimal | None) -> str:
-    assert value is not None  # the ledger raises these with every amount
-    return format_amount(value)
-
-
-def _insufficient(e: InsufficientCreditsError) -> ConnectError:
-    detail = pb.InsufficientFunds(
-        currentBalance=_amount(e.current_balance),
-        available=_amount(e.available),
-        requestedAmount=_amount(e.requested_amount),
-    )
-    return ConnectError(Code.FAILED_PRECONDITION, e.message, details=[packed_detail(detail)])
-
-
-def _over_cap(e: SpendCapExceededError) -> ConnectError:
-    detail = pb.SpendCapExceeded(
-        spendCap=_amount(e.spend_cap),
-        spent=_amount(e.spent),
-        held=_amount(e.held),
-        requestedAmount=_amount(e.requested_amount),
-        period=e.period or "",
-    )
-    return ConnectError(Code.FAILED_PRECONDITION, e.message, details=[packed_detail(detail)])
