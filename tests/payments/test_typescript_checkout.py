@@ -34,7 +34,6 @@ LS_KEY, LS_SECRET = "ls_test_key_" + "t" * 20, "ls-ts-signing-secret"
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
-
 @pytest.fixture(scope="module")
 def lemonsqueezy(module_server: ServerHandle) -> Iterator[FakeLemonSqueezy]:
     """Live mode of the module's project takes payments through a fake Lemon Squeezy."""

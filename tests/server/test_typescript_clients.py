@@ -34,7 +34,6 @@ AI_DEBIT = Decimal("1.234") + Decimal("1.134")
 USER_DEBIT = Decimal(5) + Decimal(2) + AI_DEBIT
 
 
-
 @pytest.fixture(scope="module")
 def descriptor(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A FileDescriptorSet of event.proto, made by protoc, for connect-node's runtime schemas (no codegen)."""

@@ -23,7 +23,6 @@ EVENT_TYPES = (
 )
 
 
-
 def new_message_id() -> str:
     return "msg_" + secrets.token_hex(16)
 
