@@ -293,7 +293,7 @@ def test_spend_cap_refusal_carries_a_detail(module_server, client) -> None:
         )
     body = res.json()
     assert body["code"] == "failed_precondition" and "amount:" in body["message"]
-    [detail] = body["details"]
+    [detail] = [d for d in body["details"] if d["type"] == "wallet.v1.SpendCapExceeded"]
     assert detail["type"] == "wallet.v1.SpendCapExceeded"
     decoded = w.SpendCapExceeded.FromString(base64.b64decode(detail["value"] + "=="))
     assert (decoded.spendCap, decoded.spent, decoded.held, decoded.requestedAmount) == ("0", "0", "0", "1")

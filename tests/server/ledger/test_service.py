@@ -18,9 +18,9 @@ from scrawn.money import MAX_MICROS, from_micros
 from scrawn.server.db.engine import Database, now_ms
 from scrawn.server.db.migrate import migrate
 from scrawn.server.db.schema import balance_alerts, ledger_entries, webhook_endpoints, webhook_messages
-from scrawn.server.keys.service import create_project
 from scrawn.server.ledger import service as ledger
 from scrawn.server.ledger.types import LedgerEntry
+from scrawn.server.projects.service import create_project
 from tests.conftest import run_async
 
 D = Decimal
