@@ -42,6 +42,9 @@ class NoopEventService:
             n += 1
         return pb.StreamEventResponse(eventsProcessed=n)
 
+    async def void_event(self, request: pb.VoidEventRequest, ctx: Any) -> pb.VoidEventResponse:
+        return pb.VoidEventResponse()  # the generated app resolves every method of the service
+
 
 def create_app() -> Any:
     rpc = EventServiceASGIApplication(NoopEventService(), read_max_bytes=READ_MAX_BYTES)
