@@ -10,7 +10,6 @@ import typer
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from scrawn.errors import ScrawnError
 from scrawn.money import format_amount
 from scrawn.server.cli_support import (
     DataOpt,
@@ -146,14 +145,9 @@ def wallets(
 def _wallet_post(
     settings: Settings, project: str | None, mode: str, work: Callable[[AsyncConnection, str], Awaitable[Any]]
 ) -> Any:
-    from sqlalchemy.exc import IntegrityError
-
-    async def run(db: Database) -> Any:
-        try:
-            async with db.write() as conn:
-                return await work(conn, await project_of(conn, project))
-        except IntegrityError:  # the same key raced in for another user
-            raise ScrawnError("idempotencyKey: already used for a different transaction") from None
+    async def run(db: Database) -> Any:  # a key that raced in for another user: the ledger says so
+        async with db.write() as conn:
+            return await work(conn, await project_of(conn, project))
 
     row, view, duplicate = run_db(settings, run)
     note = " (duplicate: this key was already applied; nothing changed)" if duplicate else ""
