@@ -49,7 +49,8 @@ from scrawn._ai_events import (
     send_events_sync,
 )
 from scrawn._client_base import AnyClient, AsyncClient, SyncClient
-from scrawn._core import KEPT_FOR_REPRICING, check_user_id, is_quarantined
+from scrawn._codes import KEPT_FOR_REPRICING
+from scrawn._core import check_user_id, is_quarantined
 from scrawn._proto.event.v1 import event_pb2 as ev
 from scrawn._retry import ErrorContext
 from scrawn.errors import ScrawnError, ValidationError

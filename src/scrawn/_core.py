@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final, Literal
 
+from scrawn._codes import INTERNAL_ERROR, KEPT_FOR_REPRICING, STORAGE_FAILURE
 from scrawn._proto.event.v1 import event_pb2 as ev
 from scrawn._proto.usage.v1 import usage_pb2 as usage_pb
 from scrawn.errors import (
@@ -322,11 +323,11 @@ def track_events_request(event: PreparedTypedEvent) -> usage_pb.TrackEventsReque
     return usage_pb.TrackEventsRequest(events=[item])
 
 
-# Per-item failure codes (StreamEvents' EventFailure.errorCode, TrackEvents' TrackEventResult.errorCode).
-KEPT_FOR_REPRICING: Final = "KEPT_FOR_REPRICING"
+# Per-item failure codes (StreamEvents' EventFailure.errorCode, TrackEvents' TrackEventResult.errorCode;
+# the vocabulary is scrawn._codes) that are not INVALID_ARGUMENT.
 _ITEM_ERRORS: Final[dict[str, type[ScrawnError]]] = {
-    "STORAGE_FAILURE": UnavailableError,
-    "INTERNAL_ERROR": InternalError,
+    STORAGE_FAILURE: UnavailableError,
+    INTERNAL_ERROR: InternalError,
 }
 
 

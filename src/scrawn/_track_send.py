@@ -8,9 +8,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from scrawn._codes import KEPT_FOR_REPRICING
 from scrawn._config import ClientConfig, headers
 from scrawn._connect import Transport
-from scrawn._core import KEPT_FOR_REPRICING, STREAM_EVENTS, TRACK_EVENTS, item_error
+from scrawn._core import STREAM_EVENTS, TRACK_EVENTS, item_error
 from scrawn._proto.event.v1 import event_pb2 as ev
 from scrawn._proto.usage.v1 import usage_pb2 as usage_pb
 from scrawn._retry import is_retryable
