@@ -15,15 +15,15 @@ from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
 from google.protobuf.message import Message
 from protobuf.wkt import Any as PackedAny
-from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from scrawn._error_details import details_of
 from scrawn.errors import InternalError, OutOfRangeError, ScrawnError, UnavailableError
-from scrawn.money import MoneyError
-from scrawn.server.keys.service import Caller, KeyService
+from scrawn.server.db.errors import classify
+from scrawn.server.keys.service import Caller, KeyService, Role
 
 log = logging.getLogger("scrawn.rpc")
+# The roles that write billable data (events, usage records): live and test keys, each in its own mode.
+INGEST_ROLES: tuple[Role, ...] = ("live", "test")
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
@@ -41,38 +41,20 @@ def packed_detail(detail: Message) -> PackedAny:
     )
 
 
-def _out_of_range(exc: BaseException) -> bool:
-    """A number past the 64-bit range (SQLite's "integer overflow" is an OperationalError, PostgreSQL's
-    SQLSTATE 22003 a DataError; an amount past BIGINT micro-units fails while binding): not an outage."""
-    if not isinstance(exc, StatementError):
-        return False
-    orig = exc.orig
-    if isinstance(orig, MoneyError):
-        return True
-    text = str(orig).lower()
-    return (
-        "integer overflow" in text
-        or "out of range" in text
-        or getattr(orig, "sqlstate", None) == "22003"
-        or getattr(orig, "pgcode", None) == "22003"
-    )
-
-
 def internal_error(exc: BaseException, where: str) -> ConnectError:
     """An unexpected exception as OUT_OF_RANGE, UNAVAILABLE or INTERNAL with a fresh request id (in the
     message, the ``google.rpc.RequestInfo`` detail and the log line)."""
     request_id = uuid.uuid4().hex
     error: ScrawnError
-    if _out_of_range(exc):
+    kind = classify(exc)
+    if kind == "out_of_range":
         log.warning("value out of range in %s (request id %s): %s", where, request_id, exc)
         error = OutOfRangeError(
             "Value out of range: an amount or total passes what the database stores "
             f"(request id {request_id})",
             request_id=request_id,
         )
-    elif isinstance(exc, OperationalError | PoolTimeoutError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    ):
+    elif kind == "unavailable":
         log.warning("database unavailable in %s (request id %s): %s", where, request_id, exc)
         error = UnavailableError(
             f"Database unavailable; retry (request id {request_id})", request_id=request_id

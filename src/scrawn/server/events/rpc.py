@@ -1,4 +1,5 @@
-"""``event.v1.EventService`` over gRPC, Connect and gRPC-web."""
+"""``event.v1.EventService`` over gRPC, Connect and gRPC-web, and ``usage.v1.UsageService/TrackEvents``
+(typed events with per-item outcomes), which ``usage/rpc.py`` mounts: ingest belongs to this domain."""
 
 from __future__ import annotations
 
@@ -9,18 +10,25 @@ from connectrpc.request import RequestContext
 
 from scrawn._codes import INTERNAL_ERROR
 from scrawn._proto.event.v1 import event_pb2 as pb
-from scrawn.errors import ScrawnError
+from scrawn._proto.usage.v1 import usage_pb2 as usage_pb
+from scrawn.errors import ScrawnError, ValidationError
 from scrawn.money import format_amount
 from scrawn.server.db.engine import Database
 from scrawn.server.events import void_service
-from scrawn.server.events.intake import EventInput, EventInvalid, from_register, from_stream_item
+from scrawn.server.events.intake import (
+    EventInput,
+    EventInvalid,
+    from_register,
+    from_stream_item,
+    from_tracked,
+)
 from scrawn.server.events.quarantine import KeptForRepricing
 from scrawn.server.events.service import EventService
 from scrawn.server.events.store import Stored
-from scrawn.server.keys.service import KeyService, Role
-from scrawn.server.rpc import authenticate, authenticate_stream, handler, internal_error
+from scrawn.server.keys.service import Caller, KeyService
+from scrawn.server.rpc import INGEST_ROLES, authenticate, authenticate_stream, handler, internal_error
 
-INGEST_ROLES: tuple[Role, ...] = ("live", "test")
+MAX_TRACKED = 1000  # TrackEvents items per call
 STREAM_CHUNK = 1000  # items priced and committed together within one stream
 
 
@@ -84,7 +92,7 @@ class EventRpc:
         return response
 
     async def _ingest(
-        self, caller: Any, chunk: list[tuple[int, EventInput]], response: pb.StreamEventResponse
+        self, caller: Caller, chunk: list[tuple[int, EventInput]], response: pb.StreamEventResponse
     ) -> None:
         try:
             outcomes = await self._events.ingest(caller, [event for _, event in chunk])
@@ -128,4 +136,71 @@ class EventRpc:
 def _fail(response: pb.StreamEventResponse, index: int, key: str, code: str, message: str) -> None:
     response.failures.append(
         pb.EventFailure(eventIndex=index, idempotencyKey=key, errorCode=code, message=message)
+    )
+
+
+class TrackEventsRpc:
+    def __init__(self, keys: KeyService, events: EventService) -> None:
+        self._keys = keys
+        self._events = events
+
+    @handler
+    async def track_events(
+        self, request: usage_pb.TrackEventsRequest, ctx: RequestContext[Any, Any]
+    ) -> usage_pb.TrackEventsResponse:
+        caller = await authenticate(self._keys, ctx)
+        caller.require(INGEST_ROLES, "ingest events")
+        if len(request.events) > MAX_TRACKED:
+            raise ValidationError(
+                "events", f"at most {MAX_TRACKED} per call", context="Event validation failed"
+            )
+        response = usage_pb.TrackEventsResponse()
+        valid: list[tuple[int, EventInput]] = []
+        for index, item in enumerate(request.events):
+            try:
+                valid.append((index, from_tracked(item)))
+            except EventInvalid as e:
+                _failed(response, index, item.idempotencyKey, e.stream_code, e.message)
+        outcomes = await self._events.ingest(caller, [event for _, event in valid]) if valid else []
+        for (index, event), outcome in zip(valid, outcomes, strict=True):
+            if isinstance(outcome, KeptForRepricing):
+                response.quarantined += 1
+                response.results.append(
+                    usage_pb.TrackEventResult(
+                        index=index,
+                        status="quarantined",
+                        eventId=outcome.event_id or "",
+                        idempotencyKey=outcome.idempotency_key or "",
+                        errorCode=outcome.stream_code,
+                        message=outcome.message,
+                    )
+                )
+                continue
+            if isinstance(outcome, ScrawnError):
+                _failed(response, index, event.idempotency_key or "", outcome.stream_code, outcome.message)
+                continue
+            status = "duplicate" if outcome.duplicate else "accepted"
+            response.results.append(
+                usage_pb.TrackEventResult(
+                    index=index,
+                    status=status,
+                    eventId=outcome.event_id,
+                    idempotencyKey=outcome.idempotency_key,
+                    amount=format_amount(outcome.debit),
+                )
+            )
+            if outcome.duplicate:
+                response.duplicates += 1
+            else:
+                response.accepted += 1
+        response.results.sort(key=lambda r: r.index)
+        return response
+
+
+def _failed(response: usage_pb.TrackEventsResponse, index: int, key: str, code: str, message: str) -> None:
+    response.failed += 1
+    response.results.append(
+        usage_pb.TrackEventResult(
+            index=index, status="failed", idempotencyKey=key, errorCode=code, message=message
+        )
     )

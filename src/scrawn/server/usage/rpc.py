@@ -1,6 +1,6 @@
-"""``usage.v1.UsageService``: TrackEvents (events/usage_rpc.py) plus the model price list, cost
-calculation, usage records, summaries and time series. Live and test keys act in their mode; dash keys
-pick it with ``x-scrawn-mode``. Every query is scoped to the caller's project and mode."""
+"""``usage.v1.UsageService``: TrackEvents (the events domain's ``TrackEventsRpc``) plus the model price
+list, cost calculation, usage records, summaries and time series. Live and test keys act in their mode;
+dash keys pick it with ``x-scrawn-mode``. Every query is scoped to the caller's project and mode."""
 
 from __future__ import annotations
 
@@ -12,12 +12,11 @@ from scrawn._proto.usage.v1 import usage_pb2 as pb
 from scrawn.errors import OutOfRangeError
 from scrawn.money import format_amount
 from scrawn.server.db.engine import Database, now_ms
-from scrawn.server.events.rpc import INGEST_ROLES
+from scrawn.server.events.rpc import TrackEventsRpc
 from scrawn.server.events.service import EventService
-from scrawn.server.events.usage_rpc import UsageRpc
 from scrawn.server.keys.service import KeyService
 from scrawn.server.pricing import models, overrides
-from scrawn.server.rpc import authenticate, handler
+from scrawn.server.rpc import INGEST_ROLES, authenticate, handler
 from scrawn.server.usage import queries, records, series
 from scrawn.server.usage.records import fail
 from scrawn.server.usage.types import Filter
@@ -129,7 +128,7 @@ class UsageServiceRpc:
     def __init__(self, db: Database, keys: KeyService, events: EventService) -> None:
         self._db = db
         self._keys = keys
-        self._track = UsageRpc(keys, events)  # ingest belongs to the events domain
+        self._track = TrackEventsRpc(keys, events)  # ingest belongs to the events domain
 
     async def track_events(
         self, request: pb.TrackEventsRequest, ctx: RequestContext[Any, Any]
