@@ -15,6 +15,7 @@ from starlette.routing import Route
 from scrawn.errors import InternalError, ScrawnError, ValidationError
 from scrawn.server.db.engine import Database
 from scrawn.server.events.quarantine_api import QuarantineApi
+from scrawn.server.keys.api import KeysApi
 from scrawn.server.keys.service import Caller, KeyService
 from scrawn.server.payments.http import PaymentsHttp
 from scrawn.server.pricing import overrides
@@ -58,6 +59,7 @@ class JsonApi:
             *([] if self._box is None else WebhookApi(self._db, self._box, _json_object).routes(self._wrap)),
             *self._payment_routes(),
             *QuarantineApi(self._db, _json_object).routes(self._wrap),
+            *KeysApi(self._db, self._keys, _json_object).routes(self._wrap),
         ]
 
     def _payment_routes(self) -> list[Route]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import RowMapping, select, update
+from sqlalchemy import RowMapping, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.server.db.schema import api_keys
@@ -29,6 +29,29 @@ async def list_for(conn: AsyncConnection, project_id: str) -> list[KeyRecord]:
     return [_record(row._mapping) for row in rows]
 
 
+async def by_id(conn: AsyncConnection, project_id: str, key_id: str) -> KeyRecord | None:
+    found = select(api_keys).where(api_keys.c.project_id == project_id, api_keys.c.id == key_id)
+    row = (await conn.execute(found)).first()
+    return None if row is None else _record(row._mapping)
+
+
+async def page(
+    conn: AsyncConnection, project_id: str, after: tuple[int, str] | None, size: int
+) -> list[KeyRecord]:
+    """Keys by (created_at, id), those after the cursor; keyset paging on the primary key's project."""
+    query = select(api_keys).where(api_keys.c.project_id == project_id)
+    if after is not None:
+        created, ident = after
+        query = query.where(
+            or_(
+                api_keys.c.created_at > created,
+                and_(api_keys.c.created_at == created, api_keys.c.id > ident),
+            )
+        )
+    rows = await conn.execute(query.order_by(api_keys.c.created_at, api_keys.c.id).limit(size))
+    return [_record(row._mapping) for row in rows]
+
+
 async def set_last_used(conn: AsyncConnection, project_id: str, key_id: str, at: int) -> None:
     await conn.execute(
         update(api_keys)
@@ -38,10 +61,10 @@ async def set_last_used(conn: AsyncConnection, project_id: str, key_id: str, at:
 
 
 async def set_revoked(conn: AsyncConnection, project_id: str, key_id: str, at: int) -> bool:
-    """True when the key exists (and is now revoked)."""
+    """True when the key exists (and is now revoked). A key revoked before keeps its first revocation time."""
     result = await conn.execute(
         update(api_keys)
         .where(api_keys.c.project_id == project_id, api_keys.c.id == key_id)
-        .values(revoked_at=at)
+        .values(revoked_at=func.coalesce(api_keys.c.revoked_at, at))
     )
     return bool(result.rowcount)

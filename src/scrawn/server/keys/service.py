@@ -30,6 +30,7 @@ _ALPHABET = string.ascii_letters + string.digits
 # A revocation must reach every process within 1 s (DESIGN §2): cached lookups live half that.
 CACHE_SECONDS = 0.5
 LAST_USED_EVERY_MS = 60_000
+DEFAULT_PAGE, MAX_PAGE = 50, 500
 
 MSG_MISSING = "Missing Authorization header"
 MSG_NOT_BEARER = 'Authorization header must be in format "Bearer <api_key>"'
@@ -160,9 +161,35 @@ class KeyService:
         return await repository.list_for(conn, project_id)
 
     @staticmethod
-    async def revoke_key(conn: AsyncConnection, project_id: str, key_id: str) -> None:
+    async def page_keys(
+        conn: AsyncConnection, project_id: str, limit: int, token: str
+    ) -> tuple[list[KeyRecord], str]:
+        """One page of keys, oldest first, and the token of the next page ("" after the last)."""
+        if not 0 <= limit <= MAX_PAGE:
+            raise ValidationError("limit", f"must be 0 (default {DEFAULT_PAGE}) to {MAX_PAGE}")
+        size = limit or DEFAULT_PAGE
+        found = await repository.page(conn, project_id, _cursor(token), size + 1)
+        more = len(found) > size
+        found = found[:size]
+        return found, f"{found[-1].created_at}:{found[-1].id}" if more else ""
+
+    @staticmethod
+    async def revoke_key(conn: AsyncConnection, project_id: str, key_id: str) -> KeyRecord:
+        """Revoke a key of the project; revoking a revoked key changes nothing (its first time stays)."""
         if not await repository.set_revoked(conn, project_id, key_id, now_ms()):
             raise NotFoundError(f"API key not found: {key_id}", field="id")
+        found = await repository.by_id(conn, project_id, key_id)
+        assert found is not None  # updated just now, in this transaction
+        return found
+
+
+def _cursor(token: str) -> tuple[int, str] | None:
+    if not token:
+        return None
+    created, _, ident = token.partition(":")
+    if not created.isdigit() or not ident:
+        raise ValidationError("pageToken", "is not a token this server gave out")
+    return int(created), ident
 
 
 def _mode_for(role: Role, mode_header: str | None) -> Mode:
