@@ -1,4 +1,4 @@
-"""Tests for the pricing expression language (src/scrawn/server/pricing/expression.py)."""
+"""Tests for the pricing expression language (src/scrawn/server/pricing/expression/)."""
 
 from __future__ import annotations
 
