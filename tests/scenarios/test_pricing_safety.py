@@ -29,7 +29,7 @@ from scrawn.server.pricing import references
 from scrawn.server.pricing.expression import parse
 from scrawn.server.pricing.references import Catalog
 from tests.conftest import ServerHandle, run_async
-from tests.server.catalog_rows import store_unchecked_expressions
+from tests.scenarios.catalog_rows import store_unchecked_expressions
 
 # ------------------------------------------------------------------------------------ the pure rules
 

@@ -18,7 +18,7 @@ from scrawn._proto.query.v1 import query_pb2 as q
 from scrawn.server.db.schema import events
 from tests.clients import QUERY, REGISTER, STREAM, ConnectClient, RpcError, bearer
 from tests.conftest import ServerHandle, drop_pg_database, make_server, new_pg_database, run_async
-from tests.server.catalog_rows import store_unchecked_expressions
+from tests.scenarios.catalog_rows import store_unchecked_expressions
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

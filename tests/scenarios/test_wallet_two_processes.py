@@ -15,7 +15,7 @@ from scrawn._proto.wallet.v1 import wallet_pb2 as w
 from scrawn.server.db.schema import balances, credit_lots, ledger_entries, reservations
 from tests.clients import WALLET, GrpcClient, bearer
 from tests.conftest import ServerHandle, free_port, make_server
-from tests.server.wallet_checks import assert_invariants, fetch, key, wait_for
+from tests.scenarios.wallet_checks import assert_invariants, fetch, key, wait_for
 
 USERS = [f"two-proc-{i}" for i in range(6)]
 HOLDS_PER_USER = 10

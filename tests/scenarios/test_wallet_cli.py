@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from scrawn.server.db.schema import balances
 from tests.conftest import make_server
-from tests.server.wallet_checks import assert_invariants, entries_of, fetch, lots_of
+from tests.scenarios.wallet_checks import assert_invariants, entries_of, fetch, lots_of
 
 
 @dataclass

@@ -15,7 +15,7 @@ import pytest
 from scrawn._proto.event.v1 import event_pb2 as ev
 from scrawn._proto.wallet.v1 import wallet_pb2 as w
 from tests.clients import REGISTER, WALLET, ConnectClient, GrpcClient, RpcError, bearer
-from tests.server.wallet_checks import alerts_of, assert_invariants, entries_of, key, lots_of, wait_for
+from tests.scenarios.wallet_checks import alerts_of, assert_invariants, entries_of, key, lots_of, wait_for
 
 
 @pytest.fixture

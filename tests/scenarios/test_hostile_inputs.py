@@ -29,7 +29,7 @@ from tests.clients import (
     bearer,
 )
 from tests.conftest import SECRET, ServerHandle, drop_pg_database, make_server, new_pg_database, run_async
-from tests.server.catalog_rows import store_unchecked_expressions
+from tests.scenarios.catalog_rows import store_unchecked_expressions
 
 # --------------------------------------------------------------------------------------------- fixtures
 
