@@ -25,6 +25,8 @@ from scrawn._proto.usage.v1.usage_connect import UsageServiceASGIApplication
 from scrawn._proto.wallet.v1.wallet_connect import WalletServiceASGIApplication
 from scrawn.server.api import JsonApi
 from scrawn.server.config import Settings
+from scrawn.server.dashboard.routes import routes as dashboard_routes
+from scrawn.server.dashboard.web import Dashboard
 from scrawn.server.db.engine import Database
 from scrawn.server.db.migrate import migrate
 from scrawn.server.events.committer import GroupCommitter
@@ -144,11 +146,20 @@ def create_app(settings: Settings) -> ASGIApp:
         return JSONResponse({"status": "ready"})
 
     api = JsonApi(services.db, services.keys, box)
+    dashboard = Dashboard(
+        services.db, services.keys, box, settings.resolved_secret(), settings.resolved_public_url
+    )
     metrics = services.metrics
     # No auth: the bind is loopback by default, and it exposes counts only, no tenant data.
     metrics_routes = [] if metrics is None else [Route("/metrics", metrics.endpoint(services.db))]
     http = Starlette(
-        routes=[Route("/healthz", healthz), Route("/readyz", readyz), *metrics_routes, *api.routes()],
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            *metrics_routes,
+            *api.routes(),
+            *dashboard_routes(dashboard),
+        ],
         lifespan=lifespan,
     )
     rpc_apps = [

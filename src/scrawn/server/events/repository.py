@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Row, and_, or_, select
+from sqlalchemy import BigInteger, Row, and_, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from scrawn.server.db.schema import events
+from scrawn.server.db.sums import joined, split_sum
 
 
 async def any_event(conn: AsyncConnection, project_id: str) -> bool:
@@ -103,3 +104,52 @@ async def pricing_naming(conn: AsyncConnection, project_id: str, since: int, tex
     result = await conn.stream(query.execution_options(yield_per=1000))
     async for (pricing,) in result:
         yield pricing
+
+
+async def listing(
+    conn: AsyncConnection,
+    scope: Scope,
+    *,
+    event_type: str | None,
+    model: str | None = None,
+    voided: bool | None,
+    size: int,
+    cursor: tuple[int, str] | None,
+) -> Sequence[Row[tuple[object, ...]]]:
+    """Up to ``size + 1`` events newest first, strictly before the ``(ingested_at, id)`` cursor (the
+    dashboard's keyset pages), filtered by type, model and whether they were voided."""
+    stmt = select(events).where(*scope.where())
+    if event_type:
+        stmt = stmt.where(events.c.event_type == event_type)
+    if model:
+        stmt = stmt.where(events.c.model == model)
+    if voided is not None:
+        stmt = stmt.where(events.c.voided_at.is_not(None) if voided else events.c.voided_at.is_(None))
+    if cursor is not None:
+        at, event_id = cursor
+        stmt = stmt.where(
+            or_(events.c.ingested_at < at, and_(events.c.ingested_at == at, events.c.id < event_id))
+        )
+    stmt = stmt.order_by(events.c.ingested_at.desc(), events.c.id.desc()).limit(size + 1)
+    return (await conn.execute(stmt)).all()
+
+
+@dataclass(frozen=True)
+class Bucket:
+    start: int  # Unix ms
+    events: int
+    debit_micros: int  # billed, voided events left out
+
+
+async def buckets(conn: AsyncConnection, scope: Scope, width_ms: int) -> list[Bucket]:
+    """Events and billed usage per ``width_ms`` bucket of ingest time (UTC), oldest first."""
+    # Inlined: PostgreSQL groups by an expression only when its parameters are the select's own.
+    width = literal_column(str(int(width_ms)), BigInteger)
+    start = events.c.ingested_at - events.c.ingested_at % width
+    stmt = (
+        select(start.label("start"), func.count().label("n"), *split_sum(events.c.debit, "debit"))
+        .where(*scope.where(), events.c.voided_at.is_(None))
+        .group_by(start)
+        .order_by(start)
+    )
+    return [Bucket(int(r.start), int(r.n), joined(r, "debit") or 0) for r in await conn.execute(stmt)]

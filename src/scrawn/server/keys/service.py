@@ -73,8 +73,15 @@ class KeyService:
         self._background: set[asyncio.Task[None]] = set()
 
     async def authenticate(self, header: str | None, mode_header: str | None = None) -> Caller:
-        key = parse_bearer(header)
-        digest = hash_key(self._secret, key)
+        return await self.authenticate_digest(self.digest(parse_bearer(header)), mode_header)
+
+    def digest(self, key: str) -> str:
+        """The stored form of a well-formed key (the dashboard's session remembers this, never the key)."""
+        return hash_key(self._secret, key)
+
+    async def authenticate_digest(self, digest: str, mode_header: str | None = None) -> Caller:
+        """``authenticate`` for a key known by its digest: the same cache, so a revocation ends it within
+        1 s on every process."""
         record = await self._lookup(digest)
         if record is None:
             raise UnauthenticatedError(MSG_NOT_FOUND)

@@ -1,0 +1,91 @@
+"""Events: the filtered, keyset-paged list; one event's lineage (the ``scrawn explain`` answer) and Void."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.responses import RedirectResponse, Response
+
+from scrawn.errors import NotFoundError
+from scrawn.server.dashboard import paging
+from scrawn.server.dashboard.web import Dashboard, View
+from scrawn.server.events import repository as event_rows
+from scrawn.server.events import void_service
+
+TYPES = ("BASIC_USAGE", "AI_TOKEN_USAGE", "TYPED")
+TOKENS = (
+    ("Input", "input_tokens", "input_debit"),
+    ("Output", "output_tokens", "output_debit"),
+    ("Input cache", "input_cache_tokens", "input_cache_debit"),
+    ("Output cache", "output_cache_tokens", "output_cache_debit"),
+)
+
+
+async def events(dash: Dashboard, view: View) -> Response:
+    q = view.request.query_params
+    filters = {k: q.get(k, "") for k in ("user", "type", "model", "voided", "since", "until")}
+    scope = event_rows.Scope(
+        view.caller.project_id,
+        view.mode,
+        user_id=filters["user"] or None,
+        since=paging.day("since", filters["since"]),
+        before=paging.day("until", filters["until"], end=True),
+    )
+    voided = {"yes": True, "no": False}.get(filters["voided"])
+    async with dash.db.read() as conn:
+        rows = await event_rows.listing(
+            conn,
+            scope,
+            event_type=filters["type"] if filters["type"] in TYPES else None,
+            model=filters["model"] or None,
+            voided=voided,
+            size=paging.PAGE,
+            cursor=paging.cursor(q.get("after")),
+        )
+    more = len(rows) > paging.PAGE
+    rows = rows[: paging.PAGE]
+    after = paging.cursor_text(rows[-1].ingested_at, rows[-1].id) if more else None
+    next_url = view.url("events", **filters, after=after) if after else None
+    return dash.render(
+        view,
+        "events.html",
+        rows=rows,
+        filters=filters,
+        types=TYPES,
+        next_url=next_url,
+        filtered=any(filters.values()),
+    )
+
+
+async def event(dash: Dashboard, view: View) -> Response:
+    event_id = view.request.path_params["id"]
+    async with dash.db.read() as conn:
+        row = await event_rows.get(conn, view.caller.project_id, view.mode, event_id)
+        if row is None:
+            raise NotFoundError("event not found", field="id")
+        reversal = (
+            await void_service.describe(conn, view.caller.project_id, view.mode, row)
+            if row.voided_at
+            else None
+        )
+    pricing = json.dumps(json.loads(str(row.pricing)), indent=2, sort_keys=True)
+    metadata = json.dumps(json.loads(str(row.metadata)), indent=2, sort_keys=True) if row.metadata else None
+    tokens = [
+        (label, getattr(row, count), getattr(row, debit))
+        for label, count, debit in TOKENS
+        if getattr(row, count) is not None
+    ]
+    return dash.render(
+        view, "event.html", e=row, pricing=pricing, metadata=metadata, tokens=tokens, reversal=reversal
+    )
+
+
+async def void(dash: Dashboard, view: View) -> Response:
+    event_id = view.request.path_params["id"]
+    target = void_service.check_target(event_id, "")
+    reason = void_service.check_reason(view.form.get("reason", "").strip())
+    async with dash.db.write() as conn:
+        await void_service.void_event(
+            conn, view.caller.project_id, view.mode, target, reason, view.caller.key_id
+        )
+    return RedirectResponse(view.url(f"events/{event_id}"), 303)

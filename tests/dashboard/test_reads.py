@@ -1,0 +1,88 @@
+"""The reads the dashboard added to the events and ledger repositories, on both databases, against the
+seeded server's data: keyset pages that neither repeat nor skip, exact sums, tenant and mode scope."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from scrawn.money import from_micros
+from scrawn.server.db.engine import now_ms
+from scrawn.server.events import repository as event_rows
+from scrawn.server.ledger import repository as ledger_rows
+from scrawn.server.ledger.rules import period_of
+from tests.conftest import ServerHandle, run_async
+from tests.dashboard.seed import SCRIPT_USER, Seeded
+
+
+def _read(server: ServerHandle, work: Any) -> Any:
+    async def run() -> Any:
+        db = server.db()
+        try:
+            async with db.read() as conn:
+                return await work(conn)
+        finally:
+            await db.dispose()
+
+    return run_async(run())
+
+
+def test_event_listing_pages_by_keyset_and_filters(module_server: ServerHandle, seeded: Seeded) -> None:
+    scope = event_rows.Scope(module_server.project_id, "live")
+
+    async def pages(conn: Any) -> list[str]:
+        seen: list[str] = []
+        cursor = None
+        while True:
+            rows = await event_rows.listing(conn, scope, event_type=None, voided=None, size=1, cursor=cursor)
+            seen += [r.id for r in rows[:1]]
+            if len(rows) <= 1:
+                return seen
+            cursor = (rows[0].ingested_at, rows[0].id)
+
+    ids = _read(module_server, pages)
+    assert len(ids) == len(set(ids)) >= 4
+    assert seeded.ai_event in ids and seeded.test_event not in ids
+
+    async def ai_only(conn: Any) -> list[Any]:
+        return list(
+            await event_rows.listing(
+                conn, scope, event_type="AI_TOKEN_USAGE", model="gpt-4o", voided=False, size=10, cursor=None
+            )
+        )
+
+    assert [r.id for r in _read(module_server, ai_only)] == [seeded.ai_event]
+
+
+def test_buckets_sum_exactly(module_server: ServerHandle, seeded: Seeded) -> None:
+    async def alice(conn: Any) -> list[event_rows.Bucket]:
+        return await event_rows.buckets(
+            conn, event_rows.Scope(module_server.project_id, "live", user_id="alice"), 86_400_000
+        )
+
+    found = _read(module_server, alice)
+    # 250 + tag(CALL) 1.5 + 3 + 4 cents, each bucket summed exactly by the database.
+    assert sum(from_micros(b.debit_micros) for b in found) == Decimal("258.5")
+    assert all(b.start % 86_400_000 == 0 for b in found)
+
+
+def test_balance_reads(module_server: ServerHandle, seeded: Seeded) -> None:
+    pid = module_server.project_id
+
+    async def reads(conn: Any) -> tuple[Any, ...]:
+        first = await ledger_rows.balances_page(conn, pid, "live", after=None, size=1)
+        rest = await ledger_rows.balances_page(conn, pid, "live", after=first[0].user_id, size=100)
+        prefixed = await ledger_rows.balances_page(conn, pid, "live", after=None, size=10, prefix="<scr")
+        test_mode = await ledger_rows.balances_page(conn, pid, "test", after=None, size=10)
+        top = await ledger_rows.top_spenders(conn, pid, "live", period_of(now_ms()), 10)
+        owed = await ledger_rows.outstanding_micros(conn, pid, "test")
+        return first, rest, prefixed, test_mode, top, owed
+
+    first, rest, prefixed, test_mode, top, owed = _read(module_server, reads)
+    assert len(first) == 2  # one page and one more
+    users = [first[0].user_id, *[r.user_id for r in rest]]
+    assert users == sorted(users) and len(users) == len(set(users))
+    assert [r.user_id for r in prefixed] == [SCRIPT_USER]
+    assert [r.user_id for r in test_mode] == ["tess"]
+    assert top[0].spent >= top[-1].spent and all(r.spent > 0 for r in top)
+    assert owed == (77_000_000, 1)  # tess owes 77 cents, in micro-units
