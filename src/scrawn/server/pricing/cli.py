@@ -11,6 +11,7 @@ from scrawn.server.config import Settings
 from scrawn.server.db.engine import Database
 from scrawn.server.pricing import service as catalog
 from scrawn.server.pricing.references import Kind, deleted_warning
+from scrawn.server.pricing.types import NamedExpression, Tag
 
 tags_app = typer.Typer(help="Manage price tags.", no_args_is_help=True)
 expressions_app = typer.Typer(help="Manage named pricing expressions.", no_args_is_help=True)
@@ -21,7 +22,7 @@ def tags_list(project: ProjectOpt = None, database_url: DbOpt = None, data_dir: 
     """List tags with their current prices (minor units)."""
     settings = load_settings(database_url=database_url, data_dir=data_dir)
 
-    async def work(db: Database) -> list[catalog.Tag]:
+    async def work(db: Database) -> list[Tag]:
         async with db.read() as conn:
             return await catalog.list_tags(conn, await project_of(conn, project))
 
@@ -38,7 +39,7 @@ def tags_set(
     """Create or change a tag's price (affects future events only)."""
     settings = load_settings(database_url=database_url, data_dir=data_dir)
 
-    async def work(db: Database) -> catalog.Tag:
+    async def work(db: Database) -> Tag:
         name, amount = catalog.check_name("key", key), catalog.check_price("price", price)
         async with db.write() as conn:
             return await catalog.put_tag(conn, await project_of(conn, project), name, amount)
@@ -63,7 +64,7 @@ def expressions_list(
     """List named expressions."""
     settings = load_settings(database_url=database_url, data_dir=data_dir)
 
-    async def work(db: Database) -> list[catalog.NamedExpression]:
+    async def work(db: Database) -> list[NamedExpression]:
         async with db.read() as conn:
             return list(
                 (await catalog.current_expressions(conn, await project_of(conn, project), None)).values()
@@ -86,7 +87,7 @@ def expressions_set(
     """Create or change a named expression, usable as expr(NAME)."""
     settings = load_settings(database_url=database_url, data_dir=data_dir)
 
-    async def work(db: Database) -> catalog.NamedExpression:
+    async def work(db: Database) -> NamedExpression:
         checked = catalog.check_name("name", name)
         async with db.write() as conn:
             return await catalog.put_expression(conn, await project_of(conn, project), checked, expression)

@@ -28,20 +28,13 @@ from scrawn.server.pricing.models import (
 MAX_MODEL, MAX_PROVIDER = 255, 64
 MAX_RATE_USD = Decimal(1_000_000)
 MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
-# API field → (Override attribute, column)
+# API field → Override attribute
 RATE_FIELDS = {
     "inputPerMillion": "input",
     "outputPerMillion": "output",
     "cachedInputPerMillion": "cache_read",
     "cacheWritePerMillion": "cache_write",
     "audioPerMinute": "audio_minute",
-}
-_COLUMNS = {
-    "input": "input_mtok",
-    "output": "output_mtok",
-    "cache_read": "cache_read_mtok",
-    "cache_write": "cache_write_mtok",
-    "audio_minute": "audio_minute",
 }
 
 
@@ -145,16 +138,19 @@ async def put_override(
     """Create an override; one for the same model, provider and time replaces it. Returns (it, created)."""
     now = now_ms()
     replaced = await repository.retire_override(conn, project_id, model, provider, effective_from, now)
-    row = {
-        "project_id": project_id,
-        "id": str(uuid.uuid4()),
-        "model": model,
-        "provider": provider,
-        "effective_from": effective_from,
-        "created_at": now,
-        **{_COLUMNS[attr]: value for attr, value in rates.items()},
-    }
-    return await repository.insert_override(conn, row), not replaced
+    override = Override(
+        id=str(uuid.uuid4()),
+        model=model,
+        provider=provider,
+        effective_from=effective_from,
+        input=rates.get("input"),
+        output=rates.get("output"),
+        cache_read=rates.get("cache_read"),
+        cache_write=rates.get("cache_write"),
+        audio_minute=rates.get("audio_minute"),
+        created_at=now,
+    )
+    return await repository.insert_override(conn, project_id, override), not replaced
 
 
 async def delete_override(conn: AsyncConnection, project_id: str, override_id: str) -> None:

@@ -22,6 +22,7 @@ from scrawn.server.pricing.expression import (
     referenced_expressions,
     referenced_tags,
 )
+from scrawn.server.pricing.types import NamedExpression, Tag
 
 DebitKind = Literal["amount", "tag", "expr"]
 
@@ -61,8 +62,8 @@ class PricingError(Exception):
 class PriceBook:
     """The catalog entries some debits need, loaded once per batch (one read transaction)."""
 
-    tags: dict[str, catalog.Tag] = field(default_factory=dict)
-    expressions: dict[str, catalog.NamedExpression] = field(default_factory=dict)
+    tags: dict[str, Tag] = field(default_factory=dict)
+    expressions: dict[str, NamedExpression] = field(default_factory=dict)
     parsed: dict[str, Node] = field(default_factory=dict)  # named expressions, parsed
     texts: dict[str, Node | ExpressionError] = field(default_factory=dict)  # inline expression texts
 

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Row, Table, and_, func, select, update
@@ -14,26 +15,26 @@ from scrawn.server.db.engine import now_ms
 from scrawn.server.db.schema import event_prices, expressions, tags
 from scrawn.server.db.schema import model_price_overrides as overrides
 from scrawn.server.pricing.models import Override
+from scrawn.server.pricing.types import NamedExpression, Tag
 
 
 @dataclass(frozen=True)
 class Kind:
     table: Table
     key: str  # the key column's name
+    value: str  # the column holding the price or the expression text
     label: str  # for "not found" messages
 
     def column(self) -> Any:
         return self.table.c[self.key]
 
 
-TAGS = Kind(tags, "key", "Tag")
-EXPRESSIONS = Kind(expressions, "name", "Expression")
-EVENT_PRICES = Kind(event_prices, "event_type", "Event price")
+TAGS = Kind(tags, "key", "price", "Tag")
+EXPRESSIONS = Kind(expressions, "name", "text", "Expression")
+EVENT_PRICES = Kind(event_prices, "event_type", "expression", "Event price")
 
 
-async def current(
-    conn: AsyncConnection, kind: Kind, project_id: str, keys: set[str] | None
-) -> list[Row[Any]]:
+async def _live(conn: AsyncConnection, kind: Kind, project_id: str, keys: set[str] | None) -> list[Row[Any]]:
     """The live (latest, not deleted) version of each entry, optionally only those named."""
     t, key = kind.table, kind.column()
     latest = (
@@ -53,8 +54,24 @@ async def current(
     return list(rows)
 
 
+async def current_tags(conn: AsyncConnection, project_id: str, keys: set[str] | None) -> list[Tag]:
+    """The live tags, by key (only those named in ``keys`` unless None)."""
+    return [Tag(r.key, r.price, r.version, r.created_at) for r in await _live(conn, TAGS, project_id, keys)]
+
+
+async def current_named(
+    conn: AsyncConnection, kind: Kind, project_id: str, names: set[str] | None
+) -> list[NamedExpression]:
+    """The live named expressions or event prices (``kind``), by name (only those in ``names`` unless
+    None)."""
+    rows = await _live(conn, kind, project_id, names)
+    return [
+        NamedExpression(r._mapping[kind.key], r._mapping[kind.value], r.version, r.created_at) for r in rows
+    ]
+
+
 async def insert_version(
-    conn: AsyncConnection, kind: Kind, project_id: str, key: str, **values: Any
+    conn: AsyncConnection, kind: Kind, project_id: str, key: str, value: Decimal | str
 ) -> tuple[int, int]:
     """Write the entry's next version; returns (version, created_at)."""
     latest = await conn.scalar(
@@ -65,14 +82,26 @@ async def insert_version(
     version, now = int(latest or 0) + 1, now_ms()
     await conn.execute(
         kind.table.insert().values(
-            project_id=project_id, version=version, deleted=False, created_at=now, **{kind.key: key}, **values
+            project_id=project_id,
+            version=version,
+            deleted=False,
+            created_at=now,
+            **{kind.key: key, kind.value: value},
         )
     )
     return version, now
 
 
-async def insert_deleted(conn: AsyncConnection, kind: Kind, live: Row[Any]) -> None:
-    """Mark an entry deleted: a copy of its live version, one version later."""
+async def is_live(conn: AsyncConnection, kind: Kind, project_id: str, key: str) -> bool:
+    return bool(await _live(conn, kind, project_id, {key}))
+
+
+async def insert_deleted(conn: AsyncConnection, kind: Kind, project_id: str, key: str) -> None:
+    """Mark an entry deleted: a copy of its live version, one version later (none: nothing to do)."""
+    rows = await _live(conn, kind, project_id, {key})
+    if not rows:
+        return
+    live = rows[0]
     values = {c: v for c, v in live._mapping.items() if c not in ("version", "deleted", "created_at")}
     await conn.execute(
         kind.table.insert().values(**values, version=live.version + 1, deleted=True, created_at=now_ms())
@@ -82,7 +111,7 @@ async def insert_deleted(conn: AsyncConnection, kind: Kind, live: Row[Any]) -> N
 # model price overrides ---------------------------------------------------------------------------------
 
 
-def _override(row: Any) -> Override:
+def _override(row: Row[Any]) -> Override:
     return Override(
         id=row.id,
         model=row.model,
@@ -126,12 +155,25 @@ async def retire_override(
     return bool(done.rowcount)
 
 
-async def insert_override(conn: AsyncConnection, row: dict[str, Any]) -> Override:
+async def insert_override(conn: AsyncConnection, project_id: str, override: Override) -> Override:
+    """Store a new override; returns it as stored."""
     t = overrides
-    await conn.execute(t.insert().values(**row))
-    found = (
-        await conn.execute(select(t).where(t.c.project_id == row["project_id"], t.c.id == row["id"]))
-    ).one()
+    await conn.execute(
+        t.insert().values(
+            project_id=project_id,
+            id=override.id,
+            model=override.model,
+            provider=override.provider,
+            effective_from=override.effective_from,
+            input_mtok=override.input,
+            output_mtok=override.output,
+            cache_read_mtok=override.cache_read,
+            cache_write_mtok=override.cache_write,
+            audio_minute=override.audio_minute,
+            created_at=override.created_at,
+        )
+    )
+    found = (await conn.execute(select(t).where(t.c.project_id == project_id, t.c.id == override.id))).one()
     return _override(found)
 
 

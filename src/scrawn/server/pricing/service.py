@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -22,30 +21,14 @@ from scrawn.server.events import repository as events
 from scrawn.server.pricing import references, repository
 from scrawn.server.pricing.expression import ExpressionError, Node, parse, referenced_tags
 from scrawn.server.pricing.repository import EVENT_PRICES, EXPRESSIONS, TAGS, Kind
+from scrawn.server.pricing.types import NamedExpression as NamedExpression  # re-exported for callers
+from scrawn.server.pricing.types import Tag as Tag
 from scrawn.server.projects import repository as projects
 
 NAME_PATTERN = re.compile(r"[A-Z][A-Z0-9_]*")
 EVENT_TYPE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
 MAX_NAME = 128
 RECENT_DAYS = 7  # a delete reports how many events used the name in this many days
-
-
-@dataclass(frozen=True)
-class Tag:
-    key: str
-    price: Decimal
-    version: int
-    created_at: int
-
-
-@dataclass(frozen=True)
-class NamedExpression:
-    """A named expression, or an event price (``name`` is then the event type)."""
-
-    name: str
-    text: str
-    version: int
-    created_at: int
 
 
 def check_name(field: str, name: object) -> str:
@@ -97,12 +80,12 @@ async def _delete(
     key: str,
     referenced_as: tuple[references.Kind, str] | None = None,
 ) -> None:
-    rows = await repository.current(conn, kind, project_id, {key})
-    if not rows:
+    await lock_catalog(conn, project_id)
+    if not await repository.is_live(conn, kind, project_id, key):
         raise NotFoundError(f"{kind.label} not found: {key}", field=kind.key)
     if referenced_as is not None:
         references.check_unused(*referenced_as, await _rules_catalog(conn, project_id, set()))
-    await repository.insert_deleted(conn, kind, rows[0])
+    await repository.insert_deleted(conn, kind, project_id, key)
 
 
 async def lock_catalog(conn: AsyncConnection, project_id: str) -> None:
@@ -123,13 +106,13 @@ def _parsed(text: str) -> Node | None:
 
 async def _rules_catalog(conn: AsyncConnection, project_id: str, tag_names: set[str]) -> references.Catalog:
     """What the rules read: which of ``tag_names`` exist, and every live expression and event price."""
-    found = await repository.current(conn, TAGS, project_id, tag_names)
-    exprs = await repository.current(conn, EXPRESSIONS, project_id, None)
-    prices = await repository.current(conn, EVENT_PRICES, project_id, None)
+    found = await repository.current_tags(conn, project_id, tag_names)
+    exprs = await repository.current_named(conn, EXPRESSIONS, project_id, None)
+    prices = await repository.current_named(conn, EVENT_PRICES, project_id, None)
     return references.Catalog(
-        tags=frozenset(r.key for r in found),
-        expressions={r.name: _parsed(r.text) for r in exprs},
-        event_prices={r.event_type: _parsed(r.expression) for r in prices},
+        tags=frozenset(t.key for t in found),
+        expressions={e.name: _parsed(e.text) for e in exprs},
+        event_prices={p.name: _parsed(p.text) for p in prices},
     )
 
 
@@ -157,8 +140,7 @@ async def recent_uses(conn: AsyncConnection, project_id: str, kind: references.K
 
 
 async def current_tags(conn: AsyncConnection, project_id: str, keys: set[str] | None) -> dict[str, Tag]:
-    rows = await repository.current(conn, TAGS, project_id, keys)
-    return {r.key: Tag(r.key, r.price, r.version, r.created_at) for r in rows}
+    return {t.key: t for t in await repository.current_tags(conn, project_id, keys)}
 
 
 async def list_tags(conn: AsyncConnection, project_id: str) -> list[Tag]:
@@ -167,59 +149,61 @@ async def list_tags(conn: AsyncConnection, project_id: str) -> list[Tag]:
 
 async def put_tag(conn: AsyncConnection, project_id: str, key: str, price: Decimal) -> Tag:
     await lock_catalog(conn, project_id)
-    version, now = await repository.insert_version(conn, TAGS, project_id, key, price=price)
+    version, now = await repository.insert_version(conn, TAGS, project_id, key, price)
     return Tag(key, price, version, now)
 
 
 async def delete_tag(conn: AsyncConnection, project_id: str, key: str) -> None:
     """Refused (409) while a live expression or event price names the tag."""
-    await lock_catalog(conn, project_id)
     await _delete(conn, TAGS, project_id, key, ("tag", key))
+
+
+async def _current(
+    conn: AsyncConnection, kind: Kind, project_id: str, names: set[str] | None
+) -> dict[str, NamedExpression]:
+    return {e.name: e for e in await repository.current_named(conn, kind, project_id, names)}
 
 
 async def current_expressions(
     conn: AsyncConnection, project_id: str, names: set[str] | None
 ) -> dict[str, NamedExpression]:
-    rows = await repository.current(conn, EXPRESSIONS, project_id, names)
-    return {r.name: NamedExpression(r.name, r.text, r.version, r.created_at) for r in rows}
+    return await _current(conn, EXPRESSIONS, project_id, names)
+
+
+async def _put(conn: AsyncConnection, kind: Kind, project_id: str, name: str, text: str) -> NamedExpression:
+    """Write a checked named expression or event price; refused when the text names a missing tag or
+    expression (400) or, for a named expression, would form a cycle (409)."""
+    await lock_catalog(conn, project_id)
+    writing = name if kind is EXPRESSIONS else None
+    node, rules = await _checked_text(conn, project_id, text, writing=writing)
+    if writing is not None:
+        references.check_no_cycle(writing, node, rules)
+    version, now = await repository.insert_version(conn, kind, project_id, name, text)
+    return NamedExpression(name, text, version, now)
 
 
 async def put_expression(conn: AsyncConnection, project_id: str, name: str, text: str) -> NamedExpression:
-    """Refused when the text names a missing tag or expression (400) or would form a cycle (409)."""
-    await lock_catalog(conn, project_id)
-    node, rules = await _checked_text(conn, project_id, text, writing=name)
-    references.check_no_cycle(name, node, rules)
-    version, now = await repository.insert_version(conn, EXPRESSIONS, project_id, name, text=text)
-    return NamedExpression(name, text, version, now)
+    return await _put(conn, EXPRESSIONS, project_id, name, text)
 
 
 async def delete_expression(conn: AsyncConnection, project_id: str, name: str) -> None:
     """Refused (409) while another live expression or an event price names it."""
-    await lock_catalog(conn, project_id)
     await _delete(conn, EXPRESSIONS, project_id, name, ("expression", name))
 
 
 async def current_event_prices(
     conn: AsyncConnection, project_id: str, types: set[str] | None
 ) -> dict[str, NamedExpression]:
-    rows = await repository.current(conn, EVENT_PRICES, project_id, types)
-    return {r.event_type: NamedExpression(r.event_type, r.expression, r.version, r.created_at) for r in rows}
+    return await _current(conn, EVENT_PRICES, project_id, types)
 
 
 async def put_event_price(
     conn: AsyncConnection, project_id: str, event_type: str, text: str
 ) -> NamedExpression:
-    """Refused when the text names a missing tag or expression (400)."""
-    await lock_catalog(conn, project_id)
-    await _checked_text(conn, project_id, text, writing=None)
-    version, now = await repository.insert_version(
-        conn, EVENT_PRICES, project_id, event_type, expression=text
-    )
-    return NamedExpression(event_type, text, version, now)
+    return await _put(conn, EVENT_PRICES, project_id, event_type, text)
 
 
 async def delete_event_price(conn: AsyncConnection, project_id: str, event_type: str) -> None:
-    await lock_catalog(conn, project_id)
     await _delete(conn, EVENT_PRICES, project_id, event_type)
 
 
