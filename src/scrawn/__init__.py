@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from scrawn import errors
 from scrawn._async import AsyncScrawn
 from scrawn._core import EventResult
+from scrawn._payments import PortalLink
 from scrawn._retry import ErrorContext
 from scrawn._sync import Scrawn, scrawn
 from scrawn._usage_results import (
@@ -120,6 +121,7 @@ __all__ = [
     "InsufficientCreditsError",
     "ModelList",
     "ModelPrice",
+    "PortalLink",
     "Reservation",
     "ReservationPage",
     "ReservationRequest",

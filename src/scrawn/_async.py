@@ -135,6 +135,7 @@ class AsyncScrawn(AsyncClient, Integrations):
     get_usage_summary = async_call(_calls.get_usage_summary)
     get_usage_series = async_call(_calls.get_usage_series)
     collect_payment = async_call(_calls.collect_payment)
+    portal_link = async_call(_calls.portal_link)
     void_event = async_call(_calls.void_event)
     list_models = async_call(_calls.list_models)
     calculate_cost = async_call(_calls.calculate_cost)

@@ -240,6 +240,15 @@ def collect_payment(user_id: str, *, top_up: Number | None = None, return_url: s
     return _payments.collect_payment(user_id, top_up, return_url)
 
 
+def portal_link(
+    user_id: str, *, return_url: str | None = None, expires_in: int = 3600
+) -> Rpc[_payments.PortalLink]:
+    """A signed, read-only link (``{SCRAWN_PUBLIC_URL}/portal/{token}``) where ``user_id`` sees their
+    balance, usage by day and by model, recent charges, and can pay or top up (docs/portal.md). It expires
+    after ``expires_in`` seconds (60 to 604800, 7 days), or when the key that made it is revoked."""
+    return _payments.portal_link(user_id, return_url, expires_in)
+
+
 def void_event(
     *, event_id: str | None = None, idempotency_key: str | None = None, reason: str
 ) -> Rpc[VoidedEvent]:

@@ -131,6 +131,7 @@ class Scrawn(SyncClient, Integrations):
     get_usage_summary = sync_call(_calls.get_usage_summary)
     get_usage_series = sync_call(_calls.get_usage_series)
     collect_payment = sync_call(_calls.collect_payment)
+    portal_link = sync_call(_calls.portal_link)
     void_event = sync_call(_calls.void_event)
     list_models = sync_call(_calls.list_models)
     calculate_cost = sync_call(_calls.calculate_cost)

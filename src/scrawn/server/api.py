@@ -18,6 +18,7 @@ from scrawn.server.events.quarantine_api import QuarantineApi
 from scrawn.server.keys.api import KeysApi
 from scrawn.server.keys.service import Caller, KeyService
 from scrawn.server.payments.http import PaymentsHttp
+from scrawn.server.portal.http import PortalHttp
 from scrawn.server.pricing import overrides
 from scrawn.server.pricing import service as catalog
 from scrawn.server.pricing.references import Kind, deleted_warning
@@ -37,10 +38,13 @@ def error_response(error: ScrawnError) -> JSONResponse:
 
 
 class JsonApi:
-    def __init__(self, db: Database, keys: KeyService, box: SecretBox | None = None) -> None:
+    def __init__(
+        self, db: Database, keys: KeyService, box: SecretBox | None = None, public_url: str | None = None
+    ) -> None:
         self._db = db
         self._keys = keys
         self._box = box  # webhook endpoint secrets; without it, no webhook routes
+        self._public_url = public_url  # where portal links point; without it (or the box), no portal
 
     def routes(self) -> list[Route]:
         return [
@@ -63,7 +67,14 @@ class JsonApi:
         ]
 
     def _payment_routes(self) -> list[Route]:
-        return [] if self._box is None else PaymentsHttp(self._db, self._box, _json_object).routes(self._wrap)
+        if self._box is None:
+            return []
+        portal = (
+            []
+            if self._public_url is None
+            else PortalHttp(self._db, self._box, _json_object, self._public_url).routes(self._wrap)
+        )
+        return [*PaymentsHttp(self._db, self._box, _json_object).routes(self._wrap), *portal]
 
     def _wrap(
         self, endpoint: Endpoint, action: str = "manage pricing"

@@ -145,7 +145,7 @@ def create_app(settings: Settings) -> ASGIApp:
             return JSONResponse({"status": "unavailable", "error": type(e).__name__}, status_code=503)
         return JSONResponse({"status": "ready"})
 
-    api = JsonApi(services.db, services.keys, box)
+    api = JsonApi(services.db, services.keys, box, settings.resolved_public_url)
     dashboard = Dashboard(
         services.db, services.keys, box, settings.resolved_secret(), settings.resolved_public_url
     )

@@ -168,6 +168,14 @@ class KeyService:
         return await repository.list_for(conn, project_id)
 
     @staticmethod
+    async def live_key(conn: AsyncConnection, project_id: str, key_id: str) -> KeyRecord | None:
+        """The project's key ``key_id`` while it can still be used: None once revoked or expired."""
+        found = await repository.by_id(conn, project_id, key_id)
+        if found is None or found.revoked_at is not None:
+            return None
+        return None if found.expires_at is not None and found.expires_at <= now_ms() else found
+
+    @staticmethod
     async def page_keys(
         conn: AsyncConnection, project_id: str, limit: int, token: str
     ) -> tuple[list[KeyRecord], str]:

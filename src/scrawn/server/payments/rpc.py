@@ -1,4 +1,5 @@
-"""``payment.v1.PaymentService/CreateCheckoutLink`` (DESIGN §3.2, §7)."""
+"""``payment.v1.PaymentService``: ``CreateCheckoutLink`` (DESIGN §3.2, §7) and ``CreatePortalLink``
+(docs/portal.md)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from scrawn.server.keys.service import KeyService
 from scrawn.server.limits import MAX_USER_ID
 from scrawn.server.payments import config as configs
 from scrawn.server.payments.service import check_top_up, open_checkout
+from scrawn.server.portal import service as portal
 from scrawn.server.rpc import authenticate, handler
 from scrawn.server.secretbox import SecretBox
 
@@ -53,3 +55,16 @@ class PaymentRpc:
             public_url=self._public_url,
         )
         return pb.CreateCheckoutLinkResponse(checkoutLink=f"{self._public_url}/checkout/{checkout_id}")
+
+    @handler
+    async def create_portal_link(
+        self, request: pb.CreatePortalLinkRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.CreatePortalLinkResponse:
+        caller = await authenticate(self._keys, ctx)
+        user, return_url, lifetime = portal.check_request(
+            request.userId,
+            request.returnUrl if request.HasField("returnUrl") else None,
+            request.expiresIn if request.HasField("expiresIn") else None,
+        )
+        url, expires_at = portal.create_link(self._box, self._public_url, caller, user, return_url, lifetime)
+        return pb.CreatePortalLinkResponse(url=url, expiresAt=expires_at)

@@ -21,7 +21,7 @@ from connectrpc.protocol import ProtocolType
 from connectrpc.server import ConnectASGIApplication, ConnectWSGIApplication, DEFAULT_READ_MAX_BYTES, Endpoint, EndpointSync
 from pyqwest import Client, SyncClient
 
-from .payment_pb2 import CreateCheckoutLinkRequest, CreateCheckoutLinkResponse
+from .payment_pb2 import CreateCheckoutLinkRequest, CreateCheckoutLinkResponse, CreatePortalLinkRequest, CreatePortalLinkResponse
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Iterable, Mapping
@@ -39,6 +39,9 @@ _GZIP_COMPRESSION = GzipCompression()
 
 class PaymentService(Protocol):
     async def create_checkout_link(self, request: CreateCheckoutLinkRequest, ctx: RequestContext[CreateCheckoutLinkRequest, CreateCheckoutLinkResponse], /) -> CreateCheckoutLinkResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def create_portal_link(self, request: CreatePortalLinkRequest, ctx: RequestContext[CreatePortalLinkRequest, CreatePortalLinkResponse], /) -> CreatePortalLinkResponse:
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
 
@@ -65,6 +68,17 @@ class PaymentServiceASGIApplication(ConnectASGIApplication[PaymentService]):
                         stream_type=StreamType.UNARY,
                     ),
                     function=svc.create_checkout_link,
+                ),
+                "/payment.v1.PaymentService/CreatePortalLink": Endpoint.unary(
+                    method=MethodInfo(
+                        name="CreatePortalLink",
+                        service_name="payment.v1.PaymentService",
+                        input=CreatePortalLinkRequest,
+                        output=CreatePortalLinkResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.create_portal_link,
                 ),
             },
             interceptors=interceptors,
@@ -124,9 +138,32 @@ class PaymentServiceClient(ConnectClient):
             headers=headers,
             timeout_ms=timeout_ms,
         )
+    async def create_portal_link(
+        self,
+        request: CreatePortalLinkRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> CreatePortalLinkResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="CreatePortalLink",
+                service_name="payment.v1.PaymentService",
+                input=CreatePortalLinkRequest,
+                output=CreatePortalLinkResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
 
 class PaymentServiceSync(Protocol):
     def create_checkout_link(self, request: CreateCheckoutLinkRequest, ctx: RequestContext[CreateCheckoutLinkRequest, CreateCheckoutLinkResponse], /) -> CreateCheckoutLinkResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def create_portal_link(self, request: CreatePortalLinkRequest, ctx: RequestContext[CreatePortalLinkRequest, CreatePortalLinkResponse], /) -> CreatePortalLinkResponse:
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
 
@@ -151,6 +188,17 @@ class PaymentServiceWSGIApplication(ConnectWSGIApplication):
                         stream_type=StreamType.UNARY,
                     ),
                     function=service.create_checkout_link,
+                ),
+                "/payment.v1.PaymentService/CreatePortalLink": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="CreatePortalLink",
+                        service_name="payment.v1.PaymentService",
+                        input=CreatePortalLinkRequest,
+                        output=CreatePortalLinkResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.create_portal_link,
                 ),
             },
             interceptors=interceptors,
@@ -204,6 +252,26 @@ class PaymentServiceClientSync(ConnectClientSync):
                 service_name="payment.v1.PaymentService",
                 input=CreateCheckoutLinkRequest,
                 output=CreateCheckoutLinkResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def create_portal_link(
+        self,
+        request: CreatePortalLinkRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> CreatePortalLinkResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="CreatePortalLink",
+                service_name="payment.v1.PaymentService",
+                input=CreatePortalLinkRequest,
+                output=CreatePortalLinkResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
                 stream_type=StreamType.UNARY,
             ),

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18payment/v1/payment.proto\x12\npayment.v1\"{\n\x19\x43reateCheckoutLinkRequest\x12\x0e\n\x06userId\x18\x01 \x01(\t\x12\x18\n\x0btopUpAmount\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x16\n\treturnUrl\x18\x03 \x01(\tH\x01\x88\x01\x01\x42\x0e\n\x0c_topUpAmountB\x0c\n\n_returnUrl\"2\n\x1a\x43reateCheckoutLinkResponse\x12\x14\n\x0c\x63heckoutLink\x18\x01 \x01(\t2w\n\x0ePaymentService\x12\x65\n\x12\x43reateCheckoutLink\x12%.payment.v1.CreateCheckoutLinkRequest\x1a&.payment.v1.CreateCheckoutLinkResponse\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18payment/v1/payment.proto\x12\npayment.v1\"{\n\x19\x43reateCheckoutLinkRequest\x12\x0e\n\x06userId\x18\x01 \x01(\t\x12\x18\n\x0btopUpAmount\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x16\n\treturnUrl\x18\x03 \x01(\tH\x01\x88\x01\x01\x42\x0e\n\x0c_topUpAmountB\x0c\n\n_returnUrl\"2\n\x1a\x43reateCheckoutLinkResponse\x12\x14\n\x0c\x63heckoutLink\x18\x01 \x01(\t\"u\n\x17\x43reatePortalLinkRequest\x12\x0e\n\x06userId\x18\x01 \x01(\t\x12\x16\n\treturnUrl\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x16\n\texpiresIn\x18\x03 \x01(\x03H\x01\x88\x01\x01\x42\x0c\n\n_returnUrlB\x0c\n\n_expiresIn\":\n\x18\x43reatePortalLinkResponse\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x11\n\texpiresAt\x18\x02 \x01(\x03\x32\xd8\x01\n\x0ePaymentService\x12\x65\n\x12\x43reateCheckoutLink\x12%.payment.v1.CreateCheckoutLinkRequest\x1a&.payment.v1.CreateCheckoutLinkResponse\"\x00\x12_\n\x10\x43reatePortalLink\x12#.payment.v1.CreatePortalLinkRequest\x1a$.payment.v1.CreatePortalLinkResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,6 +35,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATECHECKOUTLINKREQUEST']._serialized_end=163
   _globals['_CREATECHECKOUTLINKRESPONSE']._serialized_start=165
   _globals['_CREATECHECKOUTLINKRESPONSE']._serialized_end=215
-  _globals['_PAYMENTSERVICE']._serialized_start=217
-  _globals['_PAYMENTSERVICE']._serialized_end=336
+  _globals['_CREATEPORTALLINKREQUEST']._serialized_start=217
+  _globals['_CREATEPORTALLINKREQUEST']._serialized_end=334
+  _globals['_CREATEPORTALLINKRESPONSE']._serialized_start=336
+  _globals['_CREATEPORTALLINKRESPONSE']._serialized_end=394
+  _globals['_PAYMENTSERVICE']._serialized_start=397
+  _globals['_PAYMENTSERVICE']._serialized_end=613
 # @@protoc_insertion_point(module_scope)
