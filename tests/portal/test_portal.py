@@ -26,7 +26,6 @@ from scrawn.server.portal.token import sign, verify
 from scrawn.server.secretbox import SecretBox
 from tests.conftest import SECRET, ServerHandle, run_async
 from tests.payments.fake_providers import FakeLemonSqueezy
-from tests.server.test_keys_api import dash
 
 LS_KEY, LS_SECRET = "ls_test_key_" + "k" * 20, "ls-signing-secret"
 
@@ -47,6 +46,10 @@ def ls(module_server: ServerHandle) -> Iterator[FakeLemonSqueezy]:
         )
         assert put.status_code == 200, put.text
         yield fake
+
+
+def dash(server: ServerHandle) -> dict[str, str]:
+    return {"authorization": f"Bearer {server.dash_key}"}
 
 
 def user(prefix: str = "cust") -> str:
