@@ -6,10 +6,39 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scrawn.server.db.engine import Database
+from sqlalchemy import select
+
+from scrawn.server.db.engine import Database, now_ms
+from scrawn.server.db.schema import webhook_endpoints, webhook_messages
 
 
 @dataclass(frozen=True)
 class Fresh:
     db: Database
     project_id: str
+
+    async def add_webhook_endpoint(self, mode: str = "live") -> None:
+        """An endpoint for ``mode``: the outbox queues messages only for a project that has one."""
+        async with self.db.write() as conn:
+            now = now_ms()
+            await conn.execute(
+                webhook_endpoints.insert().values(
+                    project_id=self.project_id,
+                    mode=mode,
+                    url="https://example.invalid/hook",
+                    secret="x",
+                    signing_key="x",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+
+    async def outbox(self) -> list[tuple[str, str]]:
+        """Every queued webhook message as (type, payload), oldest first."""
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(webhook_messages.c.type, webhook_messages.c.payload)
+                .where(webhook_messages.c.project_id == self.project_id)
+                .order_by(webhook_messages.c.created_at, webhook_messages.c.id)
+            )
+            return [(r.type, r.payload) for r in rows]

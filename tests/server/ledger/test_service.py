@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrawn.errors import InsufficientCreditsError, SpendCapExceededError
 from scrawn.money import MAX_MICROS, from_micros
 from scrawn.server.db.engine import now_ms
-from scrawn.server.db.schema import balance_alerts, ledger_entries, webhook_endpoints, webhook_messages
+from scrawn.server.db.schema import balance_alerts, ledger_entries
 from scrawn.server.ledger import service as ledger
 from scrawn.server.ledger.types import LedgerEntry
 from tests.server.fresh import Fresh
@@ -108,19 +108,8 @@ async def test_wallet_debits_are_refused_past_available_and_the_spend_cap(fresh:
 
 async def test_a_low_balance_crossing_alerts_once_with_its_outbox_message(fresh: Fresh) -> None:
     db, project_id = fresh.db, fresh.project_id
+    await fresh.add_webhook_endpoint()
     async with db.write() as conn:
-        now = now_ms()
-        await conn.execute(
-            webhook_endpoints.insert().values(
-                project_id=project_id,
-                mode=MODE,
-                url="https://example.invalid/hook",
-                secret="x",
-                signing_key="x",
-                created_at=now,
-                updated_at=now,
-            )
-        )
         await credit(conn, project_id, "u", "100", "c")
         await ledger.set_limits(conn, project_id, MODE, "u", {"low_balance_threshold": D(50)})
     for amount in ("40", "20", "30"):  # 60 (above), 40 (crossed), 10 (already below)
@@ -128,12 +117,10 @@ async def test_a_low_balance_crossing_alerts_once_with_its_outbox_message(fresh:
             await ledger.post(conn, [usage(project_id, "u", amount)], now_ms())
     async with db.read() as conn:
         alerts = list(await conn.execute(select(balance_alerts.c.balance, balance_alerts.c.available)))
-        messages = list(await conn.execute(select(webhook_messages.c.type, webhook_messages.c.payload)))
     assert [(a.balance, a.available) for a in alerts] == [(D(40), D(40))]
-    assert [m.type for m in messages] == ["balance.low"]
-    assert (
-        '"available":"40","balance":"40","mode":"live","threshold":"50","userId":"u"' in messages[0].payload
-    )
+    messages = await fresh.outbox()
+    assert [m_type for m_type, _ in messages] == ["balance.low"]
+    assert '"available":"40","balance":"40","mode":"live","threshold":"50","userId":"u"' in messages[0][1]
 
 
 async def test_entries_past_the_storable_range_are_refused_one_by_one(fresh: Fresh) -> None:
