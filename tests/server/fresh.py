@@ -4,9 +4,13 @@ database before any project exists)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.server.db.engine import Database, now_ms
 from scrawn.server.db.schema import webhook_endpoints, webhook_messages
@@ -42,3 +46,25 @@ class Fresh:
                 .order_by(webhook_messages.c.created_at, webhook_messages.c.id)
             )
             return [(r.type, r.payload) for r in rows]
+
+    @asynccontextmanager
+    async def while_another_holds(
+        self, lock: Callable[[AsyncConnection], Awaitable[object]]
+    ) -> AsyncIterator[None]:
+        """Run the block while a second write transaction holds the rows ``lock`` locked (PostgreSQL's row
+        locks; SQLite has one writer, so there it would wait for the block: don't)."""
+        held, release = asyncio.Event(), asyncio.Event()
+
+        async def holder() -> None:
+            async with self.db.write() as conn:
+                assert await lock(conn) is not None
+                held.set()
+                await release.wait()
+
+        task = asyncio.create_task(holder())
+        try:
+            await asyncio.wait_for(held.wait(), 10)
+            yield
+        finally:
+            release.set()
+            await task

@@ -240,24 +240,11 @@ async def test_skip_locked_passes_over_a_row_another_transaction_holds(fresh: Fr
         pytest.skip("SQLite has one writer: its write transaction is the lock")
     async with fresh.db.write() as conn:
         await repo.create_balance(conn, fresh.project_id, MODE, "u", NOW)
-    held, release = asyncio.Event(), asyncio.Event()
-
-    async def holder() -> None:
-        async with fresh.db.write() as conn:
-            assert await repo.lock_balance(conn, fresh.project_id, MODE, "u") is not None
-            held.set()
-            await release.wait()
-
-    task = asyncio.create_task(holder())
-    await held.wait()
-    try:
-        async with fresh.db.write() as conn:
-            skipping = repo.lock_balance(conn, fresh.project_id, MODE, "u", skip_locked=True)
-            assert await asyncio.wait_for(skipping, 10) is None  # a wait here would be the failure
-            assert await repo.lock_balance(conn, fresh.project_id, MODE, "nobody") is None
-    finally:
-        release.set()
-        await task
+    locked = fresh.while_another_holds(lambda conn: repo.lock_balance(conn, fresh.project_id, MODE, "u"))
+    async with locked, fresh.db.write() as conn:
+        skipping = repo.lock_balance(conn, fresh.project_id, MODE, "u", skip_locked=True)
+        assert await asyncio.wait_for(skipping, 10) is None  # a wait here would be the failure
+        assert await repo.lock_balance(conn, fresh.project_id, MODE, "nobody") is None
     async with fresh.db.write() as conn:
         row = await repo.lock_balance(conn, fresh.project_id, MODE, "u", skip_locked=True)
     assert row is not None and row.balance == 0

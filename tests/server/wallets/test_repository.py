@@ -97,22 +97,11 @@ async def test_due_skips_a_reservation_another_transaction_holds(fresh: Fresh) -
     await store(
         fresh, reservation(fresh, "held", expires=NOW - 20), reservation(fresh, "free", expires=NOW - 10)
     )
-    held, release = asyncio.Event(), asyncio.Event()
-
-    async def holder() -> None:
-        async with fresh.db.write() as conn:
-            assert await repo.by_id(conn, fresh.project_id, MODE, "held", lock=True) is not None
-            held.set()
-            await release.wait()
-
-    task = asyncio.create_task(holder())
-    await held.wait()
-    try:
-        async with fresh.db.write() as conn:
-            assert [r.id for r in await asyncio.wait_for(repo.due(conn, NOW, 10), 10)] == ["free"]
-    finally:
-        release.set()
-        await task
+    locked = fresh.while_another_holds(
+        lambda conn: repo.by_id(conn, fresh.project_id, MODE, "held", lock=True)
+    )
+    async with locked, fresh.db.write() as conn:
+        assert [r.id for r in await asyncio.wait_for(repo.due(conn, NOW, 10), 10)] == ["free"]
 
 
 async def test_pages_are_newest_first_by_user_and_by_activity(fresh: Fresh) -> None:
