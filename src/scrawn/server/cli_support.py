@@ -4,7 +4,8 @@ environment, running async work on a database with domain errors printed (exit 1
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -36,6 +37,17 @@ def load_settings(
     return Settings.from_env(host=host, port=port, database_url=database_url, data_dir=data_dir)
 
 
+@contextmanager
+def reported() -> Iterator[None]:
+    """A domain error (``ScrawnError``) raised in the block prints as one line and exits 1."""
+    try:
+        yield
+    except ScrawnError as e:
+        # One line, whatever the terminal's width, and the message printed as is (never read as markup).
+        console.print(f"[red]error:[/red] {escape(e.message)}", soft_wrap=True, highlight=False)
+        raise typer.Exit(1) from None
+
+
 def run_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
     async def main() -> T:
         db = Database(settings.resolved_database_url)
@@ -44,12 +56,25 @@ def run_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
         finally:
             await db.dispose()
 
-    try:
+    with reported():
         return asyncio.run(main())
-    except ScrawnError as e:
-        # One line, whatever the terminal's width, and the message printed as is (never read as markup).
-        console.print(f"[red]error:[/red] {escape(e.message)}", soft_wrap=True, highlight=False)
-        raise typer.Exit(1) from None
+
+
+def in_project(
+    settings: Settings,
+    project: str | None,
+    work: Callable[[AsyncConnection, str], Awaitable[T]],
+    *,
+    write: bool = False,
+) -> T:
+    """Run ``work(conn, project_id)`` in one transaction (a write one with ``write``) on ``--project`` or
+    the only project; domain errors print as one line (exit 1)."""
+
+    async def main(db: Database) -> T:
+        async with db.write() if write else db.read() as conn:
+            return await work(conn, await project_of(conn, project))
+
+    return run_db(settings, main)
 
 
 async def project_of(conn: AsyncConnection, project: str | None) -> str:

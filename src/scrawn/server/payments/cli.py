@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.money import format_amount
 from scrawn.server.cli_support import (
@@ -15,12 +16,10 @@ from scrawn.server.cli_support import (
     ProjectOpt,
     check_mode,
     console,
+    in_project,
     load_settings,
-    project_of,
-    run_db,
     ts,
 )
-from scrawn.server.db.engine import Database
 from scrawn.server.payments import config as configs
 from scrawn.server.payments import repository
 from scrawn.server.projects.service import update_project
@@ -76,15 +75,13 @@ def configure(
         console.print("[red]error:[/red] --amount-unit must be minor or major")
         raise typer.Exit(2)
 
-    async def work(db: Database) -> dict[str, Any]:
-        async with db.write() as conn:
-            project_id = await project_of(conn, project)
-            if amount_unit:  # a project setting: the same path as `scrawn projects set --amount-unit`
-                await update_project(conn, project_id, amount_unit=amount_unit)
-            box = SecretBox(settings.resolved_secret())
-            return (await configs.save(conn, box, project_id, check_mode(mode), values)).public()
+    async def work(conn: AsyncConnection, project_id: str) -> dict[str, Any]:
+        if amount_unit:  # a project setting: the same path as `scrawn projects set --amount-unit`
+            await update_project(conn, project_id, amount_unit=amount_unit)
+        box = SecretBox(settings.resolved_secret())
+        return (await configs.save(conn, box, project_id, check_mode(mode), values)).public()
 
-    _print_config(run_db(settings, work))
+    _print_config(in_project(settings, project, work, write=True))
 
 
 @payments_app.command("show")
@@ -94,15 +91,11 @@ def show(
     """The configured provider (secrets are never shown)."""
     settings = load_settings(database_url=database_url, data_dir=data_dir)
 
-    async def work(db: Database) -> dict[str, Any] | None:
-        async with db.read() as conn:
-            project_id = await project_of(conn, project)
-            found = await configs.load(
-                conn, SecretBox(settings.resolved_secret()), project_id, check_mode(mode)
-            )
+    async def work(conn: AsyncConnection, project_id: str) -> dict[str, Any] | None:
+        found = await configs.load(conn, SecretBox(settings.resolved_secret()), project_id, check_mode(mode))
         return None if found is None else found.public()
 
-    found = run_db(settings, work)
+    found = in_project(settings, project, work)
     if found is None:
         console.print(configs.NOT_CONFIGURED)
         raise typer.Exit(1)
@@ -115,12 +108,10 @@ def remove(
 ) -> None:
     """Remove the provider: checkout links are refused until one is configured again."""
     settings = load_settings(database_url=database_url, data_dir=data_dir)
-
-    async def work(db: Database) -> bool:
-        async with db.write() as conn:
-            return await configs.remove(conn, await project_of(conn, project), check_mode(mode))
-
-    console.print("removed" if run_db(settings, work) else "nothing was configured")
+    removed = in_project(
+        settings, project, lambda conn, p: configs.remove(conn, p, check_mode(mode)), write=True
+    )
+    console.print("removed" if removed else "nothing was configured")
 
 
 @payments_app.command("checkouts")
@@ -135,13 +126,11 @@ def list_checkouts(
     """Checkouts, newest first: amount, what the provider charges, status."""
     settings = load_settings(database_url=database_url, data_dir=data_dir)
 
-    async def work(db: Database) -> list[Any]:
-        async with db.read() as conn:
-            project_id = await project_of(conn, project)
-            return await repository.list_checkouts(conn, project_id, check_mode(mode), user, max(limit, 1))
+    async def work(conn: AsyncConnection, project_id: str) -> list[Any]:
+        return await repository.list_checkouts(conn, project_id, check_mode(mode), user, max(limit, 1))
 
     table = Table("id", "user", "purpose", "amount", "charge", "status", "paid", "refunded", "created")
-    for r in run_db(settings, work):
+    for r in in_project(settings, project, work):
         table.add_row(
             r.id,
             r.user_id,

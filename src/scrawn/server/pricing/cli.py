@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import typer
 from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.money import format_amount
-from scrawn.server.cli_support import DataOpt, DbOpt, ProjectOpt, console, load_settings, project_of, run_db
+from scrawn.server.cli_support import DataOpt, DbOpt, ProjectOpt, console, in_project, load_settings, reported
 from scrawn.server.config import Settings
-from scrawn.server.db.engine import Database
 from scrawn.server.pricing import service as catalog
 from scrawn.server.pricing.references import Kind, deleted_warning
-from scrawn.server.pricing.types import NamedExpression, Tag
 
 tags_app = typer.Typer(help="Manage price tags.", no_args_is_help=True)
 expressions_app = typer.Typer(help="Manage named pricing expressions.", no_args_is_help=True)
@@ -21,13 +20,8 @@ expressions_app = typer.Typer(help="Manage named pricing expressions.", no_args_
 def tags_list(project: ProjectOpt = None, database_url: DbOpt = None, data_dir: DataOpt = None) -> None:
     """List tags with their current prices (minor units)."""
     settings = load_settings(database_url=database_url, data_dir=data_dir)
-
-    async def work(db: Database) -> list[Tag]:
-        async with db.read() as conn:
-            return await catalog.list_tags(conn, await project_of(conn, project))
-
     table = Table("tag", "price", "version")
-    for t in run_db(settings, work):
+    for t in in_project(settings, project, catalog.list_tags):
         table.add_row(t.key, format_amount(t.price), str(t.version))
     console.print(table)
 
@@ -38,13 +32,9 @@ def tags_set(
 ) -> None:
     """Create or change a tag's price (affects future events only)."""
     settings = load_settings(database_url=database_url, data_dir=data_dir)
-
-    async def work(db: Database) -> Tag:
+    with reported():
         name, amount = catalog.check_name("key", key), catalog.check_price("price", price)
-        async with db.write() as conn:
-            return await catalog.put_tag(conn, await project_of(conn, project), name, amount)
-
-    tag = run_db(settings, work)
+    tag = in_project(settings, project, lambda conn, p: catalog.put_tag(conn, p, name, amount), write=True)
     console.print(f"{tag.key} = {format_amount(tag.price)} (version {tag.version})")
 
 
@@ -63,15 +53,10 @@ def expressions_list(
 ) -> None:
     """List named expressions."""
     settings = load_settings(database_url=database_url, data_dir=data_dir)
-
-    async def work(db: Database) -> list[NamedExpression]:
-        async with db.read() as conn:
-            return list(
-                (await catalog.current_expressions(conn, await project_of(conn, project), None)).values()
-            )
-
     table = Table("name", "expression", "version")
-    for e in run_db(settings, work):
+    for e in in_project(
+        settings, project, lambda conn, p: catalog.current_expressions(conn, p, None)
+    ).values():
         table.add_row(e.name, e.text, str(e.version))
     console.print(table)
 
@@ -86,13 +71,11 @@ def expressions_set(
 ) -> None:
     """Create or change a named expression, usable as expr(NAME)."""
     settings = load_settings(database_url=database_url, data_dir=data_dir)
-
-    async def work(db: Database) -> NamedExpression:
+    with reported():
         checked = catalog.check_name("name", name)
-        async with db.write() as conn:
-            return await catalog.put_expression(conn, await project_of(conn, project), checked, expression)
-
-    named = run_db(settings, work)
+    named = in_project(
+        settings, project, lambda conn, p: catalog.put_expression(conn, p, checked, expression), write=True
+    )
     console.print(f"{named.name} = {named.text} (version {named.version})")
 
 
@@ -106,17 +89,16 @@ def expressions_delete(
 
 def _delete_entry(settings: Settings, project: str | None, kind: Kind, name: str) -> None:
     """Delete, then say how many recent events the name priced (read after the delete commits)."""
-
-    async def work(db: Database) -> int:
+    with reported():
         checked = catalog.check_name("key" if kind == "tag" else "name", name)
-        async with db.write() as conn:
-            project_id = await project_of(conn, project)
-            delete = catalog.delete_tag if kind == "tag" else catalog.delete_expression
-            await delete(conn, project_id, checked)
-        async with db.read() as conn:
-            return await catalog.recent_uses(conn, project_id, kind, checked)
+    delete = catalog.delete_tag if kind == "tag" else catalog.delete_expression
 
-    recent = run_db(settings, work)
+    async def work(conn: AsyncConnection, project_id: str) -> str:
+        await delete(conn, project_id, checked)
+        return project_id
+
+    project_id = in_project(settings, project, work, write=True)
+    recent = in_project(settings, project_id, lambda conn, p: catalog.recent_uses(conn, p, kind, checked))
     console.print(f"deleted {name}", highlight=False)
     if recent:
         warning = deleted_warning(kind, name, recent, catalog.RECENT_DAYS)

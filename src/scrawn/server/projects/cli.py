@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.money import format_amount
 from scrawn.server.cli_support import (
@@ -14,13 +15,14 @@ from scrawn.server.cli_support import (
     DbOpt,
     ProjectOpt,
     console,
+    in_project,
     load_settings,
     project_of,
     run_db,
     ts,
 )
 from scrawn.server.db.engine import Database
-from scrawn.server.keys.service import ROLES, KeyRecord, KeyService
+from scrawn.server.keys.service import ROLES, KeyService
 from scrawn.server.pricing import currency
 from scrawn.server.projects import service
 from scrawn.server.projects.types import ProjectMoney
@@ -81,20 +83,18 @@ def projects_set(
 ) -> None:
     """Change a project's settings (none given: show them). A new rate prices later usage only."""
 
-    async def work(db: Database) -> ProjectMoney:
-        async with db.write() as conn:
-            project_id = await project_of(conn, project)
-            return await service.update_project(
-                conn,
-                project_id,
-                name=name,
-                currency=currency_,
-                usd_rate=usd_rate,
-                amount_unit=amount_unit,
-                late_window=late_window,
-            )
+    async def work(conn: AsyncConnection, project_id: str) -> ProjectMoney:
+        return await service.update_project(
+            conn,
+            project_id,
+            name=name,
+            currency=currency_,
+            usd_rate=usd_rate,
+            amount_unit=amount_unit,
+            late_window=late_window,
+        )
 
-    p = run_db(load_settings(database_url=database_url, data_dir=data_dir), work)
+    p = in_project(load_settings(database_url=database_url, data_dir=data_dir), project, work, write=True)
     console.print(
         f"project {p.id} ({p.name}): currency {p.currency}, amount unit {p.amount_unit}, "
         f"usd rate {_rate(p)}, late window {p.late_window_days} days",
@@ -161,13 +161,8 @@ def keys_create(
 def keys_list(project: ProjectOpt = None, database_url: DbOpt = None, data_dir: DataOpt = None) -> None:
     """List keys (never their secret part)."""
     settings = load_settings(database_url=database_url, data_dir=data_dir)
-
-    async def work(db: Database) -> list[KeyRecord]:
-        async with db.read() as conn:
-            return await KeyService.list_keys(conn, await project_of(conn, project))
-
     table = Table("id", "name", "role", "key", "created", "expires", "status")
-    for k in run_db(settings, work):
+    for k in in_project(settings, project, KeyService.list_keys):
         status = "revoked" if k.revoked_at else "active"
         table.add_row(k.id, k.name, k.role, k.display, ts(k.created_at), ts(k.expires_at), status)
     console.print(table)
@@ -179,10 +174,5 @@ def keys_revoke(
 ) -> None:
     """Revoke a key: refused everywhere within a second."""
     settings = load_settings(database_url=database_url, data_dir=data_dir)
-
-    async def work(db: Database) -> None:
-        async with db.write() as conn:
-            await KeyService.revoke_key(conn, await project_of(conn, project), key_id)
-
-    run_db(settings, work)
+    in_project(settings, project, lambda conn, p: KeyService.revoke_key(conn, p, key_id), write=True)
     console.print(f"revoked {key_id}")

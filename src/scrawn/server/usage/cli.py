@@ -10,11 +10,12 @@ from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.errors import ScrawnError
 from scrawn.money import format_amount
-from scrawn.server.cli_support import DataOpt, DbOpt, ProjectOpt, console, load_settings, project_of, run_db
-from scrawn.server.db.engine import Database, now_ms
+from scrawn.server.cli_support import DataOpt, DbOpt, ProjectOpt, console, in_project, load_settings, reported
+from scrawn.server.db.engine import now_ms
 from scrawn.server.pricing import currency, models, overrides
 from scrawn.server.projects import service as projects
 from scrawn.server.projects.types import ProjectMoney
@@ -52,14 +53,11 @@ def prices_list(
     """The price list in USD (per million tokens, per minute of audio): overrides first, then the book."""
     settings = load_settings(database_url=database_url, data_dir=data_dir)
 
-    async def work(db: Database) -> tuple[list[models.Rates], ProjectMoney]:
-        async with db.read() as conn:
-            project_id = await project_of(conn, project)
-            found = await overrides.list_overrides(conn, project_id)
-            money = await projects.load(conn, project_id)
-        return models.price_list(found, now_ms(), provider=provider, search=search), money
+    async def work(conn: AsyncConnection, project_id: str) -> tuple[list[models.Override], ProjectMoney]:
+        return await overrides.list_overrides(conn, project_id), await projects.load(conn, project_id)
 
-    rows, money = run_db(settings, work)
+    found, money = in_project(settings, project, work)
+    rows = models.price_list(found, now_ms(), provider=provider, search=search)
     table = Table(
         "source", "model", "provider", "input", "output", "cached", "cache write", "audio/min", "from", "note"
     )
@@ -113,8 +111,7 @@ def prices_set(
 ) -> None:
     """Add a price override for a model (a custom model or a negotiated rate) from a time on."""
     settings = load_settings(database_url=database_url, data_dir=data_dir)
-
-    async def work(db: Database) -> models.Override:
+    with reported():
         name = overrides.check_model("model", model)
         prov = overrides.check_provider("provider", provider)
         start = overrides.check_time("effectiveFrom", effective_from)
@@ -127,18 +124,14 @@ def prices_set(
                 "audioPerMinute": audio,
             }
         )
-        async with db.write() as conn:
-            found, _ = await overrides.put_override(
-                conn,
-                await project_of(conn, project),
-                model=name,
-                provider=prov,
-                effective_from=start,
-                rates=rates,
-            )
+
+    async def work(conn: AsyncConnection, project_id: str) -> models.Override:
+        found, _ = await overrides.put_override(
+            conn, project_id, model=name, provider=prov, effective_from=start, rates=rates
+        )
         return found
 
-    o = run_db(settings, work)
+    o = in_project(settings, project, work, write=True)
     shown = overrides.override_json(o)
     console.print(
         f"override {o.id}: {o.model} ({o.provider or 'every provider'}) from {shown['effectiveFrom']}"
@@ -151,12 +144,7 @@ def prices_delete(
 ) -> None:
     """Delete an override (usage it already priced keeps its cost)."""
     settings = load_settings(database_url=database_url, data_dir=data_dir)
-
-    async def work(db: Database) -> None:
-        async with db.write() as conn:
-            await overrides.delete_override(conn, await project_of(conn, project), override_id)
-
-    run_db(settings, work)
+    in_project(settings, project, lambda conn, p: overrides.delete_override(conn, p, override_id), write=True)
     console.print(f"deleted {override_id}")
 
 
@@ -226,14 +214,10 @@ def usage_summary(
 ) -> None:
     """Total cost (minor units) and tokens, by model and by context."""
     settings = load_settings(database_url=database_url, data_dir=data_dir)
-
-    async def work(db: Database) -> queries.Summary:
+    with reported():
         zone = series.check_time_zone(tz)
         f = _filter(user, context, model, _when(from_, zone, "--from"), _when(to, zone, "--to"))
-        async with db.read() as conn:
-            return await queries.summary(conn, await project_of(conn, project), _check_mode(mode), f)
-
-    found = run_db(settings, work)
+    found = in_project(settings, project, lambda conn, p: queries.summary(conn, p, _check_mode(mode), f))
     table = Table("", *_TOTAL_COLUMNS)
     table.add_row("total", *_totals_row(found.totals), style="bold")
     for heading, groups in (("model", found.by_model), ("context", found.by_context)):
@@ -259,19 +243,16 @@ def usage_series(
 ) -> None:
     """Usage per hour, day or month in a time zone (default: the last 30 days in days)."""
     settings = load_settings(database_url=database_url, data_dir=data_dir)
-
-    async def work(db: Database) -> list[series.Bucket]:
+    with reported():
         zone = series.check_time_zone(tz)
         kind = series.check_bucket(bucket)
         end = _when(to, zone, "--to") or now_ms()
         start = _when(from_, zone, "--from") or end - 30 * 86_400_000
         f = _filter(user, context, model, start, end)
-        async with db.read() as conn:
-            return await series.series(
-                conn, await project_of(conn, project), _check_mode(mode), f, zone, kind
-            )
-
+    found = in_project(
+        settings, project, lambda conn, p: series.series(conn, p, _check_mode(mode), f, zone, kind)
+    )
     table = Table("start", *_TOTAL_COLUMNS)
-    for b in run_db(settings, work):
+    for b in found:
         table.add_row(b.label, *_totals_row(b.totals))
     console.print(table)

@@ -18,13 +18,12 @@ from scrawn.server.cli_support import (
     ProjectOpt,
     check_mode,
     console,
+    in_project,
     load_settings,
-    project_of,
-    run_db,
+    reported,
     ts,
 )
 from scrawn.server.config import Settings
-from scrawn.server.db.engine import Database
 from scrawn.server.ledger import repository
 
 wallets_app = typer.Typer(
@@ -70,13 +69,10 @@ def wallets(
         return
     settings, mode = load_settings(database_url=database_url, data_dir=data_dir), check_mode(mode)
     if user is None:
-
-        async def every(db: Database) -> list[Any]:
-            async with db.read() as conn:
-                return await repository.list_balances(conn, await project_of(conn, project), mode, limit)
-
         table = Table("user", "balance", "held", "available", "spend cap / month", "low-balance threshold")
-        for r in run_db(settings, every):
+        for r in in_project(
+            settings, project, lambda conn, p: repository.list_balances(conn, p, mode, limit)
+        ):
             table.add_row(
                 r.user_id,
                 format_amount(r.balance),
@@ -88,18 +84,18 @@ def wallets(
         console.print(table)
         return
 
-    async def one(db: Database) -> tuple[Any, ...]:
+    with reported():
         checked = w.check_user(user)
-        async with db.read() as conn:
-            project_id = await project_of(conn, project)
-            view = await w.read_balance(conn, project_id, mode, checked)
-            limits = await w.get_settings(conn, project_id, mode, checked)
-            grants = await wallet_lots.lots_of(conn, project_id, mode, checked)
-            txs, _ = await w.list_transactions(conn, project_id, mode, checked, limit, "")
-            holds, _ = await w.list_reservations(conn, project_id, mode, checked, False, limit, "")
+
+    async def one(conn: AsyncConnection, project_id: str) -> tuple[Any, ...]:
+        view = await w.read_balance(conn, project_id, mode, checked)
+        limits = await w.get_settings(conn, project_id, mode, checked)
+        grants = await wallet_lots.lots_of(conn, project_id, mode, checked)
+        txs, _ = await w.list_transactions(conn, project_id, mode, checked, limit, "")
+        holds, _ = await w.list_reservations(conn, project_id, mode, checked, False, limit, "")
         return view, limits, grants, txs, holds
 
-    view, limits, grants, txs, holds = run_db(settings, one)
+    view, limits, grants, txs, holds = in_project(settings, project, one)
     console.print(
         f"user {user!r} ({mode}): balance {format_amount(view.balance)}, held {format_amount(view.held)}, "
         f"available {format_amount(view.available)}",
@@ -145,11 +141,8 @@ def wallets(
 def _wallet_post(
     settings: Settings, project: str | None, mode: str, work: Callable[[AsyncConnection, str], Awaitable[Any]]
 ) -> Any:
-    async def run(db: Database) -> Any:  # a key that raced in for another user: the ledger says so
-        async with db.write() as conn:
-            return await work(conn, await project_of(conn, project))
-
-    row, view, duplicate = run_db(settings, run)
+    # A key that raced in for another user: the ledger says so.
+    row, view, duplicate = in_project(settings, project, work, write=True)
     note = " (duplicate: this key was already applied; nothing changed)" if duplicate else ""
     expires = f", expires {ts(row.lot_expires_at)}" if row.lot_expires_at is not None else ""
     console.print(
@@ -253,7 +246,7 @@ def wallets_settings(
     def value(text: str) -> str:
         return "" if text.strip().lower() == "none" else text
 
-    async def work(db: Database) -> w.UserSettings:
+    with reported():
         checked, changes = w.check_user(user), dict[str, Any]()
         if spend_cap is not None:
             changes["spend_cap"] = w.check_setting("spendCap", value(spend_cap), allow_negative=False)
@@ -261,13 +254,13 @@ def wallets_settings(
             changes["low_balance_threshold"] = w.check_setting(
                 "lowBalanceThreshold", value(low_balance_threshold), allow_negative=True
             )
-        if not changes:
-            async with db.read() as conn:
-                return await w.get_settings(conn, await project_of(conn, project), mode, checked)
-        async with db.write() as conn:
-            return await w.update_settings(conn, await project_of(conn, project), mode, checked, **changes)
 
-    got = run_db(settings, work)
+    async def work(conn: AsyncConnection, project_id: str) -> w.UserSettings:
+        if not changes:
+            return await w.get_settings(conn, project_id, mode, checked)
+        return await w.update_settings(conn, project_id, mode, checked, **changes)
+
+    got = in_project(settings, project, work, write=bool(changes))
     cap = "none" if got.spend_cap is None else format_amount(got.spend_cap)
     threshold = "none" if got.low_balance_threshold is None else format_amount(got.low_balance_threshold)
     console.print(
@@ -286,12 +279,7 @@ def users(
 ) -> None:
     """Users and their balances (minor units; negative = owed)."""
     settings = load_settings(database_url=database_url, data_dir=data_dir)
-
-    async def work(db: Database) -> list[Any]:
-        async with db.read() as conn:
-            return await repository.list_balances(conn, await project_of(conn, project), mode)
-
     table = Table("user", "balance")
-    for r in run_db(settings, work):
+    for r in in_project(settings, project, lambda conn, p: repository.list_balances(conn, p, mode)):
         table.add_row(r.user_id, format_amount(r.balance))
     console.print(table)
