@@ -8,10 +8,9 @@ from decimal import Decimal
 import pytest
 
 from scrawn.errors import NotFoundError, ValidationError
-from scrawn.server.db.engine import Database
 from scrawn.server.pricing import service as catalog
 from scrawn.server.pricing.references import ConfigurationConflict
-from tests.server.ledger.test_service import in_ledger as in_project
+from tests.server.fresh import Fresh
 
 D = Decimal
 
@@ -43,88 +42,78 @@ def test_checks_return_what_is_stored() -> None:
     assert catalog.check_event_type("type", "pdf.page:v2") == "pdf.page:v2"
 
 
-def test_puts_write_versions_and_reads_see_the_latest(database_url: str) -> None:
-    async def work(db: Database, project_id: str) -> None:
-        async with db.write() as conn:
-            first = await catalog.put_tag(conn, project_id, "CALL", D(1))
-            second = await catalog.put_tag(conn, project_id, "CALL", D("2.5"))
-            named = await catalog.put_expression(conn, project_id, "TWICE", "mul(tag(CALL),2)")
-            price = await catalog.put_event_price(conn, project_id, "pdf.page", "expr(TWICE)")
-        assert (first.version, second.version, named.version, price.version) == (1, 2, 1, 1)
-        async with db.read() as conn:
-            assert await catalog.list_tags(conn, project_id) == [second]
-            assert await catalog.current_expressions(conn, project_id, None) == {"TWICE": named}
-            assert await catalog.current_event_prices(conn, project_id, {"pdf.page"}) == {"pdf.page": price}
-            assert catalog.event_price_json(price)["type"] == "pdf.page"
-            assert catalog.tag_json(second)["price"] == "2.5"
-
-    in_project(database_url, work)
+async def test_puts_write_versions_and_reads_see_the_latest(fresh: Fresh) -> None:
+    db, project_id = fresh.db, fresh.project_id
+    async with db.write() as conn:
+        first = await catalog.put_tag(conn, project_id, "CALL", D(1))
+        second = await catalog.put_tag(conn, project_id, "CALL", D("2.5"))
+        named = await catalog.put_expression(conn, project_id, "TWICE", "mul(tag(CALL),2)")
+        price = await catalog.put_event_price(conn, project_id, "pdf.page", "expr(TWICE)")
+    assert (first.version, second.version, named.version, price.version) == (1, 2, 1, 1)
+    async with db.read() as conn:
+        assert await catalog.list_tags(conn, project_id) == [second]
+        assert await catalog.current_expressions(conn, project_id, None) == {"TWICE": named}
+        assert await catalog.current_event_prices(conn, project_id, {"pdf.page"}) == {"pdf.page": price}
+        assert catalog.event_price_json(price)["type"] == "pdf.page"
+        assert catalog.tag_json(second)["price"] == "2.5"
 
 
-def test_text_naming_a_missing_tag_or_expression_is_refused(database_url: str) -> None:
-    async def work(db: Database, project_id: str) -> None:
-        async with db.write() as conn:
-            with pytest.raises(ValidationError) as caught:
-                await catalog.put_expression(conn, project_id, "A", "add(tag(NOPE),expr(GONE))")
-            assert caught.value.field == "expression"
-            assert "unknown tag: NOPE" in caught.value.message
-            assert "unknown expression: GONE" in caught.value.message
-            with pytest.raises(ValidationError, match="unknown tag: NOPE"):
-                await catalog.put_event_price(conn, project_id, "call", "tag(NOPE)")
-            assert await catalog.current_expressions(conn, project_id, None) == {}
-
-    in_project(database_url, work)
+async def test_text_naming_a_missing_tag_or_expression_is_refused(fresh: Fresh) -> None:
+    db, project_id = fresh.db, fresh.project_id
+    async with db.write() as conn:
+        with pytest.raises(ValidationError) as caught:
+            await catalog.put_expression(conn, project_id, "A", "add(tag(NOPE),expr(GONE))")
+        assert caught.value.field == "expression"
+        assert "unknown tag: NOPE" in caught.value.message
+        assert "unknown expression: GONE" in caught.value.message
+        with pytest.raises(ValidationError, match="unknown tag: NOPE"):
+            await catalog.put_event_price(conn, project_id, "call", "tag(NOPE)")
+        assert await catalog.current_expressions(conn, project_id, None) == {}
 
 
-def test_a_cycle_is_refused_but_an_event_price_never_forms_one(database_url: str) -> None:
-    async def work(db: Database, project_id: str) -> None:
-        async with db.write() as conn:
-            await catalog.put_expression(conn, project_id, "A", "1")
-            await catalog.put_expression(conn, project_id, "B", "expr(A)")
-            with pytest.raises(ConfigurationConflict, match="would form a cycle: A -> B -> A"):
-                await catalog.put_expression(conn, project_id, "A", "expr(B)")
-            with pytest.raises(ConfigurationConflict, match="would form a cycle: C -> C"):
-                await catalog.put_expression(conn, project_id, "C", "expr(C)")
-            await catalog.put_event_price(conn, project_id, "A", "expr(B)")  # a type is no expression name
-
-    in_project(database_url, work)
+async def test_a_cycle_is_refused_but_an_event_price_never_forms_one(fresh: Fresh) -> None:
+    db, project_id = fresh.db, fresh.project_id
+    async with db.write() as conn:
+        await catalog.put_expression(conn, project_id, "A", "1")
+        await catalog.put_expression(conn, project_id, "B", "expr(A)")
+        with pytest.raises(ConfigurationConflict, match="would form a cycle: A -> B -> A"):
+            await catalog.put_expression(conn, project_id, "A", "expr(B)")
+        with pytest.raises(ConfigurationConflict, match="would form a cycle: C -> C"):
+            await catalog.put_expression(conn, project_id, "C", "expr(C)")
+        await catalog.put_event_price(conn, project_id, "A", "expr(B)")  # a type is no expression name
 
 
-def test_deletes_refused_while_named_then_allowed(database_url: str) -> None:
-    async def work(db: Database, project_id: str) -> None:
-        async with db.write() as conn:
-            await catalog.put_tag(conn, project_id, "CALL", D(1))
-            await catalog.put_expression(conn, project_id, "TOTAL", "tag(CALL)")
-            await catalog.put_event_price(conn, project_id, "call", "expr(TOTAL)")
-            with pytest.raises(ConfigurationConflict) as caught:
-                await catalog.delete_tag(conn, project_id, "CALL")
-            assert (caught.value.field, caught.value.message) == (
-                "key",
-                "Tag CALL is used by expression TOTAL; change those first",
-            )
-            with pytest.raises(ConfigurationConflict, match="used by event price call"):
-                await catalog.delete_expression(conn, project_id, "TOTAL")
-            await catalog.delete_event_price(conn, project_id, "call")
-            await catalog.delete_expression(conn, project_id, "TOTAL")
+async def test_deletes_refused_while_named_then_allowed(fresh: Fresh) -> None:
+    db, project_id = fresh.db, fresh.project_id
+    async with db.write() as conn:
+        await catalog.put_tag(conn, project_id, "CALL", D(1))
+        await catalog.put_expression(conn, project_id, "TOTAL", "tag(CALL)")
+        await catalog.put_event_price(conn, project_id, "call", "expr(TOTAL)")
+        with pytest.raises(ConfigurationConflict) as caught:
             await catalog.delete_tag(conn, project_id, "CALL")
-            assert await catalog.list_tags(conn, project_id) == []
-            assert await catalog.recent_uses(conn, project_id, "tag", "CALL") == 0
+        assert (caught.value.field, caught.value.message) == (
+            "key",
+            "Tag CALL is used by expression TOTAL; change those first",
+        )
+        with pytest.raises(ConfigurationConflict, match="used by event price call"):
+            await catalog.delete_expression(conn, project_id, "TOTAL")
+        await catalog.delete_event_price(conn, project_id, "call")
+        await catalog.delete_expression(conn, project_id, "TOTAL")
+        await catalog.delete_tag(conn, project_id, "CALL")
+        assert await catalog.list_tags(conn, project_id) == []
+        assert await catalog.recent_uses(conn, project_id, "tag", "CALL") == 0
 
-    in_project(database_url, work)
 
-
-def test_missing_entries_and_projects_are_not_found(database_url: str) -> None:
-    async def work(db: Database, project_id: str) -> None:
-        async with db.write() as conn:
-            for delete, field, label in (
-                (catalog.delete_tag, "key", "Tag"),
-                (catalog.delete_expression, "name", "Expression"),
-                (catalog.delete_event_price, "event_type", "Event price"),
-            ):
-                with pytest.raises(NotFoundError) as caught:
-                    await delete(conn, project_id, "NONE")
-                assert (caught.value.field, caught.value.message) == (field, f"{label} not found: NONE")
-            with pytest.raises(NotFoundError, match="Project not found: no-such-project"):
-                await catalog.put_tag(conn, "no-such-project", "CALL", D(1))
-
-    in_project(database_url, work)
+async def test_missing_entries_and_projects_are_not_found(fresh: Fresh) -> None:
+    db, project_id = fresh.db, fresh.project_id
+    async with db.write() as conn:
+        for delete, field, label in (
+            (catalog.delete_tag, "key", "Tag"),
+            (catalog.delete_expression, "name", "Expression"),
+            (catalog.delete_event_price, "event_type", "Event price"),
+        ):
+            with pytest.raises(NotFoundError) as caught:
+                await delete(conn, project_id, "NONE")
+            assert (caught.value.field, caught.value.message) == (field, f"{label} not found: NONE")
+        with pytest.raises(NotFoundError, match="Project not found: no-such-project"):
+            await catalog.put_tag(conn, "no-such-project", "CALL", D(1))
