@@ -35,5 +35,6 @@ def serious_violations(page: Any) -> list[str]:
 
 
 def check_page(page: Any, shots: Path, name: str) -> None:
-    assert serious_violations(page) == [], name
+    found = serious_violations(page)
+    assert not found, f"{name}: {found}"
     page.screenshot(path=str(shots / f"{name}.png"), full_page=True)

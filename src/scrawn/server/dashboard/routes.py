@@ -9,7 +9,16 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from scrawn.server.dashboard import pages_customers, pages_events, pages_keys, pages_overview
+from scrawn.server.dashboard import (
+    pages_customers,
+    pages_events,
+    pages_keys,
+    pages_overview,
+    pages_payments,
+    pages_pricing,
+    pages_quarantine,
+    pages_webhooks,
+)
 from scrawn.server.dashboard.web import HERE, Dashboard, View
 
 Page = Callable[[Dashboard, View], Awaitable[Response]]
@@ -42,4 +51,18 @@ def routes(dash: Dashboard) -> list[BaseRoute]:
         get("/keys", pages_keys.keys),
         post("/keys", pages_keys.create),
         post("/keys/{id}/revoke", pages_keys.revoke),
+        get("/pricing", pages_pricing.pricing),
+        post("/pricing/evaluate", pages_pricing.evaluate),
+        post("/pricing/tags", pages_pricing.put_tag),
+        post("/pricing/expressions", pages_pricing.put_expression),
+        post("/pricing/event-prices", pages_pricing.put_event_price),
+        post("/pricing/models", pages_pricing.put_model_price),
+        get("/payments", pages_payments.payments),
+        post("/payments", pages_payments.configure),
+        get("/webhooks", pages_webhooks.webhooks),
+        post("/webhooks/endpoint", pages_webhooks.put_endpoint),
+        get("/webhooks/{id}", pages_webhooks.message),
+        post("/webhooks/{id}/replay", pages_webhooks.replay),
+        get("/quarantine", pages_quarantine.page),
+        post("/quarantine/reprice", pages_quarantine.reprice),
     ]

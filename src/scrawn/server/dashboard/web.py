@@ -45,7 +45,11 @@ NAV = (
     ("overview", "Overview"),
     ("events", "Events"),
     ("customers", "Customers"),
+    ("pricing", "Pricing"),
     ("keys", "Keys"),
+    ("payments", "Payments"),
+    ("webhooks", "Webhooks"),
+    ("quarantine", "Quarantine"),
 )
 SECTIONS = {"customer": "customers"}  # a detail page's section in the navigation
 
@@ -92,11 +96,11 @@ class Dashboard:
 
     # Rendering -----------------------------------------------------------------------------------------
 
-    def html(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    def html(self, template: str, status: int = 200, /, **context: Any) -> HTMLResponse:
         body = self.templates.get_template(template).render(**context)
         return HTMLResponse(body, status_code=status, headers=HEADERS)
 
-    def render(self, view: View, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    def render(self, view: View, template: str, status: int = 200, /, **context: Any) -> HTMLResponse:
         parts = view.request.url.path.split("/")  # "", "dashboard", mode, section, …
         section = SECTIONS.get(parts[3], parts[3]) if len(parts) > 3 else "overview"
         other = "test" if view.mode == "live" else "live"

@@ -1,0 +1,164 @@
+"""The configuration pages in headless Chromium over a real server (SQLite and PostgreSQL): Pricing (set a
+tag, evaluate an expression), Payments (set up a provider that is a local fake Stripe, then a checkout
+link), Webhooks (an endpoint that is a local HTTP server, a delivery, replay) and Quarantine (reprice)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scrawn._proto.event.v1 import event_pb2 as ev
+from tests.clients import REGISTER, ConnectClient, bearer
+from tests.conftest import ServerHandle
+from tests.dashboard.browser import check_page, new_page, sign_in
+from tests.dashboard.seed import Seeded
+from tests.payments.fake_providers import FakeStripe
+
+STRIPE_KEY, STRIPE_SECRET = "sk_test_" + "d" * 24, "whsec_dashboard_test"
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, list[str]]]:
+    """A loopback webhook endpoint that answers 200 and records each delivery's webhook-id."""
+    ids: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", "0")))
+            ids.append(self.headers.get("webhook-id", ""))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hooks", ids
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_pricing_tag_and_evaluator(
+    module_server: ServerHandle, seeded: Seeded, browser: Any, screenshots: Path
+) -> None:
+    page = new_page(browser, module_server.base_url)
+    sign_in(page, module_server.dash_key)
+    page.goto("/dashboard/live/pricing")
+    page.get_by_label("Name (A–Z, 0–9, _)").fill("PER_TOKEN")
+    page.get_by_label("Price (minor units, exact)").fill("0.0003")
+    page.get_by_role("button", name="Save tag").click()
+    assert page.get_by_role("cell", name="PER_TOKEN").is_visible()
+    page.get_by_label("Expression", exact=True).first.fill(
+        "add(mul(inputTokens(), tag(PER_TOKEN)), tag(CALL))"
+    )
+    page.get_by_label("Input tokens").fill("1000")
+    page.get_by_role("button", name="Evaluate").click()
+    # 1000 × 0.0003 + 1.5 = 1.8 cents, exact.
+    assert "(1.8000 minor units, exact)" in page.locator("#eval-answer").inner_text()
+    check_page(page, screenshots, "pricing")
+    page.get_by_label("Expression", exact=True).first.fill("div(1, 0)")
+    page.get_by_role("button", name="Evaluate").click()
+    assert page.get_by_role("alert").is_visible()
+
+
+def test_payments_setup_and_checkout_link(
+    module_server: ServerHandle, seeded: Seeded, browser: Any, screenshots: Path
+) -> None:
+    with FakeStripe(STRIPE_KEY, STRIPE_SECRET) as stripe:
+        page = new_page(browser, module_server.base_url)
+        sign_in(page, module_server.dash_key)
+        page.goto("/dashboard/test/payments")
+        assert page.get_by_text("No payment provider in test mode").is_visible()
+        page.get_by_label("Provider", exact=True).select_option("stripe")
+        page.get_by_label("API key").fill(STRIPE_KEY)
+        page.get_by_label("Webhook secret").fill(STRIPE_SECRET)
+        page.get_by_label("Provider API base (optional)").fill(stripe.base_url)
+        page.get_by_role("button", name="Save provider").click()
+        assert STRIPE_KEY not in page.content()  # the key is never shown again
+        assert page.get_by_text(f"…{STRIPE_KEY[-4:]}").is_visible()
+        page.goto("/dashboard/test/customer?user=tess")
+        page.get_by_role("button", name="Create checkout link").click()
+        link = page.locator("#checkout-link").get_attribute("href")
+        assert link and "/checkout/" in link
+        page.goto("/dashboard/test/payments")
+        assert page.get_by_role("cell", name="open").is_visible()
+        check_page(page, screenshots, "payments")
+        assert stripe.created_count == 1
+
+
+def test_webhook_endpoint_delivery_and_replay(
+    module_server: ServerHandle,
+    seeded: Seeded,
+    browser: Any,
+    screenshots: Path,
+    receiver: tuple[str, list[str]],
+) -> None:
+    url, received = receiver
+    page = new_page(browser, module_server.base_url)
+    sign_in(page, module_server.dash_key)
+    page.goto("/dashboard/live/webhooks")
+    page.get_by_label("URL").fill(url)
+    page.get_by_role("button", name="Save endpoint").click()
+    assert page.get_by_label("Signing secret", exact=True).input_value().startswith("whsec_")
+    # A low-balance crossing sends balance.low.
+    user = f"low-{uuid.uuid4().hex[:6]}"
+    page.goto(f"/dashboard/live/customer?user={user}")
+    page.get_by_label("Low-balance threshold (minor units; empty = none)").fill("100")
+    page.get_by_role("button", name="Save cap and alert").click()
+    page.get_by_label("Amount (minor units of USD, exact)").fill("200")
+    page.get_by_role("button", name="Grant credit").click()
+    with ConnectClient(module_server.base_url) as c:
+        request = ev.RegisterEventRequest(
+            type=ev.BASIC_USAGE,
+            userId=user,
+            basicUsage=ev.BasicUsage(amount=150),
+            idempotencyKey=uuid.uuid4().hex,
+        )
+        c.unary(REGISTER, request, bearer(module_server.live_key))
+    _wait(lambda: len(received) >= 1)
+    page.goto("/dashboard/live/webhooks?status=delivered")
+    page.get_by_role("link", name=received[0]).click()
+    assert page.locator("#wh-status").inner_text() == "delivered"
+    check_page(page, screenshots, "webhook")
+    page.get_by_role("button", name="Replay").click()
+    _wait(lambda: len(received) >= 2)
+    assert received[1] == received[0]  # the same webhook-id: receivers deduplicate
+    page.goto("/dashboard/live/webhooks")
+    check_page(page, screenshots, "webhooks")
+
+
+def test_quarantine_reprice(
+    module_server: ServerHandle, seeded: Seeded, browser: Any, screenshots: Path
+) -> None:
+    page = new_page(browser, module_server.base_url)
+    sign_in(page, module_server.dash_key)
+    page.goto("/dashboard/live/quarantine")
+    assert page.get_by_role("cell", name="carol").is_visible()
+    check_page(page, screenshots, "quarantine")
+    page.goto("/dashboard/live/pricing")
+    page.get_by_label("Name (A–Z, 0–9, _)").fill("LATER")
+    page.get_by_label("Price (minor units, exact)").fill("12")
+    page.get_by_role("button", name="Save tag").click()
+    page.goto("/dashboard/live/quarantine")
+    page.get_by_role("button", name="Reprice every waiting event").click()
+    assert "Repriced 1 event(s) for 0.12 USD; 0 still waiting." in page.get_by_role("status").inner_text()
+    page.goto("/dashboard/live/events?user=carol")
+    assert page.get_by_role("cell", name="0.12 USD").is_visible()
+
+
+def _wait(done: Any, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
