@@ -53,9 +53,9 @@ class Bar:
 
 def bar_chart(bars: list[Bar], title: str, shown: Money | None = None) -> Markup:
     """A labelled SVG bar chart (role="img" with a text alternative listing every value)."""
-    if not bars:
-        return Markup("")
-    width, height, gap = 600, 160, 2
+    if not any(b.value for b in bars):
+        return Markup('<p class="empty">Nothing in this period yet.</p>')
+    width, height, gap = 1000, 180, 2
     top = max((b.value for b in bars), default=Decimal(0))
     step = width / len(bars)
     parts: list[str] = []
@@ -77,6 +77,6 @@ def bar_chart(bars: list[Bar], title: str, shown: Money | None = None) -> Markup
     label = escape(f"{title}. " + "; ".join(summary))
     # Every interpolated text was escaped above; the rest is numbers.
     return Markup(  # noqa: S704
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{label}" '
-        f'preserveAspectRatio="none">{"".join(parts)}</svg>'
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{label}">'
+        f"{''.join(parts)}</svg>"
     )
