@@ -21,6 +21,7 @@ from scrawn._ai_events import (
     check_debit,
     check_metadata,
     check_tokens,
+    debit_map,
     prepare_event,
 )
 from scrawn._client_base import AnyClient
@@ -211,12 +212,7 @@ def bill_as(
     options = build_options(
         "",
         user_id=user_id,
-        debits={
-            "input_debit": input_debit,
-            "output_debit": output_debit,
-            "input_cache_debit": input_cache_debit,
-            "output_cache_debit": output_cache_debit,
-        },
+        debits=debit_map(input_debit, output_debit, input_cache_debit, output_cache_debit),
         metadata=metadata,
     )
     token = _context.set(_merge(_context.get() or BillingOptions(), options))

@@ -48,7 +48,16 @@ _WIRE_TOKENS: Final = {
     "output_cache_tokens": "outputCacheTokens",
 }
 
+
 ErrorHook = Callable[[ScrawnError, ErrorContext], object]
+
+
+def debit_map(
+    input_debit: object, output_debit: object, input_cache_debit: object, output_cache_debit: object
+) -> dict[str, object]:
+    """The four debit keyword arguments of the AI calls, by name (what ``check_debits`` reads)."""
+    values = (input_debit, output_debit, input_cache_debit, output_cache_debit)
+    return dict(zip(DEBIT_FIELDS, values, strict=True))
 
 
 # ------------------------------------------------------------------------------------------- usage

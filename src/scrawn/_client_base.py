@@ -10,14 +10,11 @@ flavour (``isinstance``)."""
 
 from __future__ import annotations
 
-import inspect
-import re
 import threading
 import weakref
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, TypeVar, overload
 
 from scrawn import _tracked
 from scrawn._calls import EventCall
@@ -30,7 +27,6 @@ from scrawn._track import Tracker
 if TYPE_CHECKING:
     from scrawn.types import DebitInput, JSONObject, Number
 
-P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
 
@@ -220,67 +216,3 @@ class AsyncClient(ClientBase):
 
 
 AnyClient = SyncClient | AsyncClient
-
-
-# --------------------------------------------------------------------- one call, two clients' methods
-
-
-def _as_method(method: Callable[..., object], build: Callable[..., object]) -> None:
-    """Give ``method`` the name, documentation and signature (``self`` first; the result the call
-    unpacks to) of the call ``build`` it sends, for ``help()``, IDEs and :mod:`inspect`."""
-    signature = inspect.signature(build)
-    returns = signature.return_annotation
-    if isinstance(returns, str):  # "Rpc[UsageRecord]" -> "UsageRecord"; an event call -> "EventResult"
-        returns = (
-            "EventResult" if returns.startswith("EventCall[") else re.sub(r"^Rpc\[(.*)\]$", r"\1", returns)
-        )
-    this = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    for name in ("__module__", "__name__", "__qualname__", "__doc__"):
-        setattr(method, name, getattr(build, name))
-    method.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[this, *signature.parameters.values()], return_annotation=returns
-    )
-
-
-def sync_call(build: Callable[P, Rpc[R]]) -> Callable[Concatenate[SyncClient, P], R]:
-    """The :class:`scrawn.Scrawn` method of a call of :mod:`scrawn._calls`."""
-
-    def method(self: SyncClient, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        return self._rpc(build(*args, **kwargs))
-
-    _as_method(method, build)
-    return method
-
-
-def async_call(
-    build: Callable[P, Rpc[R]],
-) -> Callable[Concatenate[AsyncClient, P], Coroutine[object, None, R]]:
-    """The :class:`scrawn.AsyncScrawn` method of a call of :mod:`scrawn._calls`."""
-
-    async def method(self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        return await self._rpc(build(*args, **kwargs))
-
-    _as_method(method, build)
-    return method
-
-
-def sync_event_call(build: Callable[P, EventCall[T]]) -> Callable[Concatenate[SyncClient, P], EventResult]:
-    """The :class:`scrawn.Scrawn` method of an event call of :mod:`scrawn._calls`."""
-
-    def method(self: SyncClient, /, *args: P.args, **kwargs: P.kwargs) -> EventResult:
-        return self._event(build(*args, **kwargs))
-
-    _as_method(method, build)
-    return method
-
-
-def async_event_call(
-    build: Callable[P, EventCall[T]],
-) -> Callable[Concatenate[AsyncClient, P], Coroutine[object, None, EventResult]]:
-    """The :class:`scrawn.AsyncScrawn` method of an event call of :mod:`scrawn._calls`."""
-
-    async def method(self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs) -> EventResult:
-        return await self._event(build(*args, **kwargs))
-
-    _as_method(method, build)
-    return method

@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from scrawn import _ai_events, _calls, _config, _core, _retry, _wallet, _wallet_results
 from scrawn._calls import EventCall
-from scrawn._client_base import SyncClient, sync_call, sync_event_call
+from scrawn._client_base import SyncClient
 from scrawn._config import ClientConfig
 from scrawn._connect import Transport
 from scrawn._core import EventResult
 from scrawn._events import Events
 from scrawn._integrations import Integrations
+from scrawn._methods import sync_call, sync_event_call
 from scrawn._retry import ErrorContext, ErrorHook, Rpc
 from scrawn._track import Tracker
 from scrawn._wallet_client import Confirmation, Reservation, ReservationPage, Wallet

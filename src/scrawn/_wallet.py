@@ -34,7 +34,7 @@ from scrawn._wallet_results import (
 )
 from scrawn.errors import ValidationError
 from scrawn.money import MAX_MICROS, MICROS_PER_UNIT
-from scrawn.pricing import format_number, parse_number
+from scrawn.pricing import Number, format_number, parse_number
 
 SERVICE: Final = "/wallet.v1.WalletService/"
 CONTEXT: Final = "Wallet validation failed"
@@ -199,10 +199,11 @@ def check_setting(field: str, value: object, *, allow_negative: bool) -> str:
     return f"-{text}" if negative and text != "0" else text
 
 
-# --------------------------------------------------------------------------------------------- calls
+# ---------------------------------------- calls (client.wallet's methods: scrawn._wallet_client.Wallet)
 
 
-def get_balance(user_id: object) -> Rpc[Balance]:
+def balance(user_id: str) -> Rpc[Balance]:
+    """The user's ``balance``, ``held`` and ``available`` (an unknown user has zeros)."""
     user = check_user(user_id)
     return Rpc(
         "wallet.balance",
@@ -227,13 +228,17 @@ def _transaction_result(key: str) -> Any:
 
 
 def credit(
-    user_id: object,
-    amount: object,
-    kind: object,
-    idempotency_key: object,
-    description: object,
-    expires_at: object,
+    user_id: str,
+    amount: Number,
+    *,
+    kind: CreditKind = "grant",
+    idempotency_key: str | None = None,
+    description: str | None = None,
+    expires_at: datetime | timedelta | None = None,
 ) -> Rpc[TransactionResult]:
+    """Add credit: ``kind`` is ``grant`` (default), ``top_up`` or ``adjustment``. ``expires_at`` (an aware
+    ``datetime`` or a ``timedelta`` from now) makes what is left of it expire then. One idempotency key
+    per call (a new UUID unless given), reused by every retry: the credit is applied once."""
     user = check_user(user_id)
     text = check_amount("amount", amount)
     request = pb.CreditRequest(
@@ -258,8 +263,11 @@ def credit(
 
 
 def debit(
-    user_id: object, amount: object, idempotency_key: object, description: object
+    user_id: str, amount: Number, *, idempotency_key: str | None = None, description: str | None = None
 ) -> Rpc[TransactionResult]:
+    """Take ``amount`` atomically, never below zero available: otherwise raises
+    :class:`~scrawn.errors.InsufficientCreditsError` (``current_balance``, ``available``,
+    ``requested_amount``). Applied once per idempotency key, however often it is retried."""
     user = check_user(user_id)
     request = pb.DebitRequest(
         userId=user,
@@ -278,7 +286,10 @@ def debit(
     )
 
 
-def list_transactions(user_id: object, limit: object, page_token: object) -> Rpc[TransactionPage]:
+def transactions(
+    user_id: str, *, limit: int | None = None, page_token: str | None = None
+) -> Rpc[TransactionPage]:
+    """The user's ledger entries, newest first; ``limit`` 1–500 (default 50)."""
     user = check_user(user_id)
     request = pb.ListTransactionsRequest(
         userId=user, limit=check_limit(limit), pageToken=check_page_token(page_token)
@@ -299,7 +310,8 @@ def list_transactions(user_id: object, limit: object, page_token: object) -> Rpc
     )
 
 
-def get_settings(user_id: object) -> Rpc[UserSettings]:
+def settings(user_id: str) -> Rpc[UserSettings]:
+    """The user's spend cap, low-balance threshold, and this month's spend."""
     user = check_user(user_id)
     return Rpc(
         "wallet.settings",
@@ -320,8 +332,13 @@ class Unchanged(enum.Enum):
 UNCHANGED: Final = Unchanged.UNCHANGED
 
 
-def update_settings(user_id: object, spend_cap: object, low_balance_threshold: object) -> Rpc[UserSettings]:
-    """``UNCHANGED`` leaves a setting as it is; ``None`` removes it."""
+def update_settings(
+    user_id: str,
+    *,
+    spend_cap: Number | Unchanged | None = UNCHANGED,
+    low_balance_threshold: Number | Unchanged | None = UNCHANGED,
+) -> Rpc[UserSettings]:
+    """Set what is given (``None`` removes it) and leave the rest."""
     user = check_user(user_id)
     request = pb.UpdateUserSettingsRequest(userId=user)
     if spend_cap is not UNCHANGED:

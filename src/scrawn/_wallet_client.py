@@ -13,20 +13,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from scrawn import _wallet
-from scrawn._wallet import Unchanged
+from scrawn._methods import async_call, sync_call
+from scrawn._retry import Rpc
 from scrawn._wallet_results import (
     Balance,
     ConfirmedData,
     ReservationData,
-    TransactionPage,
-    TransactionResult,
-    UserSettings,
 )
 from scrawn.errors import ValidationError
 from scrawn.pricing import Number
@@ -37,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("scrawn.wallet")
 
 R = TypeVar("R", bound="_ReservationState")
+T = TypeVar("T")
 UNCHANGED: Final = _wallet.UNCHANGED
 _NOT_CONFIRMED = "Reservation not confirmed"
 
@@ -275,63 +274,21 @@ class ReservationRequest:
 
 class Wallet:
     """``client.wallet``: prepaid credit on the ledger (``wallet.v1.WalletService``). Amounts are minor
-    units: ``int``, ``Decimal``, decimal ``str`` or ``float`` in; ``Decimal`` out."""
+    units: ``int``, ``Decimal``, decimal ``str`` or ``float`` in; ``Decimal`` out. Each call is defined
+    once in :mod:`scrawn._wallet` (validation, request, result) and sent with the client's retries."""
 
     def __init__(self, client: SyncClient) -> None:
         self._client = client
 
-    def balance(self, user_id: str) -> Balance:
-        """The user's ``balance``, ``held`` and ``available`` (an unknown user has zeros)."""
-        return self._client._rpc(_wallet.get_balance(user_id))
-
-    def credit(
-        self,
-        user_id: str,
-        amount: Number,
-        *,
-        kind: _wallet.CreditKind = "grant",
-        idempotency_key: str | None = None,
-        description: str | None = None,
-        expires_at: datetime | timedelta | None = None,
-    ) -> TransactionResult:
-        """Add credit: ``kind`` is ``grant`` (default), ``top_up`` or ``adjustment``. ``expires_at`` (an aware
-        ``datetime`` or a ``timedelta`` from now) makes what is left of it expire then. One idempotency key
-        per call (a new UUID unless given), reused by every retry: the credit is applied once."""
-        rpc = _wallet.credit(user_id, amount, kind, idempotency_key, description, expires_at)
+    def _rpc(self, rpc: Rpc[T]) -> T:
         return self._client._rpc(rpc)
 
-    def debit(
-        self,
-        user_id: str,
-        amount: Number,
-        *,
-        idempotency_key: str | None = None,
-        description: str | None = None,
-    ) -> TransactionResult:
-        """Take ``amount`` atomically, never below zero available: otherwise raises
-        :class:`~scrawn.errors.InsufficientCreditsError` (``current_balance``, ``available``,
-        ``requested_amount``). Applied once per idempotency key, however often it is retried."""
-        return self._client._rpc(_wallet.debit(user_id, amount, idempotency_key, description))
-
-    def transactions(
-        self, user_id: str, *, limit: int | None = None, page_token: str | None = None
-    ) -> TransactionPage:
-        """The user's ledger entries, newest first; ``limit`` 1–500 (default 50)."""
-        return self._client._rpc(_wallet.list_transactions(user_id, limit, page_token))
-
-    def settings(self, user_id: str) -> UserSettings:
-        """The user's spend cap, low-balance threshold, and this month's spend."""
-        return self._client._rpc(_wallet.get_settings(user_id))
-
-    def update_settings(
-        self,
-        user_id: str,
-        *,
-        spend_cap: Number | Unchanged | None = UNCHANGED,
-        low_balance_threshold: Number | Unchanged | None = UNCHANGED,
-    ) -> UserSettings:
-        """Set what is given (``None`` removes it) and leave the rest."""
-        return self._client._rpc(_wallet.update_settings(user_id, spend_cap, low_balance_threshold))
+    balance = sync_call(_wallet.balance)
+    credit = sync_call(_wallet.credit)
+    debit = sync_call(_wallet.debit)
+    transactions = sync_call(_wallet.transactions)
+    settings = sync_call(_wallet.settings)
+    update_settings = sync_call(_wallet.update_settings)
 
 
 class AsyncWallet:
@@ -340,45 +297,12 @@ class AsyncWallet:
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
 
-    async def balance(self, user_id: str) -> Balance:
-        return await self._client._rpc(_wallet.get_balance(user_id))
-
-    async def credit(
-        self,
-        user_id: str,
-        amount: Number,
-        *,
-        kind: _wallet.CreditKind = "grant",
-        idempotency_key: str | None = None,
-        description: str | None = None,
-        expires_at: datetime | timedelta | None = None,
-    ) -> TransactionResult:
-        rpc = _wallet.credit(user_id, amount, kind, idempotency_key, description, expires_at)
+    async def _rpc(self, rpc: Rpc[T]) -> T:
         return await self._client._rpc(rpc)
 
-    async def debit(
-        self,
-        user_id: str,
-        amount: Number,
-        *,
-        idempotency_key: str | None = None,
-        description: str | None = None,
-    ) -> TransactionResult:
-        return await self._client._rpc(_wallet.debit(user_id, amount, idempotency_key, description))
-
-    async def transactions(
-        self, user_id: str, *, limit: int | None = None, page_token: str | None = None
-    ) -> TransactionPage:
-        return await self._client._rpc(_wallet.list_transactions(user_id, limit, page_token))
-
-    async def settings(self, user_id: str) -> UserSettings:
-        return await self._client._rpc(_wallet.get_settings(user_id))
-
-    async def update_settings(
-        self,
-        user_id: str,
-        *,
-        spend_cap: Number | Unchanged | None = UNCHANGED,
-        low_balance_threshold: Number | Unchanged | None = UNCHANGED,
-    ) -> UserSettings:
-        return await self._client._rpc(_wallet.update_settings(user_id, spend_cap, low_balance_threshold))
+    balance = async_call(_wallet.balance)
+    credit = async_call(_wallet.credit)
+    debit = async_call(_wallet.debit)
+    transactions = async_call(_wallet.transactions)
+    settings = async_call(_wallet.settings)
+    update_settings = async_call(_wallet.update_settings)

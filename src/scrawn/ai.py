@@ -29,7 +29,7 @@ Nothing here imports ``openai`` or ``anthropic``: the wrappers read responses by
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Callable, Coroutine, Iterable, Mapping
-from typing import Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from scrawn._ai_billing import anthropic_usage, bill_as, openai_usage
 from scrawn._ai_events import (
@@ -39,6 +39,7 @@ from scrawn._ai_events import (
     check_hook,
     check_positive_int,
     check_seconds,
+    debit_map,
 )
 from scrawn._ai_fork import AsyncForkedAiStream, ForkedAiStream, _TaskBiller, _ThreadBiller
 from scrawn._ai_stream import (
@@ -54,7 +55,10 @@ from scrawn._ai_track import close_ai, flush_ai, track_ai
 from scrawn._ai_wrappers import ANTHROPIC_ROUTES, OPENAI_ROUTES, WrappedClient, wrap
 from scrawn._client_base import AnyClient, AsyncClient, SyncClient
 from scrawn.errors import ValidationError
-from scrawn.types import DebitInput, Metadata, UsageChunk
+from scrawn.types import DebitInput, Metadata, StreamOptions, UsageChunk
+
+if TYPE_CHECKING:
+    from typing import Unpack
 
 __all__ = [
     "AiFailure",
@@ -86,120 +90,36 @@ def ai_token_stream_consumer(
     client: SyncClient,
     chunks: Iterable[T],
     *,
-    user_id: str | None = ...,
-    model: str | None = ...,
-    provider: str | None = ...,
-    input_debit: DebitInput | None = ...,
-    output_debit: DebitInput | None = ...,
-    input_cache_debit: DebitInput | None = ...,
-    output_cache_debit: DebitInput | None = ...,
-    metadata: Metadata | None = ...,
     fork: Literal[False] = ...,
-    extract: Callable[[T], UsageChunk | None] | None = ...,
-    batch_size: int = ...,
-    buffer_size: int = ...,
-    flush_interval: float = ...,
-    on_error: ErrorHook | None = ...,
+    **options: Unpack[StreamOptions[T]],
 ) -> AiStreamResult: ...
 @overload
 def ai_token_stream_consumer(
-    client: SyncClient,
-    chunks: Iterable[T],
-    *,
-    user_id: str | None = ...,
-    model: str | None = ...,
-    provider: str | None = ...,
-    input_debit: DebitInput | None = ...,
-    output_debit: DebitInput | None = ...,
-    input_cache_debit: DebitInput | None = ...,
-    output_cache_debit: DebitInput | None = ...,
-    metadata: Metadata | None = ...,
-    fork: Literal[True],
-    extract: Callable[[T], UsageChunk | None] | None = ...,
-    batch_size: int = ...,
-    buffer_size: int = ...,
-    flush_interval: float = ...,
-    on_error: ErrorHook | None = ...,
+    client: SyncClient, chunks: Iterable[T], *, fork: Literal[True], **options: Unpack[StreamOptions[T]]
 ) -> ForkedAiStream[T]: ...
 @overload
 def ai_token_stream_consumer(
     client: AnyClient,
     chunks: AsyncIterable[T],
     *,
-    user_id: str | None = ...,
-    model: str | None = ...,
-    provider: str | None = ...,
-    input_debit: DebitInput | None = ...,
-    output_debit: DebitInput | None = ...,
-    input_cache_debit: DebitInput | None = ...,
-    output_cache_debit: DebitInput | None = ...,
-    metadata: Metadata | None = ...,
     fork: Literal[False] = ...,
-    extract: Callable[[T], UsageChunk | None] | None = ...,
-    batch_size: int = ...,
-    buffer_size: int = ...,
-    flush_interval: float = ...,
-    on_error: ErrorHook | None = ...,
+    **options: Unpack[StreamOptions[T]],
 ) -> Coroutine[object, None, AiStreamResult]: ...
 @overload
 def ai_token_stream_consumer(
-    client: AnyClient,
-    chunks: AsyncIterable[T],
-    *,
-    user_id: str | None = ...,
-    model: str | None = ...,
-    provider: str | None = ...,
-    input_debit: DebitInput | None = ...,
-    output_debit: DebitInput | None = ...,
-    input_cache_debit: DebitInput | None = ...,
-    output_cache_debit: DebitInput | None = ...,
-    metadata: Metadata | None = ...,
-    fork: Literal[True],
-    extract: Callable[[T], UsageChunk | None] | None = ...,
-    batch_size: int = ...,
-    buffer_size: int = ...,
-    flush_interval: float = ...,
-    on_error: ErrorHook | None = ...,
+    client: AnyClient, chunks: AsyncIterable[T], *, fork: Literal[True], **options: Unpack[StreamOptions[T]]
 ) -> AsyncForkedAiStream[T]: ...
 @overload
 def ai_token_stream_consumer(
     client: AsyncClient,
     chunks: Iterable[T],
     *,
-    user_id: str | None = ...,
-    model: str | None = ...,
-    provider: str | None = ...,
-    input_debit: DebitInput | None = ...,
-    output_debit: DebitInput | None = ...,
-    input_cache_debit: DebitInput | None = ...,
-    output_cache_debit: DebitInput | None = ...,
-    metadata: Metadata | None = ...,
     fork: Literal[False] = ...,
-    extract: Callable[[T], UsageChunk | None] | None = ...,
-    batch_size: int = ...,
-    buffer_size: int = ...,
-    flush_interval: float = ...,
-    on_error: ErrorHook | None = ...,
+    **options: Unpack[StreamOptions[T]],
 ) -> Coroutine[object, None, AiStreamResult]: ...
 @overload
 def ai_token_stream_consumer(
-    client: AsyncClient,
-    chunks: Iterable[T],
-    *,
-    user_id: str | None = ...,
-    model: str | None = ...,
-    provider: str | None = ...,
-    input_debit: DebitInput | None = ...,
-    output_debit: DebitInput | None = ...,
-    input_cache_debit: DebitInput | None = ...,
-    output_cache_debit: DebitInput | None = ...,
-    metadata: Metadata | None = ...,
-    fork: Literal[True],
-    extract: Callable[[T], UsageChunk | None] | None = ...,
-    batch_size: int = ...,
-    buffer_size: int = ...,
-    flush_interval: float = ...,
-    on_error: ErrorHook | None = ...,
+    client: AsyncClient, chunks: Iterable[T], *, fork: Literal[True], **options: Unpack[StreamOptions[T]]
 ) -> AsyncForkedAiStream[T]: ...
 def ai_token_stream_consumer(
     client: AnyClient,
@@ -263,12 +183,7 @@ def ai_token_stream_consumer(
         user_id=user_id,
         model=model,
         provider=provider,
-        debits={
-            "input_debit": input_debit,
-            "output_debit": output_debit,
-            "input_cache_debit": input_cache_debit,
-            "output_cache_debit": output_cache_debit,
-        },
+        debits=debit_map(input_debit, output_debit, input_cache_debit, output_cache_debit),
         metadata=metadata,
         extract=extract,
     )
@@ -328,12 +243,7 @@ def wrap_openai(
         routes=OPENAI_ROUTES,
         provider=provider,
         user_id=user_id,
-        debits={
-            "input_debit": input_debit,
-            "output_debit": output_debit,
-            "input_cache_debit": input_cache_debit,
-            "output_cache_debit": output_cache_debit,
-        },
+        debits=debit_map(input_debit, output_debit, input_cache_debit, output_cache_debit),
         metadata=metadata,
     )
     return wrapped  # type: ignore[return-value]
@@ -365,12 +275,7 @@ def wrap_anthropic(
         routes=ANTHROPIC_ROUTES,
         provider=provider,
         user_id=user_id,
-        debits={
-            "input_debit": input_debit,
-            "output_debit": output_debit,
-            "input_cache_debit": input_cache_debit,
-            "output_cache_debit": output_cache_debit,
-        },
+        debits=debit_map(input_debit, output_debit, input_cache_debit, output_cache_debit),
         metadata=metadata,
     )
     return wrapped  # type: ignore[return-value]
