@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import struct
@@ -24,8 +23,8 @@ from rich.table import Table
 from scrawn._proto.event.v1 import event_pb2 as ev
 from scrawn._proto.query.v1 import query_pb2 as q
 from scrawn.money import format_amount
+from scrawn.server.cli_support import in_project, run_db
 from scrawn.server.config import Settings
-from scrawn.server.db.engine import Database
 from scrawn.server.ledger import repository as ledger_repository
 from scrawn.server.projects.service import bootstrap
 
@@ -43,15 +42,7 @@ def demo() -> None:
         data_dir = Path(tmp)
         port = free_port()
         settings = Settings(port=port, data_dir=data_dir)
-
-        async def setup() -> tuple[str, str] | None:
-            db = Database(settings.resolved_database_url)
-            try:
-                return await bootstrap(db, settings, "demo", only_if_empty=False)
-            finally:
-                await db.dispose()
-
-        created = asyncio.run(setup())
+        created = run_db(settings, lambda db: bootstrap(db, settings, "demo", only_if_empty=False))
         assert created is not None
         project_id, dash_key = created
         env = os.environ | {
@@ -214,15 +205,10 @@ def _run(base: str, port: int, dash_key: str) -> None:
 
 
 def _print_balances(settings: Settings, project_id: str) -> None:
-    async def read() -> list[Any]:
-        db = Database(settings.resolved_database_url)
-        try:
-            async with db.read() as conn:
-                return await ledger_repository.list_balances(conn, project_id, "live")
-        finally:
-            await db.dispose()
-
+    balances = in_project(
+        settings, project_id, lambda conn, p: ledger_repository.list_balances(conn, p, "live")
+    )
     table = Table("user", "balance (minor units; negative = owed)", title="Ledger balances")
-    for r in asyncio.run(read()):
+    for r in balances:
         table.add_row(r.user_id, format_amount(r.balance))
     console.print(table)

@@ -140,9 +140,7 @@ async def credit(
         description=description,
         expires_at=expires_at,
     )
-    with ledger.key_taken("transaction"):
-        posted = await ledger.post_keyed(conn, entry, require_available=False)
-    return posted.entry, posted.balance, posted.duplicate
+    return await _post(conn, entry, require_available=False)
 
 
 async def debit(
@@ -159,8 +157,13 @@ async def debit(
     entry = LedgerEntry(
         project_id, mode, user_id, "debit", -amount, idempotency_key=key, description=description
     )
+    return await _post(conn, entry, require_available=True)
+
+
+async def _post(conn: AsyncConnection, entry: LedgerEntry, *, require_available: bool) -> Posting:
+    """One keyed ledger posting; a key already used for another transaction is refused by name."""
     with ledger.key_taken("transaction"):
-        posted = await ledger.post_keyed(conn, entry, require_available=True)
+        posted = await ledger.post_keyed(conn, entry, require_available=require_available)
     return posted.entry, posted.balance, posted.duplicate
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.server.cli_support import (
     DataOpt,
@@ -17,12 +18,11 @@ from scrawn.server.cli_support import (
     T,
     check_mode,
     console,
+    in_project,
     load_settings,
-    project_of,
-    run_db,
+    reported,
 )
 from scrawn.server.clock import iso
-from scrawn.server.db.engine import Database
 from scrawn.server.secretbox import SecretBox
 from scrawn.server.webhooks import endpoints, messages
 
@@ -32,10 +32,17 @@ webhooks_app = typer.Typer(
 
 
 def _run(
-    database_url: str | None, data_dir: Path | None, work: Callable[[Database, SecretBox], Awaitable[T]]
+    database_url: str | None,
+    data_dir: Path | None,
+    project: str | None,
+    work: Callable[[AsyncConnection, str, SecretBox], Awaitable[T]],
+    *,
+    write: bool = False,
 ) -> T:
+    """``work(conn, project_id, box)`` in one transaction on the project, ``box`` sealing the secrets."""
     settings = load_settings(database_url=database_url, data_dir=data_dir)
-    return run_db(settings, lambda db: work(db, SecretBox(settings.resolved_secret())))
+    box = SecretBox(settings.resolved_secret())
+    return in_project(settings, project, lambda conn, project_id: work(conn, project_id, box), write=write)
 
 
 @webhooks_app.command("set-endpoint")
@@ -50,15 +57,14 @@ def set_endpoint(
     """Send this mode's webhooks to URL (the secrets are kept unless --rotate)."""
     checked_mode = check_mode(mode)
 
-    async def work(db: Database, box: SecretBox) -> endpoints.Endpoint:
+    with reported():
         checked = endpoints.check_url(url)
-        async with db.write() as conn:
-            found, _ = await endpoints.put(
-                conn, box, await project_of(conn, project), checked_mode, checked, rotate=rotate
-            )
+
+    async def work(conn: AsyncConnection, project_id: str, box: SecretBox) -> endpoints.Endpoint:
+        found, _ = await endpoints.put(conn, box, project_id, checked_mode, checked, rotate=rotate)
         return found
 
-    found = _run(database_url, data_dir, work)
+    found = _run(database_url, data_dir, project, work, write=True)
     console.print(f"webhooks ({found.mode}) go to {found.url}")
     console.print(f"secret (v1, HMAC):       {found.secret}", soft_wrap=True)
     console.print(f"public key (v1a, Ed25519): {found.public_key}", soft_wrap=True)
@@ -75,11 +81,9 @@ def show(
     """The endpoint's URL and public key (and with --reveal its secret)."""
     checked_mode = check_mode(mode)
 
-    async def work(db: Database, box: SecretBox) -> endpoints.Endpoint | None:
-        async with db.read() as conn:
-            return await endpoints.get(conn, box, await project_of(conn, project), checked_mode)
-
-    found = _run(database_url, data_dir, work)
+    found = _run(
+        database_url, data_dir, project, lambda conn, p, box: endpoints.get(conn, box, p, checked_mode)
+    )
     if found is None:
         console.print(f"no webhook endpoint in {checked_mode} mode")
         raise typer.Exit(1)
@@ -101,15 +105,15 @@ def list_(
     """Queued, delivered and failed messages, newest first."""
     checked_mode = check_mode(mode)
 
-    async def work(db: Database, _: SecretBox) -> list[Any]:
+    with reported():
         checked_status = messages.check_status(status)
         checked_limit = messages.check_limit(limit)
-        async with db.read() as conn:
-            project_id = await project_of(conn, project)
-            return await messages.list_messages(conn, project_id, checked_mode, checked_status, checked_limit)
+
+    async def work(conn: AsyncConnection, project_id: str, _: SecretBox) -> list[Any]:
+        return await messages.list_messages(conn, project_id, checked_mode, checked_status, checked_limit)
 
     table = Table("id", "type", "status", "attempts", "next attempt", "delivered", "created", "last error")
-    for m in _run(database_url, data_dir, work):
+    for m in _run(database_url, data_dir, project, work):
         table.add_row(
             m.id,
             m.type,
@@ -134,12 +138,14 @@ def attempts(
     """The delivery log of one message."""
     checked_mode = check_mode(mode)
 
-    async def work(db: Database, _: SecretBox) -> list[Any]:
-        async with db.read() as conn:
-            return await messages.attempts_of(conn, await project_of(conn, project), checked_mode, message_id)
-
+    found = _run(
+        database_url,
+        data_dir,
+        project,
+        lambda conn, p, _: messages.attempts_of(conn, p, checked_mode, message_id),
+    )
     table = Table("attempt", "at", "url", "status", "error", "ms")
-    for a in _run(database_url, data_dir, work):
+    for a in found:
         status = "-" if a.status_code is None else str(a.status_code)
         table.add_row(str(a.attempt), iso(a.attempted_at), a.url, status, a.error or "", str(a.duration_ms))
     console.print(table)
@@ -156,9 +162,11 @@ def replay(
     """Send a message again now, under the same webhook-id (a receiver that dedupes ignores it)."""
     checked_mode = check_mode(mode)
 
-    async def work(db: Database, _: SecretBox) -> Any:
-        async with db.write() as conn:
-            return await messages.replay(conn, await project_of(conn, project), checked_mode, message_id)
-
-    row = _run(database_url, data_dir, work)
+    row = _run(
+        database_url,
+        data_dir,
+        project,
+        lambda conn, p, _: messages.replay(conn, p, checked_mode, message_id),
+        write=True,
+    )
     console.print(f"{row.id} queued again ({row.type}); a running server sends it within a second")
