@@ -20,6 +20,7 @@ import asyncio
 import datetime as dt
 import json
 import re
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -196,7 +197,9 @@ def sign_in(client: Any, key: str) -> None:
     assert answer.status_code == 303, answer.text[:500]
 
 
-def time_pages(base: str, live_key: str, dash: str, ctx: Context, requests: int) -> list[dict[str, Any]]:
+def time_pages(
+    base: str, dash: str, ctx: Context, requests: int, page_seconds: float
+) -> list[dict[str, Any]]:
     import httpx
 
     results = []
@@ -207,6 +210,7 @@ def time_pages(base: str, live_key: str, dash: str, ctx: Context, requests: int)
                 sign_in(client, dash)
                 signed_in = True
             path, times, statuses = path_of(ctx), [], set()
+            started = time.monotonic()
             for i in range(requests + 2):
                 t0 = time.perf_counter()
                 answer = client.get(path)
@@ -214,11 +218,13 @@ def time_pages(base: str, live_key: str, dash: str, ctx: Context, requests: int)
                 statuses.add(answer.status_code)
                 if i >= 2:  # two warm-up requests: templates compiled, caches filled
                     times.append(elapsed)
+                if times and time.monotonic() - started > page_seconds:
+                    break  # a page far over the goal: its few samples say enough
             results.append(
                 {
                     "page": name,
                     "path": re.sub(r"/portal/[^/?]+|/events/[^/?]+", _template, path.split("?")[0]),
-                    "requests": requests,
+                    "requests": len(times),
                     "statuses": sorted(statuses),
                     "p50_ms": round(percentile(times, 0.50), 1),
                     "p99_ms": round(percentile(times, 0.99), 1),
@@ -265,13 +271,15 @@ def run_one(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             ctx = Context(
                 portal_path(base, live_key, customer), customer, "00000001-0000-4000-8000-000000000001"
             )
-            pages = time_pages(base, live_key, dash, ctx, args.requests)
+            pages = time_pages(base, dash, ctx, args.requests, args.page_seconds)
         finally:
             common.stop(process)
         return {"database": kind, "customers": args.customers, **seeded, "pages": pages}
     finally:
         if pg_name:
             common.pg_admin(args.pg_url, f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+        if not args.keep:
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -286,11 +294,13 @@ def markdown(report: dict[str, Any]) -> str:
         f"Git {m['git_commit']}{' with uncommitted changes' if m['uncommitted_changes'] else ''}. Client, "
         "server and database share the machine.",
         "",
-        f"Time per request, sequential over loopback, {report['requests']} requests per page after two "
-        f"warm-up requests. Goal: p99 ≤ {TARGET_P99_MS:.0f} ms per page.",
+        f"Time per request, sequential over loopback, up to {report['requests']} requests per page (fewer "
+        f"when a page passes its time budget, {report['page_seconds']:.0f} s) after two warm-up requests. "
+        f"Goal: p99 ≤ {TARGET_P99_MS:.0f} ms per page.",
         "",
-        "| database | events | customers | page | path | status | p50 ms | p99 ms | max ms | goal |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| database | events | customers | page | path | status | requests | p50 ms | p99 ms | max ms "
+        "| goal |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in report["runs"]:
         for p in run["pages"]:
@@ -298,7 +308,8 @@ def markdown(report: dict[str, Any]) -> str:
             status = ",".join(map(str, p["statuses"]))
             lines.append(
                 f"| {run['database']} | {run['events']:,} | {run['customers']:,} | {p['page']} | "
-                f"`{p['path']}` | {status} | {p['p50_ms']} | {p['p99_ms']} | {p['max_ms']} | {goal} |"
+                f"`{p['path']}` | {status} | {p['requests']} | {p['p50_ms']} | {p['p99_ms']} | "
+                f"{p['max_ms']} | {goal} |"
             )
     lines += ["", "## Seeding", ""]
     lines += [f"- {r['database']}: {r['events']:,} events in {r['seed_seconds']} s." for r in report["runs"]]
@@ -311,8 +322,10 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=60)
+    parser.add_argument("--page-seconds", type=float, default=60.0, help="stop timing a page after this long")
     parser.add_argument("--seed-seconds", type=float, default=600.0, help="stop seeding after this long")
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--keep", action="store_true", help="keep the SQLite data directory")
     parser.add_argument("--out", default=f"dashboard-{dt.date.today().isoformat()}")
     args = parser.parse_args()
     kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
@@ -320,6 +333,7 @@ def main() -> None:
         "date": dt.date.today().isoformat(),
         "command": "python " + " ".join(sys.argv),
         "requests": args.requests,
+        "page_seconds": args.page_seconds,
         "machine": common.machine_info(args.pg_url if "postgres" in kinds else None),
         "runs": [run_one(kind, args) for kind in kinds],
     }
