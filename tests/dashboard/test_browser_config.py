@@ -54,10 +54,7 @@ def test_pricing_tag_and_evaluator(
 ) -> None:
     page = new_page(browser, module_server.base_url)
     sign_in(page, module_server.dash_key)
-    page.goto("/dashboard/live/pricing")
-    page.get_by_label("Name (A–Z, 0–9, _)").fill("PER_TOKEN")
-    page.get_by_label("Price (minor units, exact)").fill("0.0003")
-    page.get_by_role("button", name="Save tag").click()
+    set_tag(page, "PER_TOKEN", "0.0003")
     assert page.get_by_role("cell", name="PER_TOKEN").is_visible()
     page.get_by_label("Expression", exact=True).first.fill(
         "add(mul(inputTokens(), tag(PER_TOKEN)), tag(CALL))"
@@ -69,6 +66,25 @@ def test_pricing_tag_and_evaluator(
     check_page(page, screenshots, "pricing")
     page.get_by_label("Expression", exact=True).first.fill("div(1, 0)")
     page.get_by_role("button", name="Evaluate").click()
+    assert page.get_by_role("alert").is_visible()
+    # A named expression, an event price and a model price, each through its form.
+    page.get_by_label("Name", exact=True).fill("WITH_CALL")
+    page.get_by_label("Expression", exact=True).nth(1).fill("add(tag(CALL), 1)")
+    page.get_by_role("button", name="Save expression").click()
+    assert page.get_by_role("cell", name="WITH_CALL").is_visible()
+    page.get_by_label("Event type").fill("document.processed")
+    page.get_by_label("Expression", exact=True).nth(2).fill("mul(quantity(), expr(WITH_CALL))")
+    page.get_by_role("button", name="Save event price").click()
+    assert page.get_by_role("cell", name="document.processed").is_visible()
+    page.get_by_label("Model", exact=True).fill("in-house-llm")
+    page.get_by_label("Input per million tokens").fill("100")
+    page.get_by_label("Output per million tokens").fill("300")
+    page.get_by_role("button", name="Save model price").click()
+    assert page.get_by_role("cell", name="in-house-llm").is_visible()
+    # A name still referenced, or a cycle, is refused with the catalog's own message.
+    page.get_by_label("Name", exact=True).fill("LOOP")
+    page.get_by_label("Expression", exact=True).nth(1).fill("expr(LOOP)")
+    page.get_by_role("button", name="Save expression").click()
     assert page.get_by_role("alert").is_visible()
 
 
@@ -146,15 +162,19 @@ def test_quarantine_reprice(
     page.goto("/dashboard/live/quarantine")
     assert page.get_by_role("cell", name="carol").is_visible()
     check_page(page, screenshots, "quarantine")
-    page.goto("/dashboard/live/pricing")
-    page.get_by_label("Name (A–Z, 0–9, _)").fill("LATER")
-    page.get_by_label("Price (minor units, exact)").fill("12")
-    page.get_by_role("button", name="Save tag").click()
+    set_tag(page, "LATER", "12")
     page.goto("/dashboard/live/quarantine")
     page.get_by_role("button", name="Reprice every waiting event").click()
     assert "Repriced 1 event(s) for 0.12 USD; 0 still waiting." in page.get_by_role("status").inner_text()
     page.goto("/dashboard/live/events?user=carol")
     assert page.get_by_role("cell", name="0.12 USD").is_visible()
+
+
+def set_tag(page: Any, name: str, price: str) -> None:
+    page.goto("/dashboard/live/pricing")
+    page.get_by_label("Name (A–Z, 0–9, _)").fill(name)
+    page.get_by_label("Price (minor units, exact)").fill(price)
+    page.get_by_role("button", name="Save tag").click()
 
 
 def _wait(done: Any, timeout: float = 20) -> None:

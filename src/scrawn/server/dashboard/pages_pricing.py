@@ -4,13 +4,16 @@ evaluator, which prices text exactly as an event would be priced (``pricer.Price
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.responses import RedirectResponse, Response
 
 from scrawn.errors import ValidationError
 from scrawn.server.dashboard.web import Dashboard, View
+from scrawn.server.db.engine import now_ms
 from scrawn.server.pricing import overrides
 from scrawn.server.pricing import service as catalog
 from scrawn.server.pricing.expression import Variables
@@ -52,17 +55,21 @@ async def put_tag(dash: Dashboard, view: View) -> Response:
 
 async def put_expression(dash: Dashboard, view: View) -> Response:
     name = catalog.check_name("name", view.form.get("name", "").strip())
-    text = catalog.check_expression("expression", view.form.get("expression", ""))
-    async with dash.db.write() as conn:
-        await catalog.put_expression(conn, view.caller.project_id, name, text)
-    return _back(view)
+    return await _put_text(dash, view, name, catalog.put_expression)
 
 
 async def put_event_price(dash: Dashboard, view: View) -> Response:
     event_type = catalog.check_event_type("type", view.form.get("type", "").strip())
+    return await _put_text(dash, view, event_type, catalog.put_event_price)
+
+
+async def _put_text(
+    dash: Dashboard, view: View, name: str, put: Callable[[AsyncConnection, str, str, str], Awaitable[object]]
+) -> Response:
+    """A named expression or an event price: checked text, stored through the catalog's rules."""
     text = catalog.check_expression("expression", view.form.get("expression", ""))
     async with dash.db.write() as conn:
-        await catalog.put_event_price(conn, view.caller.project_id, event_type, text)
+        await put(conn, view.caller.project_id, name, text)
     return _back(view)
 
 
@@ -71,7 +78,9 @@ async def put_model_price(dash: Dashboard, view: View) -> Response:
     body = {name: form.get(name, "").strip() or None for name in overrides.RATE_FIELDS}
     model = overrides.check_model("model", form.get("model", "").strip())
     provider = overrides.check_provider("provider", form.get("provider", "").strip())
-    effective_from = overrides.check_time("effectiveFrom", form.get("effectiveFrom", "").strip() or "0")
+    when = form.get("effectiveFrom", "").strip()
+    # Empty: from now on (never retroactive by accident); digits are Unix ms, as in the JSON API.
+    effective_from = overrides.check_time("effectiveFrom", int(when) if when.isdigit() else when or now_ms())
     rates = overrides.check_rates(body)
     async with dash.db.write() as conn:
         await overrides.put_override(
