@@ -108,9 +108,9 @@ def test_stream_codes_are_declared_on_the_classes() -> None:
     assert UnavailableError("x").stream_code == "STORAGE_FAILURE"
     assert EventQuarantinedError("x").stream_code == "KEPT_FOR_REPRICING"
 
+    from scrawn.server.events.batch import BalanceOutOfRange
     from scrawn.server.events.intake import EventInvalid
     from scrawn.server.events.price import PriceFailed
-    from scrawn.server.events.store import BalanceOutOfRange
 
     assert EventInvalid("f", "p", _codes.INVALID_TIMESTAMP).stream_code == "INVALID_TIMESTAMP"
     assert PriceFailed("x").stream_code == "PRICE_CALCULATION_FAILED"

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from scrawn.errors import InternalError, ScrawnError, ValidationError
 from scrawn.server.db.engine import Database
-from scrawn.server.events.quarantine_api import QuarantineApi
+from scrawn.server.events.quarantine.api import QuarantineApi
 from scrawn.server.keys.api import KeysApi
 from scrawn.server.keys.service import Caller, KeyService
 from scrawn.server.payments.http import PaymentsHttp

@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from scrawn.server.db.engine import Database
-from scrawn.server.events import quarantine_store
-from scrawn.server.events.store import Outcome, Stored
+from scrawn.server.events.quarantine import repository as quarantine_repository
+from scrawn.server.events.types import Outcome, Stored
 from scrawn.server.pricing.pricer import CONFIGURATION_REASONS
 from scrawn.server.webhooks import repository as webhooks_repository
 
@@ -198,7 +198,7 @@ class Metrics:
             try:
                 async with asyncio.timeout(SCRAPE_DB_TIMEOUT), db.read() as conn:
                     pending = await webhooks_repository.count_pending(conn)
-                    waiting = await quarantine_store.count_all_waiting(conn)
+                    waiting = await quarantine_repository.count_all_waiting(conn)
                 self.outbox_pending.set(pending)
                 self.quarantine_waiting.set(waiting)
                 self.database_up.set(1)

@@ -18,7 +18,6 @@ from typing import IO, Annotated, Any
 import typer
 from rich import box
 from rich.table import Table
-from sqlalchemy.engine import Row
 
 from scrawn.errors import ScrawnError
 from scrawn.money import format_amount
@@ -35,7 +34,9 @@ from scrawn.server.cli_support import (
     ts,
 )
 from scrawn.server.db.engine import Database
-from scrawn.server.events import quarantine_cli, repository, void_service
+from scrawn.server.events import repository, void_service
+from scrawn.server.events.quarantine import cli as quarantine_cli
+from scrawn.server.events.types import EventRecord
 
 events_app = typer.Typer(
     help="Billed events: tail (and follow), export as CSV, void a wrong one, the quarantine.",
@@ -98,7 +99,7 @@ def _table(header: bool) -> Table:
     return table
 
 
-def _usage(row: Row[Any]) -> str:
+def _usage(row: EventRecord) -> str:
     if row.model:
         return f"{row.provider}/{row.model}" if row.provider else str(row.model)
     if row.name:
@@ -106,7 +107,7 @@ def _usage(row: Row[Any]) -> str:
     return str(row.basic_usage_type or "-")
 
 
-def _print_rows(rows: Sequence[Row[Any]], header: bool) -> None:
+def _print_rows(rows: Sequence[EventRecord], header: bool) -> None:
     table = _table(header)
     for r in rows:
         table.add_row(
@@ -199,7 +200,7 @@ def _amount(value: Any) -> str:
     return "" if value is None else format_amount(value)  # exact decimal text, never through float
 
 
-def _csv_row(r: Row[Any]) -> list[str]:
+def _csv_row(r: EventRecord) -> list[str]:
     reported = datetime.fromtimestamp(r.reported_at, tz=UTC).isoformat().replace("+00:00", "Z")
     return [
         r.id,
@@ -340,7 +341,7 @@ def explain(
     """Why was this event charged what it was? Shows the debit and what priced it."""
     settings = load_settings(database_url=database_url, data_dir=data_dir)
 
-    async def work(db: Database) -> Any:
+    async def work(db: Database) -> tuple[EventRecord, str | None]:
         async with db.read() as conn:
             project_id = await project_of(conn, project)
             row = await repository.get(conn, project_id, mode, event_id)

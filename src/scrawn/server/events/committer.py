@@ -11,7 +11,8 @@ from typing import Protocol
 
 from scrawn.errors import UnavailableError
 from scrawn.server.db.engine import Database
-from scrawn.server.events.store import Outcome, PricedEvent, store_batch
+from scrawn.server.events.batch import store_batch
+from scrawn.server.events.types import Outcome, PricedEvent
 
 log = logging.getLogger("scrawn.events")
 

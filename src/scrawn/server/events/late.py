@@ -11,9 +11,10 @@ from scrawn._codes import INVALID_TIMESTAMP
 from scrawn.errors import ScrawnError
 from scrawn.server.clock import now_ms
 from scrawn.server.db.engine import Database
-from scrawn.server.events import late_store
+from scrawn.server.events import repository
 from scrawn.server.events.intake import EventInput, EventInvalid
-from scrawn.server.events.store import Outcome
+from scrawn.server.events.quarantine import repository as quarantine
+from scrawn.server.events.types import Outcome
 from scrawn.server.keys.service import Caller
 from scrawn.server.projects import service as projects
 from scrawn.server.projects.types import LATE_WINDOW_MIN
@@ -39,7 +40,10 @@ async def without_late(
         days = await projects.late_window_days(conn, caller.project_id)
         late = [i for i, inp in enumerate(inputs) if inp.reported_at < now - days * DAY]
         keys = {key for i in late if (key := inputs[i].idempotency_key)}
-        known = await late_store.known_keys(conn, caller.project_id, caller.mode, keys) if keys else set()
+        known: set[str] = set()
+        if keys:  # a late retry of an event stored, or kept for repricing, answers as the duplicate it is
+            known = await repository.known_keys(conn, caller.project_id, caller.mode, keys)
+            known |= await quarantine.known_keys(conn, caller.project_id, caller.mode, keys)
     refused: dict[int, ScrawnError] = {
         i: _too_old(inputs[i], days) for i in late if inputs[i].idempotency_key not in known
     }

@@ -20,7 +20,7 @@ from scrawn._codes import PRICE_CALCULATION_FAILED
 from scrawn.errors import InvalidArgumentError
 from scrawn.money import MoneyError, from_micros, to_micros
 from scrawn.server.events.intake import AI_COMPONENTS, EventInput
-from scrawn.server.events.store import PricedEvent
+from scrawn.server.events.types import PricedEvent
 from scrawn.server.pricing import currency, models, overrides
 from scrawn.server.pricing import service as catalog
 from scrawn.server.pricing.expression import Variables

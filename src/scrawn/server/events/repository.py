@@ -1,17 +1,164 @@
-"""SQL on ``events`` for everything but ingest and voids (those write through ``store.py`` and
-``void_store.py``): the CLI's listings, ``explain``, and what other domains ask about a project's events."""
+"""All SQL on ``events``: ingest's insert and its look-ups by idempotency key, the late window's question,
+voids, the CLI's listings, ``explain``, and what other domains ask about a project's events. Rows leave as
+the typed values of ``events/types.py``; the caller owns the transaction."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import json
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import BigInteger, Row, and_, func, literal_column, or_, select
+from sqlalchemy import BigInteger, and_, func, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from scrawn.money import format_amount
+from scrawn.server.db.engine import dialect_insert
 from scrawn.server.db.schema import events
 from scrawn.server.db.sums import joined, split_sum
+from scrawn.server.events.types import Billed, EventRecord, PricedEvent, VoidableEvent
+
+CHUNK = 500  # keys per IN (…) list
+EventKey = tuple[str, str, str]  # (project_id, mode, idempotency_key): unique per stored event
+
+
+# Ingest ---------------------------------------------------------------------------------------------------
+
+
+def event_row(ev: PricedEvent, event_id: str, now: int) -> dict[str, Any]:
+    """The ``events`` row of a priced event stored as ``event_id`` at ``now`` (Unix ms)."""
+    inp = ev.input
+    ai = inp.ai
+    row: dict[str, Any] = {
+        "project_id": ev.project_id,
+        "mode": ev.mode,
+        "id": event_id,
+        "idempotency_key": ev.idempotency_key,
+        "fingerprint": inp.fingerprint,
+        "event_type": inp.event_type,
+        "user_id": inp.user_id,
+        "basic_usage_type": inp.basic_usage_type,
+        "reported_at": inp.reported_at,
+        "ingested_at": now,
+        "debit": ev.debit,
+        "metadata": inp.metadata,
+        "pricing": json.dumps(ev.pricing, sort_keys=True, separators=(",", ":")),
+        "model": ai.model if ai else None,
+        "provider": ai.provider if ai else None,
+        "input_tokens": ai.input_tokens if ai else None,
+        "output_tokens": ai.output_tokens if ai else None,
+        "input_cache_tokens": ai.input_cache_tokens if ai else None,
+        "output_cache_tokens": ai.output_cache_tokens if ai else None,
+        "input_debit": ev.components.get("input"),
+        "output_debit": ev.components.get("output"),
+        "input_cache_debit": ev.components.get("inputCache"),
+        "output_cache_debit": ev.components.get("outputCache"),
+        "name": inp.typed.name if inp.typed else None,
+        "quantity": format_amount(inp.typed.quantity) if inp.typed else None,
+        "product_ref": inp.typed.product_ref if inp.typed else None,
+    }
+    return row
+
+
+async def insert_new(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> set[EventKey]:
+    """Insert the rows whose key (and id) is free, in one statement: ``ON CONFLICT DO NOTHING RETURNING``
+    says which were new, so no look-up precedes it. Returns the keys inserted."""
+    stmt = dialect_insert(conn, events).on_conflict_do_nothing()
+    returned = await conn.execute(
+        stmt.returning(events.c.project_id, events.c.mode, events.c.idempotency_key), rows
+    )
+    return {(r.project_id, r.mode, r.idempotency_key) for r in returned}
+
+
+async def billed(conn: AsyncConnection, project_id: str, mode: str, keys: Sequence[str]) -> dict[str, Billed]:
+    """Stored events by idempotency key."""
+    found: dict[str, Billed] = {}
+    for start in range(0, len(keys), CHUNK):
+        rows = await conn.execute(
+            select(
+                events.c.idempotency_key,
+                events.c.id,
+                events.c.fingerprint,
+                events.c.ingested_at,
+                events.c.debit,
+            ).where(
+                events.c.project_id == project_id,
+                events.c.mode == mode,
+                events.c.idempotency_key.in_(keys[start : start + CHUNK]),
+            )
+        )
+        for r in rows:
+            found[r.idempotency_key] = Billed(r.id, r.fingerprint, r.ingested_at, r.debit)
+    return found
+
+
+async def known_keys(conn: AsyncConnection, project_id: str, mode: str, keys: Iterable[str]) -> set[str]:
+    """Which of ``keys`` a stored event holds."""
+    wanted = sorted(set(keys))
+    found: set[str] = set()
+    for start in range(0, len(wanted), CHUNK):
+        rows = await conn.execute(
+            select(events.c.idempotency_key).where(
+                events.c.project_id == project_id,
+                events.c.mode == mode,
+                events.c.idempotency_key.in_(wanted[start : start + CHUNK]),
+            )
+        )
+        found.update(r.idempotency_key for r in rows)
+    return found
+
+
+# Voids ----------------------------------------------------------------------------------------------------
+
+
+async def lock_for_void(
+    conn: AsyncConnection,
+    project_id: str,
+    mode: str,
+    *,
+    event_id: str | None = None,
+    idempotency_key: str | None = None,
+) -> VoidableEvent | None:
+    """The event (by id, else by key), locked for the rest of the transaction (``FOR UPDATE`` on PostgreSQL;
+    SQLite's write transactions are serialized already, and SQLAlchemy leaves the clause out there)."""
+    where = [events.c.project_id == project_id, events.c.mode == mode]
+    if event_id is not None:
+        where.append(events.c.id == event_id)
+    else:
+        where.append(events.c.idempotency_key == idempotency_key)
+    stmt = select(
+        events.c.id,
+        events.c.idempotency_key,
+        events.c.user_id,
+        events.c.debit,
+        events.c.ingested_at,
+        events.c.voided_at,
+        events.c.voided_by,
+        events.c.void_reason,
+    ).where(*where)
+    row = (await conn.execute(stmt.with_for_update())).first()
+    return None if row is None else VoidableEvent(**row._mapping)
+
+
+async def mark_voided(
+    conn: AsyncConnection, project_id: str, mode: str, event_id: str, *, by: str, reason: str, now: int
+) -> bool:
+    """Set the void marks once: False when the event was voided already (a compare-and-set)."""
+    done = await conn.execute(
+        update(events)
+        .where(
+            events.c.project_id == project_id,
+            events.c.mode == mode,
+            events.c.id == event_id,
+            events.c.voided_at.is_(None),
+        )
+        .values(voided_at=now, voided_by=by, void_reason=reason)
+    )
+    return bool(done.rowcount == 1)
+
+
+# Listings and questions -----------------------------------------------------------------------------------
 
 
 async def any_event(conn: AsyncConnection, project_id: str) -> bool:
@@ -20,17 +167,20 @@ async def any_event(conn: AsyncConnection, project_id: str) -> bool:
     return found is not None
 
 
-async def get(
-    conn: AsyncConnection, project_id: str, mode: str, event_id: str
-) -> Row[tuple[object, ...]] | None:
-    """One event row (``explain``)."""
-    return (
+def _record(row: Any) -> EventRecord:
+    return EventRecord(**row._mapping)
+
+
+async def get(conn: AsyncConnection, project_id: str, mode: str, event_id: str) -> EventRecord | None:
+    """One event (``explain``)."""
+    row = (
         await conn.execute(
             select(events).where(
                 events.c.project_id == project_id, events.c.mode == mode, events.c.id == event_id
             )
         )
     ).first()
+    return None if row is None else _record(row)
 
 
 @dataclass(frozen=True)
@@ -61,10 +211,10 @@ def _after(at: int, event_id: str) -> ColumnElement[bool]:
     return or_(events.c.ingested_at > at, and_(events.c.ingested_at == at, events.c.id > event_id))
 
 
-async def newest(conn: AsyncConnection, scope: Scope, limit: int) -> Sequence[Row[tuple[object, ...]]]:
+async def newest(conn: AsyncConnection, scope: Scope, limit: int) -> list[EventRecord]:
     """The newest ``limit`` events, newest first."""
     stmt = select(events).where(*scope.where()).order_by(events.c.ingested_at.desc(), events.c.id.desc())
-    return (await conn.execute(stmt.limit(limit))).all()
+    return [_record(r) for r in await conn.execute(stmt.limit(limit))]
 
 
 async def ingested_ids(conn: AsyncConnection, scope: Scope) -> dict[str, int]:
@@ -73,9 +223,7 @@ async def ingested_ids(conn: AsyncConnection, scope: Scope) -> dict[str, int]:
     return {r.id: r.ingested_at for r in rows}
 
 
-async def pages(
-    conn: AsyncConnection, scope: Scope, page_size: int
-) -> AsyncIterator[Sequence[Row[tuple[object, ...]]]]:
+async def pages(conn: AsyncConnection, scope: Scope, page_size: int) -> AsyncIterator[list[EventRecord]]:
     """Every matching event, oldest first, one bounded query at a time (keyset pagination)."""
     where = scope.where()
     cursor: tuple[int, str] | None = None
@@ -83,7 +231,8 @@ async def pages(
         stmt = select(events).where(*where)
         if cursor is not None:
             stmt = stmt.where(_after(*cursor))
-        page = (await conn.execute(stmt.order_by(events.c.ingested_at, events.c.id).limit(page_size))).all()
+        ordered = stmt.order_by(events.c.ingested_at, events.c.id).limit(page_size)
+        page = [_record(r) for r in await conn.execute(ordered)]
         if not page:
             return
         yield page
@@ -115,7 +264,7 @@ async def listing(
     voided: bool | None,
     size: int,
     cursor: tuple[int, str] | None,
-) -> Sequence[Row[tuple[object, ...]]]:
+) -> list[EventRecord]:
     """Up to ``size + 1`` events newest first, strictly before the ``(ingested_at, id)`` cursor (the
     dashboard's keyset pages), filtered by type, model and whether they were voided."""
     stmt = select(events).where(*scope.where())
@@ -131,7 +280,7 @@ async def listing(
             or_(events.c.ingested_at < at, and_(events.c.ingested_at == at, events.c.id < event_id))
         )
     stmt = stmt.order_by(events.c.ingested_at.desc(), events.c.id.desc()).limit(size + 1)
-    return (await conn.execute(stmt)).all()
+    return [_record(r) for r in await conn.execute(stmt)]
 
 
 @dataclass(frozen=True)

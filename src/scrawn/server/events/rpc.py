@@ -22,9 +22,9 @@ from scrawn.server.events.intake import (
     from_stream_item,
     from_tracked,
 )
-from scrawn.server.events.quarantine import KeptForRepricing
+from scrawn.server.events.quarantine.service import KeptForRepricing
 from scrawn.server.events.service import EventService
-from scrawn.server.events.store import Stored
+from scrawn.server.events.types import Stored
 from scrawn.server.keys.service import Caller, KeyService
 from scrawn.server.rpc import INGEST_ROLES, authenticate, authenticate_stream, handler, internal_error
 

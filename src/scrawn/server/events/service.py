@@ -11,11 +11,12 @@ from typing import Protocol
 
 from scrawn.errors import ScrawnError, UnavailableError
 from scrawn.server.db.engine import Database
-from scrawn.server.events import late, quarantine
+from scrawn.server.events import late
 from scrawn.server.events.committer import GroupCommitter
 from scrawn.server.events.intake import EventInput
 from scrawn.server.events.price import Pricing, Unpriceable, load_pricing, needs_reading, price_event
-from scrawn.server.events.store import Outcome, PricedEvent
+from scrawn.server.events.quarantine import service as quarantine
+from scrawn.server.events.types import Outcome, PricedEvent
 from scrawn.server.keys.service import Caller
 
 log = logging.getLogger("scrawn.events")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -19,7 +18,9 @@ from scrawn.errors import FailedPreconditionError, NotFoundError, OutOfRangeErro
 from scrawn.money import MAX_MICROS, format_amount, to_micros
 from scrawn.server.clock import iso
 from scrawn.server.db.engine import now_ms
-from scrawn.server.events import void_store
+from scrawn.server.events import repository
+from scrawn.server.events.types import EventRecord, VoidableEvent
+from scrawn.server.keys.service import KeyService
 from scrawn.server.ledger import service as ledger
 from scrawn.server.ledger.types import LedgerEntry
 
@@ -27,6 +28,12 @@ MAX_REASON = 255
 MAX_KEY = 255
 CONTEXT = "Void validation failed"
 CLI_ACTOR = "cli"  # ``voided_by`` of a void made with ``scrawn events void`` (no API key involved)
+REVERSAL_KIND = "void"
+
+
+def reversal_key(event_id: str) -> str:
+    """The reversing entry's idempotency key: one reversal per event, enforced by the ledger's unique key."""
+    return f"void:{event_id}"
 
 
 @dataclass(frozen=True)
@@ -85,7 +92,7 @@ async def void_event(
     conn: AsyncConnection, project_id: str, mode: str, target: VoidTarget, reason: str, by: str
 ) -> Voided:
     """Void the event in the caller's write transaction (committed by the caller)."""
-    row = await void_store.find_event(
+    row = await repository.lock_for_void(
         conn, project_id, mode, event_id=target.event_id, idempotency_key=target.idempotency_key
     )
     if row is None:
@@ -101,30 +108,31 @@ async def void_event(
             "range; nothing was changed",
             field=target.field,
         )
-    if not await void_store.mark_voided(conn, project_id, mode, row.id, by=by, reason=reason, now=now):
+    if not await repository.mark_voided(conn, project_id, mode, row.id, by=by, reason=reason, now=now):
         raise RuntimeError(f"event {row.id} was voided under our lock")  # rolls back: never guess
     reversal = LedgerEntry(
         project_id,
         mode,
         row.user_id,
-        void_store.REVERSAL_KIND,
+        REVERSAL_KIND,
         row.debit,
         event_id=row.id,
-        idempotency_key=void_store.reversal_key(row.id),
+        idempotency_key=reversal_key(row.id),
         description=reason,
     )
     entry_id = await ledger.post_reversal(conn, reversal, balance, spent_at=row.ingested_at, now=now)
     if entry_id is None:  # a wallet transaction chose this event's reversal key as its own
         raise FailedPreconditionError(
-            f"{target.field}: the ledger key {void_store.reversal_key(row.id)} is taken by another "
+            f"{target.field}: the ledger key {reversal_key(row.id)} is taken by another "
             "transaction; nothing was changed",
             field=target.field,
         )
     return Voided(row.id, row.idempotency_key, row.user_id, row.debit, now, by, reason, False, entry_id)
 
 
-async def _first_void(conn: AsyncConnection, project_id: str, mode: str, row: Any) -> Voided:
-    entry = await ledger.find_entry(conn, project_id, mode, void_store.reversal_key(row.id))
+async def _first_void(conn: AsyncConnection, project_id: str, mode: str, row: VoidableEvent) -> Voided:
+    assert row.voided_at is not None
+    entry = await ledger.find_entry(conn, project_id, mode, reversal_key(row.id))
     return Voided(
         row.id,
         row.idempotency_key,
@@ -138,13 +146,14 @@ async def _first_void(conn: AsyncConnection, project_id: str, mode: str, row: An
     )
 
 
-async def describe(conn: AsyncConnection, project_id: str, mode: str, row: Any) -> str:
+async def describe(conn: AsyncConnection, project_id: str, mode: str, row: EventRecord) -> str:
     """Who voided an event, when and why, and its reversing entry (``scrawn explain``)."""
+    assert row.voided_at is not None
     who = "the CLI (scrawn events void)" if row.voided_by == CLI_ACTOR else f"key {row.voided_by}"
     if row.voided_by != CLI_ACTOR:
-        label = await void_store.key_label(conn, project_id, row.voided_by or "")
-        who += f" {label}" if label else " (since deleted)"
-    entry = await ledger.find_entry(conn, project_id, mode, void_store.reversal_key(row.id))
+        key = next((k for k in await KeyService.list_keys(conn, project_id) if k.id == row.voided_by), None)
+        who += f" {key.name} ({key.role} key)" if key else " (since deleted)"
+    entry = await ledger.find_entry(conn, project_id, mode, reversal_key(row.id))
     credited = (
         f"reversal entry {entry.id} credited {format_amount(entry.amount)} back"
         if entry is not None

@@ -3,27 +3,33 @@ cannot price yet is kept durably, off the ledger, and priced again once the conf
 
 Rules: idempotency covers kept events too (a retry with the same key and content gets the same answer and
 no second row; other content under that key is ALREADY_EXISTS), and repricing bills each kept event at most
-once, through the ingest store path (``store_batch``) under its own idempotency key and the row's id."""
+once, through the ingest path (``batch.store_batch``) under its own idempotency key and the row's id."""
 
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from scrawn.errors import AlreadyExistsError, EventQuarantinedError, NotFoundError, ScrawnError
+from scrawn.errors import (
+    AlreadyExistsError,
+    EventQuarantinedError,
+    NotFoundError,
+    ScrawnError,
+    ValidationError,
+)
 from scrawn.server.db.engine import Database, now_ms
-from scrawn.server.events import quarantine_store as qs
+from scrawn.server.events import repository as events
+from scrawn.server.events.batch import answer, conflict, store_batch
 from scrawn.server.events.intake import EventInput
 from scrawn.server.events.price import Unpriceable, load_pricing, price_event
-from scrawn.server.events.store import Outcome, PricedEvent, Stored, conflict, existing_events, store_batch
+from scrawn.server.events.quarantine import repository as qs
+from scrawn.server.events.quarantine.types import Cursor, KeptEvent
+from scrawn.server.events.types import Outcome, PricedEvent, Stored
 
 REPRICE_CHUNK = 500  # events priced and stored per transaction
 MAX_IDS = 10_000
@@ -63,15 +69,15 @@ async def keep(
     many new rows by reason code. A key already billed answers as ingest does (duplicate or conflict)."""
     now = now_ms()
     keys = list(dict.fromkeys(h.key for h in held))
-    billed = await existing_events(conn, project_id, mode, keys)
+    billed = await events.billed(conn, project_id, mode, keys)
     owner: dict[str, int] = {}
     rows = []
     for i, h in enumerate(held):
         if h.key in billed or h.key in owner:
             continue
         owner[h.key] = i
-        rows.append(_row(project_id, mode, h, now))
-    inserted = await qs.insert(conn, rows)
+        rows.append(qs.kept_row(project_id, mode, h.input, h.key, h.why, now))
+    inserted = await qs.insert_new(conn, rows)
     kept = await qs.by_keys(conn, project_id, mode, [k for k in owner if k not in inserted])
     ids = {str(r["idempotency_key"]): str(r["id"]) for r in rows}
     fresh: Counter[str] = Counter(held[owner[k]].why.reason_code for k in inserted)
@@ -80,9 +86,7 @@ async def keep(
     for h in held:
         fingerprint = h.input.fingerprint
         if h.key in billed:
-            event_id, stored_fingerprint, ingested_at, debit = billed[h.key]
-            same = stored_fingerprint == fingerprint
-            outcomes.append(Stored(event_id, h.key, ingested_at, True, debit) if same else conflict())
+            outcomes.append(answer(billed[h.key], h.key, fingerprint))
         elif h.key in inserted:
             first = held[owner[h.key]]
             same = first.input.fingerprint == fingerprint
@@ -102,24 +106,33 @@ async def keep(
     return outcomes, fresh
 
 
-def _row(project_id: str, mode: str, h: Held, now: int) -> dict[str, object]:
-    inp = h.input
-    return {
-        "project_id": project_id,
-        "mode": mode,
-        "id": inp.event_id or str(uuid.uuid4()),
-        "idempotency_key": h.key,
-        "fingerprint": inp.fingerprint,
-        "event_type": inp.event_type,
-        "user_id": inp.user_id,
-        "reported_at": inp.reported_at,
-        "received_at": now,
-        "input": inp.to_json(),
-        "reason_code": h.why.reason_code,
-        "field": h.why.field,
-        "reason": h.why.reason,
-        "attempts": 0,
-    }
+# Listing ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """The waiting kept events: how many by reason code, and one page of them, oldest first."""
+
+    by_reason: dict[str, int]
+    events: list[KeptEvent]
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_reason.values())
+
+
+async def waiting(
+    conn: AsyncConnection, project_id: str, mode: str, *, limit: int, after_id: str | None = None
+) -> Waiting:
+    """Counts by reason and up to ``limit`` waiting events after the kept event ``after_id`` (the last one
+    of the previous page), which must exist."""
+    after = None
+    if after_id:
+        after = await qs.position(conn, project_id, mode, after_id)
+        if after is None:
+            raise ValidationError("after", "must be the id of a kept event (the last one you got)")
+    by_reason = await qs.waiting_by_reason(conn, project_id, mode)
+    return Waiting(by_reason, await qs.page_waiting(conn, project_id, mode, limit=limit, after=after))
 
 
 # Repricing ------------------------------------------------------------------------------------------------
@@ -152,7 +165,7 @@ async def reprice(
         if missing:
             raise NotFoundError(f"ids: no kept event with id {missing[0]}", field="ids")
     total = _Chunk()
-    cursor: qs.Cursor | None = None
+    cursor: Cursor | None = None
     id_chunks = [wanted[i : i + chunk] for i in range(0, len(wanted), chunk)] if wanted is not None else None
     while True:
         if id_chunks is not None:
@@ -170,25 +183,25 @@ async def reprice(
         if only is None:
             if not rows:
                 break
-            cursor = (int(rows[-1].received_at), str(rows[-1].id))
+            cursor = rows[-1].cursor
     async with db.read() as conn:
         waiting = await qs.count_waiting(conn, project_id, mode, wanted)
     return RepriceResult(total.repriced, waiting, total.amount)
 
 
 async def _reprice_rows(
-    conn: AsyncConnection, project_id: str, mode: str, rows: Sequence[Row[Any]]
+    conn: AsyncConnection, project_id: str, mode: str, rows: Sequence[KeptEvent]
 ) -> _Chunk:
     now = now_ms()
     done = _Chunk()
     repriced: list[str] = []
     still: dict[tuple[str, str, str], list[str]] = defaultdict(list)  # (reason code, field, reason) → ids
-    billed = await existing_events(conn, project_id, mode, [r.idempotency_key for r in rows])
+    billed = await events.billed(conn, project_id, mode, [r.idempotency_key for r in rows])
     todo: list[tuple[str, EventInput, str]] = []  # (row id, input, key)
     for r in rows:
-        row_id, key = str(r.id), str(r.idempotency_key)
+        row_id, key = r.id, r.idempotency_key
         if key in billed:  # a retry was billed after the configuration was fixed: never bill twice
-            if billed[key][1] == r.fingerprint:
+            if billed[key].fingerprint == r.fingerprint:
                 repriced.append(row_id)
             else:
                 still[(CONFLICT, "idempotencyKey", conflict().message)].append(row_id)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy.engine import Row
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -15,8 +14,8 @@ from scrawn.errors import ValidationError
 from scrawn.money import format_amount
 from scrawn.server.clock import iso
 from scrawn.server.db.engine import Database
-from scrawn.server.events import quarantine
-from scrawn.server.events import quarantine_store as qs
+from scrawn.server.events.quarantine import service as quarantine
+from scrawn.server.events.quarantine.types import KeptEvent
 from scrawn.server.keys.service import Caller
 
 Endpoint = Callable[[Request, Caller], Awaitable[Response]]
@@ -27,7 +26,7 @@ DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 MAX_ID = 64
 
 
-def kept_json(r: Row[Any]) -> dict[str, Any]:
+def kept_json(r: KeptEvent) -> dict[str, Any]:
     return {
         "id": r.id,
         "idempotencyKey": r.idempotency_key,
@@ -62,17 +61,14 @@ class QuarantineApi:
         limit = _limit(request.query_params.get("limit"))
         after_id = request.query_params.get("after")
         async with self._db.read() as conn:
-            after = None
-            if after_id:
-                after = await qs.position(conn, caller.project_id, caller.mode, after_id[:MAX_ID])
-                if after is None:
-                    raise ValidationError("after", "must be the id of a kept event (the last one you got)")
-            by_reason = await qs.waiting_by_reason(conn, caller.project_id, caller.mode)
-            rows = await qs.page_waiting(conn, caller.project_id, caller.mode, limit=limit, after=after)
+            found = await quarantine.waiting(
+                conn, caller.project_id, caller.mode, limit=limit, after_id=after_id and after_id[:MAX_ID]
+            )
+        rows = found.events
         return JSONResponse(
             {
-                "waiting": sum(by_reason.values()),
-                "byReason": by_reason,
+                "waiting": found.total,
+                "byReason": found.by_reason,
                 "events": [kept_json(r) for r in rows],
                 "next": rows[-1].id if len(rows) == limit else None,
             }

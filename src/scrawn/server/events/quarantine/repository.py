@@ -1,24 +1,25 @@
-"""SQL for the quarantine (``quarantined_events``): well-formed events the project's configuration could
+"""All SQL on the quarantine (``quarantined_events``): well-formed events the project's configuration could
 not price, kept until ``reprice`` moves them onto the ledger (docs/pricing-safety.md#quarantine).
-Every query is scoped to one project and mode; the caller owns the transaction."""
+Every query but the metrics gauge is scoped to one project and mode; the caller owns the transaction.
+Rows leave as the typed values of ``quarantine/types.py``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import uuid
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from scrawn.server.db.engine import dialect_insert
 from scrawn.server.db.schema import quarantined_events as qe
+from scrawn.server.events.intake import EventInput
+from scrawn.server.events.price import Unpriceable
+from scrawn.server.events.quarantine.types import Cursor, KeptEvent, KeptKey
 
 CHUNK = 500  # keys per IN (...) list
 MAX_FIELD = 64  # quarantined_events.field
-
-Cursor = tuple[int, str]  # (received_at, id): the waiting list's order
 
 
 def _scope(project_id: str, mode: str) -> list[ColumnElement[bool]]:
@@ -36,7 +37,29 @@ def _after(cursor: Cursor | None) -> list[ColumnElement[bool]]:
     return [or_(qe.c.received_at > at, and_(qe.c.received_at == at, qe.c.id > row_id))]
 
 
-async def insert(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> set[str]:
+def kept_row(
+    project_id: str, mode: str, inp: EventInput, key: str, why: Unpriceable, now: int
+) -> dict[str, object]:
+    """The row that keeps ``inp`` under ``key`` (its id: the event id it asked for, else a new one)."""
+    return {
+        "project_id": project_id,
+        "mode": mode,
+        "id": inp.event_id or str(uuid.uuid4()),
+        "idempotency_key": key,
+        "fingerprint": inp.fingerprint,
+        "event_type": inp.event_type,
+        "user_id": inp.user_id,
+        "reported_at": inp.reported_at,
+        "received_at": now,
+        "input": inp.to_json(),
+        "reason_code": why.reason_code,
+        "field": why.field,
+        "reason": why.reason,
+        "attempts": 0,
+    }
+
+
+async def insert_new(conn: AsyncConnection, rows: Sequence[dict[str, object]]) -> set[str]:
     """Insert what is new; returns the idempotency keys inserted (a key or id already kept is left alone)."""
     if not rows:
         return set()
@@ -46,15 +69,29 @@ async def insert(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> set[s
 
 async def by_keys(
     conn: AsyncConnection, project_id: str, mode: str, keys: Sequence[str]
-) -> dict[str, Row[Any]]:
-    found: dict[str, Row[Any]] = {}
+) -> dict[str, KeptKey]:
+    found: dict[str, KeptKey] = {}
     for start in range(0, len(keys), CHUNK):
         rows = await conn.execute(
             select(qe.c.idempotency_key, qe.c.id, qe.c.fingerprint, qe.c.field, qe.c.reason).where(
                 *_scope(project_id, mode), qe.c.idempotency_key.in_(keys[start : start + CHUNK])
             )
         )
-        found |= {r.idempotency_key: r for r in rows}
+        found |= {r.idempotency_key: KeptKey(r.id, r.fingerprint, r.field, r.reason) for r in rows}
+    return found
+
+
+async def known_keys(conn: AsyncConnection, project_id: str, mode: str, keys: Iterable[str]) -> set[str]:
+    """Which of ``keys`` a kept event holds (waiting or repriced)."""
+    wanted = sorted(set(keys))
+    found: set[str] = set()
+    for start in range(0, len(wanted), CHUNK):
+        rows = await conn.execute(
+            select(qe.c.idempotency_key).where(
+                *_scope(project_id, mode), qe.c.idempotency_key.in_(wanted[start : start + CHUNK])
+            )
+        )
+        found.update(r.idempotency_key for r in rows)
     return found
 
 
@@ -77,14 +114,14 @@ async def lock_waiting(
     limit: int,
     after: Cursor | None = None,
     ids: Sequence[str] | None = None,
-) -> list[Row[Any]]:
+) -> list[KeptEvent]:
     """The next waiting rows (oldest first), locked for this transaction. PostgreSQL skips rows another
     reprice holds, so concurrent runs share the work; SQLite serialises writers anyway."""
     stmt = select(qe).where(*_waiting(project_id, mode), *_after(after))
     if ids is not None:
         stmt = stmt.where(qe.c.id.in_(ids))
     stmt = stmt.order_by(qe.c.received_at, qe.c.id).limit(limit).with_for_update(skip_locked=True)
-    return list(await conn.execute(stmt))
+    return [KeptEvent(**r._mapping) for r in await conn.execute(stmt)]
 
 
 async def mark_repriced(
@@ -161,14 +198,14 @@ async def count_all_waiting(conn: AsyncConnection) -> int:
 
 async def page_waiting(
     conn: AsyncConnection, project_id: str, mode: str, *, limit: int, after: Cursor | None = None
-) -> list[Row[Any]]:
+) -> list[KeptEvent]:
     stmt = (
         select(qe)
         .where(*_waiting(project_id, mode), *_after(after))
         .order_by(qe.c.received_at, qe.c.id)
         .limit(limit)
     )
-    return list(await conn.execute(stmt))
+    return [KeptEvent(**r._mapping) for r in await conn.execute(stmt)]
 
 
 async def position(conn: AsyncConnection, project_id: str, mode: str, row_id: str) -> Cursor | None:

@@ -23,8 +23,7 @@ from scrawn.server.cli_support import (
     ts,
 )
 from scrawn.server.db.engine import Database
-from scrawn.server.events import quarantine
-from scrawn.server.events import quarantine_store as qs
+from scrawn.server.events.quarantine import service as quarantine
 
 
 def show(
@@ -40,11 +39,11 @@ def show(
     async def work(db: Database) -> None:
         async with db.read() as conn:
             project_id = await project_of(conn, project)
-            by_reason = await qs.waiting_by_reason(conn, project_id, mode)
-            rows = await qs.page_waiting(conn, project_id, mode, limit=limit)
-        console.print(f"waiting: {sum(by_reason.values())}")
-        for reason, count in by_reason.items():
+            found = await quarantine.waiting(conn, project_id, mode, limit=limit)
+        console.print(f"waiting: {found.total}")
+        for reason, count in found.by_reason.items():
             console.print(f"  {reason}: {count}")
+        rows = found.events
         if not rows:
             return
         table = Table(box=box.SIMPLE_HEAD, pad_edge=False)

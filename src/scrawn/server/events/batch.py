@@ -1,0 +1,128 @@
+"""Write a batch of priced events exactly once: the events, their ledger debits and the users'
+balance rows, in the caller's transaction (DESIGN §5). The rules live here; the SQL in ``repository.py``
+(the events) and ``ledger/`` (the money)."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from scrawn._codes import INVALID_DATA
+from scrawn.errors import AlreadyExistsError, OutOfRangeError, ScrawnError
+from scrawn.server.db.engine import now_ms
+from scrawn.server.events import repository
+from scrawn.server.events.repository import EventKey
+from scrawn.server.events.types import Billed, Outcome, PricedEvent, Stored
+from scrawn.server.ledger import service as ledger
+from scrawn.server.ledger.types import LedgerEntry
+
+
+async def store_batch(conn: AsyncConnection, batch: Sequence[PricedEvent]) -> list[Outcome]:
+    now = now_ms()
+    results: list[Outcome | None] = [None] * len(batch)
+    first: dict[EventKey, int] = {}
+    fresh: list[int] = []
+    for i, ev in enumerate(batch):
+        key = (ev.project_id, ev.mode, ev.idempotency_key)
+        if key in first:
+            continue  # a repeat inside the batch: resolved against the first below
+        first[key] = i
+        fresh.append(i)
+
+    # No look-up first: INSERT … ON CONFLICT DO NOTHING RETURNING says which keys are new, and only the
+    # others (retries, races with another process) are read back below.
+    stored: dict[EventKey, Billed] = {}
+    # A debit that would overflow its user's balance row is refused alone, never failing the whole flush.
+    refused = await _beyond_balance_range(conn, batch, fresh)
+    rows = []
+    ids: dict[int, str] = {}
+    for i in fresh:
+        ev = batch[i]
+        if (ev.project_id, ev.mode, ev.idempotency_key) in stored or i in refused:
+            continue
+        ids[i] = ev.input.event_id or str(uuid.uuid4())
+        rows.append(repository.event_row(ev, ids[i], now))
+
+    inserted: set[EventKey] = set()
+    if rows:
+        inserted = await repository.insert_new(conn, rows)
+        lost = [
+            i for i in ids if (batch[i].project_id, batch[i].mode, batch[i].idempotency_key) not in inserted
+        ]
+        if lost:  # a concurrent writer (another process) or an eventId collision
+            stored |= await _existing(conn, [batch[i] for i in lost])
+
+    new_events = [
+        i for i in ids if (batch[i].project_id, batch[i].mode, batch[i].idempotency_key) in inserted
+    ]
+    await ledger.post(conn, [_usage(batch[i], ids[i]) for i in new_events], now)
+
+    for i, ev in enumerate(batch):
+        key = (ev.project_id, ev.mode, ev.idempotency_key)
+        owner = first[key]
+        if key in inserted:
+            duplicate = owner != i
+            if duplicate and batch[owner].input.fingerprint != ev.input.fingerprint:
+                results[i] = conflict()
+            else:
+                results[i] = Stored(ids[owner], ev.idempotency_key, now, duplicate, batch[owner].debit)
+        elif key in stored:
+            results[i] = answer(stored[key], ev.idempotency_key, ev.input.fingerprint)
+        elif owner in refused:
+            results[i] = refused[owner]
+        else:
+            results[i] = AlreadyExistsError(
+                f"eventId: an event with id {ev.input.event_id} already exists", field="eventId"
+            )
+    return [r for r in results if r is not None]
+
+
+def answer(billed: Billed, key: str, fingerprint: str) -> Outcome:
+    """A retry of a billed event: the stored answer (a duplicate), or a conflict for other content."""
+    if billed.fingerprint != fingerprint:
+        return conflict()
+    return Stored(billed.event_id, key, billed.ingested_at, True, billed.debit)
+
+
+def conflict() -> AlreadyExistsError:
+    return AlreadyExistsError(
+        "idempotencyKey: already used for an event with different content", field="idempotencyKey"
+    )
+
+
+class BalanceOutOfRange(OutOfRangeError):
+    """A debit that would take a user's balance past what BIGINT micro-units hold."""
+
+    stream_code = INVALID_DATA
+
+
+def _usage(ev: PricedEvent, event_id: str | None = None) -> LedgerEntry:
+    return LedgerEntry(ev.project_id, ev.mode, ev.input.user_id, "usage", -ev.debit, event_id=event_id)
+
+
+async def _beyond_balance_range(
+    conn: AsyncConnection, batch: Sequence[PricedEvent], candidates: Sequence[int]
+) -> dict[int, ScrawnError]:
+    """The candidates whose debit would overflow the user's balance row, refused one by one."""
+    beyond = await ledger.beyond_range(conn, [_usage(batch[i]) for i in candidates])
+    return {
+        candidates[j]: BalanceOutOfRange(
+            "debit: this user's balance would pass the storable range; the event was not recorded",
+            field="debit",
+        )
+        for j in sorted(beyond)
+    }
+
+
+async def _existing(conn: AsyncConnection, batch: Sequence[PricedEvent]) -> dict[EventKey, Billed]:
+    by_scope: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for ev in batch:
+        by_scope[(ev.project_id, ev.mode)].append(ev.idempotency_key)
+    found: dict[EventKey, Billed] = {}
+    for (project_id, mode), keys in by_scope.items():
+        for key, known in (await repository.billed(conn, project_id, mode, keys)).items():
+            found[(project_id, mode, key)] = known
+    return found
