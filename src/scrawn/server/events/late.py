@@ -13,7 +13,6 @@ from scrawn.server.clock import now_ms
 from scrawn.server.db.engine import Database
 from scrawn.server.events import repository
 from scrawn.server.events.intake import EventInput, EventInvalid
-from scrawn.server.events.quarantine import repository as quarantine
 from scrawn.server.events.types import Outcome
 from scrawn.server.keys.service import Caller
 from scrawn.server.projects import service as projects
@@ -40,10 +39,7 @@ async def without_late(
         days = await projects.late_window_days(conn, caller.project_id)
         late = [i for i, inp in enumerate(inputs) if inp.reported_at < now - days * DAY]
         keys = {key for i in late if (key := inputs[i].idempotency_key)}
-        known: set[str] = set()
-        if keys:  # a late retry of an event stored, or kept for repricing, answers as the duplicate it is
-            known = await repository.known_keys(conn, caller.project_id, caller.mode, keys)
-            known |= await quarantine.known_keys(conn, caller.project_id, caller.mode, keys)
+        known = await repository.known_keys(conn, caller.project_id, caller.mode, keys) if keys else set()
     refused: dict[int, ScrawnError] = {
         i: _too_old(inputs[i], days) for i in late if inputs[i].idempotency_key not in known
     }

@@ -15,7 +15,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from scrawn.money import format_amount
 from scrawn.server.db.engine import dialect_insert
-from scrawn.server.db.schema import events
+from scrawn.server.db.schema import events, quarantined_events
 from scrawn.server.db.sums import joined, split_sum
 from scrawn.server.events.types import Billed, EventRecord, PricedEvent, VoidableEvent
 
@@ -94,18 +94,19 @@ async def billed(conn: AsyncConnection, project_id: str, mode: str, keys: Sequen
 
 
 async def known_keys(conn: AsyncConnection, project_id: str, mode: str, keys: Iterable[str]) -> set[str]:
-    """Which of ``keys`` a stored event holds."""
+    """Which of ``keys`` an event holds, stored or kept in the quarantine (both tables are this domain's)."""
     wanted = sorted(set(keys))
     found: set[str] = set()
-    for start in range(0, len(wanted), CHUNK):
-        rows = await conn.execute(
-            select(events.c.idempotency_key).where(
-                events.c.project_id == project_id,
-                events.c.mode == mode,
-                events.c.idempotency_key.in_(wanted[start : start + CHUNK]),
+    for table in (events, quarantined_events):
+        for start in range(0, len(wanted), CHUNK):
+            rows = await conn.execute(
+                select(table.c.idempotency_key).where(
+                    table.c.project_id == project_id,
+                    table.c.mode == mode,
+                    table.c.idempotency_key.in_(wanted[start : start + CHUNK]),
+                )
             )
-        )
-        found.update(r.idempotency_key for r in rows)
+            found.update(r.idempotency_key for r in rows)
     return found
 
 

@@ -6,7 +6,7 @@ Rows leave as the typed values of ``quarantine/types.py``."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -78,20 +78,6 @@ async def by_keys(
             )
         )
         found |= {r.idempotency_key: KeptKey(r.id, r.fingerprint, r.field, r.reason) for r in rows}
-    return found
-
-
-async def known_keys(conn: AsyncConnection, project_id: str, mode: str, keys: Iterable[str]) -> set[str]:
-    """Which of ``keys`` a kept event holds (waiting or repriced)."""
-    wanted = sorted(set(keys))
-    found: set[str] = set()
-    for start in range(0, len(wanted), CHUNK):
-        rows = await conn.execute(
-            select(qe.c.idempotency_key).where(
-                *_scope(project_id, mode), qe.c.idempotency_key.in_(wanted[start : start + CHUNK])
-            )
-        )
-        found.update(r.idempotency_key for r in rows)
     return found
 
 
