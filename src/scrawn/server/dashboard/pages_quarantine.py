@@ -1,13 +1,13 @@
 """Quarantine: events the configuration could not price, kept until it is fixed (docs/pricing-safety.md),
-and Reprice, which runs ``events/quarantine.reprice`` (today's configuration, stored exactly once)."""
+and Reprice, which runs ``events/quarantine/service.reprice`` (today's configuration, stored exactly once)."""
 
 from __future__ import annotations
 
 from starlette.responses import Response
 
 from scrawn.server.dashboard.web import Dashboard, View
-from scrawn.server.events import quarantine
-from scrawn.server.events import quarantine_store as kept
+from scrawn.server.events.quarantine import repository as kept
+from scrawn.server.events.quarantine import service as quarantine
 
 PAGE = 100
 
