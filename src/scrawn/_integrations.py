@@ -1,22 +1,50 @@
-"""The integrations both clients share (middleware, LLM billing): thin delegates to the module functions.
-:mod:`scrawn.middleware` and :mod:`scrawn.ai` are imported on first use, so that ``import scrawn`` stays
-light (neither imports the clients: this is not a cycle being dodged)."""
+"""The integrations both clients share (middleware, LLM billing): the module functions as methods, with the
+client in place of their client parameter (their signatures and documentation copied, not written again).
+:mod:`scrawn.middleware` is imported on first use, so that ``import scrawn`` stays light (it does not
+import the clients: this is not a cycle being dodged)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
 from scrawn._ai_track import track_ai
+from scrawn._ai_wrap import wrap_anthropic, wrap_openai
+from scrawn._client_base import AnyClient
+from scrawn._methods import _as_method
 from scrawn._retry import ErrorHook
 
 if TYPE_CHECKING:
-    from scrawn._ai_events import AiUsage
-    from scrawn._client_base import AnyClient
     from scrawn.middleware import Extractor, ScrawnMiddleware
-    from scrawn.types import DebitInput, Metadata
 
-P = TypeVar("P")
+P = ParamSpec("P")
+R = TypeVar("R")
+W = TypeVar("W")
+
+
+def client_method(
+    function: Callable[Concatenate[AnyClient, P], R],
+) -> Callable[Concatenate[Integrations, P], R]:
+    """A client method from a function whose first parameter ``client`` is the client."""
+
+    def method(self: Integrations, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return function(self._as_client(), *args, **kwargs)
+
+    _as_method(method, function, without="client")
+    return method
+
+
+def client_method_second(
+    function: Callable[Concatenate[W, AnyClient, P], R],
+) -> Callable[Concatenate[Integrations, W, P], R]:
+    """A client method from a function whose second parameter ``scrawn_client`` is the client (the
+    ``wrap_*`` functions: the provider's client comes first)."""
+
+    def method(self: Integrations, /, *args: object, **kwargs: object) -> R:
+        return function(*args, scrawn_client=self._as_client(), **kwargs)  # type: ignore[arg-type]
+
+    _as_method(method, function, without="scrawn_client")
+    return method
 
 
 class Integrations:
@@ -49,96 +77,6 @@ class Integrations:
             raw_request=raw_request,
         )
 
-    def track_ai(
-        self,
-        *,
-        user_id: str,
-        model: str | None = None,
-        input_tokens: int | None = None,
-        output_tokens: int | None = None,
-        input_cache_tokens: int | None = None,
-        output_cache_tokens: int | None = None,
-        usage: AiUsage | None = None,
-        provider: str | None = None,
-        input_debit: DebitInput | None = None,
-        output_debit: DebitInput | None = None,
-        input_cache_debit: DebitInput | None = None,
-        output_cache_debit: DebitInput | None = None,
-        metadata: Metadata | None = None,
-        idempotency_key: str | None = None,
-    ) -> bool:
-        """Queue one LLM call's token usage and return at once, never a coroutine (:func:`scrawn.ai.track_ai`
-        with this client); ``flush()`` waits for delivery and ``close()`` delivers it (awaited on
-        ``AsyncScrawn``)."""
-        return track_ai(
-            self._as_client(),
-            user_id=user_id,
-            model=model,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            input_cache_tokens=input_cache_tokens,
-            output_cache_tokens=output_cache_tokens,
-            usage=usage,
-            provider=provider,
-            input_debit=input_debit,
-            output_debit=output_debit,
-            input_cache_debit=input_cache_debit,
-            output_cache_debit=output_cache_debit,
-            metadata=metadata,
-            idempotency_key=idempotency_key,
-        )
-
-    def wrap_openai(
-        self,
-        openai_client: P,
-        *,
-        user_id: str | None = None,
-        input_debit: DebitInput | None = None,
-        output_debit: DebitInput | None = None,
-        input_cache_debit: DebitInput | None = None,
-        output_cache_debit: DebitInput | None = None,
-        metadata: Metadata | None = None,
-        provider: str = "openai",
-    ) -> P:
-        """Bill an ``openai.OpenAI`` / ``AsyncOpenAI`` client's calls (:func:`scrawn.ai.wrap_openai`)."""
-        from scrawn.ai import wrap_openai
-
-        return wrap_openai(
-            openai_client,
-            self._as_client(),
-            user_id=user_id,
-            input_debit=input_debit,
-            output_debit=output_debit,
-            input_cache_debit=input_cache_debit,
-            output_cache_debit=output_cache_debit,
-            metadata=metadata,
-            provider=provider,
-        )
-
-    def wrap_anthropic(
-        self,
-        anthropic_client: P,
-        *,
-        user_id: str | None = None,
-        input_debit: DebitInput | None = None,
-        output_debit: DebitInput | None = None,
-        input_cache_debit: DebitInput | None = None,
-        output_cache_debit: DebitInput | None = None,
-        metadata: Metadata | None = None,
-        provider: str = "anthropic",
-    ) -> P:
-        """Bill an ``anthropic.Anthropic`` / ``AsyncAnthropic`` client's calls
-        (:func:`scrawn.ai.wrap_anthropic`)."""
-        from scrawn.ai import wrap_anthropic
-
-        return wrap_anthropic(
-            anthropic_client,
-            self._as_client(),
-            user_id=user_id,
-            input_debit=input_debit,
-            output_debit=output_debit,
-            input_cache_debit=input_cache_debit,
-            output_cache_debit=output_cache_debit,
-            metadata=metadata,
-            provider=provider,
-        )
+    track_ai = client_method(track_ai)
+    wrap_openai = client_method_second(wrap_openai)
+    wrap_anthropic = client_method_second(wrap_anthropic)

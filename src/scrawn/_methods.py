@@ -34,9 +34,10 @@ class AsyncSender(Protocol):
     async def _rpc(self, rpc: Rpc[R], /) -> R: ...
 
 
-def _as_method(method: Callable[..., object], build: Callable[..., object]) -> None:
-    """Give ``method`` the name, documentation and signature (``self`` first; the result the call
-    unpacks to) of the call ``build`` it sends, for ``help()``, IDEs and :mod:`inspect`."""
+def _as_method(method: Callable[..., object], build: Callable[..., object], without: str = "") -> None:
+    """Give ``method`` the name, documentation and signature (``self`` first, in place of the parameter
+    ``without`` if named; the result the call unpacks to) of the call ``build`` it sends, for ``help()``,
+    IDEs and :mod:`inspect`."""
     signature = inspect.signature(build)
     returns = signature.return_annotation
     if isinstance(returns, str):  # "Rpc[UsageRecord]" -> "UsageRecord"; an event call -> "EventResult"
@@ -47,7 +48,8 @@ def _as_method(method: Callable[..., object], build: Callable[..., object]) -> N
     for name in ("__module__", "__name__", "__qualname__", "__doc__"):
         setattr(method, name, getattr(build, name))
     method.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[this, *signature.parameters.values()], return_annotation=returns
+        parameters=[this, *(p for p in signature.parameters.values() if p.name != without)],
+        return_annotation=returns,
     )
 
 
