@@ -146,6 +146,19 @@ class _Usage:
     cache_write_tokens: int
     audio_seconds: str
 
+    def wire(self) -> dict[str, Any]:
+        """The request fields of this usage, shared by ``RecordUsage`` and ``CalculateCost``."""
+        return {
+            "model": self.model,
+            "provider": self.provider,
+            "usageType": self.usage_type,
+            "inputTokens": self.input_tokens,
+            "outputTokens": self.output_tokens,
+            "cachedTokens": self.cached_tokens,
+            "cacheWriteTokens": self.cache_write_tokens,
+            "audioSeconds": self.audio_seconds,
+        }
+
 
 def check_usage(
     *,
@@ -245,14 +258,7 @@ def list_models(
 
 def calculate_cost(usage: _Usage, timestamp: object) -> Rpc[CostBreakdown]:
     request = pb.CalculateCostRequest(
-        model=usage.model,
-        provider=usage.provider,
-        usageType=usage.usage_type,
-        inputTokens=usage.input_tokens,
-        outputTokens=usage.output_tokens,
-        cachedTokens=usage.cached_tokens,
-        cacheWriteTokens=usage.cache_write_tokens,
-        audioSeconds=usage.audio_seconds,
+        **usage.wire(),
         timestamp=check_time("timestamp", timestamp),
     )
     return Rpc(
@@ -298,14 +304,7 @@ def record_usage(
         userId=user,
         context=context,
         transactionId=transaction,
-        model=usage.model,
-        provider=usage.provider,
-        usageType=usage.usage_type,
-        inputTokens=usage.input_tokens,
-        outputTokens=usage.output_tokens,
-        cachedTokens=usage.cached_tokens,
-        cacheWriteTokens=usage.cache_write_tokens,
-        audioSeconds=usage.audio_seconds,
+        **usage.wire(),
         description=check_description(description, context=CONTEXT),
         idempotencyKey=key,
         timestamp=check_time("timestamp", timestamp),
