@@ -9,7 +9,7 @@ from typing import Any
 from scrawn.money import from_micros
 from scrawn.server.db.engine import now_ms
 from scrawn.server.events import repository as event_rows
-from scrawn.server.ledger import repository as ledger_rows
+from scrawn.server.ledger import summary_repository as summaries
 from scrawn.server.ledger.rules import period_of
 from tests.conftest import ServerHandle, run_async
 from tests.dashboard.seed import SCRIPT_USER, Seeded
@@ -70,12 +70,12 @@ def test_balance_reads(module_server: ServerHandle, seeded: Seeded) -> None:
     pid = module_server.project_id
 
     async def reads(conn: Any) -> tuple[Any, ...]:
-        first = await ledger_rows.balances_page(conn, pid, "live", after=None, size=1)
-        rest = await ledger_rows.balances_page(conn, pid, "live", after=first[0].user_id, size=100)
-        prefixed = await ledger_rows.balances_page(conn, pid, "live", after=None, size=10, prefix="<scr")
-        test_mode = await ledger_rows.balances_page(conn, pid, "test", after=None, size=10)
-        top = await ledger_rows.top_spenders(conn, pid, "live", period_of(now_ms()), 10)
-        owed = await ledger_rows.outstanding_micros(conn, pid, "test")
+        first = await summaries.balances_page(conn, pid, "live", after=None, size=1)
+        rest = await summaries.balances_page(conn, pid, "live", after=first[0].user_id, size=100)
+        prefixed = await summaries.balances_page(conn, pid, "live", after=None, size=10, prefix="<scr")
+        test_mode = await summaries.balances_page(conn, pid, "test", after=None, size=10)
+        top = await summaries.top_spenders(conn, pid, "live", period_of(now_ms()), 10)
+        owed = await summaries.outstanding_micros(conn, pid, "test")
         return first, rest, prefixed, test_mode, top, owed
 
     first, rest, prefixed, test_mode, top, owed = _read(module_server, reads)
@@ -86,3 +86,19 @@ def test_balance_reads(module_server: ServerHandle, seeded: Seeded) -> None:
     assert [r.user_id for r in test_mode] == ["tess"]
     assert top[0].spent >= top[-1].spent and all(r.spent > 0 for r in top)
     assert owed == (77_000_000, 1)  # tess owes 77 cents, in micro-units
+
+
+def test_amounts_by_bucket(module_server: ServerHandle, seeded: Seeded) -> None:
+    pid = module_server.project_id
+
+    async def reads(conn: Any) -> tuple[dict[int, int], dict[int, int], dict[int, int]]:
+        day = 86_400_000
+        granted = await summaries.amounts_by_bucket(conn, pid, "live", ("top_up", "grant"), 0, day)
+        none_yet = await summaries.amounts_by_bucket(conn, pid, "live", ("payment",), 0, day)
+        later = await summaries.amounts_by_bucket(conn, pid, "live", ("top_up", "grant"), now_ms() + day, day)
+        return granted, none_yet, later
+
+    granted, none_yet, later = _read(module_server, reads)
+    assert sum(granted.values()) == 1000 * 1_000_000  # bob's credit, exact
+    assert all(start % 86_400_000 == 0 for start in granted)
+    assert none_yet == {} and later == {}

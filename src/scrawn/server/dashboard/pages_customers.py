@@ -17,6 +17,7 @@ from scrawn.server.dashboard.web import Dashboard, View
 from scrawn.server.db.engine import now_ms
 from scrawn.server.events import repository as event_rows
 from scrawn.server.ledger import repository as ledger_rows
+from scrawn.server.ledger import summary_repository as summaries
 from scrawn.server.ledger.rules import period_of
 from scrawn.server.payments import service as payments
 from scrawn.server.wallets import service as wallets
@@ -28,7 +29,7 @@ async def customers(dash: Dashboard, view: View) -> Response:
     q = view.request.query_params
     prefix = q.get("user", "")
     async with dash.db.read() as conn:
-        rows = await ledger_rows.balances_page(
+        rows = await summaries.balances_page(
             conn,
             view.caller.project_id,
             view.mode,

@@ -1,5 +1,5 @@
-"""Overview: billed usage over time, events per minute, what users owe, top spenders, and what needs
-attention (quarantined events, failing webhook deliveries, no payment provider)."""
+"""Overview: billed usage and payments over time, events per minute, what users owe, top spenders, and
+what needs attention (quarantined events, failing webhook deliveries, no payment provider)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from scrawn.server.db.engine import now_ms
 from scrawn.server.events import repository as event_rows
 from scrawn.server.events.quarantine import repository as quarantine_store
 from scrawn.server.ledger import repository as ledger_rows
+from scrawn.server.ledger import summary_repository as summaries
 from scrawn.server.ledger.rules import period_of
 from scrawn.server.payments import config as payment_config
 from scrawn.server.webhooks import repository as webhook_rows
@@ -52,13 +53,15 @@ async def overview(dash: Dashboard, view: View) -> Response:
     async with dash.db.read() as conn:
         since = now - now % width - (count - 1) * width
         usage = await event_rows.buckets(conn, event_rows.Scope(pid, mode, since=since), width)
+        paid = await summaries.amounts_by_bucket(conn, pid, mode, ("payment",), since, width)
         minutes = await event_rows.buckets(conn, event_rows.Scope(pid, mode, since=now - 60 * MINUTE), MINUTE)
-        owed, owing = await ledger_rows.outstanding_micros(conn, pid, mode)
-        top = await ledger_rows.top_spenders(conn, pid, mode, period_of(now), 10)
+        owed, owing = await summaries.outstanding_micros(conn, pid, mode)
+        top = await summaries.top_spenders(conn, pid, mode, period_of(now), 10)
         quarantined = await quarantine_store.count_waiting(conn, pid, mode)
         failed = await webhook_rows.list_messages(conn, pid, mode, "failed", 100)
         provider = await payment_config.load(conn, dash.box, pid, mode)
     bars = usage_bars(usage, by, now)
+    payments = usage_bars([event_rows.Bucket(start, 0, micros) for start, micros in paid.items()], by, now)
     per_minute = usage_bars_count(minutes, now)
     return dash.render(
         view,
@@ -67,6 +70,8 @@ async def overview(dash: Dashboard, view: View) -> Response:
         ranges=list(RANGES),
         usage_chart=fmt.bar_chart(bars, f"Billed usage by {by} (UTC)", view.money),
         billed=sum((b.value for b in bars), Decimal(0)),
+        payments_chart=fmt.bar_chart(payments, f"Payments received by {by} (UTC)", view.money),
+        received=sum((b.value for b in payments), Decimal(0)),
         minute_chart=fmt.bar_chart(per_minute, "Events per minute, last hour"),
         last_minute=int(per_minute[-1].value) if per_minute else 0,
         owed=from_micros(owed),

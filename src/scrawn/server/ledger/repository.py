@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import BigInteger, Row, and_, case, exists, func, literal, or_, select, type_coerce, update
+from sqlalchemy import BigInteger, Row, and_, case, exists, literal, or_, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -18,7 +18,6 @@ from scrawn.errors import AlreadyExistsError
 from scrawn.money import MAX_MICROS
 from scrawn.server.db.engine import dialect_insert
 from scrawn.server.db.schema import balance_alerts, balances, credit_lots, ledger_entries
-from scrawn.server.db.sums import joined, split_sum
 from scrawn.server.ledger.rules import Lot, LotRaceError, consumption_order
 from scrawn.server.ledger.types import ZERO, BalanceRow, Entry, LedgerEntry, Scope
 
@@ -456,53 +455,3 @@ async def capture(
         )
     ).first()
     return None if row is None else Capture(row.reservation_id)
-
-
-async def balances_page(
-    conn: AsyncConnection,
-    project_id: str,
-    mode: str,
-    *,
-    after: str | None,
-    size: int,
-    prefix: str | None = None,
-) -> list[BalanceRow]:
-    """Up to ``size + 1`` balance rows by user id after ``after`` (keyset; the dashboard's customers), only
-    user ids starting with ``prefix`` when given."""
-    stmt = select(*_ROW).where(balances.c.project_id == project_id, balances.c.mode == mode)
-    if after is not None:
-        stmt = stmt.where(balances.c.user_id > after)
-    if prefix:
-        stmt = stmt.where(balances.c.user_id.startswith(prefix, autoescape=True))
-    rows = await conn.execute(stmt.order_by(balances.c.user_id).limit(size + 1))
-    return [typed(BalanceRow, r) for r in rows]
-
-
-async def top_spenders(
-    conn: AsyncConnection, project_id: str, mode: str, period: int, limit: int
-) -> list[BalanceRow]:
-    """The users who spent most in the month ``period`` (yyyymm), most first."""
-    stmt = (
-        select(*_ROW)
-        .where(
-            balances.c.project_id == project_id,
-            balances.c.mode == mode,
-            balances.c.spend_period == period,
-            balances.c.spent > ZERO,
-        )
-        .order_by(balances.c.spent.desc(), balances.c.user_id)
-        .limit(limit)
-    )
-    return [typed(BalanceRow, r) for r in await conn.execute(stmt)]
-
-
-async def outstanding_micros(conn: AsyncConnection, project_id: str, mode: str) -> tuple[int, int]:
-    """How much users owe (the sum of negative balances, as positive micro-units) and how many owe it."""
-    row = (
-        await conn.execute(
-            select(*split_sum(balances.c.balance, "owed"), func.count().label("n")).where(
-                balances.c.project_id == project_id, balances.c.mode == mode, balances.c.balance < ZERO
-            )
-        )
-    ).one()
-    return -(joined(row, "owed") or 0), int(row.n)
