@@ -14,7 +14,6 @@ from scrawn.server.dashboard.web import Dashboard, View
 from scrawn.server.db.engine import now_ms
 from scrawn.server.events import repository as event_rows
 from scrawn.server.events.quarantine import repository as quarantine_store
-from scrawn.server.ledger import repository as ledger_rows
 from scrawn.server.ledger import summary_repository as summaries
 from scrawn.server.ledger.rules import period_of
 from scrawn.server.payments import config as payment_config
