@@ -6,9 +6,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import BigInteger, Row, and_, case, exists, literal, or_, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
@@ -17,17 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrawn.errors import AlreadyExistsError
 from scrawn.money import MAX_MICROS
 from scrawn.server.db.engine import dialect_insert
+from scrawn.server.db.rows import typed as typed  # re-exported: wallets/repository.py imports it from here
 from scrawn.server.db.schema import balance_alerts, balances, credit_lots, ledger_entries
 from scrawn.server.ledger.rules import Lot, LotRaceError, consumption_order
 from scrawn.server.ledger.types import ZERO, BalanceRow, Entry, LedgerEntry, Scope
 
 CHUNK = 500  # users per IN (…) list
-_Typed = TypeVar("_Typed")
-
-
-def typed(cls: type[_Typed], row: Any) -> _Typed:
-    """A row as the frozen dataclass ``cls``: each of its fields read from the row's column of that name."""
-    return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})  # type: ignore[arg-type]
 
 
 @contextmanager

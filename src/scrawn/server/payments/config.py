@@ -3,18 +3,15 @@ rest with a key derived from ``SCRAWN_SECRET`` and never returned in full."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.errors import FailedPreconditionError, ValidationError
-from scrawn.server.clock import now_ms
-from scrawn.server.db.engine import dialect_insert
-from scrawn.server.db.schema import payment_configs
-from scrawn.server.pricing.currency import minor_per_major
+from scrawn.server.payments import repository
+from scrawn.server.payments.types import PaymentConfig
 from scrawn.server.projects import service as projects
 from scrawn.server.secretbox import SecretBox
 
@@ -25,44 +22,6 @@ NOT_CONFIGURED = (
     "configure` or PUT /api/v1/payments/config (provider lemonsqueezy or stripe, its API key, webhook "
     "secret and currency)"
 )
-
-
-@dataclass(frozen=True)
-class PaymentConfig:
-    project_id: str
-    mode: str
-    provider: str
-    api_key: str
-    api_key_hint: str
-    store_id: str | None
-    variant_id: str | None
-    product_name: str | None
-    currency: str
-    return_url: str | None
-    webhook_secret: str
-    api_base: str | None
-    checkout_ttl: int
-
-    @property
-    def minor_per_major(self) -> int:
-        """Minor units in one unit of the currency: 100 for USD, 1 for JPY."""
-        return minor_per_major(self.currency)
-
-    def public(self) -> dict[str, Any]:
-        """What may be shown: everything but the secrets."""
-        return {
-            "provider": self.provider,
-            "mode": self.mode,
-            "apiKey": f"…{self.api_key_hint}",
-            "storeId": self.store_id,
-            "variantId": self.variant_id,
-            "productName": self.product_name,
-            "currency": self.currency,
-            "returnUrl": self.return_url,
-            "webhookSecret": "set",
-            "apiBase": self.api_base,
-            "checkoutTtl": self.checkout_ttl,
-        }
 
 
 def _fail(field: str, problem: str) -> ValidationError:
@@ -135,57 +94,32 @@ async def save(
     conn: AsyncConnection, box: SecretBox, project_id: str, mode: str, values: dict[str, Any]
 ) -> PaymentConfig:
     clean = validate(values, (await projects.load(conn, project_id)).currency)
-    row = {
-        **clean,
-        "project_id": project_id,
-        "mode": mode,
-        "api_key": box.seal(clean["api_key"], _context(project_id, mode, "api_key")),
-        "api_key_hint": clean["api_key"][-4:],
-        "webhook_secret": box.seal(clean["webhook_secret"], _context(project_id, mode, "webhook_secret")),
-        "updated_at": now_ms(),
-    }
-    insert = dialect_insert(conn, payment_configs).values(**row)
-    update = {k: insert.excluded[k] for k in row if k not in ("project_id", "mode")}
-    await conn.execute(insert.on_conflict_do_update(index_elements=["project_id", "mode"], set_=update))
-    config = await load(conn, box, project_id, mode)
-    assert config is not None
+    config = PaymentConfig(project_id=project_id, mode=mode, api_key_hint=clean["api_key"][-4:], **clean)
+    sealed = replace(
+        config,
+        api_key=box.seal(config.api_key, _context(project_id, mode, "api_key")),
+        webhook_secret=box.seal(config.webhook_secret, _context(project_id, mode, "webhook_secret")),
+    )
+    await repository.save_config(conn, sealed)
     return config
 
 
 async def load(conn: AsyncConnection, box: SecretBox, project_id: str, mode: str) -> PaymentConfig | None:
-    row = (
-        await conn.execute(
-            select(payment_configs).where(
-                payment_configs.c.project_id == project_id, payment_configs.c.mode == mode
-            )
-        )
-    ).first()
-    if row is None:
+    sealed = await repository.load_config(conn, project_id, mode)
+    if sealed is None:
         return None
     try:
-        api_key = box.open(row.api_key, _context(project_id, mode, "api_key"))
-        webhook_secret = box.open(row.webhook_secret, _context(project_id, mode, "webhook_secret"))
+        return replace(
+            sealed,
+            api_key=box.open(sealed.api_key, _context(project_id, mode, "api_key")),
+            webhook_secret=box.open(sealed.webhook_secret, _context(project_id, mode, "webhook_secret")),
+        )
     except ValueError:
         raise FailedPreconditionError(
             "The payment configuration was sealed under another SCRAWN_SECRET and cannot be read: configure "
             "the provider again (`scrawn payments configure`)",
             field="provider",
         ) from None
-    return PaymentConfig(
-        project_id=project_id,
-        mode=mode,
-        provider=row.provider,
-        api_key=api_key,
-        api_key_hint=row.api_key_hint,
-        store_id=row.store_id,
-        variant_id=row.variant_id,
-        product_name=row.product_name,
-        currency=row.currency,
-        return_url=row.return_url,
-        webhook_secret=webhook_secret,
-        api_base=row.api_base,
-        checkout_ttl=row.checkout_ttl,
-    )
 
 
 async def require(conn: AsyncConnection, box: SecretBox, project_id: str, mode: str) -> PaymentConfig:
@@ -196,9 +130,4 @@ async def require(conn: AsyncConnection, box: SecretBox, project_id: str, mode: 
 
 
 async def remove(conn: AsyncConnection, project_id: str, mode: str) -> bool:
-    result = await conn.execute(
-        delete(payment_configs).where(
-            payment_configs.c.project_id == project_id, payment_configs.c.mode == mode
-        )
-    )
-    return bool(result.rowcount)
+    return await repository.delete_config(conn, project_id, mode)

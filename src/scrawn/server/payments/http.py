@@ -23,6 +23,7 @@ from scrawn.server.payments import config as configs
 from scrawn.server.payments import repository
 from scrawn.server.payments.providers import PROVIDERS, WebhookRejected
 from scrawn.server.payments.service import apply_webhook, find_by_payment, find_checkout
+from scrawn.server.payments.types import CheckoutRecord
 from scrawn.server.secretbox import SecretBox
 
 log = logging.getLogger("scrawn.payments")
@@ -80,6 +81,7 @@ class PaymentsHttp:
         if row is None:
             return _page(404, "This checkout link does not exist.")
         if row.status == "open":
+            assert row.provider_url is not None  # set in the same update that opens it
             if row.expires_at > now_ms():
                 return RedirectResponse(row.provider_url, status_code=302)
             return _page(*_PAGES["expired"])
@@ -166,7 +168,7 @@ class PaymentsHttp:
         return JSONResponse({"checkouts": [checkout_json(r) for r in rows]})
 
 
-def checkout_json(row: Any) -> dict[str, Any]:
+def checkout_json(row: CheckoutRecord) -> dict[str, Any]:
     return {
         "id": row.id,
         "userId": row.user_id,

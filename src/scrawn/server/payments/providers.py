@@ -18,7 +18,7 @@ import stripe
 
 from scrawn.errors import FailedPreconditionError, UnavailableError
 from scrawn.server.clock import iso
-from scrawn.server.payments.config import PaymentConfig
+from scrawn.server.payments.types import PaymentConfig
 
 log = logging.getLogger("scrawn.payments")
 TIMEOUT = 15.0

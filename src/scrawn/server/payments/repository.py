@@ -1,12 +1,25 @@
-"""SQL of the payments domain that is not money movement: checkouts as read by the CLI and the checkout
-page, and whether a project has a payment configuration."""
+"""All SQL of the payments domain: payment configurations (secrets sealed), checkouts and the provider
+webhook events stored once. Rows leave as the values of ``payments/types.py``; ``updated_at`` and
+``received_at`` are stamped here."""
 
 from __future__ import annotations
 
-from sqlalchemy import Row, select
+from dataclasses import asdict
+
+from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from scrawn.server.db.schema import checkouts, payment_configs
+from scrawn.server.clock import now_ms
+from scrawn.server.db.engine import dialect_insert
+from scrawn.server.db.rows import typed
+from scrawn.server.db.schema import checkouts, inbound_webhooks, payment_configs
+from scrawn.server.payments.types import CheckoutRecord, InboundWebhookEvent, PaymentConfig
+
+# Payment configurations ----------------------------------------------------------------------------------
+
+
+def _config_key(project_id: str, mode: str) -> ColumnElement[bool]:
+    return (payment_configs.c.project_id == project_id) & (payment_configs.c.mode == mode)
 
 
 async def any_config(conn: AsyncConnection, project_id: str) -> bool:
@@ -17,16 +30,130 @@ async def any_config(conn: AsyncConnection, project_id: str) -> bool:
     return found is not None
 
 
+async def save_config(conn: AsyncConnection, sealed: PaymentConfig) -> None:
+    """Create or replace the mode's configuration; its secrets already sealed."""
+    row = {**asdict(sealed), "updated_at": now_ms()}
+    insert = dialect_insert(conn, payment_configs).values(**row)
+    changed = {k: insert.excluded[k] for k in row if k not in ("project_id", "mode")}
+    await conn.execute(insert.on_conflict_do_update(index_elements=["project_id", "mode"], set_=changed))
+
+
+async def load_config(conn: AsyncConnection, project_id: str, mode: str) -> PaymentConfig | None:
+    """The mode's configuration, its secrets still sealed."""
+    row = (await conn.execute(select(payment_configs).where(_config_key(project_id, mode)))).first()
+    return None if row is None else typed(PaymentConfig, row)
+
+
+async def delete_config(conn: AsyncConnection, project_id: str, mode: str) -> bool:
+    """True when there was one."""
+    result = await conn.execute(delete(payment_configs).where(_config_key(project_id, mode)))
+    return bool(result.rowcount)
+
+
+# Checkouts ------------------------------------------------------------------------------------------------
+
+
+def _checkout_key(project_id: str, mode: str, checkout_id: str) -> ColumnElement[bool]:
+    return (
+        (checkouts.c.project_id == project_id) & (checkouts.c.mode == mode) & (checkouts.c.id == checkout_id)
+    )
+
+
+async def insert_checkout(conn: AsyncConnection, checkout: CheckoutRecord) -> None:
+    """A new checkout; its ``updated_at`` is its ``created_at``."""
+    await conn.execute(checkouts.insert().values(**{**asdict(checkout), "updated_at": checkout.created_at}))
+
+
+async def get_checkout(
+    conn: AsyncConnection, project_id: str, mode: str, checkout_id: str
+) -> CheckoutRecord | None:
+    row = (await conn.execute(select(checkouts).where(_checkout_key(project_id, mode, checkout_id)))).first()
+    return None if row is None else typed(CheckoutRecord, row)
+
+
+async def checkout_by_id(conn: AsyncConnection, checkout_id: str) -> CheckoutRecord | None:
+    """A checkout by its id alone (random, so unique across projects)."""
+    row = (await conn.execute(select(checkouts).where(checkouts.c.id == checkout_id))).first()
+    return None if row is None else typed(CheckoutRecord, row)
+
+
+async def checkout_by_payment(conn: AsyncConnection, provider: str, payment_id: str) -> CheckoutRecord | None:
+    """The checkout a provider payment paid."""
+    query = select(checkouts).where(
+        checkouts.c.provider_payment_id == payment_id, checkouts.c.provider == provider
+    )
+    row = (await conn.execute(query)).first()
+    return None if row is None else typed(CheckoutRecord, row)
+
+
+async def checkouts_in(
+    conn: AsyncConnection, project_id: str, mode: str, user_id: str, statuses: tuple[str, ...]
+) -> list[CheckoutRecord]:
+    """A user's checkouts whose status is one of ``statuses``."""
+    query = select(checkouts).where(
+        checkouts.c.project_id == project_id,
+        checkouts.c.mode == mode,
+        checkouts.c.user_id == user_id,
+        checkouts.c.status.in_(statuses),
+    )
+    return [typed(CheckoutRecord, row) for row in await conn.execute(query)]
+
+
 async def list_checkouts(
     conn: AsyncConnection, project_id: str, mode: str, user_id: str | None, limit: int
-) -> list[Row[tuple[object, ...]]]:
+) -> list[CheckoutRecord]:
     """Checkouts of a project and mode, newest first (optionally one user's)."""
-    stmt = (
+    query = (
         select(checkouts)
         .where(checkouts.c.project_id == project_id, checkouts.c.mode == mode)
         .order_by(checkouts.c.created_at.desc())
         .limit(limit)
     )
     if user_id:
-        stmt = stmt.where(checkouts.c.user_id == user_id)
-    return list(await conn.execute(stmt))
+        query = query.where(checkouts.c.user_id == user_id)
+    return [typed(CheckoutRecord, row) for row in await conn.execute(query)]
+
+
+async def update_checkout(
+    conn: AsyncConnection,
+    project_id: str,
+    mode: str,
+    checkout_id: str,
+    *,
+    expect: str | None = None,
+    status: str | None = None,
+    provider_session_id: str | None = None,
+    provider_url: str | None = None,
+    provider_payment_id: str | None = None,
+    paid_charge: int | None = None,
+    refunded_charge: int | None = None,
+) -> bool:
+    """Change the given fields (a None one stays as it is), only while the status is ``expect`` if given;
+    True if the checkout was changed."""
+    given = {
+        "status": status,
+        "provider_session_id": provider_session_id,
+        "provider_url": provider_url,
+        "provider_payment_id": provider_payment_id,
+        "paid_charge": paid_charge,
+        "refunded_charge": refunded_charge,
+    }
+    values = {k: v for k, v in given.items() if v is not None}
+    stmt = update(checkouts).where(_checkout_key(project_id, mode, checkout_id))
+    if expect is not None:
+        stmt = stmt.where(checkouts.c.status == expect)
+    return bool((await conn.execute(stmt.values(updated_at=now_ms(), **values))).rowcount)
+
+
+# Inbound provider webhooks ----------------------------------------------------------------------------
+
+
+async def record_inbound(conn: AsyncConnection, event: InboundWebhookEvent) -> bool:
+    """Store a provider event; False when it was stored before (a replay, or a concurrent twin)."""
+    stored = await conn.execute(
+        dialect_insert(conn, inbound_webhooks)
+        .values(**asdict(event), received_at=now_ms())
+        .on_conflict_do_nothing()
+        .returning(inbound_webhooks.c.event_id)
+    )
+    return stored.first() is not None

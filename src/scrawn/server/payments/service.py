@@ -17,19 +17,18 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.errors import FailedPreconditionError, NotFoundError, ValidationError
 from scrawn.money import MoneyError, format_amount, parse_decimal
 from scrawn.server.clock import now_ms
-from scrawn.server.db.engine import Database, dialect_insert
-from scrawn.server.db.schema import checkouts, inbound_webhooks
+from scrawn.server.db.engine import Database
 from scrawn.server.ledger import service as ledger
 from scrawn.server.ledger.types import LedgerEntry
 from scrawn.server.payments import config as configs
-from scrawn.server.payments.config import PaymentConfig
+from scrawn.server.payments import repository
 from scrawn.server.payments.providers import PROVIDERS, CheckoutRequest, WebhookFact
+from scrawn.server.payments.types import CheckoutRecord, InboundWebhookEvent, PaymentConfig
 from scrawn.server.pricing.currency import minor_per_major
 from scrawn.server.projects import service as projects
 from scrawn.server.secretbox import SecretBox
@@ -105,10 +104,10 @@ async def open_checkout(
         session = await provider.create_checkout(config, request, row.expires_at)
     except Exception:
         async with db.write() as conn:  # the next call starts afresh rather than returning a dead link
-            await _set(conn, project_id, mode, checkout.id, status="error")
+            await repository.update_checkout(conn, project_id, mode, checkout.id, status="error")
         raise
     async with db.write() as conn:
-        opened = await _set(
+        opened = await repository.update_checkout(
             conn,
             project_id,
             mode,
@@ -153,14 +152,7 @@ async def _reserve_checkout(
         raise FailedPreconditionError(f"amount: the outstanding {charge} {too_much}", field="amount")
     now = now_ms()
     replaced: list[tuple[str, str]] = []
-    for row in await conn.execute(
-        select(checkouts).where(
-            checkouts.c.project_id == project_id,
-            checkouts.c.mode == mode,
-            checkouts.c.user_id == user_id,
-            checkouts.c.status.in_(OPEN),
-        )
-    ):
+    for row in await repository.checkouts_in(conn, project_id, mode, user_id, OPEN):
         same = (row.purpose, row.charge, row.currency, row.provider) == (
             purpose,
             charge,
@@ -171,11 +163,14 @@ async def _reserve_checkout(
         alive = row.status == "open" or row.created_at > now - CREATING_GRACE_MS
         if same and alive and row.expires_at > now + 60_000 and row.return_url == return_url:
             return Checkout(row.id, False, ())
-        await _set(conn, project_id, mode, row.id, status="replaced" if row.expires_at > now else "expired")
+        await repository.update_checkout(
+            conn, project_id, mode, row.id, status="replaced" if row.expires_at > now else "expired"
+        )
         replaced.append((row.provider, row.provider_session_id or ""))
     checkout_id = str(uuid.uuid4())
-    await conn.execute(
-        checkouts.insert().values(
+    await repository.insert_checkout(
+        conn,
+        CheckoutRecord(
             project_id=project_id,
             mode=mode,
             id=checkout_id,
@@ -185,89 +180,54 @@ async def _reserve_checkout(
             charge=charge,
             currency=config.currency,
             provider=config.provider,
+            provider_session_id=None,
+            provider_url=None,
+            provider_payment_id=None,
             status="creating",
+            paid_charge=None,
+            refunded_charge=0,
             return_url=return_url,
             expires_at=now + config.checkout_ttl * 1000,
             created_at=now,
             updated_at=now,
-        )
+        ),
     )
     return Checkout(checkout_id, True, tuple(replaced))
 
 
-async def _get(conn: AsyncConnection, project_id: str, mode: str, checkout_id: str) -> Any:
-    row = (
-        await conn.execute(
-            select(checkouts).where(
-                checkouts.c.project_id == project_id, checkouts.c.mode == mode, checkouts.c.id == checkout_id
-            )
-        )
-    ).first()
+async def _get(conn: AsyncConnection, project_id: str, mode: str, checkout_id: str) -> CheckoutRecord:
+    row = await repository.get_checkout(conn, project_id, mode, checkout_id)
     if row is None:
         raise NotFoundError(f"checkout {checkout_id} not found", field="checkoutId")
     return row
 
 
-async def find_checkout(conn: AsyncConnection, checkout_id: str) -> Any:
+async def find_checkout(conn: AsyncConnection, checkout_id: str) -> CheckoutRecord | None:
     """A checkout by its id alone (the public link and webhooks do not name the project)."""
     try:
         uuid.UUID(checkout_id)
     except ValueError:
         return None
-    return (await conn.execute(select(checkouts).where(checkouts.c.id == checkout_id))).first()
+    return await repository.checkout_by_id(conn, checkout_id)
 
 
-async def find_by_payment(conn: AsyncConnection, provider: str, payment_id: str) -> Any:
-    return (
-        await conn.execute(
-            select(checkouts).where(
-                checkouts.c.provider_payment_id == payment_id, checkouts.c.provider == provider
-            )
-        )
-    ).first()
-
-
-async def _set(
-    conn: AsyncConnection,
-    project_id: str,
-    mode: str,
-    checkout_id: str,
-    *,
-    expect: str | None = None,
-    **values: Any,
-) -> bool:
-    """Update a checkout (only while its status is ``expect``, if given); True if it was updated."""
-    stmt = update(checkouts).where(
-        checkouts.c.project_id == project_id, checkouts.c.mode == mode, checkouts.c.id == checkout_id
-    )
-    if expect is not None:
-        stmt = stmt.where(checkouts.c.status == expect)
-    return bool((await conn.execute(stmt.values(updated_at=now_ms(), **values))).rowcount)
+async def find_by_payment(conn: AsyncConnection, provider: str, payment_id: str) -> CheckoutRecord | None:
+    return await repository.checkout_by_payment(conn, provider, payment_id)
 
 
 # Webhooks ---------------------------------------------------------------------------------------------------
 
 
-async def apply_webhook(conn: AsyncConnection, config: PaymentConfig, row: Any, fact: WebhookFact) -> str:
+async def apply_webhook(
+    conn: AsyncConnection, config: PaymentConfig, row: CheckoutRecord, fact: WebhookFact
+) -> str:
     """Apply a verified provider event to the checkout ``row`` (locked by the caller's write transaction).
     Returns the outcome; ``duplicate`` when this provider event was applied before."""
     project_id, mode = row.project_id, row.mode
-    stored = await conn.execute(
-        dialect_insert(conn, inbound_webhooks)
-        .values(
-            project_id=project_id,
-            provider=config.provider,
-            event_id=fact.event_id,
-            mode=mode,
-            checkout_id=row.id,
-            type=fact.type,
-            outcome=fact.kind,
-            received_at=now_ms(),
-        )
-        .on_conflict_do_nothing()
-        .returning(inbound_webhooks.c.event_id)
+    event = InboundWebhookEvent(
+        project_id, config.provider, fact.event_id, mode, row.id, fact.type, fact.kind
     )
-    if stored.first() is None:
+    if not await repository.record_inbound(conn, event):
         return "duplicate"
     row = await _get(conn, project_id, mode, row.id)  # as it is now, after any concurrent twin committed
     if fact.currency and fact.currency != row.currency:
@@ -278,16 +238,18 @@ async def apply_webhook(conn: AsyncConnection, config: PaymentConfig, row: Any, 
     if fact.kind == "refunded":
         return await _refunded(conn, config, row, fact, unit)
     if fact.kind == "failed" and row.status in OPEN:
-        await _set(conn, project_id, mode, row.id, status="failed")
+        await repository.update_checkout(conn, project_id, mode, row.id, status="failed")
         await _notify(conn, "payment.failed", row, config, charge=row.charge, amount=row.amount)
         return "failed"
     if fact.kind == "expired" and row.status in OPEN:
-        await _set(conn, project_id, mode, row.id, status="expired")
+        await repository.update_checkout(conn, project_id, mode, row.id, status="expired")
         return "expired"
     return "ignored"
 
 
-async def _paid(conn: AsyncConnection, config: PaymentConfig, row: Any, fact: WebhookFact, unit: str) -> str:
+async def _paid(
+    conn: AsyncConnection, config: PaymentConfig, row: CheckoutRecord, fact: WebhookFact, unit: str
+) -> str:
     assert fact.amount is not None
     payment_id = fact.payment_id or fact.event_id
     credited = from_charge(fact.amount, row.currency, unit)
@@ -307,7 +269,7 @@ async def _paid(conn: AsyncConnection, config: PaymentConfig, row: Any, fact: We
     entry, view = posted.entry, posted.balance
     if posted.duplicate:
         return "duplicate"
-    await _set(
+    await repository.update_checkout(
         conn,
         row.project_id,
         row.mode,
@@ -330,7 +292,7 @@ async def _paid(conn: AsyncConnection, config: PaymentConfig, row: Any, fact: We
 
 
 async def _refunded(
-    conn: AsyncConnection, config: PaymentConfig, row: Any, fact: WebhookFact, unit: str
+    conn: AsyncConnection, config: PaymentConfig, row: CheckoutRecord, fact: WebhookFact, unit: str
 ) -> str:
     assert fact.amount is not None
     grown = fact.amount - row.refunded_charge  # refund totals only grow; an older event changes nothing
@@ -352,13 +314,13 @@ async def _refunded(
     )
     entry, view = posted.entry, posted.balance
     fully = row.paid_charge is not None and fact.amount >= row.paid_charge
-    await _set(
+    await repository.update_checkout(
         conn,
         row.project_id,
         row.mode,
         row.id,
         refunded_charge=fact.amount,
-        **({"status": "refunded"} if fully else {}),
+        status="refunded" if fully else None,
     )
     await _notify(
         conn,
@@ -377,7 +339,7 @@ async def _refunded(
 async def _notify(
     conn: AsyncConnection,
     type_: str,
-    row: Any,
+    row: CheckoutRecord,
     config: PaymentConfig,
     *,
     charge: int,

@@ -11,17 +11,15 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
-from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.server.clock import now_ms
 from scrawn.server.db.engine import Database
-from scrawn.server.db.schema import webhook_attempts, webhook_messages
 from scrawn.server.secretbox import SecretBox
-from scrawn.server.webhooks import endpoints, signing
+from scrawn.server.webhooks import endpoints, repository, signing
+from scrawn.server.webhooks.types import DeliveryAttempt, DueMessage
 
 log = logging.getLogger("scrawn.webhooks")
 LEASE_MS = 60_000  # longer than one HTTP attempt can take; a crashed sender's claim lapses after it
@@ -95,19 +93,8 @@ class WebhookDeliverer:
     async def sweep(self) -> int:
         """Send every message due now; returns how many were attempted."""
         now = now_ms()
-        due = (
-            select(
-                webhook_messages.c.project_id,
-                webhook_messages.c.mode,
-                webhook_messages.c.id,
-                webhook_messages.c.next_attempt_at,
-            )
-            .where(webhook_messages.c.status == "pending", webhook_messages.c.next_attempt_at <= now)
-            .order_by(webhook_messages.c.next_attempt_at)
-            .limit(BATCH)
-        )
         async with self._db.read() as conn:  # a cheap look first, so idle servers never take the write lock
-            rows = (await conn.execute(due)).all()
+            rows = await repository.due_messages(conn, now, BATCH)
         if not rows:
             return 0
         async with self._db.write() as conn:
@@ -115,39 +102,19 @@ class WebhookDeliverer:
         await asyncio.gather(*(self._deliver(c) for c in claims))
         return len(claims)
 
-    async def _claim(self, conn: AsyncConnection, row: Any, now: int) -> Claim | None:
-        project_id: str = row.project_id
-        mode: str = row.mode
-        message_id: str = row.id
-        seen: int = row.next_attempt_at
+    async def _claim(self, conn: AsyncConnection, due: DueMessage, now: int) -> Claim | None:
         lease_until = now + LEASE_MS
-        result = await conn.execute(
-            update(webhook_messages)
-            .where(
-                webhook_messages.c.project_id == project_id,
-                webhook_messages.c.mode == mode,
-                webhook_messages.c.id == message_id,
-                webhook_messages.c.status == "pending",
-                webhook_messages.c.next_attempt_at == seen,  # another process claimed it first
-            )
-            .values(next_attempt_at=lease_until)
-        )
-        if result.rowcount != 1:
+        if not await repository.claim(conn, due, lease_until):
             return None
-        payload = await conn.scalar(
-            select(webhook_messages.c.payload).where(
-                webhook_messages.c.project_id == project_id,
-                webhook_messages.c.mode == mode,
-                webhook_messages.c.id == message_id,
-            )
-        )
+        message = await repository.message(conn, due.project_id, due.mode, due.id)
+        assert message is not None  # claimed in this transaction
         # Read at delivery time: a URL changed since the event is where its retries go.
-        endpoint = await endpoints.get(conn, self._box, project_id, mode)
+        endpoint = await endpoints.get(conn, self._box, due.project_id, due.mode)
         return Claim(
-            project_id,
-            mode,
-            message_id,
-            str(payload),
+            due.project_id,
+            due.mode,
+            due.id,
+            message.payload,
             lease_until,
             None if endpoint is None else endpoint.url,
             "" if endpoint is None else endpoint.secret,
@@ -167,16 +134,8 @@ class WebhookDeliverer:
     async def _release(self, claim: Claim) -> None:
         try:
             async with self._db.write() as conn:
-                await conn.execute(
-                    update(webhook_messages)
-                    .where(
-                        webhook_messages.c.project_id == claim.project_id,
-                        webhook_messages.c.mode == claim.mode,
-                        webhook_messages.c.id == claim.id,
-                        webhook_messages.c.status == "pending",
-                        webhook_messages.c.next_attempt_at == claim.lease_until,
-                    )
-                    .values(next_attempt_at=now_ms())
+                await repository.release(
+                    conn, claim.project_id, claim.mode, claim.id, claim.lease_until, now_ms()
                 )
         except Exception:
             log.warning(
@@ -211,21 +170,12 @@ class WebhookDeliverer:
         return now + delay_ms + int(delay_ms * random.uniform(0, 0.1))  # spread a crowd of retries
 
     async def _record(self, claim: Claim, outcome: Outcome) -> None:
-        key = and_(
-            webhook_messages.c.project_id == claim.project_id,
-            webhook_messages.c.mode == claim.mode,
-            webhook_messages.c.id == claim.id,
-        )
         async with self._db.write() as conn:
-            m = webhook_messages.c
-            row = (
-                await conn.execute(
-                    select(m.attempts, m.status, m.next_attempt_at).where(key).with_for_update()
-                )
-            ).one()
+            row = await repository.lock_message(conn, claim.project_id, claim.mode, claim.id)
             attempt = row.attempts + 1
-            await conn.execute(
-                webhook_attempts.insert().values(
+            await repository.insert_attempt(
+                conn,
+                DeliveryAttempt(
                     project_id=claim.project_id,
                     mode=claim.mode,
                     message_id=claim.id,
@@ -235,19 +185,18 @@ class WebhookDeliverer:
                     error=outcome.error,
                     duration_ms=outcome.duration_ms,
                     attempted_at=outcome.attempted_at,
-                )
+                ),
             )
-            values: dict[str, object] = {"attempts": attempt, "last_error": outcome.error}
+            key = (conn, claim.project_id, claim.mode, claim.id)
             ours = row.status == "pending" and row.next_attempt_at == claim.lease_until
             if outcome.ok:
-                values |= {"status": "delivered", "delivered_at": outcome.attempted_at}
-                values["next_attempt_at"] = None
-            elif ours:  # a replay meanwhile has already rescheduled it: keep that
-                retry_at = self._retry_at(attempt, now_ms())
-                values["next_attempt_at"] = retry_at
-                if retry_at is None:
-                    values["status"] = "failed"
-            await conn.execute(update(webhook_messages).where(key).values(**values))
+                await repository.mark_delivered(*key, attempt, outcome.attempted_at)
+            elif ours:
+                await repository.schedule_retry(
+                    *key, attempt, outcome.error, self._retry_at(attempt, now_ms())
+                )
+            else:  # a replay meanwhile has already rescheduled it: keep that
+                await repository.mark_failed_attempt(*key, attempt, outcome.error)
         if outcome.ok:
             log.info("webhook %s delivered (attempt %d)", claim.id, attempt)
         else:

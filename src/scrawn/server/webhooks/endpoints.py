@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.errors import NotFoundError, ValidationError
-from scrawn.server.clock import now_ms
 from scrawn.server.secretbox import SecretBox
 from scrawn.server.webhooks import repository, signing
+from scrawn.server.webhooks.types import Endpoint as Endpoint  # the type the API and CLI name from here
 
 MAX_URL = 2048
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    project_id: str
-    mode: str
-    url: str
-    secret: str  # whsec_… (v1)
-    signing_key: str  # whsk_… (v1a, private: never shown)
-    created_at: int
-    updated_at: int
-
-    @property
-    def public_key(self) -> str:
-        return signing.public_key(self.signing_key)
 
 
 def check_url(value: object) -> str:
@@ -59,17 +44,13 @@ def _context(project_id: str, mode: str, column: str) -> str:
 
 
 async def get(conn: AsyncConnection, box: SecretBox, project_id: str, mode: str) -> Endpoint | None:
-    row = await repository.endpoint_row(conn, project_id, mode)
-    if row is None:
+    sealed = await repository.endpoint(conn, project_id, mode)
+    if sealed is None:
         return None
-    return Endpoint(
-        project_id=project_id,
-        mode=mode,
-        url=row.url,
-        secret=box.open(row.secret, _context(project_id, mode, "secret")),
-        signing_key=box.open(row.signing_key, _context(project_id, mode, "signing_key")),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
+    return replace(
+        sealed,
+        secret=box.open(sealed.secret, _context(project_id, mode, "secret")),
+        signing_key=box.open(sealed.signing_key, _context(project_id, mode, "signing_key")),
     )
 
 
@@ -78,24 +59,20 @@ async def put(
 ) -> tuple[Endpoint, bool]:
     """Set the URL (checked by the caller with check_url). The secrets stay unless ``rotate`` (or this is
     the first endpoint). Returns the endpoint and whether it was created."""
-    now = now_ms()
     current = await get(conn, box, project_id, mode)
     secret = signing.new_secret() if current is None or rotate else current.secret
     key = signing.new_signing_key() if current is None or rotate else current.signing_key
-    values = {
-        "url": url,
-        "secret": box.seal(secret, _context(project_id, mode, "secret")),
-        "signing_key": box.seal(key, _context(project_id, mode, "signing_key")),
-        "updated_at": now,
-    }
+    sealed = (
+        box.seal(secret, _context(project_id, mode, "secret")),
+        box.seal(key, _context(project_id, mode, "signing_key")),
+    )
     if current is None:
-        inserted = await repository.insert_endpoint(conn, project_id, mode, created_at=now, **values)
-        if not inserted:  # a concurrent first PUT won: change theirs like any later PUT
+        created_at = await repository.insert_endpoint(conn, project_id, mode, url, *sealed)
+        if created_at is None:  # a concurrent first PUT won: change theirs like any later PUT
             return await put(conn, box, project_id, mode, url, rotate=rotate)
-    else:
-        await repository.update_endpoint(conn, project_id, mode, **values)
-    created_at = now if current is None else current.created_at
-    return Endpoint(project_id, mode, url, secret, key, created_at, now), current is None
+        return Endpoint(project_id, mode, url, secret, key, created_at, created_at), True
+    updated_at = await repository.update_endpoint(conn, project_id, mode, url, *sealed)
+    return Endpoint(project_id, mode, url, secret, key, current.created_at, updated_at), False
 
 
 async def remove(conn: AsyncConnection, project_id: str, mode: str) -> None:

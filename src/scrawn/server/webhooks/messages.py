@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrawn.errors import NotFoundError, ValidationError
 from scrawn.server.clock import iso, now_ms
 from scrawn.server.webhooks import repository
+from scrawn.server.webhooks.types import DeliveryAttempt, OutboxMessage
 
 STATUSES = ("pending", "delivered", "failed")
 MAX_LIMIT = 500
@@ -37,31 +38,33 @@ def check_limit(value: str | int | None, default: int = 50) -> int:
 
 async def list_messages(
     conn: AsyncConnection, project_id: str, mode: str, status: str | None = None, limit: int = 50
-) -> list[Any]:
+) -> list[OutboxMessage]:
     """The newest first."""
     return await repository.list_messages(conn, project_id, mode, status, limit)
 
 
-async def get_message(conn: AsyncConnection, project_id: str, mode: str, message_id: str) -> Any:
+async def get_message(conn: AsyncConnection, project_id: str, mode: str, message_id: str) -> OutboxMessage:
     row = await repository.message(conn, project_id, mode, message_id)
     if row is None:
         raise NotFoundError(f"webhook message not found: {message_id}", field="id")
     return row
 
 
-async def attempts_of(conn: AsyncConnection, project_id: str, mode: str, message_id: str) -> list[Any]:
+async def attempts_of(
+    conn: AsyncConnection, project_id: str, mode: str, message_id: str
+) -> list[DeliveryAttempt]:
     await get_message(conn, project_id, mode, message_id)
     return await repository.attempts(conn, project_id, mode, message_id)
 
 
-async def replay(conn: AsyncConnection, project_id: str, mode: str, message_id: str) -> Any:
+async def replay(conn: AsyncConnection, project_id: str, mode: str, message_id: str) -> OutboxMessage:
     """Queue the message again now, under the same id; its attempts so far are kept (and logged)."""
     await get_message(conn, project_id, mode, message_id)
     await repository.requeue(conn, project_id, mode, message_id, now_ms())
     return await get_message(conn, project_id, mode, message_id)
 
 
-def message_json(row: Any) -> dict[str, Any]:
+def message_json(row: OutboxMessage) -> dict[str, Any]:
     return {
         "id": row.id,
         "type": row.type,
@@ -76,7 +79,7 @@ def message_json(row: Any) -> dict[str, Any]:
     }
 
 
-def attempt_json(row: Any) -> dict[str, Any]:
+def attempt_json(row: DeliveryAttempt) -> dict[str, Any]:
     return {
         "attempt": row.attempt,
         "url": row.url,

@@ -8,11 +8,11 @@ import json
 import secrets
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.server.clock import iso, now_ms
-from scrawn.server.db.schema import webhook_endpoints, webhook_messages
+from scrawn.server.webhooks import repository
+from scrawn.server.webhooks.types import OutboxMessage
 
 EVENT_TYPES = (
     "payment.succeeded",
@@ -33,12 +33,7 @@ async def enqueue(
     """Queue ``type_`` with ``data`` (JSON-ready: amounts as decimal strings) for the project's endpoint in
     this mode. Returns the message id, or None when the project has no endpoint (nothing is queued)."""
     assert type_ in EVENT_TYPES, type_
-    has_endpoint = await conn.scalar(
-        select(webhook_endpoints.c.url).where(
-            webhook_endpoints.c.project_id == project_id, webhook_endpoints.c.mode == mode
-        )
-    )
-    if has_endpoint is None:
+    if not await repository.has_endpoint(conn, project_id, mode):
         return None
     now = now_ms()
     message_id = new_message_id()
@@ -47,8 +42,9 @@ async def enqueue(
         "timestamp": iso(now),
         "data": {"mode": mode, **data},
     }
-    await conn.execute(
-        webhook_messages.insert().values(
+    await repository.insert_message(
+        conn,
+        OutboxMessage(
             project_id=project_id,
             mode=mode,
             id=message_id,
@@ -57,7 +53,9 @@ async def enqueue(
             status="pending",
             attempts=0,
             next_attempt_at=now,
+            delivered_at=None,
+            last_error=None,
             created_at=now,
-        )
+        ),
     )
     return message_id
