@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -17,13 +17,12 @@ from scrawn import verify_webhook
 from scrawn.errors import NotFoundError
 from scrawn.server.clock import now_ms
 from scrawn.server.db.engine import Database
-from scrawn.server.db.migrate import migrate
-from scrawn.server.projects.service import create_project
 from scrawn.server.secretbox import SecretBox
 from scrawn.server.webhooks import endpoints, messages, outbox, repository
 from scrawn.server.webhooks.deliverer import WebhookDeliverer
 from scrawn.server.webhooks.types import OutboxMessage
-from tests.conftest import SECRET, run_async
+from tests.conftest import SECRET
+from tests.server.fresh import Fresh
 
 MODE = "live"
 BOX = SecretBox(SECRET)
@@ -56,18 +55,13 @@ class Receiver:
         self._server.server_close()
 
 
-def with_project(database_url: str, work: Callable[[Database, str], Awaitable[None]]) -> None:
-    async def main() -> None:
-        db = Database(database_url)
-        try:
-            await migrate(db)
-            async with db.write() as conn:
-                project_id = await create_project(conn, "webhooks")
-            await work(db, project_id)
-        finally:
-            await db.dispose()
-
-    run_async(main())
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    found = Receiver()
+    try:
+        yield found
+    finally:
+        found.close()
 
 
 async def until(
@@ -82,100 +76,84 @@ async def until(
         await asyncio.sleep(0.05)
 
 
-def test_endpoints_are_sealed_rotated_and_removed(database_url: str) -> None:
-    async def work(db: Database, project_id: str) -> None:
-        async with db.write() as conn:
-            first, created = await endpoints.put(conn, BOX, project_id, MODE, "https://a.example/hooks")
-            again, created_again = await endpoints.put(conn, BOX, project_id, MODE, "https://b.example/hooks")
-            assert created and not created_again
-            assert (again.secret, again.signing_key, again.created_at) == (
-                first.secret,
-                first.signing_key,
-                first.created_at,
-            )
-            assert await endpoints.get(conn, BOX, project_id, MODE) == again
-            sealed = await repository.endpoint(conn, project_id, MODE)
-            assert sealed is not None and first.secret.startswith("whsec_")
-            assert first.secret not in sealed.secret and first.signing_key not in sealed.signing_key
-            rotated, _ = await endpoints.put(
-                conn, BOX, project_id, MODE, "https://b.example/hooks", rotate=True
-            )
-            assert rotated.secret != first.secret and rotated.public_key != first.public_key
+async def test_endpoints_are_sealed_rotated_and_removed(fresh: Fresh) -> None:
+    db, project_id = fresh.db, fresh.project_id
+    async with db.write() as conn:
+        first, created = await endpoints.put(conn, BOX, project_id, MODE, "https://a.example/hooks")
+        again, created_again = await endpoints.put(conn, BOX, project_id, MODE, "https://b.example/hooks")
+        assert created and not created_again
+        assert (again.secret, again.signing_key, again.created_at) == (
+            first.secret,
+            first.signing_key,
+            first.created_at,
+        )
+        assert await endpoints.get(conn, BOX, project_id, MODE) == again
+        sealed = await repository.endpoint(conn, project_id, MODE)
+        assert sealed is not None and first.secret.startswith("whsec_")
+        assert first.secret not in sealed.secret and first.signing_key not in sealed.signing_key
+        rotated, _ = await endpoints.put(conn, BOX, project_id, MODE, "https://b.example/hooks", rotate=True)
+        assert rotated.secret != first.secret and rotated.public_key != first.public_key
+        await endpoints.remove(conn, project_id, MODE)
+        with pytest.raises(NotFoundError):
             await endpoints.remove(conn, project_id, MODE)
-            with pytest.raises(NotFoundError):
-                await endpoints.remove(conn, project_id, MODE)
-
-    with_project(database_url, work)
 
 
-def test_messages_are_queued_only_for_an_endpoint_and_delivered_signed(database_url: str) -> None:
-    receiver = Receiver()
-
-    async def work(db: Database, project_id: str) -> None:
-        async with db.write() as conn:
-            assert await outbox.enqueue(conn, project_id, MODE, "balance.low", {"userId": "ann"}) is None
-            endpoint, _ = await endpoints.put(conn, BOX, project_id, MODE, receiver.url)
-            message_id = await outbox.enqueue(conn, project_id, MODE, "balance.low", {"userId": "ann"})
-        assert message_id is not None
-        deliverer = WebhookDeliverer(db, BOX, [1], interval=0.05)
-        deliverer.start()
-        try:
-            sent = await until(db, project_id, message_id, lambda m: m.status == "delivered")
-        finally:
-            await deliverer.close()
-        assert (sent.attempts, sent.next_attempt_at, sent.last_error) == (1, None, None)
-        ((headers, body),) = receiver.received
-        event = verify_webhook(body, headers, endpoint.secret)
-        assert headers["webhook-id"] == message_id and event.type == "balance.low"
-        assert event.data == {"mode": MODE, "userId": "ann"}
-        async with db.read() as conn:
-            (attempt,) = await messages.attempts_of(conn, project_id, MODE, message_id)
-        assert (attempt.attempt, attempt.status_code, attempt.url) == (1, 200, receiver.url)
-
+async def test_messages_are_queued_only_for_an_endpoint_and_delivered_signed(
+    fresh: Fresh, receiver: Receiver
+) -> None:
+    db, project_id = fresh.db, fresh.project_id
+    async with db.write() as conn:
+        assert await outbox.enqueue(conn, project_id, MODE, "balance.low", {"userId": "ann"}) is None
+        endpoint, _ = await endpoints.put(conn, BOX, project_id, MODE, receiver.url)
+        message_id = await outbox.enqueue(conn, project_id, MODE, "balance.low", {"userId": "ann"})
+    assert message_id is not None
+    deliverer = WebhookDeliverer(db, BOX, [1], interval=0.05)
+    deliverer.start()
     try:
-        with_project(database_url, work)
+        sent = await until(db, project_id, message_id, lambda m: m.status == "delivered")
     finally:
-        receiver.close()
+        await deliverer.close()
+    assert (sent.attempts, sent.next_attempt_at, sent.last_error) == (1, None, None)
+    ((headers, body),) = receiver.received
+    event = verify_webhook(body, headers, endpoint.secret)
+    assert headers["webhook-id"] == message_id and event.type == "balance.low"
+    assert event.data == {"mode": MODE, "userId": "ann"}
+    async with db.read() as conn:
+        (attempt,) = await messages.attempts_of(conn, project_id, MODE, message_id)
+    assert (attempt.attempt, attempt.status_code, attempt.url) == (1, 200, receiver.url)
 
 
-def test_a_failing_receiver_backs_off_gives_up_and_a_replay_sends_again(database_url: str) -> None:
-    receiver = Receiver()
+async def test_a_failing_receiver_backs_off_gives_up_and_a_replay_sends_again(
+    fresh: Fresh, receiver: Receiver
+) -> None:
+    db, project_id = fresh.db, fresh.project_id
     receiver.status = 500
-
-    async def work(db: Database, project_id: str) -> None:
-        async with db.write() as conn:
-            await endpoints.put(conn, BOX, project_id, MODE, receiver.url)
-            message_id = await outbox.enqueue(
-                conn, project_id, MODE, "reservation.expired", {"userId": "bob"}
-            )
-        assert message_id is not None
-        deliverer = WebhookDeliverer(db, BOX, [1], interval=0.05)  # one retry, a second later
-        deliverer.start()
-        try:
-            started = now_ms()
-            backing_off = await until(db, project_id, message_id, lambda m: m.attempts >= 1)
-            assert backing_off.status == "pending" and backing_off.last_error == "HTTP 500"
-            assert backing_off.next_attempt_at is not None
-            assert started + 1000 <= backing_off.next_attempt_at <= now_ms() + 1100  # the schedule, jittered
-            failed = await until(db, project_id, message_id, lambda m: m.status == "failed")
-            assert (failed.attempts, failed.next_attempt_at) == (2, None)  # dead-lettered
-
-            receiver.status = 204
-            async with db.write() as conn:
-                replayed = await messages.replay(conn, project_id, MODE, message_id)
-            assert replayed.status == "pending" and replayed.attempts == 2
-            delivered = await until(db, project_id, message_id, lambda m: m.status == "delivered")
-        finally:
-            await deliverer.close()
-        assert delivered.attempts == 3
-        assert {h["webhook-id"] for h, _ in receiver.received} == {message_id}  # the same id every time
-        async with db.read() as conn:
-            log = await messages.attempts_of(conn, project_id, MODE, message_id)
-            with pytest.raises(NotFoundError):
-                await messages.replay(conn, project_id, MODE, "msg_missing")
-        assert [(a.attempt, a.status_code) for a in log] == [(1, 500), (2, 500), (3, 204)]
-
+    async with db.write() as conn:
+        await endpoints.put(conn, BOX, project_id, MODE, receiver.url)
+        message_id = await outbox.enqueue(conn, project_id, MODE, "reservation.expired", {"userId": "bob"})
+    assert message_id is not None
+    deliverer = WebhookDeliverer(db, BOX, [1], interval=0.05)  # one retry, a second later
+    deliverer.start()
     try:
-        with_project(database_url, work)
+        started = now_ms()
+        backing_off = await until(db, project_id, message_id, lambda m: m.attempts >= 1)
+        assert backing_off.status == "pending" and backing_off.last_error == "HTTP 500"
+        assert backing_off.next_attempt_at is not None
+        assert started + 1000 <= backing_off.next_attempt_at <= now_ms() + 1100  # the schedule, jittered
+        failed = await until(db, project_id, message_id, lambda m: m.status == "failed")
+        assert (failed.attempts, failed.next_attempt_at) == (2, None)  # dead-lettered
+
+        receiver.status = 204
+        async with db.write() as conn:
+            replayed = await messages.replay(conn, project_id, MODE, message_id)
+        assert replayed.status == "pending" and replayed.attempts == 2
+        delivered = await until(db, project_id, message_id, lambda m: m.status == "delivered")
     finally:
-        receiver.close()
+        await deliverer.close()
+    assert delivered.attempts == 3
+    assert {h["webhook-id"] for h, _ in receiver.received} == {message_id}  # the same id every time
+    async with db.read() as conn:
+        log = await messages.attempts_of(conn, project_id, MODE, message_id)
+        with pytest.raises(NotFoundError):
+            await messages.replay(conn, project_id, MODE, "msg_missing")
+    assert [(a.attempt, a.status_code) for a in log] == [(1, 500), (2, 500), (3, 204)]
