@@ -305,9 +305,7 @@ def send_events_sync(client: SyncClient, events: Sequence[AiEvent]) -> ev.Stream
                 _core.STREAM_EVENTS, requests, ev.StreamEventResponse, client._headers, config.timeout
             )
         except ScrawnError as error:
-            delay = _retry.retry_delay(config, error, retries)
-            if delay is None:
-                raise
+            delay = _retry.delay_or_raise(config, error, retries)
             retries += 1
             time.sleep(delay)
 
@@ -322,9 +320,7 @@ async def send_events_async(client: AsyncClient, events: Sequence[AiEvent]) -> e
                 _core.STREAM_EVENTS, requests, ev.StreamEventResponse, client._headers, config.timeout
             )
         except ScrawnError as error:
-            delay = _retry.retry_delay(config, error, retries)
-            if delay is None:
-                raise
+            delay = _retry.delay_or_raise(config, error, retries)
             retries += 1
             await asyncio.sleep(delay)
 

@@ -285,9 +285,7 @@ class AsyncScrawn(AsyncClient, Integrations):
                 )
                 return rpc.unpack(response)
             except ScrawnError as error:
-                delay = _retry.retry_delay(self._config, error, retries)
-                if delay is None:
-                    raise
+                delay = _retry.delay_or_raise(self._config, error, retries)
                 retries += 1
                 await asyncio.sleep(delay)
 

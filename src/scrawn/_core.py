@@ -62,6 +62,11 @@ def check_user_id(user_id: object, field_name: str = "user_id", context: str = E
     return user_id
 
 
+def key_or_new(key: object, context: str = EVENT_CONTEXT) -> str:
+    """The given idempotency key, checked, or a new UUID (one per logical call, reused by its retries)."""
+    return str(uuid.uuid4()) if key is None else check_idempotency_key(key, context)
+
+
 def check_idempotency_key(key: object, context: str = EVENT_CONTEXT) -> str:
     if not isinstance(key, str):
         raise ValidationError(
@@ -166,9 +171,7 @@ def prepare_basic_event(
         debit=check_debit(debit),
         metadata=metadata_text(metadata),
         event_id=None if event_id is None else check_event_id(event_id),
-        idempotency_key=str(uuid.uuid4())
-        if idempotency_key is None
-        else check_idempotency_key(idempotency_key),
+        idempotency_key=key_or_new(idempotency_key),
         usage_type=usage_type,
     )
 
@@ -303,9 +306,7 @@ def prepare_typed_event(
         product_ref=check_product_ref(product_ref),
         metadata=metadata_text(metadata),
         event_id=None if event_id is None else check_event_id(event_id),
-        idempotency_key=str(uuid.uuid4())
-        if idempotency_key is None
-        else check_idempotency_key(idempotency_key),
+        idempotency_key=key_or_new(idempotency_key),
     )
 
 

@@ -76,6 +76,15 @@ def retry_delay(config: ClientConfig, error: ScrawnError, retries_done: int) -> 
     return backoff(retries_done, config.backoff_base, config.backoff_max, error)
 
 
+def delay_or_raise(config: ClientConfig, error: ScrawnError, retries_done: int) -> float:
+    """:func:`retry_delay` in the clients' retry loops: the seconds to wait, or ``error`` raised again
+    when it is not retried."""
+    delay = retry_delay(config, error, retries_done)
+    if delay is None:
+        raise error
+    return delay
+
+
 class ErrorContext:
     """Passed to ``on_error(error, context)``. ``context.retry()`` asks for one more attempt of the same
     call with the same idempotency key (as in the TS SDK); it returns ``False`` once ``max_retries`` manual

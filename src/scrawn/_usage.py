@@ -17,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final, Literal
 
-from scrawn._core import check_idempotency_key, check_user_id
+from scrawn._core import check_user_id, key_or_new
 from scrawn._proto.usage.v1 import usage_pb2 as pb
 from scrawn._retry import Rpc
 from scrawn._usage_results import (
@@ -299,7 +299,7 @@ def record_usage(
         if transaction_id is not None:
             raise fail("transaction_id", "is only for customer usage; system usage stands alone")
         transaction = ""
-    key = str(uuid.uuid4()) if idempotency_key is None else check_idempotency_key(idempotency_key, CONTEXT)
+    key = key_or_new(idempotency_key, CONTEXT)
     request = pb.RecordUsageRequest(
         userId=user,
         context=context,

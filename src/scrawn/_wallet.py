@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final, Literal, SupportsIndex, cast
 
-from scrawn._core import check_idempotency_key, check_user_id
+from scrawn._core import check_user_id, key_or_new
 from scrawn._proto.wallet.v1 import wallet_pb2 as pb
 from scrawn._retry import Rpc
 from scrawn._wallet_results import (
@@ -81,7 +81,7 @@ def check_user(value: object, field: str = "user_id") -> str:
 
 def check_key(value: object) -> str:
     """The caller's idempotency key, or a new UUID for this logical call (reused by every retry)."""
-    return str(uuid.uuid4()) if value is None else check_idempotency_key(value, CONTEXT)
+    return key_or_new(value, CONTEXT)
 
 
 def check_description(value: object, field: str = "description", context: str = CONTEXT) -> str:
