@@ -32,6 +32,11 @@ from scrawn.pricing import Debit, to_debit
 # ---------------------------------------------------------------------------------------- tracked events
 
 
+def _record(*fields: object) -> str:
+    """A spool record: a compact JSON array whose first item is the record's version."""
+    return json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
+
+
 @dataclass(slots=True)
 class TrackedEvent:
     """An event accepted by ``track()``: validated, keyed and timestamped in the caller, so that every
@@ -45,19 +50,9 @@ class TrackedEvent:
     usage_type: UsageType = "RAW"
 
     def to_json(self) -> str:
-        return json.dumps(
-            [
-                1,
-                self.user_id,
-                self.debit.kind,
-                self.debit.value,
-                self.metadata,
-                self.idempotency_key,
-                self.reported_at,
-                self.usage_type,
-            ],
-            separators=(",", ":"),
-            ensure_ascii=False,
+        debit, key = self.debit, self.idempotency_key
+        return _record(
+            1, self.user_id, debit.kind, debit.value, self.metadata, key, self.reported_at, self.usage_type
         )
 
     @classmethod
@@ -82,19 +77,9 @@ class TypedTrackedEvent:
     reported_at: int  # Unix seconds: when track() accepted it, or the caller's timestamp=
 
     def to_json(self) -> str:
-        return json.dumps(
-            [
-                2,
-                self.user_id,
-                self.event_type,
-                self.quantity,
-                self.product_ref,
-                self.metadata,
-                self.idempotency_key,
-                self.reported_at,
-            ],
-            separators=(",", ":"),
-            ensure_ascii=False,
+        key, ref = self.idempotency_key, self.product_ref
+        return _record(
+            2, self.user_id, self.event_type, self.quantity, ref, self.metadata, key, self.reported_at
         )
 
     def to_proto(self) -> usage_pb.TrackedEvent:
