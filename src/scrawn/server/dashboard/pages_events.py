@@ -42,9 +42,7 @@ async def events(dash: Dashboard, view: View) -> Response:
             size=paging.PAGE,
             cursor=paging.cursor(q.get("after")),
         )
-    more = len(rows) > paging.PAGE
-    rows = rows[: paging.PAGE]
-    after = paging.cursor_text(rows[-1].ingested_at, rows[-1].id) if more else None
+    rows, after = paging.split(rows, lambda e: (e.ingested_at, e.id))
     next_url = view.url("events", **filters, after=after) if after else None
     return dash.render(
         view,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from starlette.responses import RedirectResponse, Response
 
+from scrawn.server.dashboard import paging
 from scrawn.server.dashboard.web import Dashboard, View
 from scrawn.server.payments import config as payment_config
 from scrawn.server.payments import repository as payment_rows
@@ -23,12 +24,20 @@ FIELDS = (
 
 async def payments(dash: Dashboard, view: View) -> Response:
     pid, mode = view.caller.project_id, view.mode
-    user = view.request.query_params.get("user", "")
+    q = view.request.query_params
+    user = q.get("user", "")
+    after = paging.cursor(q.get("after"))
     async with dash.db.read() as conn:
         config = await payment_config.load(conn, dash.box, pid, mode)
-        checkouts = await payment_rows.list_checkouts(conn, pid, mode, user or None, 100)
+        rows = await payment_rows.list_checkouts(conn, pid, mode, user or None, paging.PAGE + 1, after=after)
+    checkouts, following = paging.split(rows, lambda c: (c.created_at, c.id))
     return dash.render(
-        view, "payments.html", config=config.public() if config else None, checkouts=checkouts, user=user
+        view,
+        "payments.html",
+        config=config.public() if config else None,
+        checkouts=checkouts,
+        user=user,
+        next_url=view.url("payments", user=user, after=following) if following else None,
     )
 
 

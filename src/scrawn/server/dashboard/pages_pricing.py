@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.responses import RedirectResponse, Response
 
 from scrawn.errors import ValidationError
+from scrawn.server.dashboard import price_book
 from scrawn.server.dashboard.web import Dashboard, View
 from scrawn.server.db.engine import now_ms
 from scrawn.server.pricing import overrides
@@ -24,6 +25,7 @@ TOKEN_FIELDS = ("input_tokens", "output_tokens", "input_cache_tokens", "output_c
 
 async def pricing(dash: Dashboard, view: View, **extra: Any) -> Response:
     pid = view.caller.project_id
+    search = price_book.search_of(view.request.query_params.get("model"))
     async with dash.db.read() as conn:
         tags = await catalog.list_tags(conn, pid)
         expressions = await catalog.current_expressions(conn, pid, None)
@@ -37,6 +39,8 @@ async def pricing(dash: Dashboard, view: View, **extra: Any) -> Response:
         event_prices=list(event_prices.values()),
         models=models,
         usd=overrides.usd,
+        book=price_book.section(models, search),
+        book_usd=price_book.usd,
         **extra,
     )
 

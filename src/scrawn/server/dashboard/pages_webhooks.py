@@ -6,18 +6,28 @@ from __future__ import annotations
 
 from starlette.responses import RedirectResponse, Response
 
+from scrawn.server.dashboard import paging
 from scrawn.server.dashboard.web import Dashboard, View
 from scrawn.server.webhooks import endpoints, messages
 
 
 async def webhooks(dash: Dashboard, view: View, *, secret: str | None = None) -> Response:
     pid, mode = view.caller.project_id, view.mode
-    status = messages.check_status(view.request.query_params.get("status") or None)
+    q = view.request.query_params
+    status = messages.check_status(q.get("status") or None)
+    after = paging.cursor(q.get("after"))
     async with dash.db.read() as conn:
         endpoint = await endpoints.get(conn, dash.box, pid, mode)
-        found = await messages.list_messages(conn, pid, mode, status, 100)
+        rows = await messages.list_messages(conn, pid, mode, status, paging.PAGE + 1, after=after)
+    found, following = paging.split(rows, lambda m: (m.created_at, m.id))
     return dash.render(
-        view, "webhooks.html", endpoint=endpoint, messages=found, status=status or "", secret=secret
+        view,
+        "webhooks.html",
+        endpoint=endpoint,
+        messages=found,
+        status=status or "",
+        secret=secret,
+        next_url=view.url("webhooks", status=status or "", after=following) if following else None,
     )
 
 

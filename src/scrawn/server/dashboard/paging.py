@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import calendar
 import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from scrawn.errors import ValidationError
 
 PAGE = 50
+
+Row = TypeVar("Row")
 
 
 def cursor(text: str | None) -> tuple[int, str] | None:
@@ -22,6 +26,12 @@ def cursor(text: str | None) -> tuple[int, str] | None:
 
 def cursor_text(at: int, ident: str) -> str:
     return f"{at}:{ident}"
+
+
+def split(rows: Sequence[Row], key: Callable[[Row], tuple[int, str]]) -> tuple[list[Row], str | None]:
+    """Of the ``PAGE + 1`` rows fetched, the page shown and the next page's cursor (None on the last)."""
+    shown = list(rows[:PAGE])
+    return shown, cursor_text(*key(shown[-1])) if len(rows) > PAGE else None
 
 
 def day(field: str, text: str | None, *, end: bool = False) -> int | None:

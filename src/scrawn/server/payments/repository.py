@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from sqlalchemy import ColumnElement, delete, select, update
+from sqlalchemy import ColumnElement, and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.server.clock import now_ms
@@ -100,17 +100,28 @@ async def checkouts_in(
 
 
 async def list_checkouts(
-    conn: AsyncConnection, project_id: str, mode: str, user_id: str | None, limit: int
+    conn: AsyncConnection,
+    project_id: str,
+    mode: str,
+    user_id: str | None,
+    limit: int,
+    *,
+    after: tuple[int, str] | None = None,
 ) -> list[CheckoutRecord]:
-    """Checkouts of a project and mode, newest first (optionally one user's)."""
+    """Checkouts of a project and mode, newest first by ``(created_at, id)`` (optionally one user's), and
+    only those after the ``after`` row in that order (the dashboard's keyset pages)."""
+    c = checkouts.c
     query = (
         select(checkouts)
-        .where(checkouts.c.project_id == project_id, checkouts.c.mode == mode)
-        .order_by(checkouts.c.created_at.desc())
+        .where(c.project_id == project_id, c.mode == mode)
+        .order_by(c.created_at.desc(), c.id.desc())
         .limit(limit)
     )
     if user_id:
-        query = query.where(checkouts.c.user_id == user_id)
+        query = query.where(c.user_id == user_id)
+    if after is not None:
+        at, checkout_id = after
+        query = query.where(or_(c.created_at < at, and_(c.created_at == at, c.id < checkout_id)))
     return [typed(CheckoutRecord, row) for row in await conn.execute(query)]
 
 

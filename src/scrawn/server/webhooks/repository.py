@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.server.clock import now_ms
@@ -156,15 +156,24 @@ async def lock_message(conn: AsyncConnection, project_id: str, mode: str, messag
 
 
 async def list_messages(
-    conn: AsyncConnection, project_id: str, mode: str, status: str | None, limit: int
+    conn: AsyncConnection,
+    project_id: str,
+    mode: str,
+    status: str | None,
+    limit: int,
+    *,
+    after: tuple[int, str] | None = None,
 ) -> list[OutboxMessage]:
-    """The newest first."""
-    query = select(webhook_messages).where(
-        webhook_messages.c.project_id == project_id, webhook_messages.c.mode == mode
-    )
+    """The newest first (``created_at`` descending, then ``id``), only those after the ``after`` row in that
+    order when given (the dashboard's keyset pages, along ``ix_webhook_messages_created``)."""
+    m = webhook_messages.c
+    query = select(webhook_messages).where(m.project_id == project_id, m.mode == mode)
     if status is not None:
-        query = query.where(webhook_messages.c.status == status)
-    query = query.order_by(webhook_messages.c.created_at.desc(), webhook_messages.c.id).limit(limit)
+        query = query.where(m.status == status)
+    if after is not None:
+        at, message_id = after
+        query = query.where(or_(m.created_at < at, and_(m.created_at == at, m.id > message_id)))
+    query = query.order_by(m.created_at.desc(), m.id).limit(limit)
     return [typed(OutboxMessage, row) for row in await conn.execute(query)]
 
 
