@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from scrawn._proto.event.v1 import event_pb2 as ev
@@ -56,6 +57,16 @@ def test_pricing_tag_and_evaluator(
     sign_in(page, module_server.dash_key)
     set_tag(page, "PER_TOKEN", "0.0003")
     assert page.get_by_role("cell", name="PER_TOKEN").is_visible()
+    # Who changed each tag: the dash key's id, whether through the dashboard or the JSON API (seed's CALL).
+    dash = {"authorization": f"Bearer {module_server.dash_key}"}
+    key_ids = {
+        k["id"] for k in httpx.get(f"{module_server.base_url}/api/v1/keys", headers=dash).json()["keys"]
+    }
+    by = [
+        page.get_by_role("row").filter(has_text=tag).locator("td").nth(5).inner_text()
+        for tag in ("PER_TOKEN", "CALL")
+    ]
+    assert by[0] == by[1] and by[0] in key_ids
     page.get_by_label("Expression", exact=True).first.fill(
         "add(mul(inputTokens(), tag(PER_TOKEN)), tag(CALL))"
     )

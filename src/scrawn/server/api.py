@@ -107,13 +107,13 @@ class JsonApi:
         key = catalog.check_name("key", body.get("key"))
         price = catalog.check_price("price", body.get("price"))
         async with self._db.write() as conn:
-            tag = await catalog.put_tag(conn, caller.project_id, key, price)
+            tag = await catalog.put_tag(conn, caller.project_id, key, price, by=caller.key_id)
         return JSONResponse(catalog.tag_json(tag), status_code=201 if tag.version == 1 else 200)
 
     async def delete_tag(self, request: Request, caller: Caller) -> Response:
         key = catalog.check_name("key", request.path_params["key"])
         async with self._db.write() as conn:
-            await catalog.delete_tag(conn, caller.project_id, key)
+            await catalog.delete_tag(conn, caller.project_id, key, by=caller.key_id)
         return await self._deleted(caller, "tag", key)
 
     async def list_expressions(self, request: Request, caller: Caller) -> Response:
@@ -126,13 +126,13 @@ class JsonApi:
         name = catalog.check_name("name", body.get("name"))
         text = catalog.check_expression("expression", body.get("expression"))
         async with self._db.write() as conn:
-            named = await catalog.put_expression(conn, caller.project_id, name, text)
+            named = await catalog.put_expression(conn, caller.project_id, name, text, by=caller.key_id)
         return JSONResponse(catalog.expression_json(named), status_code=201 if named.version == 1 else 200)
 
     async def delete_expression(self, request: Request, caller: Caller) -> Response:
         name = catalog.check_name("name", request.path_params["name"])
         async with self._db.write() as conn:
-            await catalog.delete_expression(conn, caller.project_id, name)
+            await catalog.delete_expression(conn, caller.project_id, name, by=caller.key_id)
         return await self._deleted(caller, "expression", name)
 
     async def _deleted(self, caller: Caller, kind: Kind, name: str) -> Response:
@@ -155,13 +155,13 @@ class JsonApi:
         event_type = catalog.check_event_type("type", body.get("type"))
         text = catalog.check_expression("expression", body.get("expression"))
         async with self._db.write() as conn:
-            price = await catalog.put_event_price(conn, caller.project_id, event_type, text)
+            price = await catalog.put_event_price(conn, caller.project_id, event_type, text, by=caller.key_id)
         return JSONResponse(catalog.event_price_json(price), status_code=201 if price.version == 1 else 200)
 
     async def delete_event_price(self, request: Request, caller: Caller) -> Response:
         event_type = catalog.check_event_type("type", request.path_params["type"])
         async with self._db.write() as conn:
-            await catalog.delete_event_price(conn, caller.project_id, event_type)
+            await catalog.delete_event_price(conn, caller.project_id, event_type, by=caller.key_id)
         return Response(status_code=204)
 
     # Model price overrides (docs/usage.md): USD per million tokens / per minute, from an effective time.
@@ -188,12 +188,15 @@ class JsonApi:
                 provider=provider,
                 effective_from=effective_from,
                 rates=rates,
+                by=caller.key_id,
             )
         return JSONResponse(overrides.override_json(found), status_code=201 if created else 200)
 
     async def delete_model_price(self, request: Request, caller: Caller) -> Response:
         async with self._db.write() as conn:
-            await overrides.delete_override(conn, caller.project_id, request.path_params["id"])
+            await overrides.delete_override(
+                conn, caller.project_id, request.path_params["id"], by=caller.key_id
+            )
         return Response(status_code=204)
 
 

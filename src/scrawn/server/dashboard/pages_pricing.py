@@ -4,9 +4,9 @@ evaluator, which prices text exactly as an event would be priced (``pricer.Price
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.responses import RedirectResponse, Response
@@ -45,6 +45,12 @@ async def pricing(dash: Dashboard, view: View, **extra: Any) -> Response:
     )
 
 
+class _PutText(Protocol):
+    def __call__(
+        self, conn: AsyncConnection, project_id: str, name: str, text: str, /, *, by: str | None = None
+    ) -> Awaitable[object]: ...
+
+
 def _back(view: View) -> Response:
     return RedirectResponse(view.url("pricing"), 303)
 
@@ -53,7 +59,7 @@ async def put_tag(dash: Dashboard, view: View) -> Response:
     key = catalog.check_name("key", view.form.get("key", "").strip())
     price = catalog.check_price("price", view.form.get("price", "").strip())
     async with dash.db.write() as conn:
-        await catalog.put_tag(conn, view.caller.project_id, key, price)
+        await catalog.put_tag(conn, view.caller.project_id, key, price, by=view.caller.key_id)
     return _back(view)
 
 
@@ -67,13 +73,11 @@ async def put_event_price(dash: Dashboard, view: View) -> Response:
     return await _put_text(dash, view, event_type, catalog.put_event_price)
 
 
-async def _put_text(
-    dash: Dashboard, view: View, name: str, put: Callable[[AsyncConnection, str, str, str], Awaitable[object]]
-) -> Response:
+async def _put_text(dash: Dashboard, view: View, name: str, put: _PutText) -> Response:
     """A named expression or an event price: checked text, stored through the catalog's rules."""
     text = catalog.check_expression("expression", view.form.get("expression", ""))
     async with dash.db.write() as conn:
-        await put(conn, view.caller.project_id, name, text)
+        await put(conn, view.caller.project_id, name, text, by=view.caller.key_id)
     return _back(view)
 
 
@@ -94,6 +98,7 @@ async def put_model_price(dash: Dashboard, view: View) -> Response:
             provider=provider,
             effective_from=effective_from,
             rates=rates,
+            by=view.caller.key_id,
         )
     return _back(view)
 

@@ -68,6 +68,7 @@ tags = Table(
     Column("price", Micros, nullable=False),
     Column("deleted", Boolean, nullable=False, default=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("changed_by", String(36)),  # who made this version: the API key id, or "cli"; NULL before 0009
     PrimaryKeyConstraint("project_id", "key", "version"),
 )
 
@@ -80,6 +81,7 @@ expressions = Table(
     Column("text", Text, nullable=False),
     Column("deleted", Boolean, nullable=False, default=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("changed_by", String(36)),  # who made this version: the API key id, or "cli"; NULL before 0009
     PrimaryKeyConstraint("project_id", "name", "version"),
 )
 
@@ -92,6 +94,7 @@ event_prices = Table(
     Column("expression", Text, nullable=False),  # may use quantity()
     Column("deleted", Boolean, nullable=False, default=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("changed_by", String(36)),  # who made this version: the API key id, or "cli"; NULL before 0009
     PrimaryKeyConstraint("project_id", "event_type", "version"),
 )
 
@@ -219,6 +222,7 @@ model_price_overrides = Table(  # per-project LLM prices (docs/usage.md): custom
     Column("audio_minute", Micros),
     Column("created_at", BigInteger, nullable=False),
     Column("deleted_at", BigInteger),  # soft delete: records priced by it keep their cost and its id
+    Column("changed_by", String(36)),  # who made the latest change (creation or delete): key id or "cli"
     PrimaryKeyConstraint("project_id", "id"),
     Index("ix_model_price_overrides_model", "project_id", "model", "effective_from"),
 )

@@ -11,6 +11,7 @@ from scrawn.server.cli_support import DataOpt, DbOpt, ProjectOpt, console, in_pr
 from scrawn.server.config import Settings
 from scrawn.server.pricing import service as catalog
 from scrawn.server.pricing.references import Kind, deleted_warning
+from scrawn.server.pricing.types import CLI
 
 tags_app = typer.Typer(help="Manage price tags.", no_args_is_help=True)
 expressions_app = typer.Typer(help="Manage named pricing expressions.", no_args_is_help=True)
@@ -34,7 +35,9 @@ def tags_set(
     settings = load_settings(database_url=database_url, data_dir=data_dir)
     with reported():
         name, amount = catalog.check_name("key", key), catalog.check_price("price", price)
-    tag = in_project(settings, project, lambda conn, p: catalog.put_tag(conn, p, name, amount), write=True)
+    tag = in_project(
+        settings, project, lambda conn, p: catalog.put_tag(conn, p, name, amount, by=CLI), write=True
+    )
     console.print(f"{tag.key} = {format_amount(tag.price)} (version {tag.version})")
 
 
@@ -74,7 +77,10 @@ def expressions_set(
     with reported():
         checked = catalog.check_name("name", name)
     named = in_project(
-        settings, project, lambda conn, p: catalog.put_expression(conn, p, checked, expression), write=True
+        settings,
+        project,
+        lambda conn, p: catalog.put_expression(conn, p, checked, expression, by=CLI),
+        write=True,
     )
     console.print(f"{named.name} = {named.text} (version {named.version})")
 
@@ -94,7 +100,7 @@ def _delete_entry(settings: Settings, project: str | None, kind: Kind, name: str
     delete = catalog.delete_tag if kind == "tag" else catalog.delete_expression
 
     async def work(conn: AsyncConnection, project_id: str) -> str:
-        await delete(conn, project_id, checked)
+        await delete(conn, project_id, checked, by=CLI)
         return project_id
 
     project_id = in_project(settings, project, work, write=True)

@@ -125,6 +125,7 @@ class Override:
     cache_write: Decimal | None
     audio_minute: Decimal | None
     created_at: int = 0
+    changed_by: str | None = None  # who made its latest change (creation or delete): key id or "cli"
 
 
 @dataclass(frozen=True)

@@ -134,10 +134,12 @@ async def put_override(
     provider: str,
     effective_from: int,
     rates: dict[str, Decimal | None],
+    by: str | None = None,
 ) -> tuple[Override, bool]:
-    """Create an override; one for the same model, provider and time replaces it. Returns (it, created)."""
+    """Create an override, made by ``by`` (API key id or "cli"); one for the same model, provider and time
+    replaces it. Returns (it, created)."""
     now = now_ms()
-    replaced = await repository.retire_override(conn, project_id, model, provider, effective_from, now)
+    replaced = await repository.retire_override(conn, project_id, model, provider, effective_from, now, by)
     override = Override(
         id=str(uuid.uuid4()),
         model=model,
@@ -149,17 +151,20 @@ async def put_override(
         cache_write=rates.get("cache_write"),
         audio_minute=rates.get("audio_minute"),
         created_at=now,
+        changed_by=by,
     )
     return await repository.insert_override(conn, project_id, override), not replaced
 
 
-async def delete_override(conn: AsyncConnection, project_id: str, override_id: str) -> None:
+async def delete_override(
+    conn: AsyncConnection, project_id: str, override_id: str, *, by: str | None = None
+) -> None:
     """Soft delete: usage already priced by it keeps its cost and names it; nothing new is priced by it."""
     try:
         override_id = str(uuid.UUID(override_id))
     except ValueError:
         raise _fail("id", "must be a UUID") from None
-    if not await repository.delete_override(conn, project_id, override_id, now_ms()):
+    if not await repository.delete_override(conn, project_id, override_id, now_ms(), by):
         raise NotFoundError(f"id: model price override not found: {override_id}", field="id")
 
 

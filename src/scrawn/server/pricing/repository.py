@@ -56,7 +56,8 @@ async def _live(conn: AsyncConnection, kind: Kind, project_id: str, keys: set[st
 
 async def current_tags(conn: AsyncConnection, project_id: str, keys: set[str] | None) -> list[Tag]:
     """The live tags, by key (only those named in ``keys`` unless None)."""
-    return [Tag(r.key, r.price, r.version, r.created_at) for r in await _live(conn, TAGS, project_id, keys)]
+    rows = await _live(conn, TAGS, project_id, keys)
+    return [Tag(r.key, r.price, r.version, r.created_at, r.changed_by) for r in rows]
 
 
 async def current_named(
@@ -66,14 +67,15 @@ async def current_named(
     None)."""
     rows = await _live(conn, kind, project_id, names)
     return [
-        NamedExpression(r._mapping[kind.key], r._mapping[kind.value], r.version, r.created_at) for r in rows
+        NamedExpression(r._mapping[kind.key], r._mapping[kind.value], r.version, r.created_at, r.changed_by)
+        for r in rows
     ]
 
 
 async def insert_version(
-    conn: AsyncConnection, kind: Kind, project_id: str, key: str, value: Decimal | str
+    conn: AsyncConnection, kind: Kind, project_id: str, key: str, value: Decimal | str, by: str | None = None
 ) -> tuple[int, int]:
-    """Write the entry's next version; returns (version, created_at)."""
+    """Write the entry's next version, made by ``by``; returns (version, created_at)."""
     latest = await conn.scalar(
         select(func.max(kind.table.c.version)).where(
             kind.table.c.project_id == project_id, kind.column() == key
@@ -86,6 +88,7 @@ async def insert_version(
             version=version,
             deleted=False,
             created_at=now,
+            changed_by=by,
             **{kind.key: key, kind.value: value},
         )
     )
@@ -96,15 +99,21 @@ async def is_live(conn: AsyncConnection, kind: Kind, project_id: str, key: str) 
     return bool(await _live(conn, kind, project_id, {key}))
 
 
-async def insert_deleted(conn: AsyncConnection, kind: Kind, project_id: str, key: str) -> None:
+async def insert_deleted(
+    conn: AsyncConnection, kind: Kind, project_id: str, key: str, by: str | None = None
+) -> None:
     """Mark an entry deleted: a copy of its live version, one version later (none: nothing to do)."""
     rows = await _live(conn, kind, project_id, {key})
     if not rows:
         return
     live = rows[0]
-    values = {c: v for c, v in live._mapping.items() if c not in ("version", "deleted", "created_at")}
+    values = {
+        c: v for c, v in live._mapping.items() if c not in ("version", "deleted", "created_at", "changed_by")
+    }
     await conn.execute(
-        kind.table.insert().values(**values, version=live.version + 1, deleted=True, created_at=now_ms())
+        kind.table.insert().values(
+            **values, version=live.version + 1, deleted=True, created_at=now_ms(), changed_by=by
+        )
     )
 
 
@@ -123,6 +132,7 @@ def _override(row: Row[Any]) -> Override:
         cache_write=row.cache_write_mtok,
         audio_minute=row.audio_minute,
         created_at=row.created_at,
+        changed_by=row.changed_by,
     )
 
 
@@ -137,7 +147,13 @@ async def live_overrides(conn: AsyncConnection, project_id: str, models: list[st
 
 
 async def retire_override(
-    conn: AsyncConnection, project_id: str, model: str, provider: str, effective_from: int, at: int
+    conn: AsyncConnection,
+    project_id: str,
+    model: str,
+    provider: str,
+    effective_from: int,
+    at: int,
+    by: str | None = None,
 ) -> bool:
     """Soft-delete the live override of the same model, provider and time; True when there was one."""
     t = overrides
@@ -150,7 +166,7 @@ async def retire_override(
             t.c.effective_from == effective_from,
             t.c.deleted_at.is_(None),
         )
-        .values(deleted_at=at)
+        .values(deleted_at=at, changed_by=by)
     )
     return bool(done.rowcount)
 
@@ -171,18 +187,21 @@ async def insert_override(conn: AsyncConnection, project_id: str, override: Over
             cache_write_mtok=override.cache_write,
             audio_minute=override.audio_minute,
             created_at=override.created_at,
+            changed_by=override.changed_by,
         )
     )
     found = (await conn.execute(select(t).where(t.c.project_id == project_id, t.c.id == override.id))).one()
     return _override(found)
 
 
-async def delete_override(conn: AsyncConnection, project_id: str, override_id: str, at: int) -> bool:
+async def delete_override(
+    conn: AsyncConnection, project_id: str, override_id: str, at: int, by: str | None = None
+) -> bool:
     """Soft delete; True when a live override had that id."""
     t = overrides
     done = await conn.execute(
         update(t)
         .where(t.c.project_id == project_id, t.c.id == override_id, t.c.deleted_at.is_(None))
-        .values(deleted_at=at)
+        .values(deleted_at=at, changed_by=by)
     )
     return bool(done.rowcount)

@@ -1,6 +1,7 @@
 """Tags (named prices), named expressions and event prices (an expression per typed-event type), per
 project. Every change writes a new version row, so a priced event can name the exact versions that priced
-it; a change affects future events only; a delete is a version that marks the entry deleted.
+it; a change affects future events only; a delete is a version that marks the entry deleted. Each version
+records who wrote it (``by``: the API key id, or ``"cli"``).
 
 Every write first takes the project's catalog lock (:func:`lock_catalog`) and then applies the rules of
 :mod:`scrawn.server.pricing.references` to what it reads, so that no check races another write
@@ -79,13 +80,15 @@ async def _delete(
     project_id: str,
     key: str,
     referenced_as: tuple[references.Kind, str] | None = None,
+    *,
+    by: str | None,
 ) -> None:
     await lock_catalog(conn, project_id)
     if not await repository.is_live(conn, kind, project_id, key):
         raise NotFoundError(f"{kind.label} not found: {key}", field=kind.key)
     if referenced_as is not None:
         references.check_unused(*referenced_as, await _rules_catalog(conn, project_id, set()))
-    await repository.insert_deleted(conn, kind, project_id, key)
+    await repository.insert_deleted(conn, kind, project_id, key, by)
 
 
 async def lock_catalog(conn: AsyncConnection, project_id: str) -> None:
@@ -147,15 +150,17 @@ async def list_tags(conn: AsyncConnection, project_id: str) -> list[Tag]:
     return list((await current_tags(conn, project_id, None)).values())
 
 
-async def put_tag(conn: AsyncConnection, project_id: str, key: str, price: Decimal) -> Tag:
+async def put_tag(
+    conn: AsyncConnection, project_id: str, key: str, price: Decimal, *, by: str | None = None
+) -> Tag:
     await lock_catalog(conn, project_id)
-    version, now = await repository.insert_version(conn, TAGS, project_id, key, price)
-    return Tag(key, price, version, now)
+    version, now = await repository.insert_version(conn, TAGS, project_id, key, price, by)
+    return Tag(key, price, version, now, by)
 
 
-async def delete_tag(conn: AsyncConnection, project_id: str, key: str) -> None:
+async def delete_tag(conn: AsyncConnection, project_id: str, key: str, *, by: str | None = None) -> None:
     """Refused (409) while a live expression or event price names the tag."""
-    await _delete(conn, TAGS, project_id, key, ("tag", key))
+    await _delete(conn, TAGS, project_id, key, ("tag", key), by=by)
 
 
 async def _current(
@@ -170,7 +175,9 @@ async def current_expressions(
     return await _current(conn, EXPRESSIONS, project_id, names)
 
 
-async def _put(conn: AsyncConnection, kind: Kind, project_id: str, name: str, text: str) -> NamedExpression:
+async def _put(
+    conn: AsyncConnection, kind: Kind, project_id: str, name: str, text: str, by: str | None
+) -> NamedExpression:
     """Write a checked named expression or event price; refused when the text names a missing tag or
     expression (400) or, for a named expression, would form a cycle (409)."""
     await lock_catalog(conn, project_id)
@@ -178,17 +185,21 @@ async def _put(conn: AsyncConnection, kind: Kind, project_id: str, name: str, te
     node, rules = await _checked_text(conn, project_id, text, writing=writing)
     if writing is not None:
         references.check_no_cycle(writing, node, rules)
-    version, now = await repository.insert_version(conn, kind, project_id, name, text)
-    return NamedExpression(name, text, version, now)
+    version, now = await repository.insert_version(conn, kind, project_id, name, text, by)
+    return NamedExpression(name, text, version, now, by)
 
 
-async def put_expression(conn: AsyncConnection, project_id: str, name: str, text: str) -> NamedExpression:
-    return await _put(conn, EXPRESSIONS, project_id, name, text)
+async def put_expression(
+    conn: AsyncConnection, project_id: str, name: str, text: str, *, by: str | None = None
+) -> NamedExpression:
+    return await _put(conn, EXPRESSIONS, project_id, name, text, by)
 
 
-async def delete_expression(conn: AsyncConnection, project_id: str, name: str) -> None:
+async def delete_expression(
+    conn: AsyncConnection, project_id: str, name: str, *, by: str | None = None
+) -> None:
     """Refused (409) while another live expression or an event price names it."""
-    await _delete(conn, EXPRESSIONS, project_id, name, ("expression", name))
+    await _delete(conn, EXPRESSIONS, project_id, name, ("expression", name), by=by)
 
 
 async def current_event_prices(
@@ -198,13 +209,15 @@ async def current_event_prices(
 
 
 async def put_event_price(
-    conn: AsyncConnection, project_id: str, event_type: str, text: str
+    conn: AsyncConnection, project_id: str, event_type: str, text: str, *, by: str | None = None
 ) -> NamedExpression:
-    return await _put(conn, EVENT_PRICES, project_id, event_type, text)
+    return await _put(conn, EVENT_PRICES, project_id, event_type, text, by)
 
 
-async def delete_event_price(conn: AsyncConnection, project_id: str, event_type: str) -> None:
-    await _delete(conn, EVENT_PRICES, project_id, event_type)
+async def delete_event_price(
+    conn: AsyncConnection, project_id: str, event_type: str, *, by: str | None = None
+) -> None:
+    await _delete(conn, EVENT_PRICES, project_id, event_type, by=by)
 
 
 def tag_json(tag: Tag) -> dict[str, object]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+CLI = "cli"  # who made a catalog change from the command line (``changed_by``; otherwise an API key id)
+
 
 @dataclass(frozen=True)
 class Tag:
@@ -12,6 +14,7 @@ class Tag:
     price: Decimal
     version: int
     created_at: int
+    changed_by: str | None = None  # the API key id, or "cli"; None for versions written before it was kept
 
 
 @dataclass(frozen=True)
@@ -22,3 +25,4 @@ class NamedExpression:
     text: str
     version: int
     created_at: int
+    changed_by: str | None = None  # as Tag.changed_by

@@ -17,6 +17,7 @@ from scrawn.money import format_amount
 from scrawn.server.cli_support import DataOpt, DbOpt, ProjectOpt, console, in_project, load_settings, reported
 from scrawn.server.db.engine import now_ms
 from scrawn.server.pricing import currency, models, overrides
+from scrawn.server.pricing.types import CLI
 from scrawn.server.projects import service as projects
 from scrawn.server.projects.types import ProjectMoney
 from scrawn.server.usage import queries, records, series
@@ -127,7 +128,7 @@ def prices_set(
 
     async def work(conn: AsyncConnection, project_id: str) -> models.Override:
         found, _ = await overrides.put_override(
-            conn, project_id, model=name, provider=prov, effective_from=start, rates=rates
+            conn, project_id, model=name, provider=prov, effective_from=start, rates=rates, by=CLI
         )
         return found
 
@@ -144,7 +145,9 @@ def prices_delete(
 ) -> None:
     """Delete an override (usage it already priced keeps its cost)."""
     settings = load_settings(database_url=database_url, data_dir=data_dir)
-    in_project(settings, project, lambda conn, p: overrides.delete_override(conn, p, override_id), write=True)
+    in_project(
+        settings, project, lambda conn, p: overrides.delete_override(conn, p, override_id, by=CLI), write=True
+    )
     console.print(f"deleted {override_id}")
 
 
