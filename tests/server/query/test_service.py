@@ -14,8 +14,9 @@ from scrawn._proto.event.v1 import event_pb2 as ev
 from scrawn._proto.query.v1 import query_pb2 as q
 from scrawn.errors import ValidationError
 from scrawn.server.events import intake, void_service
+from scrawn.server.events.batch import store_batch
 from scrawn.server.events.price import load_pricing, price_event
-from scrawn.server.events.store import Stored, store_batch
+from scrawn.server.events.types import Stored
 from scrawn.server.query import service
 from tests.server.fresh import Fresh
 
