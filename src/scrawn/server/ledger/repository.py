@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Row, and_, case, exists, literal, or_, select, type_coerce, update
+from sqlalchemy import BigInteger, Row, and_, case, exists, literal, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.errors import AlreadyExistsError
 from scrawn.money import MAX_MICROS
 from scrawn.server.db.engine import dialect_insert
-from scrawn.server.db.rows import typed as typed  # re-exported: wallets/repository.py imports it from here
+from scrawn.server.db.rows import page_after, typed
 from scrawn.server.db.schema import balance_alerts, balances, credit_lots, ledger_entries
 from scrawn.server.ledger.rules import Lot, LotRaceError, consumption_order
 from scrawn.server.ledger.types import ZERO, BalanceRow, Entry, LedgerEntry, Scope
@@ -247,15 +247,6 @@ async def entries_page(
     )
     rows = await conn.execute(page_after(stmt, ledger_entries, size, cursor))
     return [typed(Entry, r) for r in rows]
-
-
-def page_after(stmt: Any, table: Any, size: int, cursor: tuple[int, str] | None) -> Any:
-    """``stmt`` newest first by (created_at, id), after ``cursor``, one row more than a page."""
-    if cursor is not None:
-        stmt = stmt.where(
-            or_(table.c.created_at < cursor[0], and_(table.c.created_at == cursor[0], table.c.id < cursor[1]))
-        )
-    return stmt.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(size + 1)
 
 
 # Credit lots ----------------------------------------------------------------------------------------------

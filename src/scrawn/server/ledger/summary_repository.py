@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from sqlalchemy import BigInteger, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from scrawn.server.db.rows import typed
 from scrawn.server.db.schema import balances, ledger_entries
 from scrawn.server.db.sums import joined, split_sum
-from scrawn.server.ledger.repository import _ROW, typed
+from scrawn.server.ledger.repository import _ROW
 from scrawn.server.ledger.types import ZERO, BalanceRow
 
 

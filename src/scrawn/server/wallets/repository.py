@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from scrawn.server.db.rows import page_after, typed
 from scrawn.server.db.schema import reservations
-from scrawn.server.ledger.repository import page_after, typed
 
 
 @dataclass(frozen=True)
