@@ -20,7 +20,7 @@ from scrawn.money import MoneyError, float32_bits_to_decimal, format_amount, par
 from scrawn.server.clock import now_ms
 from scrawn.server.pricing.expression import MAX_LENGTH as MAX_EXPRESSION
 from scrawn.server.pricing.pricer import Debit, DebitKind
-from scrawn.server.pricing.service import EVENT_TYPE_PATTERN, MAX_NAME, NAME_PATTERN
+from scrawn.server.pricing.types import EVENT_TYPE_PATTERN, MAX_NAME, NAME_PATTERN
 
 MAX_USER_ID = 256
 MAX_IDEMPOTENCY_KEY = 255

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from scrawn.server.pricing import service as catalog
+from scrawn.server.pricing import repository as catalog
 from scrawn.server.pricing.expression import (
     ExpressionError,
     Node,
@@ -116,7 +116,9 @@ async def load_price_book(conn: AsyncConnection, project_id: str, debits: Iterab
             tag_names |= referenced_tags(node)
             pending |= referenced_expressions(node)
     while pending:
-        found = await catalog.current_expressions(conn, project_id, pending)
+        found = {
+            e.name: e for e in await catalog.current_named(conn, catalog.EXPRESSIONS, project_id, pending)
+        }
         book.expressions.update(found)
         pending = set()
         for name, named in found.items():
@@ -127,7 +129,7 @@ async def load_price_book(conn: AsyncConnection, project_id: str, debits: Iterab
             book.parsed[name] = node
             tag_names |= referenced_tags(node)
             pending |= referenced_expressions(node) - book.expressions.keys()
-    book.tags = await catalog.current_tags(conn, project_id, tag_names)
+    book.tags = {t.key: t for t in await catalog.current_tags(conn, project_id, tag_names)}
     return book
 
 

@@ -10,7 +10,6 @@ Every write first takes the project's catalog lock (:func:`lock_catalog`) and th
 from __future__ import annotations
 
 import json
-import re
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -22,13 +21,11 @@ from scrawn.server.events import repository as events
 from scrawn.server.pricing import references, repository
 from scrawn.server.pricing.expression import ExpressionError, Node, parse, referenced_tags
 from scrawn.server.pricing.repository import EVENT_PRICES, EXPRESSIONS, TAGS, Kind
+from scrawn.server.pricing.types import EVENT_TYPE_PATTERN, MAX_NAME, NAME_PATTERN
 from scrawn.server.pricing.types import NamedExpression as NamedExpression  # re-exported for callers
 from scrawn.server.pricing.types import Tag as Tag
 from scrawn.server.projects import repository as projects
 
-NAME_PATTERN = re.compile(r"[A-Z][A-Z0-9_]*")
-EVENT_TYPE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
-MAX_NAME = 128
 RECENT_DAYS = 7  # a delete reports how many events used the name in this many days
 
 

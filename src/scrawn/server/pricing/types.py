@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 
 CLI = "cli"  # who made a catalog change from the command line (``changed_by``; otherwise an API key id)
+
+
+# Name rules of the catalog: tags and expressions in capitals, event types as the wire contract allows.
+NAME_PATTERN = re.compile(r"[A-Z][A-Z0-9_]*")
+EVENT_TYPE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
+MAX_NAME = 128
 
 
 @dataclass(frozen=True)
