@@ -12,7 +12,8 @@ trap cleanup EXIT
 
 "$python" -m build --wheel --no-isolation --outdir "$work/dist" . >/dev/null
 wheel=$(ls "$work"/dist/scrawn-*.whl)
-unzip -l "$wheel" | grep -q 'LICENSE' || { echo "error: the wheel carries no LICENSE" >&2; exit 1; }
+unzip -Z1 "$wheel" | grep 'LICENSE' >/dev/null ||  # no -q: an early exit would SIGPIPE unzip under pipefail
+  { echo "error: the wheel carries no LICENSE" >&2; exit 1; }
 "$python" -m venv "$work/venv"
 "$work/venv/bin/pip" install --quiet "$wheel[server]"
 
