@@ -23,10 +23,10 @@ from scrawn.server.ledger.types import LedgerEntry
 async def store_batch(conn: AsyncConnection, batch: Sequence[PricedEvent]) -> list[Outcome]:
     now = now_ms()
     results: list[Outcome | None] = [None] * len(batch)
+    keys: list[EventKey] = [(ev.project_id, ev.mode, ev.idempotency_key) for ev in batch]
     first: dict[EventKey, int] = {}
     fresh: list[int] = []
-    for i, ev in enumerate(batch):
-        key = (ev.project_id, ev.mode, ev.idempotency_key)
+    for i, key in enumerate(keys):
         if key in first:
             continue  # a repeat inside the batch: resolved against the first below
         first[key] = i
@@ -40,28 +40,23 @@ async def store_batch(conn: AsyncConnection, batch: Sequence[PricedEvent]) -> li
     rows = []
     ids: dict[int, str] = {}
     for i in fresh:
-        ev = batch[i]
-        if (ev.project_id, ev.mode, ev.idempotency_key) in stored or i in refused:
+        if i in refused:
             continue
+        ev = batch[i]
         ids[i] = ev.input.event_id or str(uuid.uuid4())
         rows.append(repository.event_row(ev, ids[i], now))
 
     inserted: set[EventKey] = set()
     if rows:
         inserted = await repository.insert_new(conn, rows)
-        lost = [
-            i for i in ids if (batch[i].project_id, batch[i].mode, batch[i].idempotency_key) not in inserted
-        ]
+        lost = [i for i in ids if keys[i] not in inserted]
         if lost:  # a concurrent writer (another process) or an eventId collision
             stored |= await _existing(conn, [batch[i] for i in lost])
 
-    new_events = [
-        i for i in ids if (batch[i].project_id, batch[i].mode, batch[i].idempotency_key) in inserted
-    ]
+    new_events = [i for i in ids if keys[i] in inserted]
     await ledger.post(conn, [_usage(batch[i], ids[i]) for i in new_events], now)
 
-    for i, ev in enumerate(batch):
-        key = (ev.project_id, ev.mode, ev.idempotency_key)
+    for i, (ev, key) in enumerate(zip(batch, keys, strict=True)):
         owner = first[key]
         if key in inserted:
             duplicate = owner != i
