@@ -19,8 +19,15 @@ def new_page(browser: Any, base_url: str, width: int = 1280) -> Any:
 def sign_in(page: Any, key: str) -> None:
     page.goto("/dashboard/sign-in")
     page.get_by_label("Dashboard key").fill(key)
-    page.get_by_role("button", name="Sign in").click()
+    navigate(page, page.get_by_role("button", name="Sign in"))
     page.wait_for_url("**/dashboard/live/overview")
+
+
+def navigate(page: Any, target: Any) -> None:
+    """Click a link or a form's submit button and wait until the page it leads to has loaded: a check
+    made right after a bare click could read the old page (or a form filled there would be lost)."""
+    with page.expect_navigation():
+        target.click()
 
 
 def serious_violations(page: Any) -> list[str]:

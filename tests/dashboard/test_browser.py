@@ -7,8 +7,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from playwright.sync_api import expect
+
 from tests.conftest import ServerHandle
-from tests.dashboard.browser import check_page, new_page, sign_in
+from tests.dashboard.browser import check_page, navigate, new_page, sign_in
 from tests.dashboard.seed import SCRIPT_USER, Seeded
 
 
@@ -19,23 +21,23 @@ def test_every_page_renders_and_is_accessible(
     page.goto("/dashboard/sign-in")
     check_page(page, screenshots, "sign-in")
     sign_in(page, module_server.dash_key)
-    assert page.get_by_text("LIVE MODE", exact=True).is_visible()
+    expect(page.get_by_text("LIVE MODE", exact=True)).to_be_visible()
     assert "3.585 USD" in page.content()  # outstanding: 2.50 + 0.015 + 0.07 + 1.00, exact
     check_page(page, screenshots, "overview")
-    page.get_by_role("link", name="Events", exact=True).click()
-    assert page.get_by_role("cell", name="gpt-4o").is_visible()
+    navigate(page, page.get_by_role("link", name="Events", exact=True))
+    expect(page.get_by_role("cell", name="gpt-4o")).to_be_visible()
     check_page(page, screenshots, "events")
     page.goto(f"/dashboard/live/events/{seeded.ai_event}")
-    assert page.get_by_role("heading", name="Token arithmetic").is_visible()
+    expect(page.get_by_role("heading", name="Token arithmetic")).to_be_visible()
     check_page(page, screenshots, "event")
-    page.get_by_role("link", name="Customers", exact=True).click()
-    assert page.get_by_role("link", name=SCRIPT_USER).is_visible()  # shown as text, never run
+    navigate(page, page.get_by_role("link", name="Customers", exact=True))
+    expect(page.get_by_role("link", name=SCRIPT_USER)).to_be_visible()  # shown as text, never run
     check_page(page, screenshots, "customers")
-    page.get_by_role("link", name="bob", exact=True).click()
-    assert page.get_by_role("heading", name="Credit lots").is_visible()
+    navigate(page, page.get_by_role("link", name="bob", exact=True))
+    expect(page.get_by_role("heading", name="Credit lots")).to_be_visible()
     assert "8.00 USD" in page.content()  # available: 10.00 granted − 2.00 held
     check_page(page, screenshots, "customer")
-    page.get_by_role("link", name="Keys", exact=True).click()
+    navigate(page, page.get_by_role("link", name="Keys", exact=True))
     check_page(page, screenshots, "keys")
 
 
@@ -47,31 +49,31 @@ def test_actions_work_end_to_end(module_server: ServerHandle, seeded: Seeded, br
     # Void an event: its charge is credited back and the page says why.
     page.goto(f"/dashboard/live/events/{seeded.basic_event}")
     page.get_by_label("Why void it?").fill("sent twice")
-    page.get_by_role("button", name="Void event").click()
-    assert page.get_by_text("'sent twice'").is_visible()
+    navigate(page, page.get_by_role("button", name="Void event"))
+    expect(page.get_by_text("'sent twice'")).to_be_visible()
     assert "VOIDED" in page.content()
 
     # Grant credit and set a cap on a new customer.
     page.goto("/dashboard/live/customer?user=dora")
     page.get_by_label("Amount (minor units of USD, exact)").fill("1234.5")
-    page.get_by_role("button", name="Grant credit").click()
-    assert page.get_by_role("cell", name="grant").is_visible()
+    navigate(page, page.get_by_role("button", name="Grant credit"))
+    expect(page.get_by_role("cell", name="grant")).to_be_visible()
     assert "12.345 USD" in page.content()
     page.get_by_label("Monthly spend cap (minor units; empty = none)").fill("5000")
-    page.get_by_role("button", name="Save cap and alert").click()
+    navigate(page, page.get_by_role("button", name="Save cap and alert"))
     assert "50.00 USD" in page.content()
 
     # Create a key (shown once) and revoke it.
     page.goto("/dashboard/live/keys")
     page.get_by_label("Name").fill("ci-rotation")
     page.get_by_label("Role").select_option("live")
-    page.get_by_role("button", name="Create key").click()
+    navigate(page, page.get_by_role("button", name="Create key"))
     created = page.get_by_label("New key").input_value()
     assert re.fullmatch(r"scrn_live_[A-Za-z0-9]{32}", created)
     page.goto("/dashboard/live/keys")
     assert created not in page.content()
-    page.get_by_role("button", name="Revoke key ci-rotation").click()
-    assert page.get_by_role("row", name=re.compile("ci-rotation.*revoked")).is_visible()
+    navigate(page, page.get_by_role("button", name="Revoke key ci-rotation"))
+    expect(page.get_by_role("row", name=re.compile("ci-rotation.*revoked"))).to_be_visible()
 
 
 def test_live_test_switch_shows_only_that_modes_data(
@@ -80,12 +82,12 @@ def test_live_test_switch_shows_only_that_modes_data(
     page = new_page(browser, module_server.base_url, width=360)
     sign_in(page, module_server.dash_key)
     page.goto("/dashboard/live/events")
-    assert page.get_by_role("link", name="alice").first.is_visible()
-    page.get_by_role("link", name="Switch to test").click()
+    expect(page.get_by_role("link", name="alice").first).to_be_visible()
+    navigate(page, page.get_by_role("link", name="Switch to test"))
     page.wait_for_url("**/dashboard/test/events")
-    assert page.get_by_text("TEST MODE", exact=True).is_visible()
-    assert page.get_by_role("link", name="tess").is_visible()
-    assert page.get_by_role("link", name="alice").count() == 0
+    expect(page.get_by_text("TEST MODE", exact=True)).to_be_visible()
+    expect(page.get_by_role("link", name="tess")).to_be_visible()
+    expect(page.get_by_role("link", name="alice")).to_have_count(0)
     # 360 px wide: the page itself never scrolls sideways (wide tables scroll in their own box).
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     check_page(page, screenshots, "events-test-360px")

@@ -14,11 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from scrawn._proto.event.v1 import event_pb2 as ev
 from tests.clients import REGISTER, ConnectClient, bearer
 from tests.conftest import ServerHandle
-from tests.dashboard.browser import check_page, new_page, sign_in
+from tests.dashboard.browser import check_page, navigate, new_page, sign_in
 from tests.dashboard.seed import Seeded
 from tests.payments.fake_providers import FakeStripe
 
@@ -56,7 +57,7 @@ def test_pricing_tag_and_evaluator(
     page = new_page(browser, module_server.base_url)
     sign_in(page, module_server.dash_key)
     set_tag(page, "PER_TOKEN", "0.0003")
-    assert page.get_by_role("cell", name="PER_TOKEN").is_visible()
+    expect(page.get_by_role("cell", name="PER_TOKEN")).to_be_visible()
     # Who changed each tag: the dash key's id, whether through the dashboard or the JSON API (seed's CALL).
     dash = {"authorization": f"Bearer {module_server.dash_key}"}
     key_ids = {
@@ -71,32 +72,32 @@ def test_pricing_tag_and_evaluator(
         "add(mul(inputTokens(), tag(PER_TOKEN)), tag(CALL))"
     )
     page.get_by_label("Input tokens").fill("1000")
-    page.get_by_role("button", name="Evaluate").click()
+    navigate(page, page.get_by_role("button", name="Evaluate"))
     # 1000 × 0.0003 + 1.5 = 1.8 cents, exact.
-    assert "(1.8000 minor units, exact)" in page.locator("#eval-answer").inner_text()
+    expect(page.locator("#eval-answer")).to_contain_text("(1.8000 minor units, exact)")
     check_page(page, screenshots, "pricing")
     page.get_by_label("Expression", exact=True).first.fill("div(1, 0)")
-    page.get_by_role("button", name="Evaluate").click()
-    assert page.get_by_role("alert").is_visible()
+    navigate(page, page.get_by_role("button", name="Evaluate"))
+    expect(page.get_by_role("alert")).to_be_visible()
     # A named expression, an event price and a model price, each through its form.
     page.get_by_label("Name", exact=True).fill("WITH_CALL")
     page.get_by_label("Expression", exact=True).nth(1).fill("add(tag(CALL), 1)")
-    page.get_by_role("button", name="Save expression").click()
-    assert page.get_by_role("cell", name="WITH_CALL").is_visible()
+    navigate(page, page.get_by_role("button", name="Save expression"))
+    expect(page.get_by_role("cell", name="WITH_CALL")).to_be_visible()
     page.get_by_label("Event type").fill("document.processed")
     page.get_by_label("Expression", exact=True).nth(2).fill("mul(quantity(), expr(WITH_CALL))")
-    page.get_by_role("button", name="Save event price").click()
-    assert page.get_by_role("cell", name="document.processed").is_visible()
+    navigate(page, page.get_by_role("button", name="Save event price"))
+    expect(page.get_by_role("cell", name="document.processed")).to_be_visible()
     page.get_by_label("Model", exact=True).fill("in-house-llm")
     page.get_by_label("Input per million tokens").fill("100")
     page.get_by_label("Output per million tokens").fill("300")
-    page.get_by_role("button", name="Save model price").click()
-    assert page.get_by_role("cell", name="in-house-llm").is_visible()
+    navigate(page, page.get_by_role("button", name="Save model price"))
+    expect(page.get_by_role("cell", name="in-house-llm")).to_be_visible()
     # A name still referenced, or a cycle, is refused with the catalog's own message.
     page.get_by_label("Name", exact=True).fill("LOOP")
     page.get_by_label("Expression", exact=True).nth(1).fill("expr(LOOP)")
-    page.get_by_role("button", name="Save expression").click()
-    assert page.get_by_role("alert").is_visible()
+    navigate(page, page.get_by_role("button", name="Save expression"))
+    expect(page.get_by_role("alert")).to_be_visible()
 
 
 def test_payments_setup_and_checkout_link(
@@ -106,20 +107,20 @@ def test_payments_setup_and_checkout_link(
         page = new_page(browser, module_server.base_url)
         sign_in(page, module_server.dash_key)
         page.goto("/dashboard/test/payments")
-        assert page.get_by_text("No payment provider in test mode").is_visible()
+        expect(page.get_by_text("No payment provider in test mode")).to_be_visible()
         page.get_by_label("Provider", exact=True).select_option("stripe")
         page.get_by_label("API key").fill(STRIPE_KEY)
         page.get_by_label("Webhook secret").fill(STRIPE_SECRET)
         page.get_by_label("Provider API base (optional)").fill(stripe.base_url)
-        page.get_by_role("button", name="Save provider").click()
+        navigate(page, page.get_by_role("button", name="Save provider"))
         assert STRIPE_KEY not in page.content()  # the key is never shown again
-        assert page.get_by_text(f"…{STRIPE_KEY[-4:]}").is_visible()
+        expect(page.get_by_text(f"…{STRIPE_KEY[-4:]}")).to_be_visible()
         page.goto("/dashboard/test/customer?user=tess")
-        page.get_by_role("button", name="Create checkout link").click()
+        navigate(page, page.get_by_role("button", name="Create checkout link"))
         link = page.locator("#checkout-link").get_attribute("href")
         assert link and "/checkout/" in link
         page.goto("/dashboard/test/payments")
-        assert page.get_by_role("cell", name="open").is_visible()
+        expect(page.get_by_role("cell", name="open")).to_be_visible()
         check_page(page, screenshots, "payments")
         assert stripe.created_count == 1
 
@@ -136,15 +137,15 @@ def test_webhook_endpoint_delivery_and_replay(
     sign_in(page, module_server.dash_key)
     page.goto("/dashboard/live/webhooks")
     page.get_by_label("URL").fill(url)
-    page.get_by_role("button", name="Save endpoint").click()
+    navigate(page, page.get_by_role("button", name="Save endpoint"))
     assert page.get_by_label("Signing secret", exact=True).input_value().startswith("whsec_")
     # A low-balance crossing sends balance.low.
     user = f"low-{uuid.uuid4().hex[:6]}"
     page.goto(f"/dashboard/live/customer?user={user}")
     page.get_by_label("Low-balance threshold (minor units; empty = none)").fill("100")
-    page.get_by_role("button", name="Save cap and alert").click()
+    navigate(page, page.get_by_role("button", name="Save cap and alert"))
     page.get_by_label("Amount (minor units of USD, exact)").fill("200")
-    page.get_by_role("button", name="Grant credit").click()
+    navigate(page, page.get_by_role("button", name="Grant credit"))
     with ConnectClient(module_server.base_url) as c:
         request = ev.RegisterEventRequest(
             type=ev.BASIC_USAGE,
@@ -155,10 +156,10 @@ def test_webhook_endpoint_delivery_and_replay(
         c.unary(REGISTER, request, bearer(module_server.live_key))
     _wait(lambda: len(received) >= 1)
     page.goto("/dashboard/live/webhooks?status=delivered")
-    page.get_by_role("link", name=received[0]).click()
-    assert page.locator("#wh-status").inner_text() == "delivered"
+    navigate(page, page.get_by_role("link", name=received[0]))
+    expect(page.locator("#wh-status")).to_have_text("delivered")
     check_page(page, screenshots, "webhook")
-    page.get_by_role("button", name="Replay").click()
+    navigate(page, page.get_by_role("button", name="Replay"))
     _wait(lambda: len(received) >= 2)
     assert received[1] == received[0]  # the same webhook-id: receivers deduplicate
     page.goto("/dashboard/live/webhooks")
@@ -171,21 +172,21 @@ def test_quarantine_reprice(
     page = new_page(browser, module_server.base_url)
     sign_in(page, module_server.dash_key)
     page.goto("/dashboard/live/quarantine")
-    assert page.get_by_role("cell", name="carol").is_visible()
+    expect(page.get_by_role("cell", name="carol")).to_be_visible()
     check_page(page, screenshots, "quarantine")
     set_tag(page, "LATER", "12")
     page.goto("/dashboard/live/quarantine")
-    page.get_by_role("button", name="Reprice every waiting event").click()
-    assert "Repriced 1 event(s) for 0.12 USD; 0 still waiting." in page.get_by_role("status").inner_text()
+    navigate(page, page.get_by_role("button", name="Reprice every waiting event"))
+    expect(page.get_by_role("status")).to_contain_text("Repriced 1 event(s) for 0.12 USD; 0 still waiting.")
     page.goto("/dashboard/live/events?user=carol")
-    assert page.get_by_role("cell", name="0.12 USD").is_visible()
+    expect(page.get_by_role("cell", name="0.12 USD")).to_be_visible()
 
 
 def set_tag(page: Any, name: str, price: str) -> None:
     page.goto("/dashboard/live/pricing")
     page.get_by_label("Name (A–Z, 0–9, _)").fill(name)
     page.get_by_label("Price (minor units, exact)").fill(price)
-    page.get_by_role("button", name="Save tag").click()
+    navigate(page, page.get_by_role("button", name="Save tag"))
 
 
 def _wait(done: Any, timeout: float = 20) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from scrawn import Scrawn
 from tests.conftest import ServerHandle
@@ -28,12 +29,12 @@ def test_portal_renders(module_server: ServerHandle, browser: Any, screenshots: 
     page = new_page(browser, module_server.base_url, width)
     answer = page.goto(url)
     assert answer is not None and answer.status == 200
-    assert page.get_by_role("heading", name="Your usage and balance").is_visible()
-    assert page.get_by_test_id("balance").inner_text() == "USD -1,229.56789"
+    expect(page.get_by_role("heading", name="Your usage and balance")).to_be_visible()
+    expect(page.get_by_test_id("balance")).to_have_text("USD -1,229.56789")
     overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"{overflow} px of sideways scrolling at {width} px"
     amount = page.get_by_label("Top-up amount (USD)")
-    assert amount.is_visible()
+    expect(amount).to_be_visible()
     for _ in range(6):  # the Pay button, then the top-up field, by keyboard alone
         page.keyboard.press("Tab")
         if page.evaluate("() => document.activeElement.id") == "amount":
