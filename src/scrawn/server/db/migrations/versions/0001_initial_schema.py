@@ -1,149 +1,75 @@
-"""initial schema
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-24 20:07:49.263786
-"""
+"""initial schema"""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from alembic import op
+from scrawn.server.db.migrations import shapes as s
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-
-    op.create_table(
+    s.project_rows(
         "api_keys",
-        sa.Column("project_id", sa.String(length=36), nullable=False),
-        sa.Column("id", sa.String(length=36), nullable=False),
-        sa.Column("key_hash", sa.String(length=64), nullable=False),
-        sa.Column("display", sa.String(length=24), nullable=False),
-        sa.Column("role", sa.String(length=8), nullable=False),
-        sa.Column("name", sa.String(length=255), nullable=False),
-        sa.Column("created_at", sa.BigInteger(), nullable=False),
-        sa.Column("expires_at", sa.BigInteger(), nullable=True),
-        sa.Column("revoked_at", sa.BigInteger(), nullable=True),
-        sa.Column("last_used_at", sa.BigInteger(), nullable=True),
-        sa.PrimaryKeyConstraint("project_id", "id", name=op.f("pk_api_keys")),
+        s.string(64, "key_hash"),
+        s.string(24, "display"),
+        s.string(8, "role"),
+        s.string(255, "name"),
+        s.big("created_at"),
+        s.big("expires_at", "revoked_at", "last_used_at", null=True),
+        indexes=[("ix_api_keys_key_hash", ["key_hash"])],
     )
-    with op.batch_alter_table("api_keys", schema=None) as batch_op:
-        batch_op.create_index("ix_api_keys_key_hash", ["key_hash"], unique=False)
-
-    op.create_table(
+    s.create(
         "balances",
-        sa.Column("project_id", sa.String(length=36), nullable=False),
-        sa.Column("mode", sa.String(length=4), nullable=False),
-        sa.Column("user_id", sa.String(length=256), nullable=False),
-        sa.Column("balance", sa.BigInteger(), nullable=False),
-        sa.Column("updated_at", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("project_id", "mode", "user_id", name=op.f("pk_balances")),
+        s.scope(id_length=None),
+        s.user(),
+        s.big("balance", "updated_at"),
+        key=("project_id", "mode", "user_id"),
     )
-    op.create_table(
+    s.rows(
         "events",
-        sa.Column("project_id", sa.String(length=36), nullable=False),
-        sa.Column("mode", sa.String(length=4), nullable=False),
-        sa.Column("id", sa.String(length=36), nullable=False),
-        sa.Column("idempotency_key", sa.String(length=255), nullable=False),
-        sa.Column("fingerprint", sa.String(length=64), nullable=False),
-        sa.Column("event_type", sa.String(length=32), nullable=False),
-        sa.Column("user_id", sa.String(length=256), nullable=False),
-        sa.Column("basic_usage_type", sa.String(length=32), nullable=True),
-        sa.Column("reported_at", sa.BigInteger(), nullable=False),
-        sa.Column("ingested_at", sa.BigInteger(), nullable=False),
-        sa.Column("debit", sa.BigInteger(), nullable=False),
-        sa.Column("model", sa.String(length=255), nullable=True),
-        sa.Column("provider", sa.String(length=255), nullable=True),
-        sa.Column("input_tokens", sa.Integer(), nullable=True),
-        sa.Column("output_tokens", sa.Integer(), nullable=True),
-        sa.Column("input_cache_tokens", sa.Integer(), nullable=True),
-        sa.Column("output_cache_tokens", sa.Integer(), nullable=True),
-        sa.Column("input_debit", sa.BigInteger(), nullable=True),
-        sa.Column("output_debit", sa.BigInteger(), nullable=True),
-        sa.Column("input_cache_debit", sa.BigInteger(), nullable=True),
-        sa.Column("output_cache_debit", sa.BigInteger(), nullable=True),
-        sa.Column("metadata", sa.Text(), nullable=True),
-        sa.Column("pricing", sa.Text(), nullable=False),
-        sa.PrimaryKeyConstraint("project_id", "mode", "id", name=op.f("pk_events")),
-        sa.UniqueConstraint(
-            "project_id", "mode", "idempotency_key", name=op.f("uq_events_project_id_mode_idempotency_key")
-        ),
+        s.idempotency(),
+        s.string(32, "event_type"),
+        s.user(),
+        s.string(32, "basic_usage_type", null=True),
+        s.big("reported_at", "ingested_at", "debit"),
+        s.string(255, "model", "provider", null=True),
+        s.integer("input_tokens", "output_tokens", "input_cache_tokens", "output_cache_tokens", null=True),
+        s.big("input_debit", "output_debit", "input_cache_debit", "output_cache_debit", null=True),
+        s.text("metadata", null=True),
+        s.text("pricing"),
+        idempotent=True,
+        indexes=[
+            ("ix_events_ingested", ["project_id", "mode", "ingested_at"]),
+            ("ix_events_user", ["project_id", "mode", "user_id", "ingested_at"]),
+        ],
     )
-    with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.create_index("ix_events_ingested", ["project_id", "mode", "ingested_at"], unique=False)
-        batch_op.create_index(
-            "ix_events_user", ["project_id", "mode", "user_id", "ingested_at"], unique=False
-        )
-
-    op.create_table(
-        "expressions",
-        sa.Column("project_id", sa.String(length=36), nullable=False),
-        sa.Column("name", sa.String(length=128), nullable=False),
-        sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("text", sa.Text(), nullable=False),
-        sa.Column("deleted", sa.Boolean(), nullable=False),
-        sa.Column("created_at", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("project_id", "name", "version", name=op.f("pk_expressions")),
-    )
-    op.create_table(
+    s.versioned("expressions", "name", s.text("text"))
+    s.user_rows(
         "ledger_entries",
-        sa.Column("project_id", sa.String(length=36), nullable=False),
-        sa.Column("mode", sa.String(length=4), nullable=False),
-        sa.Column("id", sa.String(length=36), nullable=False),
-        sa.Column("user_id", sa.String(length=256), nullable=False),
-        sa.Column("kind", sa.String(length=32), nullable=False),
-        sa.Column("amount", sa.BigInteger(), nullable=False),
-        sa.Column("event_id", sa.String(length=36), nullable=True),
-        sa.Column("created_at", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("project_id", "mode", "id", name=op.f("pk_ledger_entries")),
+        s.string(32, "kind"),
+        s.big("amount"),
+        s.ids("event_id", null=True),
+        s.big("created_at"),
+        indexes=[("ix_ledger_entries_user", ["project_id", "mode", "user_id", "created_at"])],
     )
-    with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_ledger_entries_user", ["project_id", "mode", "user_id", "created_at"], unique=False
-        )
-
-    op.create_table(
+    s.create(
         "projects",
-        sa.Column("id", sa.String(length=36), nullable=False),
-        sa.Column("name", sa.String(length=255), nullable=False),
-        sa.Column("currency", sa.String(length=3), server_default="USD", nullable=False),
-        sa.Column("amount_unit", sa.String(length=8), server_default="minor", nullable=False),
-        sa.Column("created_at", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_projects")),
+        s.ids("id"),
+        s.string(255, "name"),
+        s.string(3, "currency", default="USD"),
+        s.string(8, "amount_unit", default="minor"),
+        s.big("created_at"),
+        key=("id",),
     )
-    op.create_table(
-        "tags",
-        sa.Column("project_id", sa.String(length=36), nullable=False),
-        sa.Column("key", sa.String(length=128), nullable=False),
-        sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("price", sa.BigInteger(), nullable=False),
-        sa.Column("deleted", sa.Boolean(), nullable=False),
-        sa.Column("created_at", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("project_id", "key", "version", name=op.f("pk_tags")),
-    )
+    s.versioned("tags", "key", s.big("price"))
 
 
 def downgrade() -> None:
-
-    op.drop_table("tags")
-    op.drop_table("projects")
-    with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
-        batch_op.drop_index("ix_ledger_entries_user")
-
-    op.drop_table("ledger_entries")
-    op.drop_table("expressions")
-    with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.drop_index("ix_events_user")
-        batch_op.drop_index("ix_events_ingested")
-
-    op.drop_table("events")
-    op.drop_table("balances")
-    with op.batch_alter_table("api_keys", schema=None) as batch_op:
-        batch_op.drop_index("ix_api_keys_key_hash")
-
-    op.drop_table("api_keys")
+    s.drop("tags")
+    s.drop("projects")
+    s.drop("ledger_entries", "ix_ledger_entries_user")
+    s.drop("expressions")
+    s.drop("events", "ix_events_user", "ix_events_ingested")
+    s.drop("balances")
+    s.drop("api_keys", "ix_api_keys_key_hash")

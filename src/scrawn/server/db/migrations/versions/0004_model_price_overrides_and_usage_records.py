@@ -1,98 +1,47 @@
-"""model price overrides and usage records (money columns: BIGINT micro-units, see db/types.py)
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-24 20:30:47.579055
-"""
+"""model price overrides and usage records (money columns: BIGINT micro-units, see db/types.py)"""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from alembic import op
+from scrawn.server.db.migrations import shapes as s
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    s.project_rows(
         "model_price_overrides",
-        sa.Column("project_id", sa.String(length=36), nullable=False),
-        sa.Column("id", sa.String(length=36), nullable=False),
-        sa.Column("model", sa.String(length=255), nullable=False),
-        sa.Column("provider", sa.String(length=64), nullable=False),
-        sa.Column("effective_from", sa.BigInteger(), nullable=False),
-        sa.Column("input_mtok", sa.BigInteger(), nullable=True),
-        sa.Column("output_mtok", sa.BigInteger(), nullable=True),
-        sa.Column("cache_read_mtok", sa.BigInteger(), nullable=True),
-        sa.Column("cache_write_mtok", sa.BigInteger(), nullable=True),
-        sa.Column("audio_minute", sa.BigInteger(), nullable=True),
-        sa.Column("created_at", sa.BigInteger(), nullable=False),
-        sa.Column("deleted_at", sa.BigInteger(), nullable=True),
-        sa.PrimaryKeyConstraint("project_id", "id", name=op.f("pk_model_price_overrides")),
+        s.string(255, "model"),
+        s.string(64, "provider"),
+        s.big("effective_from"),
+        s.big("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "audio_minute", null=True),
+        s.big("created_at"),
+        s.big("deleted_at", null=True),
+        indexes=[("ix_model_price_overrides_model", ["project_id", "model", "effective_from"])],
     )
-    with op.batch_alter_table("model_price_overrides", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_model_price_overrides_model", ["project_id", "model", "effective_from"], unique=False
-        )
-
-    op.create_table(
+    s.rows(
         "usage_records",
-        sa.Column("project_id", sa.String(length=36), nullable=False),
-        sa.Column("mode", sa.String(length=4), nullable=False),
-        sa.Column("id", sa.String(length=36), nullable=False),
-        sa.Column("idempotency_key", sa.String(length=255), nullable=False),
-        sa.Column("fingerprint", sa.String(length=64), nullable=False),
-        sa.Column("user_id", sa.String(length=256), nullable=False),
-        sa.Column("context", sa.String(length=8), nullable=False),
-        sa.Column("transaction_id", sa.String(length=36), nullable=True),
-        sa.Column("reservation_id", sa.String(length=36), nullable=True),
-        sa.Column("model", sa.String(length=255), nullable=False),
-        sa.Column("provider", sa.String(length=64), nullable=False),
-        sa.Column("usage_type", sa.String(length=16), nullable=False),
-        sa.Column("input_tokens", sa.BigInteger(), nullable=False),
-        sa.Column("output_tokens", sa.BigInteger(), nullable=False),
-        sa.Column("cached_tokens", sa.BigInteger(), nullable=False),
-        sa.Column("cache_write_tokens", sa.BigInteger(), nullable=False),
-        sa.Column("audio_ms", sa.BigInteger(), nullable=False),
-        sa.Column("input_cost", sa.BigInteger(), nullable=False),
-        sa.Column("output_cost", sa.BigInteger(), nullable=False),
-        sa.Column("cached_cost", sa.BigInteger(), nullable=False),
-        sa.Column("cache_write_cost", sa.BigInteger(), nullable=False),
-        sa.Column("audio_cost", sa.BigInteger(), nullable=False),
-        sa.Column("cost", sa.BigInteger(), nullable=False),
-        sa.Column("pricing", sa.Text(), nullable=False),
-        sa.Column("description", sa.String(length=255), nullable=True),
-        sa.Column("occurred_at", sa.BigInteger(), nullable=False),
-        sa.Column("created_at", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("project_id", "mode", "id", name=op.f("pk_usage_records")),
-        sa.UniqueConstraint(
-            "project_id",
-            "mode",
-            "idempotency_key",
-            name=op.f("uq_usage_records_project_id_mode_idempotency_key"),
-        ),
+        s.idempotency(),
+        s.user(),
+        s.string(8, "context"),
+        s.ids("transaction_id", "reservation_id", null=True),
+        s.string(255, "model"),
+        s.string(64, "provider"),
+        s.string(16, "usage_type"),
+        s.big("input_tokens", "output_tokens", "cached_tokens", "cache_write_tokens", "audio_ms"),
+        s.big("input_cost", "output_cost", "cached_cost", "cache_write_cost", "audio_cost", "cost"),
+        s.text("pricing"),
+        s.string(255, "description", null=True),
+        s.big("occurred_at", "created_at"),
+        idempotent=True,
+        indexes=[
+            ("ix_usage_records_time", ["project_id", "mode", "occurred_at"]),
+            ("ix_usage_records_transaction", ["project_id", "mode", "transaction_id"]),
+            ("ix_usage_records_user", ["project_id", "mode", "user_id", "occurred_at"]),
+        ],
     )
-    with op.batch_alter_table("usage_records", schema=None) as batch_op:
-        batch_op.create_index("ix_usage_records_time", ["project_id", "mode", "occurred_at"], unique=False)
-        batch_op.create_index(
-            "ix_usage_records_transaction", ["project_id", "mode", "transaction_id"], unique=False
-        )
-        batch_op.create_index(
-            "ix_usage_records_user", ["project_id", "mode", "user_id", "occurred_at"], unique=False
-        )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("usage_records", schema=None) as batch_op:
-        batch_op.drop_index("ix_usage_records_user")
-        batch_op.drop_index("ix_usage_records_transaction")
-        batch_op.drop_index("ix_usage_records_time")
-
-    op.drop_table("usage_records")
-    with op.batch_alter_table("model_price_overrides", schema=None) as batch_op:
-        batch_op.drop_index("ix_model_price_overrides_model")
-
-    op.drop_table("model_price_overrides")
+    s.drop("usage_records", "ix_usage_records_user", "ix_usage_records_transaction", "ix_usage_records_time")
+    s.drop("model_price_overrides", "ix_model_price_overrides_model")

@@ -1,69 +1,39 @@
-"""quarantined events, voided events and each project's late-event window
-
-Revision ID: 0008
-Revises: 0007
-Create Date: 2026-12-02 15:58:00.000000
-"""
+"""quarantined events, voided events and each project's late-event window"""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from alembic import op
+from scrawn.server.db.migrations import shapes as s
 
 revision = "0008"
 down_revision = "0007"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    s.rows(
         "quarantined_events",
-        sa.Column("project_id", sa.String(length=36), nullable=False),
-        sa.Column("mode", sa.String(length=4), nullable=False),
-        sa.Column("id", sa.String(length=36), nullable=False),
-        sa.Column("idempotency_key", sa.String(length=255), nullable=False),
-        sa.Column("fingerprint", sa.String(length=64), nullable=False),
-        sa.Column("event_type", sa.String(length=32), nullable=False),
-        sa.Column("user_id", sa.String(length=256), nullable=False),
-        sa.Column("reported_at", sa.BigInteger(), nullable=False),
-        sa.Column("received_at", sa.BigInteger(), nullable=False),
-        sa.Column("input", sa.Text(), nullable=False),
-        sa.Column("reason_code", sa.String(length=32), nullable=False),
-        sa.Column("field", sa.String(length=64), nullable=False),
-        sa.Column("reason", sa.Text(), nullable=False),
-        sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
-        sa.Column("last_attempt_at", sa.BigInteger(), nullable=True),
-        sa.Column("repriced_at", sa.BigInteger(), nullable=True),
-        sa.PrimaryKeyConstraint("project_id", "mode", "id", name=op.f("pk_quarantined_events")),
-        sa.UniqueConstraint(
-            "project_id",
-            "mode",
-            "idempotency_key",
-            name=op.f("uq_quarantined_events_project_id_mode_idempotency_key"),
-        ),
+        s.idempotency(),
+        s.string(32, "event_type"),
+        s.user(),
+        s.big("reported_at", "received_at"),
+        s.text("input"),
+        s.string(32, "reason_code"),
+        s.string(64, "field"),
+        s.text("reason"),
+        s.integer("attempts", default="0"),
+        s.big("last_attempt_at", "repriced_at", null=True),
+        idempotent=True,
+        indexes=[("ix_quarantined_events_waiting", ["project_id", "mode", "repriced_at", "received_at"])],
     )
-    with op.batch_alter_table("quarantined_events", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_quarantined_events_waiting",
-            ["project_id", "mode", "repriced_at", "received_at"],
-            unique=False,
-        )
-    with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("voided_at", sa.BigInteger(), nullable=True))
-        batch_op.add_column(sa.Column("voided_by", sa.String(length=36), nullable=True))
-        batch_op.add_column(sa.Column("void_reason", sa.String(length=255), nullable=True))
-    with op.batch_alter_table("projects", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("late_window_days", sa.Integer(), server_default="35", nullable=False))
+    s.add_columns(
+        "events",
+        s.big("voided_at", null=True),
+        s.ids("voided_by", null=True),
+        s.string(255, "void_reason", null=True),
+    )
+    s.add_columns("projects", s.integer("late_window_days", default="35"))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("projects", schema=None) as batch_op:
-        batch_op.drop_column("late_window_days")
-    with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.drop_column("void_reason")
-        batch_op.drop_column("voided_by")
-        batch_op.drop_column("voided_at")
-    with op.batch_alter_table("quarantined_events", schema=None) as batch_op:
-        batch_op.drop_index("ix_quarantined_events_waiting")
-    op.drop_table("quarantined_events")
+    s.drop_columns("projects", "late_window_days")
+    s.drop_columns("events", "void_reason", "voided_by", "voided_at")
+    s.drop("quarantined_events", "ix_quarantined_events_waiting")

@@ -1,0 +1,1 @@
+"""Alembic migrations (env.py, versions/) and the shapes they share (shapes.py)."""
