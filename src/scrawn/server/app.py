@@ -164,7 +164,7 @@ def create_app(settings: Settings) -> ASGIApp:
     )
     rpc_apps = [
         EventServiceASGIApplication(
-            EventRpc(services.keys, services.events, services.db), read_max_bytes=READ_MAX_BYTES
+            EventRpc(services.db, services.keys, services.events), read_max_bytes=READ_MAX_BYTES
         ),
         AuthServiceASGIApplication(AuthRpc(services.db, services.keys), read_max_bytes=READ_MAX_BYTES),
         QueryServiceASGIApplication(QueryRpc(services.db, services.keys), read_max_bytes=READ_MAX_BYTES),

@@ -18,6 +18,7 @@ from protobuf.wkt import Any as PackedAny
 
 from scrawn._error_details import details_of
 from scrawn.errors import InternalError, OutOfRangeError, ScrawnError, UnavailableError
+from scrawn.server.db.engine import Database
 from scrawn.server.db.errors import classify
 from scrawn.server.keys.service import Caller, KeyService, Role
 
@@ -80,6 +81,23 @@ def handler(fn: F) -> F:
             raise internal_error(e, fn.__qualname__) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+class Rpc:
+    """The base of each service's handlers: the database, and the keys that say who is calling."""
+
+    def __init__(self, db: Database, keys: KeyService) -> None:
+        self._db = db
+        self._keys = keys
+
+    async def _caller(
+        self, ctx: RequestContext[Any, Any], roles: tuple[Role, ...] = (), action: str = ""
+    ) -> Caller:
+        """The authenticated caller; with ``roles``, one of them (PERMISSION_DENIED naming ``action``)."""
+        caller = await authenticate(self._keys, ctx)
+        if roles:
+            caller.require(roles, action)
+        return caller
 
 
 async def authenticate(keys: KeyService, ctx: RequestContext[Any, Any]) -> Caller:

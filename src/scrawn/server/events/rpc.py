@@ -26,24 +26,24 @@ from scrawn.server.events.quarantine.service import KeptForRepricing
 from scrawn.server.events.service import EventService
 from scrawn.server.events.types import Stored
 from scrawn.server.keys.service import Caller, KeyService
-from scrawn.server.rpc import INGEST_ROLES, authenticate, authenticate_stream, handler, internal_error
+from scrawn.server.rpc import INGEST_ROLES, Rpc, authenticate_stream, handler, internal_error
 
 MAX_TRACKED = 1000  # TrackEvents items per call
 STREAM_CHUNK = 1000  # items priced and committed together within one stream
 
 
-class EventRpc:
-    def __init__(self, keys: KeyService, events: EventService, db: Database) -> None:
-        self._keys = keys
+class EventRpc(Rpc):
+    """EventService, and TrackEvents for UsageService: ingest belongs to this domain."""
+
+    def __init__(self, db: Database, keys: KeyService, events: EventService) -> None:
+        super().__init__(db, keys)
         self._events = events
-        self._db = db
 
     @handler
     async def register_event(
         self, request: pb.RegisterEventRequest, ctx: RequestContext[Any, Any]
     ) -> pb.RegisterEventResponse:
-        caller = await authenticate(self._keys, ctx)
-        caller.require(INGEST_ROLES, "ingest events")
+        caller = await self._caller(ctx, INGEST_ROLES, "ingest events")
         event = from_register(request)
         [outcome] = await self._events.ingest(caller, [event])
         if isinstance(outcome, ScrawnError):  # a kept event too: its detail names it (EventQuarantined)
@@ -113,7 +113,7 @@ class EventRpc:
     ) -> pb.VoidEventResponse:
         """Any key of the event's mode (a dash key picks it with ``x-scrawn-mode``); another project's or
         mode's event is NOT_FOUND."""
-        caller = await authenticate(self._keys, ctx)
+        caller = await self._caller(ctx)
         target = void_service.check_target(request.eventId, request.idempotencyKey)
         reason = void_service.check_reason(request.reason)
         async with self._db.write() as conn:
@@ -132,24 +132,11 @@ class EventRpc:
             reversalEntryId=done.reversal_entry_id,
         )
 
-
-def _fail(response: pb.StreamEventResponse, index: int, key: str, code: str, message: str) -> None:
-    response.failures.append(
-        pb.EventFailure(eventIndex=index, idempotencyKey=key, errorCode=code, message=message)
-    )
-
-
-class TrackEventsRpc:
-    def __init__(self, keys: KeyService, events: EventService) -> None:
-        self._keys = keys
-        self._events = events
-
     @handler
     async def track_events(
         self, request: usage_pb.TrackEventsRequest, ctx: RequestContext[Any, Any]
     ) -> usage_pb.TrackEventsResponse:
-        caller = await authenticate(self._keys, ctx)
-        caller.require(INGEST_ROLES, "ingest events")
+        caller = await self._caller(ctx, INGEST_ROLES, "ingest events")
         if len(request.events) > MAX_TRACKED:
             raise ValidationError(
                 "events", f"at most {MAX_TRACKED} per call", context="Event validation failed"
@@ -203,4 +190,10 @@ def _failed(response: usage_pb.TrackEventsResponse, index: int, key: str, code: 
         usage_pb.TrackEventResult(
             index=index, status="failed", idempotencyKey=key, errorCode=code, message=message
         )
+    )
+
+
+def _fail(response: pb.StreamEventResponse, index: int, key: str, code: str, message: str) -> None:
+    response.failures.append(
+        pb.EventFailure(eventIndex=index, idempotencyKey=key, errorCode=code, message=message)
     )

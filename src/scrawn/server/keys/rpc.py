@@ -9,25 +9,19 @@ from connectrpc.request import RequestContext
 from scrawn._proto.auth.v1 import auth_pb2 as pb
 from scrawn.errors import ValidationError
 from scrawn.server.clock import iso
-from scrawn.server.db.engine import Database
-from scrawn.server.keys.service import KeyService, Role
-from scrawn.server.rpc import authenticate, handler
+from scrawn.server.keys.service import Role
+from scrawn.server.rpc import Rpc, handler
 
 ROLE_HEADER: dict[str, Role] = {"dashboard": "dash", "production": "live", "test": "test"}
 MIN_EXPIRY, MAX_EXPIRY = 60, 31_536_000
 
 
-class AuthRpc:
-    def __init__(self, db: Database, keys: KeyService) -> None:
-        self._db = db
-        self._keys = keys
-
+class AuthRpc(Rpc):
     @handler
     async def create_api_key(
         self, request: pb.CreateAPIKeyRequest, ctx: RequestContext[Any, Any]
     ) -> pb.CreateAPIKeyResponse:
-        caller = await authenticate(self._keys, ctx)
-        caller.require(("dash",), "create API keys")
+        caller = await self._caller(ctx, ("dash",), "create API keys")
         role_name = ctx.request_headers.get("x-scrawn-role") or "production"
         if role_name not in ROLE_HEADER:
             raise ValidationError(

@@ -15,14 +15,13 @@ from scrawn.server.limits import MAX_USER_ID
 from scrawn.server.payments import config as configs
 from scrawn.server.payments.service import check_top_up, open_checkout
 from scrawn.server.portal import service as portal
-from scrawn.server.rpc import authenticate, handler
+from scrawn.server.rpc import Rpc, handler
 from scrawn.server.secretbox import SecretBox
 
 
-class PaymentRpc:
+class PaymentRpc(Rpc):
     def __init__(self, db: Database, keys: KeyService, box: SecretBox, public_url: str) -> None:
-        self._db = db
-        self._keys = keys
+        super().__init__(db, keys)
         self._box = box
         self._public_url = public_url
 
@@ -30,8 +29,7 @@ class PaymentRpc:
     async def create_checkout_link(
         self, request: pb.CreateCheckoutLinkRequest, ctx: RequestContext[Any, Any]
     ) -> pb.CreateCheckoutLinkResponse:
-        caller = await authenticate(self._keys, ctx)
-        caller.require(("live", "test"), "create checkout links")
+        caller = await self._caller(ctx, ("live", "test"), "create checkout links")
         if not request.userId.strip() or len(request.userId) > MAX_USER_ID:
             raise ValidationError(
                 "userId",
@@ -60,7 +58,7 @@ class PaymentRpc:
     async def create_portal_link(
         self, request: pb.CreatePortalLinkRequest, ctx: RequestContext[Any, Any]
     ) -> pb.CreatePortalLinkResponse:
-        caller = await authenticate(self._keys, ctx)
+        caller = await self._caller(ctx)
         user, return_url, lifetime = portal.check_request(
             request.userId,
             request.returnUrl if request.HasField("returnUrl") else None,

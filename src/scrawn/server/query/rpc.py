@@ -7,21 +7,15 @@ from typing import Any
 from connectrpc.request import RequestContext
 
 from scrawn._proto.query.v1 import query_pb2 as pb
-from scrawn.server.db.engine import Database
-from scrawn.server.keys.service import KeyService
 from scrawn.server.query.service import query_events
-from scrawn.server.rpc import authenticate, handler
+from scrawn.server.rpc import Rpc, handler
 
 
-class QueryRpc:
-    def __init__(self, db: Database, keys: KeyService) -> None:
-        self._db = db
-        self._keys = keys
-
+class QueryRpc(Rpc):
     @handler
     async def query_events(
         self, request: pb.QueryEventsRequest, ctx: RequestContext[Any, Any]
     ) -> pb.QueryEventsResponse:
-        caller = await authenticate(self._keys, ctx)
+        caller = await self._caller(ctx)
         async with self._db.read() as conn:
             return await query_events(conn, caller.project_id, caller.mode, request)

@@ -1,4 +1,4 @@
-"""``usage.v1.UsageService``: TrackEvents (the events domain's ``TrackEventsRpc``) plus the model price
+"""``usage.v1.UsageService``: TrackEvents (the events domain's ``EventRpc.track_events``) plus the model price
 list, cost calculation, usage records, summaries and time series. Live and test keys act in their mode;
 dash keys pick it with ``x-scrawn-mode``. Every query is scoped to the caller's project and mode."""
 
@@ -12,11 +12,11 @@ from scrawn._proto.usage.v1 import usage_pb2 as pb
 from scrawn.errors import OutOfRangeError
 from scrawn.money import format_amount
 from scrawn.server.db.engine import Database, now_ms
-from scrawn.server.events.rpc import TrackEventsRpc
+from scrawn.server.events.rpc import EventRpc
 from scrawn.server.events.service import EventService
 from scrawn.server.keys.service import KeyService
 from scrawn.server.pricing import models, overrides
-from scrawn.server.rpc import INGEST_ROLES, authenticate, handler
+from scrawn.server.rpc import INGEST_ROLES, Rpc, handler
 from scrawn.server.usage import queries, records, series
 from scrawn.server.usage.records import fail
 from scrawn.server.usage.types import Filter
@@ -124,11 +124,10 @@ def _filter(request: Any, *, require_range: bool = False) -> Filter:
     )
 
 
-class UsageServiceRpc:
+class UsageServiceRpc(Rpc):
     def __init__(self, db: Database, keys: KeyService, events: EventService) -> None:
-        self._db = db
-        self._keys = keys
-        self._track = TrackEventsRpc(keys, events)  # ingest belongs to the events domain
+        super().__init__(db, keys)
+        self._track = EventRpc(db, keys, events)  # ingest belongs to the events domain
 
     async def track_events(
         self, request: pb.TrackEventsRequest, ctx: RequestContext[Any, Any]
@@ -139,7 +138,7 @@ class UsageServiceRpc:
     async def list_models(
         self, request: pb.ListModelsRequest, ctx: RequestContext[Any, Any]
     ) -> pb.ListModelsResponse:
-        caller = await authenticate(self._keys, ctx)
+        caller = await self._caller(ctx)
         if request.at < 0:
             raise fail("at", "must be Unix milliseconds, not negative")
         if len(request.provider) > overrides.MAX_PROVIDER or len(request.search) > overrides.MAX_MODEL:
@@ -167,7 +166,7 @@ class UsageServiceRpc:
     async def calculate_cost(
         self, request: pb.CalculateCostRequest, ctx: RequestContext[Any, Any]
     ) -> pb.CalculateCostResponse:
-        caller = await authenticate(self._keys, ctx)
+        caller = await self._caller(ctx)
         call = records.check_call(request)
         async with self._db.read() as conn:
             cost = await records.calculate(conn, caller.project_id, call)
@@ -177,8 +176,7 @@ class UsageServiceRpc:
     async def record_usage(
         self, request: pb.RecordUsageRequest, ctx: RequestContext[Any, Any]
     ) -> pb.RecordUsageResponse:
-        caller = await authenticate(self._keys, ctx)
-        caller.require(INGEST_ROLES, "record usage")
+        caller = await self._caller(ctx, INGEST_ROLES, "record usage")
         inp = records.check_record(request)
         async with self._db.write() as conn:
             row, duplicate = await records.record(conn, caller.project_id, caller.mode, inp)
@@ -188,7 +186,7 @@ class UsageServiceRpc:
     async def get_usage(
         self, request: pb.GetUsageRequest, ctx: RequestContext[Any, Any]
     ) -> pb.GetUsageResponse:
-        caller = await authenticate(self._keys, ctx)
+        caller = await self._caller(ctx)
         f = _filter(request)
         async with self._db.read() as conn:
             if request.summary:
@@ -203,7 +201,7 @@ class UsageServiceRpc:
     async def get_usage_summary(
         self, request: pb.GetUsageSummaryRequest, ctx: RequestContext[Any, Any]
     ) -> pb.UsageSummary:
-        caller = await authenticate(self._keys, ctx)
+        caller = await self._caller(ctx)
         f = _filter(request)
         async with self._db.read() as conn:
             return usage_summary(await queries.summary(conn, caller.project_id, caller.mode, f))
@@ -212,7 +210,7 @@ class UsageServiceRpc:
     async def get_usage_series(
         self, request: pb.GetUsageSeriesRequest, ctx: RequestContext[Any, Any]
     ) -> pb.GetUsageSeriesResponse:
-        caller = await authenticate(self._keys, ctx)
+        caller = await self._caller(ctx)
         bucket = series.check_bucket(request.bucket)
         tz = series.check_time_zone(request.timeZone)
         f = _filter(request, require_range=True)

@@ -9,11 +9,10 @@ from connectrpc.request import RequestContext
 
 from scrawn._proto.wallet.v1 import wallet_pb2 as pb
 from scrawn.money import format_amount
-from scrawn.server.db.engine import Database
-from scrawn.server.keys.service import Caller, KeyService
+from scrawn.server.keys.service import Caller
 from scrawn.server.ledger.rules import period_text
 from scrawn.server.ledger.types import Entry
-from scrawn.server.rpc import authenticate, handler
+from scrawn.server.rpc import Rpc, handler
 from scrawn.server.wallets import service as w
 from scrawn.server.wallets.repository import Reservation
 
@@ -72,14 +71,7 @@ def _reservation(row: Reservation) -> pb.Reservation:
     return res
 
 
-class WalletRpc:
-    def __init__(self, db: Database, keys: KeyService) -> None:
-        self._db = db
-        self._keys = keys
-
-    async def _caller(self, ctx: RequestContext[Any, Any]) -> Caller:
-        return await authenticate(self._keys, ctx)
-
+class WalletRpc(Rpc):
     @handler
     async def get_balance(self, request: pb.GetBalanceRequest, ctx: RequestContext[Any, Any]) -> pb.Balance:
         caller = await self._caller(ctx)
