@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from scrawn.errors import ValidationError
+from scrawn.server import paging
 
 PAGE = 50
 
@@ -16,22 +17,13 @@ Row = TypeVar("Row")
 
 def cursor(text: str | None) -> tuple[int, str] | None:
     """``<ms>:<id>`` from a page link; a malformed one names the field."""
-    if not text:
-        return None
-    at, _, ident = text.partition(":")
-    if not at.isdigit() or not ident:
-        raise ValidationError("after", "is not a page link this dashboard made")
-    return int(at), ident
-
-
-def cursor_text(at: int, ident: str) -> str:
-    return f"{at}:{ident}"
+    return paging.cursor(text, field="after", problem="is not a page link this dashboard made")
 
 
 def split(rows: Sequence[Row], key: Callable[[Row], tuple[int, str]]) -> tuple[list[Row], str | None]:
     """Of the ``PAGE + 1`` rows fetched, the page shown and the next page's cursor (None on the last)."""
-    shown = list(rows[:PAGE])
-    return shown, cursor_text(*key(shown[-1])) if len(rows) > PAGE else None
+    shown, after = paging.next_page(rows, PAGE, key)
+    return shown, after or None
 
 
 def day(field: str, text: str | None, *, end: bool = False) -> int | None:

@@ -17,6 +17,7 @@ from dataclasses import replace
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.errors import NotFoundError, UnauthenticatedError, ValidationError
+from scrawn.server import paging
 from scrawn.server.db.engine import Database, now_ms
 from scrawn.server.keys import repository
 from scrawn.server.keys.types import ROLES, Caller, KeyRecord, Mode, Role
@@ -30,7 +31,6 @@ _ALPHABET = string.ascii_letters + string.digits
 # A revocation must reach every process within 1 s (DESIGN §2): cached lookups live half that.
 CACHE_SECONDS = 0.5
 LAST_USED_EVERY_MS = 60_000
-DEFAULT_PAGE, MAX_PAGE = 50, 500
 
 MSG_MISSING = "Missing Authorization header"
 MSG_NOT_BEARER = 'Authorization header must be in format "Bearer <api_key>"'
@@ -180,13 +180,9 @@ class KeyService:
         conn: AsyncConnection, project_id: str, limit: int, token: str
     ) -> tuple[list[KeyRecord], str]:
         """One page of keys, oldest first, and the token of the next page ("" after the last)."""
-        if not 0 <= limit <= MAX_PAGE:
-            raise ValidationError("limit", f"must be 0 (default {DEFAULT_PAGE}) to {MAX_PAGE}")
-        size = limit or DEFAULT_PAGE
-        found = await repository.page(conn, project_id, _cursor(token), size + 1)
-        more = len(found) > size
-        found = found[:size]
-        return found, f"{found[-1].created_at}:{found[-1].id}" if more else ""
+        size = paging.page_size(limit)
+        found = await repository.page(conn, project_id, paging.cursor(token), size + 1)
+        return paging.next_page(found, size, paging.created)
 
     @staticmethod
     async def revoke_key(conn: AsyncConnection, project_id: str, key_id: str) -> KeyRecord:
@@ -196,15 +192,6 @@ class KeyService:
         found = await repository.by_id(conn, project_id, key_id)
         assert found is not None  # updated just now, in this transaction
         return found
-
-
-def _cursor(token: str) -> tuple[int, str] | None:
-    if not token:
-        return None
-    created, _, ident = token.partition(":")
-    if not created.isdigit() or not ident:
-        raise ValidationError("pageToken", "is not a token this server gave out")
-    return int(created), ident
 
 
 def _mode_for(role: Role, mode_header: str | None) -> Mode:

@@ -11,13 +11,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.money import from_micros
+from scrawn.server import paging
 from scrawn.server.db.sums import joined
 from scrawn.server.limits import MAX_USER_ID
 from scrawn.server.usage import repository
-from scrawn.server.usage.records import CONTEXTS, check_model, check_usage_type, fail
+from scrawn.server.usage.records import CONTEXT, CONTEXTS, check_model, check_usage_type, fail
 from scrawn.server.usage.types import Filter
-
-DEFAULT_PAGE, MAX_PAGE = 50, 500
 
 
 def check_filter(f: Any, *, require_range: bool = False) -> Filter:
@@ -54,29 +53,13 @@ def check_filter(f: Any, *, require_range: bool = False) -> Filter:
     return Filter(user, context, model, usage_type, transaction, start, end)
 
 
-def page_size(limit: int) -> int:
-    if limit < 0 or limit > MAX_PAGE:
-        raise fail("limit", f"must be 0 (default {DEFAULT_PAGE}) to {MAX_PAGE}")
-    return limit or DEFAULT_PAGE
-
-
-def _cursor(token: str) -> tuple[int, str] | None:
-    if not token:
-        return None
-    at, _, ident = token.partition(":")
-    if not at.isdigit() or not ident:
-        raise fail("pageToken", "is not a token this server gave out")
-    return int(at), ident
-
-
 async def list_records(
     conn: AsyncConnection, project_id: str, mode: str, f: Filter, limit: int, token: str
 ) -> tuple[list[Any], str]:
-    size, cursor = page_size(limit), _cursor(token)
+    size = paging.page_size(limit, context=CONTEXT)
+    cursor = paging.cursor(token, context=CONTEXT)
     rows = await repository.page(conn, project_id, mode, f, cursor, size + 1)
-    more = len(rows) > size
-    rows = rows[:size]
-    return rows, f"{rows[-1].occurred_at}:{rows[-1].id}" if more else ""
+    return paging.next_page(rows, size, lambda row: (row.occurred_at, row.id))
 
 
 @dataclass

@@ -42,8 +42,11 @@ PART_FIELDS = {
 }
 
 
+CONTEXT = "Usage validation failed"
+
+
 def fail(field: str, problem: str) -> ValidationError:
-    return ValidationError(field, problem, context="Usage validation failed")
+    return ValidationError(field, problem, context=CONTEXT)
 
 
 @dataclass(frozen=True)

@@ -12,36 +12,39 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.errors import AlreadyExistsError, FailedPreconditionError, NotFoundError, ValidationError
 from scrawn.money import MAX_MICROS, MoneyError, format_amount, from_micros, parse_decimal, to_micros
+from scrawn.server import paging
 from scrawn.server.clock import iso
 from scrawn.server.db.engine import now_ms
 from scrawn.server.ledger import service as ledger
 from scrawn.server.ledger.rules import fingerprint
 from scrawn.server.ledger.types import Balance, Entry, LedgerEntry
+from scrawn.server.paging import MAX_PAGE
 from scrawn.server.wallets import repository as repo
 from scrawn.server.wallets.repository import Reservation
 from scrawn.server.webhooks import outbox
 
-__all__ = ["fingerprint"]
+__all__ = ["MAX_PAGE", "fingerprint"]
 
 CREDIT_KINDS = ("grant", "top_up", "adjustment")
 DEFAULT_TTL, MAX_TTL = 300, 86_400
 MAX_USER_ID, MAX_KEY, MAX_DESCRIPTION = 256, 255, 255
 MAX_AMOUNT = from_micros(MAX_MICROS)  # the most a balance row's BIGINT micro-units hold
-DEFAULT_PAGE, MAX_PAGE = 50, 500
 
 BalanceView = Balance  # the name callers (rpc, CLI) know it by
 Posting = tuple[Entry, Balance, bool]
-_Paged = TypeVar("_Paged", Entry, Reservation)  # (the entry, the balance after it, duplicate)
+
+
+CONTEXT = "Wallet validation failed"
 
 
 def _fail(field: str, problem: str) -> ValidationError:
-    return ValidationError(field, problem, context="Wallet validation failed")
+    return ValidationError(field, problem, context=CONTEXT)
 
 
 def check_user(user_id: str) -> str:
@@ -393,25 +396,10 @@ async def update_settings(
 # Listing ------------------------------------------------------------------------------------------------
 
 
-def page_size(limit: int) -> int:
-    if limit < 0 or limit > MAX_PAGE:
-        raise _fail("limit", f"must be 0 (default {DEFAULT_PAGE}) to {MAX_PAGE}")
-    return limit or DEFAULT_PAGE
-
-
-def _cursor(token: str) -> tuple[int, str] | None:
-    if not token:
-        return None
-    created, _, ident = token.partition(":")
-    if not created.isdigit() or not ident:
-        raise _fail("pageToken", "is not a token this server gave out")
-    return int(created), ident
-
-
 async def list_reservations(
     conn: AsyncConnection, project_id: str, mode: str, user_id: str, active_only: bool, limit: int, token: str
 ) -> tuple[list[Reservation], str]:
-    size = page_size(limit)
+    size = paging.page_size(limit, context=CONTEXT)
     rows = await repo.page(
         conn,
         project_id,
@@ -419,21 +407,14 @@ async def list_reservations(
         user_id=check_user(user_id) if user_id else None,
         active_at=now_ms() if active_only else None,
         size=size,
-        cursor=_cursor(token),
+        cursor=paging.cursor(token, context=CONTEXT),
     )
-    return _more(rows, size)
+    return paging.next_page(rows, size, paging.created)
 
 
 async def list_transactions(
     conn: AsyncConnection, project_id: str, mode: str, user_id: str, limit: int, token: str
 ) -> tuple[list[Entry], str]:
-    size = page_size(limit)
-    rows = await ledger.list_entries(conn, project_id, mode, check_user(user_id), size, _cursor(token))
-    return _more(rows, size)
-
-
-def _more(rows: list[_Paged], size: int) -> tuple[list[_Paged], str]:
-    """A page and the token of the next one ("" when this is the last)."""
-    more = len(rows) > size
-    rows = rows[:size]
-    return rows, f"{rows[-1].created_at}:{rows[-1].id}" if more else ""
+    size, cursor = paging.page_size(limit, context=CONTEXT), paging.cursor(token, context=CONTEXT)
+    rows = await ledger.list_entries(conn, project_id, mode, check_user(user_id), size, cursor)
+    return paging.next_page(rows, size, paging.created)
