@@ -79,6 +79,9 @@ def create_app() -> Any:
     return app
 
 
+app = create_app()  # for servers that import an ASGI app by name (pyvoy, granian)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
