@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import typer
 
+from scrawn.server.backup import backup
 from scrawn.server.demo import demo
 from scrawn.server.events.cli import events_app, explain
 from scrawn.server.payments.cli import payments_app
@@ -19,6 +20,7 @@ app = typer.Typer(help="Scrawn: self-hosted usage-based billing.", no_args_is_he
 app.command()(serve)
 app.command()(init)
 app.command(name="migrate")(migrate_command)
+app.command()(backup)  # docs/operations.md
 app.command()(users)
 app.command()(explain)
 app.command(help="Run a server on a throwaway database and bill events of every kind through real clients.")(

@@ -1,0 +1,151 @@
+"""``scrawn backup PATH`` (docs/operations.md): an online copy of a SQLite deployment taken while a real
+server keeps writing; the copy passes SQLite's integrity check, holds every credit acknowledged before it
+began, and the runbook's restore (copy back scrawn.db and secret, start) serves the same balances."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from scrawn import Scrawn
+from scrawn.server.cli import app
+from tests.conftest import SECRET, ServerHandle, free_port, make_server
+
+USERS = [f"user_{i}" for i in range(5)]
+
+
+class Writer(threading.Thread):
+    """Credits one unit at a time, round-robin over USERS, each under its own idempotency key, until
+    stopped."""
+
+    def __init__(self, server: ServerHandle) -> None:
+        super().__init__(daemon=True)
+        self.client = Scrawn(api_key=server.live_key, base_url=server.base_url)
+        self.acked: list[str] = []
+        self.stop = threading.Event()
+        self.first = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                key = f"credit-{len(self.acked)}"
+                self.client.wallet.credit(USERS[len(self.acked) % len(USERS)], 1, idempotency_key=key)
+                self.acked.append(key)
+                if len(self.acked) >= 20:
+                    self.first.set()
+        except BaseException as e:
+            self.error = e
+            self.first.set()
+        finally:
+            self.client.close()
+
+
+def secret_file_server(data_dir: Path) -> ServerHandle:
+    """A SQLite server whose secret is the data directory's ``secret`` file, as `scrawn init` leaves it."""
+    data_dir.mkdir()
+    handle = make_server(f"sqlite:///{data_dir / 'scrawn.db'}", data_dir)
+    (data_dir / "secret").write_text(SECRET)
+    handle.env = {k: v for k, v in handle.env.items() if k not in ("SCRAWN_SECRET", "SCRAWN_DATABASE_URL")}
+    return handle
+
+
+def run_backup(env: dict[str, str], target: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "scrawn.server.cli", "backup", str(target)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_online_backup_and_restore(tmp_path: Path) -> None:
+    server = secret_file_server(tmp_path / "data")
+    server.start()
+    writer = Writer(server)
+    try:
+        writer.start()
+        writer.first.wait(timeout=120)
+        acked_before = list(writer.acked)
+        result = run_backup(server.env, tmp_path / "backup")
+        writer.stop.set()
+        writer.join(timeout=60)
+    finally:
+        server.stop()
+    assert writer.error is None, writer.error
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "integrity ok" in result.stdout and "secret" in result.stdout
+    assert len(writer.acked) > len(acked_before) >= 20  # the server took writes around the backup
+
+    backup_db, backup_secret = tmp_path / "backup" / "scrawn.db", tmp_path / "backup" / "secret"
+    assert backup_secret.read_text() == SECRET
+    assert backup_secret.stat().st_mode & 0o777 == 0o600 and backup_db.stat().st_mode & 0o777 == 0o600
+    assert not (tmp_path / "backup" / "scrawn.db-wal").exists()  # one self-contained file
+    with sqlite3.connect(backup_db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        keys = {k for (k,) in conn.execute("SELECT idempotency_key FROM ledger_entries WHERE kind = 'grant'")}
+        # Σ ledger = balance for every user: the copy is one commit's state, not a torn one.
+        sums = dict(conn.execute("SELECT user_id, SUM(amount) FROM ledger_entries GROUP BY user_id"))
+        balances = dict(conn.execute("SELECT user_id, balance FROM balances"))
+    assert set(acked_before) <= keys <= set(writer.acked)
+    assert sums == balances and sum(balances.values()) == len(keys) * 1_000_000  # micro-units
+
+    # The runbook's restore: a fresh data directory with the backup's two files, and serve.
+    restored_dir = tmp_path / "restored"
+    restored_dir.mkdir()
+    shutil.copy2(backup_db, restored_dir / "scrawn.db")
+    shutil.copy2(backup_secret, restored_dir / "secret")
+    port = free_port()
+    restored = replace(
+        server,
+        base_url=f"http://127.0.0.1:{port}",
+        port=port,
+        data_dir=restored_dir,
+        log_path=restored_dir / "server.log",
+        env=server.env | {"SCRAWN_PORT": str(port), "SCRAWN_DATA_DIR": str(restored_dir)},
+    )
+    restored.start()
+    try:
+        # The original live key still authenticates: the secret came back with the database.
+        with Scrawn(api_key=server.live_key, base_url=restored.base_url) as client:
+            served = {u: client.wallet.balance(u).balance for u in USERS}
+    finally:
+        restored.stop()
+    assert served == {u: Decimal(balances.get(u, 0)) / 1_000_000 for u in USERS}
+
+
+def test_refuses_postgresql_and_points_to_pg_dump(tmp_path: Path) -> None:
+    env = {"SCRAWN_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/anything", "SCRAWN_SECRET": SECRET}
+    result = CliRunner().invoke(app, ["backup", str(tmp_path / "out")], env=env)
+    assert result.exit_code == 1
+    assert "SQLite databases only" in result.output and "pg_dump" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_refuses_a_missing_database_and_a_non_empty_target(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "secret").write_text(SECRET)
+    env = {"SCRAWN_DATA_DIR": str(data), "SCRAWN_SECRET": None, "SCRAWN_DATABASE_URL": None}
+    result = CliRunner().invoke(app, ["backup", str(tmp_path / "new")], env=env)
+    assert result.exit_code == 1 and "no database at" in result.output
+    assert not (data / "scrawn.db").exists()  # never created by looking
+    assert not (tmp_path / "new").exists()
+
+    with sqlite3.connect(data / "scrawn.db") as conn:
+        conn.execute("CREATE TABLE t (x)")
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "scrawn.db").write_text("an older backup")
+    result = CliRunner().invoke(app, ["backup", str(taken)], env=env)
+    assert result.exit_code == 1 and "not an empty directory" in result.output
+    assert (taken / "scrawn.db").read_text() == "an older backup"
