@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,6 +16,7 @@ from scrawn.server.db.engine import Database
 from scrawn.server.events.quarantine.api import QuarantineApi
 from scrawn.server.keys.api import KeysApi
 from scrawn.server.keys.service import Caller, KeyService
+from scrawn.server.logs import request_id as current_request_id
 from scrawn.server.payments.http import PaymentsHttp
 from scrawn.server.portal.http import PortalHttp
 from scrawn.server.pricing import overrides
@@ -89,7 +89,7 @@ class JsonApi:
             except ScrawnError as e:
                 return error_response(e)
             except Exception:
-                request_id = uuid.uuid4().hex
+                request_id = current_request_id()
                 log.exception("internal error (request id %s)", request_id)
                 return error_response(
                     InternalError(f"Internal error (request id {request_id})", request_id=request_id)

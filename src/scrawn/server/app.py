@@ -11,7 +11,6 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from google.protobuf import descriptor_pool
-from sqlalchemy import inspect
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -23,12 +22,13 @@ from scrawn._proto.payment.v1.payment_connect import PaymentServiceASGIApplicati
 from scrawn._proto.query.v1.query_connect import QueryServiceASGIApplication
 from scrawn._proto.usage.v1.usage_connect import UsageServiceASGIApplication
 from scrawn._proto.wallet.v1.wallet_connect import WalletServiceASGIApplication
+from scrawn.server import access
 from scrawn.server.api import JsonApi
 from scrawn.server.config import Settings
 from scrawn.server.dashboard.routes import routes as dashboard_routes
 from scrawn.server.dashboard.web import Dashboard
 from scrawn.server.db.engine import Database
-from scrawn.server.db.migrate import migrate
+from scrawn.server.db.migrate import migrate, pending
 from scrawn.server.events.committer import GroupCommitter
 from scrawn.server.events.rpc import EventRpc
 from scrawn.server.events.service import EventService
@@ -82,10 +82,8 @@ async def ensure_schema(db: Database) -> None:
     if db.is_sqlite:
         await migrate(db)
         return
-    async with db.read() as conn:
-        present = await conn.run_sync(lambda sync: inspect(sync).has_table("alembic_version"))
-    if not present:
-        raise RuntimeError("The PostgreSQL database has no Scrawn schema: run `scrawn migrate` first")
+    if await pending(db):
+        raise RuntimeError("The PostgreSQL database's Scrawn schema is missing or old: run `scrawn migrate`")
 
 
 # grpc-message must be percent-encoded only outside printable ASCII (and '%') per the gRPC HTTP/2 spec.
@@ -190,6 +188,7 @@ def create_app(settings: Settings) -> ASGIApp:
         await http(scope, receive, send)
 
     # Outermost, so the time and status cover everything the client sees.
-    served: Any = app if metrics is None else metrics.wrap(app, rpc_method_paths([a.path for a in rpc_apps]))
+    methods = rpc_method_paths([a.path for a in rpc_apps])
+    served: Any = access.wrap(app if metrics is None else metrics.wrap(app, methods), methods)
     served.services = services
     return served

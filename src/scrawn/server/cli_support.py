@@ -15,6 +15,7 @@ from rich.markup import escape
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.errors import ScrawnError
+from scrawn.server.checks import OperatorError, database_error, require_database_file
 from scrawn.server.config import Settings
 from scrawn.server.db.engine import Database
 from scrawn.server.projects.service import list_projects
@@ -34,7 +35,10 @@ def load_settings(
     database_url: str | None = None,
     data_dir: Path | None = None,
 ) -> Settings:
-    return Settings.from_env(host=host, port=port, database_url=database_url, data_dir=data_dir)
+    try:
+        return Settings.from_env(host=host, port=port, database_url=database_url, data_dir=data_dir)
+    except ValueError as e:  # a malformed SCRAWN_* variable
+        raise OperatorError(str(e), "fix the environment variable") from None
 
 
 @contextmanager
@@ -48,7 +52,12 @@ def reported() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def run_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+def run_db(settings: Settings, work: Callable[[Database], Awaitable[T]], *, create: bool = False) -> T:
+    """Run ``work`` on the database; a SQLite file is created only with ``create`` (``scrawn init``), and a
+    database that cannot be opened or used is an ``OperatorError`` (a sentence, not a traceback)."""
+    if not create:
+        require_database_file(settings)
+
     async def main() -> T:
         db = Database(settings.resolved_database_url)
         try:
@@ -57,7 +66,10 @@ def run_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
             await db.dispose()
 
     with reported():
-        return asyncio.run(main())
+        try:
+            return asyncio.run(main())
+        except Exception as e:
+            raise database_error(e, settings) or e from None
 
 
 def in_project(

@@ -11,6 +11,10 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8069
 
 
+class MissingSecret(RuntimeError):
+    """PostgreSQL without ``SCRAWN_SECRET``."""
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = DEFAULT_HOST
@@ -19,6 +23,8 @@ class Settings:
     database_url: str | None = None  # None: SQLite in data_dir
     secret: str | None = None  # None: read or create data_dir/secret (SQLite only)
     log_level: str = "info"
+    log_format: str | None = None  # json | console; None: console on a terminal, JSON otherwise
+    log_sql: bool = False  # SCRAWN_LOG_SQL=1: the database driver's and SQLAlchemy's lines too
     public_url: str | None = None  # None: http://{host}:{port}; checkout links are built on it
     # Outbound webhook retries: seconds after each failed attempt (docs/webhooks.md); ~27.6 h in all.
     webhook_retry_schedule: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
@@ -29,13 +35,15 @@ class Settings:
         env = os.environ
         values: dict[str, object] = {
             "host": env.get("SCRAWN_HOST", DEFAULT_HOST),
-            "port": int(env.get("SCRAWN_PORT", DEFAULT_PORT)),
+            "port": _whole("SCRAWN_PORT", env.get("SCRAWN_PORT", str(DEFAULT_PORT))),
             "data_dir": Path(env.get("SCRAWN_DATA_DIR", "scrawn-data")),
             "database_url": env.get("SCRAWN_DATABASE_URL") or None,
             "secret": env.get("SCRAWN_SECRET") or None,
             "log_level": env.get("SCRAWN_LOG_LEVEL", "info"),
+            "log_format": env.get("SCRAWN_LOG_FORMAT") or None,
+            "log_sql": _flag(env.get("SCRAWN_LOG_SQL") or "0"),
             "public_url": env.get("SCRAWN_PUBLIC_URL") or None,
-            "metrics": env.get("SCRAWN_METRICS", "1").strip().lower() not in ("0", "false", "no", "off"),
+            "metrics": _flag(env.get("SCRAWN_METRICS", "1")),
         }
         if schedule := env.get("SCRAWN_WEBHOOK_RETRY_SCHEDULE"):
             values["webhook_retry_schedule"] = parse_schedule(schedule)
@@ -59,7 +67,7 @@ class Settings:
         if self.secret:
             return self.secret
         if not self.is_sqlite:
-            raise RuntimeError("SCRAWN_SECRET must be set when using PostgreSQL (the same on every replica)")
+            raise MissingSecret("SCRAWN_SECRET must be set when using PostgreSQL (the same on every replica)")
         path = self.data_dir / "secret"
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -67,6 +75,17 @@ class Settings:
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_urlsafe(32))
         return path.read_text().strip()
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() not in ("0", "false", "no", "off")
+
+
+def _whole(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {value!r}") from None
 
 
 def normalise_database_url(url: str) -> str:

@@ -42,7 +42,9 @@ def demo() -> None:
         data_dir = Path(tmp)
         port = free_port()
         settings = Settings(port=port, data_dir=data_dir)
-        created = run_db(settings, lambda db: bootstrap(db, settings, "demo", only_if_empty=False))
+        created = run_db(
+            settings, lambda db: bootstrap(db, settings, "demo", only_if_empty=False), create=True
+        )
         assert created is not None
         project_id, dash_key = created
         env = os.environ | {

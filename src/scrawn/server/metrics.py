@@ -166,7 +166,7 @@ class Metrics:
             start = time.perf_counter()
             path: str = scope["path"]
             if path in rpc_methods:
-                watch = _RpcWatch(send)
+                watch = RpcWatch(send)
                 try:
                     await app(scope, receive, watch)
                 finally:
@@ -209,7 +209,7 @@ class Metrics:
         return metrics
 
 
-class _RpcWatch:
+class RpcWatch:
     """``send`` for a Connect/gRPC/gRPC-web call: notes its status code on the way through.
 
     gRPC: ``grpc-status`` in the trailers, or in the headers of a trailers-only response. gRPC-web: the

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -21,6 +20,7 @@ from scrawn.errors import InternalError, OutOfRangeError, ScrawnError, Unavailab
 from scrawn.server.db.engine import Database
 from scrawn.server.db.errors import classify
 from scrawn.server.keys.service import Caller, KeyService, Role
+from scrawn.server.logs import request_id as current_request_id
 
 log = logging.getLogger("scrawn.rpc")
 # The roles that write billable data (events, usage records): live and test keys, each in its own mode.
@@ -45,7 +45,7 @@ def packed_detail(detail: Message) -> PackedAny:
 def internal_error(exc: BaseException, where: str) -> ConnectError:
     """An unexpected exception as OUT_OF_RANGE, UNAVAILABLE or INTERNAL with a fresh request id (in the
     message, the ``google.rpc.RequestInfo`` detail and the log line)."""
-    request_id = uuid.uuid4().hex
+    request_id = current_request_id()
     error: ScrawnError
     kind = classify(exc)
     if kind == "out_of_range":

@@ -9,47 +9,50 @@ from typing import Annotated
 
 import typer
 
+from scrawn.server.checks import require_database_file, require_sqlite_directory
 from scrawn.server.cli_support import DataOpt, DbOpt, console, load_settings, run_db
 from scrawn.server.config import DEFAULT_PORT
-from scrawn.server.db.engine import Database
 from scrawn.server.db.migrate import migrate
 from scrawn.server.projects.cli import print_new_key
-from scrawn.server.projects.service import bootstrap
 
 HostOpt = Annotated[str | None, typer.Option("--host", help="Bind address [env SCRAWN_HOST; 127.0.0.1]")]
 PortOpt = Annotated[int | None, typer.Option("--port", help=f"Port [env SCRAWN_PORT; {DEFAULT_PORT}]")]
+LogFormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--log-format",
+        help="json or console [env SCRAWN_LOG_FORMAT; console on a terminal, JSON otherwise]",
+    ),
+]
 
 
 def serve(
-    host: HostOpt = None, port: PortOpt = None, database_url: DbOpt = None, data_dir: DataOpt = None
+    host: HostOpt = None,
+    port: PortOpt = None,
+    database_url: DbOpt = None,
+    data_dir: DataOpt = None,
+    log_format: LogFormatOpt = None,
 ) -> None:
     """Run the server (gRPC, Connect, gRPC-web and the JSON API on one port)."""
     from hypercorn.asyncio import serve as hypercorn_serve
     from hypercorn.config import Config
 
-    from scrawn.server.app import create_app, ensure_schema
+    from scrawn.server import startup, tracing
+    from scrawn.server.app import create_app
 
     settings = load_settings(host, port, database_url, data_dir)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    startup.configure_logging(settings, log_format)
 
     async def main() -> None:
-        db = Database(settings.resolved_database_url)
-        try:
-            if settings.is_sqlite:
-                created = await bootstrap(db, settings, "default", only_if_empty=True)
-                if created:
-                    print_new_key(*created)
-            else:
-                await ensure_schema(db)
-        finally:
-            await db.dispose()
+        created = await startup.prepare(settings)  # every operator mistake stops here, as a sentence
+        if created:
+            print_new_key(*created)
         config = Config()
         config.bind = [f"{settings.host}:{settings.port}"]
         config.keep_alive_max_requests = 2**62  # the default (1,000) drops calls in flight on HTTP/2
         config.graceful_timeout = 30
-        config.accesslog = None
+        config.accesslog = None  # scrawn.access writes one line per request (server/access.py)
+        config.errorlog = logging.getLogger("hypercorn.error")  # through our formatter, not hypercorn's
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -68,14 +71,30 @@ def serve(
                 "an HTTP/2 connection ended with hypercorn's closed-stream error (%r); shut down cleanly",
                 error.exceptions[0],
             )
+        finally:
+            tracing.shutdown()
 
     asyncio.run(main())
 
 
-def migrate_command(database_url: DbOpt = None, data_dir: DataOpt = None) -> None:
+def migrate_command(
+    database_url: DbOpt = None,
+    data_dir: DataOpt = None,
+    create: Annotated[
+        bool, typer.Option("--create", help="Create the SQLite database (and its directory) if missing")
+    ] = False,
+) -> None:
     """Apply database migrations (Alembic) up to the latest."""
     settings = load_settings(database_url=database_url, data_dir=data_dir)
-    if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    run_db(settings, migrate)
-    console.print("database is up to date")
+    if not create:
+        require_database_file(settings, "pass --create to make a new SQLite database there")
+    elif settings.is_sqlite:
+        require_sqlite_directory(settings)
+        if settings.database_url is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+    applied = run_db(settings, migrate, create=create)
+    for m in applied:
+        console.print(f"applied {m.id}: {m.name}", highlight=False, soft_wrap=True)
+    plural = "" if len(applied) == 1 else "s"
+    summary = f"{len(applied)} migration{plural} applied" if applied else "already up to date"
+    console.print(summary, highlight=False)

@@ -21,6 +21,7 @@ from scrawn.server import paging
 from scrawn.server.db.engine import Database, now_ms
 from scrawn.server.keys import repository
 from scrawn.server.keys.types import ROLES, Caller, KeyRecord, Mode, Role
+from scrawn.server.logs import note_caller
 
 __all__ = ["ROLES", "Caller", "KeyRecord", "KeyService", "Mode", "Role"]
 
@@ -92,7 +93,9 @@ class KeyService:
             raise UnauthenticatedError(MSG_EXPIRED)
         if record.last_used_at is None or now - record.last_used_at > LAST_USED_EVERY_MS:
             self._touch(digest, record, now)
-        return Caller(record.project_id, record.id, record.role, _mode_for(record.role, mode_header))
+        caller = Caller(record.project_id, record.id, record.role, _mode_for(record.role, mode_header))
+        note_caller(caller.project_id, caller.key_id, caller.mode)
+        return caller
 
     async def _lookup(self, digest: str) -> KeyRecord | None:
         hit = self._cache.get(digest)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import html
 import json
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,6 +18,8 @@ from scrawn.money import format_amount
 from scrawn.server.clock import now_ms
 from scrawn.server.db.engine import Database
 from scrawn.server.keys.service import Caller
+from scrawn.server.logs import note_caller
+from scrawn.server.logs import request_id as current_request_id
 from scrawn.server.payments import config as configs
 from scrawn.server.payments import repository
 from scrawn.server.payments.providers import PROVIDERS, WebhookRejected
@@ -103,7 +104,7 @@ class PaymentsHttp:
             log.warning("%s webhook refused (%d): %s", name, e.status, e.message)
             return JSONResponse({"error": e.message}, status_code=e.status)
         except Exception:  # the database, most likely: 503 makes the provider retry later
-            request_id = uuid.uuid4().hex
+            request_id = current_request_id()
             log.exception("%s webhook failed (request id %s)", name, request_id)
             return JSONResponse(
                 {"error": f"temporarily unavailable (request id {request_id})"}, status_code=503
@@ -131,6 +132,7 @@ class PaymentsHttp:
                 row = await find_by_payment(conn, name, payment_id)
             if row is None or row.provider != name:
                 raise WebhookRejected(404, "unknown checkout: the event names no checkout this server made")
+            note_caller(row.project_id, mode=row.mode)
             config = await configs.load(conn, self._box, row.project_id, row.mode)
         if config is None or config.provider != name:
             raise WebhookRejected(404, f"the checkout's project has no {name} configuration any more")

@@ -18,6 +18,7 @@ from scrawn.errors import ScrawnError
 from scrawn.server.clock import iso
 from scrawn.server.db.engine import Database
 from scrawn.server.keys.service import Caller
+from scrawn.server.logs import note_caller
 from scrawn.server.payments.service import open_checkout
 from scrawn.server.portal import service
 from scrawn.server.portal.token import PortalClaims
@@ -78,7 +79,10 @@ class PortalHttp:
 
     async def _claims(self, request: Request) -> PortalClaims | None:
         async with self._db.read() as conn:
-            return await service.open_link(conn, self._box, request.path_params["token"])
+            claims = await service.open_link(conn, self._box, request.path_params["token"])
+        if claims is not None:
+            note_caller(claims.project_id, claims.key_id, claims.mode)
+        return claims
 
     async def page(self, request: Request) -> Response:
         claims = await self._claims(request)

@@ -121,7 +121,9 @@ def init(
 ) -> None:
     """Create the schema if needed, a project, and its first dashboard key (printed once)."""
     settings = load_settings(database_url=database_url, data_dir=data_dir)
-    created = run_db(settings, lambda db: service.bootstrap(db, settings, name, only_if_empty=False))
+    created = run_db(
+        settings, lambda db: service.bootstrap(db, settings, name, only_if_empty=False), create=True
+    )
     assert created is not None
     print_new_key(*created)
 

@@ -1,0 +1,163 @@
+"""The server's JSON logs (docs/configuration.md#logs) across a real server's life, on SQLite and PostgreSQL:
+every line parses, every request on every protocol (gRPC, Connect JSON and binary, gRPC-web, the JSON API,
+the dashboard, the portal, inbound provider webhooks) leaves exactly one access line carrying the request id
+it was sent with (and echoes it back), refused calls included, and no API key is ever written."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+
+from scrawn._proto.event.v1 import event_pb2 as ev
+from tests.clients import (
+    REGISTER,
+    STREAM,
+    ConnectClient,
+    GrpcClient,
+    GrpcWebClient,
+    RpcError,
+    bearer,
+)
+from tests.conftest import ServerHandle, make_server
+from tests.dashboard.seed import csrf_of
+
+
+@pytest.fixture
+def logged_server(database_url: str, tmp_path: Path) -> Iterator[ServerHandle]:
+    handle = make_server(database_url, tmp_path)
+    handle.env |= {"SCRAWN_LOG_LEVEL": "info", "SCRAWN_LOG_FORMAT": "json"}
+    handle.start()
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def rid() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+def basic(user: str = "u") -> ev.RegisterEventRequest:
+    return ev.RegisterEventRequest(type=ev.BASIC_USAGE, userId=user, basicUsage=ev.BasicUsage(amount=2))
+
+
+def test_one_json_access_line_per_request_on_every_protocol(logged_server: ServerHandle) -> None:
+    server = logged_server
+    sent: dict[str, dict[str, Any]] = {}  # request id -> what its access line must say
+
+    def expect(request_id: str, **fields: Any) -> list[tuple[str, str]]:
+        sent[request_id] = fields
+        return [("x-request-id", request_id)]
+
+    # RPCs on every protocol, accepted and refused.
+    rpc_clients: list[tuple[str, Any]] = [
+        ("grpc", GrpcClient(server.grpc_target)),
+        ("connect", ConnectClient(server.base_url)),
+        ("connect", ConnectClient(server.base_url, binary=True)),
+        ("grpc-web", GrpcWebClient(server.base_url)),
+    ]
+    for protocol, client in rpc_clients:
+        with client:
+            ok = rid()
+            meta = bearer(server.live_key) + expect(
+                ok, protocol=protocol, rpc=REGISTER, code="ok", project=server.project_id, mode="live"
+            )
+            client.unary(REGISTER, basic(), meta)
+            streamed = rid()
+            meta = bearer(server.test_key) + expect(
+                streamed, protocol=protocol, rpc=STREAM, code="ok", project=server.project_id, mode="test"
+            )
+            client.stream(STREAM, [ev.StreamEventRequest(type=ev.BASIC_USAGE, userId="u")], meta)
+            refused = rid()
+            with pytest.raises(RpcError):
+                client.unary(
+                    REGISTER,
+                    basic(),
+                    [
+                        ("authorization", "Bearer scrn_live_" + "x" * 32),
+                        *expect(refused, protocol=protocol, code="unauthenticated"),
+                    ],
+                )
+
+    # gRPC gives the id back in the headers and the trailers.
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        call = channel.unary_unary(
+            REGISTER,
+            request_serializer=ev.RegisterEventRequest.SerializeToString,
+            response_deserializer=ev.RegisterEventResponse.FromString,
+        )
+        given = rid()
+        _, outcome = call.with_call(
+            basic(), metadata=bearer(server.live_key) + expect(given, protocol="grpc", code="ok"), timeout=30
+        )
+        assert ("x-request-id", given) in outcome.initial_metadata()
+        assert ("x-request-id", given) in outcome.trailing_metadata()
+
+    with httpx.Client(base_url=server.base_url, timeout=30) as http:
+        dash = {"authorization": f"Bearer {server.dash_key}"}
+        # The JSON API.
+        made = rid()
+        answer = http.post(
+            "/api/v1/tags",
+            json={"key": "API_CALL", "price": "2"},
+            headers=dash | dict(expect(made, route="/api/v1/tags", status=201, project=server.project_id)),
+        )
+        assert answer.status_code == 201 and answer.headers["x-request-id"] == made
+        denied = rid()
+        assert http.get("/api/v1/tags", headers=dict(expect(denied, status=401))).status_code == 401
+        # The portal: a link made through the API, its page fetched.
+        link = http.post("/api/v1/payments/portal-links", json={"userId": "u"}, headers=dash).json()["url"]
+        portal = rid()
+        page = http.get(
+            link, headers=dict(expect(portal, route="/portal/{token}", project=server.project_id))
+        )
+        assert page.status_code == 200
+        # The dashboard: the sign-in form, the key posted in it, a page behind it.
+        form = rid()
+        text = http.get("/dashboard/sign-in", headers=dict(expect(form, status=200))).text
+        signed = rid()
+        http.post(
+            "/dashboard/sign-in",
+            data={"csrf": csrf_of(text), "key": server.dash_key},
+            headers=dict(expect(signed, status=303, project=server.project_id)),
+        )
+        overview = rid()
+        pricing = http.get(
+            "/dashboard/live/pricing", headers=dict(expect(overview, status=200, project=server.project_id))
+        )
+        assert pricing.status_code == 200
+        # An inbound provider webhook naming no checkout of ours.
+        hook = rid()
+        answer = http.post(
+            "/webhooks/stripe", json={"id": "evt_1"}, headers=dict(expect(hook, route="/webhooks/stripe"))
+        )
+        assert answer.status_code == 404 and answer.headers["x-request-id"] == hook
+        # An id that is not a sane token is replaced by one of ours.
+        odd = http.get("/api/v1/tags", headers={"x-request-id": "bad id\twith spaces"})
+        assert odd.headers["x-request-id"] != "bad id\twith spaces"
+    server.stop()
+
+    log = server.log()
+    assert "scrn_" not in log  # no key, in any request, at any level
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert lines and len(lines) == len([line for line in log.splitlines() if line.strip().startswith("{")])
+    access = [line for line in lines if line.get("logger") == "scrawn.access"]
+    per_id = Counter(line.get("request_id") for line in access)
+    for request_id, fields in sent.items():
+        assert per_id[request_id] == 1, (request_id, fields, per_id[request_id])
+        line = next(line for line in access if line.get("request_id") == request_id)
+        for name, value in fields.items():
+            assert line.get(name) == value, (request_id, name, line)
+        assert isinstance(line["duration_ms"], float | int) and line["bytes_out"] >= 0
+        if line.get("project"):
+            assert line["key_id"] and not line["key_id"].startswith("scrn_")
+    for line in lines:
+        assert {"timestamp", "level", "logger", "event"} <= line.keys(), line
