@@ -18,6 +18,7 @@ from scrawn.server.secretbox import SecretBox
 from tests.conftest import (
     PG_URL,
     SECRET,
+    ServerHandle,
     drop_pg_database,
     free_port,
     make_server,
@@ -67,6 +68,18 @@ def pg_empty(postgres_ok: bool) -> Iterator[str]:
         yield url
     finally:
         drop_pg_database(name)
+
+
+async def add_endpoint(handle: ServerHandle) -> None:
+    """A live webhook endpoint, its secrets sealed under the tests' SECRET."""
+    from scrawn.server.webhooks import endpoints
+
+    db = handle.db()
+    try:
+        async with db.write() as conn:
+            await endpoints.put(conn, SecretBox(SECRET), handle.project_id, "live", "https://example.com/h")
+    finally:
+        await db.dispose()
 
 
 def test_commands_in_a_directory_without_a_database(tmp_path: Path) -> None:
@@ -141,20 +154,7 @@ def test_postgres_without_secret_unmigrated_and_wrong_secret(tmp_path: Path, pg_
     assert rc == 0 and f"{N_MIGRATIONS} migrations applied" in out, out
     # A webhook endpoint sealed under SECRET, then a server started with another one.
     handle = make_server(pg_empty, tmp_path / "data")
-
-    async def add_endpoint() -> None:
-        from scrawn.server.webhooks import endpoints
-
-        db = handle.db()
-        try:
-            async with db.write() as conn:
-                await endpoints.put(
-                    conn, SecretBox(SECRET), handle.project_id, "live", "https://example.com/h"
-                )
-        finally:
-            await db.dispose()
-
-    run_async(add_endpoint())
+    run_async(add_endpoint(handle))
     env["SCRAWN_SECRET"] = "another-secret-" + "y" * 20
     assert "SCRAWN_SECRET does not open the secrets sealed" in refused(tmp_path, "serve", env=env)
     nothing_created(tmp_path)
@@ -172,3 +172,52 @@ def test_debug_shows_the_traceback_and_version_prints(tmp_path: Path) -> None:
     rc, out = scrawn(tmp_path, "--version")
     assert rc == 0 and out.startswith("scrawn ")
     nothing_created(tmp_path)
+
+
+def test_doctor(tmp_path: Path, pg_empty: str) -> None:
+    rc, out = scrawn(tmp_path, "doctor")
+    assert rc == 1 and "FAIL no Scrawn database at scrawn-data/scrawn.db" in out, out
+    nothing_created(tmp_path)
+    assert scrawn(tmp_path, "init")[0] == 0
+    rc, out = scrawn(tmp_path, "doctor")
+    assert rc == 0 and "schema up to date" in out and "FAIL" not in out, out
+    # PostgreSQL with a payment provider and a webhook endpoint whose message gave up.
+    handle = make_server(pg_empty, tmp_path / "pg")
+
+    async def configure() -> None:
+        from scrawn.server.payments import config as configs
+        from scrawn.server.webhooks import endpoints
+
+        db, box = handle.db(), SecretBox(SECRET)
+        try:
+            async with db.write() as conn:
+                stripe = {"provider": "stripe", "apiKey": "sk_test_abcdef123456", "webhookSecret": "whsec_x"}
+                await configs.save(conn, box, handle.project_id, "live", stripe)
+                await endpoints.put(conn, box, handle.project_id, "live", "https://example.com/h")
+        finally:
+            await db.dispose()
+
+    run_async(configure())
+    env = {"SCRAWN_DATABASE_URL": pg_empty, "SCRAWN_SECRET": SECRET}
+    rc, out = scrawn(tmp_path, "doctor", env=env)
+    assert rc == 1 and "stripe must reach http://127.0.0.1:" in out and "SCRAWN_PUBLIC_URL" in out, out
+    assert "webhooks to https://example.com/h (0 waiting)" in out
+    rc, out = scrawn(tmp_path, "doctor", env=env | {"SCRAWN_PUBLIC_URL": "https://billing.example.com"})
+    assert rc == 0 and "stripe webhooks to https://billing.example.com/webhooks/stripe" in out, out
+    rc, out = scrawn(tmp_path, "doctor", env=env | {"SCRAWN_SECRET": "another-secret-" + "y" * 20})
+    assert rc == 1 and "FAIL SCRAWN_SECRET does not open the secrets sealed" in out, out
+    assert "Traceback" not in out
+
+
+def test_rotating_a_webhook_endpoint_sealed_under_an_old_secret_lets_the_server_start(
+    tmp_path: Path, pg_empty: str
+) -> None:
+    handle = make_server(pg_empty, tmp_path / "data")
+    run_async(add_endpoint(handle))
+    env = {"SCRAWN_DATABASE_URL": pg_empty, "SCRAWN_SECRET": "rotated-secret-" + "z" * 20}
+    rc, out = scrawn(tmp_path, "doctor", env=env)
+    assert rc == 1 and "FAIL SCRAWN_SECRET does not open the secrets sealed" in out, out
+    rc, out = scrawn(tmp_path, "webhooks", "set-endpoint", "https://example.com/h", "--rotate", env=env)
+    assert rc == 0 and "whsec_" in out, out
+    rc, out = scrawn(tmp_path, "doctor", env=env | {"SCRAWN_PUBLIC_URL": "https://billing.example.com"})
+    assert rc == 0, out

@@ -18,7 +18,7 @@ CONNECT_TIMEOUT = 10.0  # seconds: an unreachable host must not hang a command f
 
 def shown_url(settings: Settings) -> str:
     """The database URL without its password."""
-    url = settings.database_url or settings.resolved_database_url
+    url = settings.database_url or f"sqlite:///{settings.data_dir / 'scrawn.db'}"
     return make_url(url).render_as_string(hide_password=True)
 
 

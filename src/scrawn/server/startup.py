@@ -26,7 +26,8 @@ from scrawn.server.webhooks import endpoints
 log = logging.getLogger("scrawn.serve")
 
 
-def configure_logging(settings: Settings, log_format: str | None) -> None:
+def log_settings(settings: Settings, log_format: str | None) -> tuple[str, logs.LogFormat]:
+    """The log level and format asked for, or what is wrong with them."""
     level = settings.log_level.strip().lower()
     if level not in logs.LOG_LEVELS:
         raise OperatorError(
@@ -36,6 +37,11 @@ def configure_logging(settings: Settings, log_format: str | None) -> None:
         chosen = logs.resolve_format(log_format or settings.log_format)
     except ValueError as e:
         raise OperatorError(str(e), "pass --log-format json or console (SCRAWN_LOG_FORMAT)") from None
+    return level, chosen
+
+
+def configure_logging(settings: Settings, log_format: str | None) -> None:
+    level, chosen = log_settings(settings, log_format)
     logs.configure(level, chosen, sql=settings.log_sql)
     tracing.configure()
 

@@ -58,8 +58,10 @@ async def put(
     conn: AsyncConnection, box: SecretBox, project_id: str, mode: str, url: str, *, rotate: bool = False
 ) -> tuple[Endpoint, bool]:
     """Set the URL (checked by the caller with check_url). The secrets stay unless ``rotate`` (or this is
-    the first endpoint). Returns the endpoint and whether it was created."""
-    current = await get(conn, box, project_id, mode)
+    the first endpoint). Returns the endpoint and whether it was created. ``rotate`` never opens the old
+    secrets, so it also replaces secrets sealed under a previous ``SCRAWN_SECRET``."""
+    opened = repository.endpoint(conn, project_id, mode) if rotate else get(conn, box, project_id, mode)
+    current = await opened
     secret = signing.new_secret() if current is None or rotate else current.secret
     key = signing.new_signing_key() if current is None or rotate else current.signing_key
     sealed = (

@@ -245,3 +245,12 @@ async def attempts(
         .order_by(webhook_attempts.c.attempt)
     )
     return [typed(DeliveryAttempt, row) for row in await conn.execute(query)]
+
+
+async def count_by_status(conn: AsyncConnection, project_id: str, mode: str) -> dict[str, int]:
+    """The mode's messages by status (pending, delivered, failed): ``scrawn doctor``'s reading."""
+    m = webhook_messages.c
+    query = (
+        select(m.status, func.count()).where(m.project_id == project_id, m.mode == mode).group_by(m.status)
+    )
+    return {status: int(count) for status, count in await conn.execute(query)}
