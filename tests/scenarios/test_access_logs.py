@@ -111,6 +111,15 @@ def test_one_json_access_line_per_request_on_every_protocol(logged_server: Serve
             headers=dash | dict(expect(made, route="/api/v1/tags", status=201, project=server.project_id)),
         )
         assert answer.status_code == 201 and answer.headers["x-request-id"] == made
+        # A line logged inside a request carries its id too: deleting a tag that priced a recent event warns.
+        with ConnectClient(server.base_url) as connect:
+            tagged = ev.RegisterEventRequest(
+                type=ev.BASIC_USAGE, userId="u", basicUsage=ev.BasicUsage(tag="API_CALL")
+            )
+            connect.unary(REGISTER, tagged, bearer(server.live_key))
+        deleted = rid()
+        answer = http.delete("/api/v1/tags/API_CALL", headers=dash | dict(expect(deleted, status=200)))
+        assert answer.status_code == 200 and answer.json()["recentEvents"] == 1, answer.text
         denied = rid()
         assert http.get("/api/v1/tags", headers=dict(expect(denied, status=401))).status_code == 401
         # The portal: a link made through the API, its page fetched.
@@ -161,3 +170,5 @@ def test_one_json_access_line_per_request_on_every_protocol(logged_server: Serve
             assert line["key_id"] and not line["key_id"].startswith("scrn_")
     for line in lines:
         assert {"timestamp", "level", "logger", "event"} <= line.keys(), line
+    warned = [line for line in lines if line["logger"] == "scrawn.api" and "API_CALL" in line["event"]]
+    assert [line["request_id"] for line in warned] == [deleted], warned
