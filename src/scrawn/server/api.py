@@ -1,4 +1,5 @@
-"""The JSON HTTP API under ``/api/v1`` (dash keys): tags and named expressions."""
+"""The JSON HTTP API under ``/api/v1`` (dash keys): tags, named expressions, event and model prices, and the
+other domains' routes; ``/api/v1/openapi.json`` describes them all (server/openapi.py)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,28 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from scrawn import __version__
 from scrawn.errors import InternalError, ScrawnError, ValidationError
 from scrawn.server.db.engine import Database
 from scrawn.server.events.quarantine.api import QuarantineApi
 from scrawn.server.keys.api import KeysApi
 from scrawn.server.keys.service import Caller, KeyService
 from scrawn.server.logs import request_id as current_request_id
+from scrawn.server.openapi import (
+    DECIMAL,
+    INTEGER,
+    STRING,
+    TIME,
+    UNIX_MS,
+    Schema,
+    array,
+    carry,
+    document,
+    nullable,
+    obj,
+    operation,
+    upsert,
+)
 from scrawn.server.payments.http import PaymentsHttp
 from scrawn.server.portal.http import PortalHttp
 from scrawn.server.pricing import overrides
@@ -29,6 +46,44 @@ log = logging.getLogger("scrawn.api")
 MAX_BODY = 64 * 1024
 
 Endpoint = Callable[[Request, Caller], Awaitable[Response]]
+
+# The answers and bodies the handlers below declare (server/openapi.py).
+NAME: Schema = {"type": "string", "pattern": "^[A-Z][A-Z0-9_]*$", "maxLength": 128}
+EVENT_TYPE: Schema = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]*$", "maxLength": 128}
+AMOUNT_IN: Schema = {"anyOf": [DECIMAL, INTEGER]}  # decimal strings or JSON integers, never floats
+PRICE_IN: Schema = {  # ≥ 0, whole micro-units, within a signed 64-bit count of them
+    "anyOf": [
+        {"type": "string", "pattern": r"^\d{1,12}(\.\d{1,6})?$"},
+        {"type": "integer", "minimum": 0, "maximum": 999_999_999_999},
+    ]
+}
+TAG = obj({"key": STRING, "price": DECIMAL, "version": INTEGER, "createdAt": UNIX_MS})
+EXPRESSION = obj({"name": STRING, "expression": STRING, "version": INTEGER, "createdAt": UNIX_MS})
+EVENT_PRICE = obj({"type": STRING, "expression": STRING, "version": INTEGER, "createdAt": UNIX_MS})
+DELETED = obj({"deleted": STRING, "recentEvents": INTEGER})
+RATES = (
+    "inputPerMillion",
+    "outputPerMillion",
+    "cachedInputPerMillion",
+    "cacheWritePerMillion",
+    "audioPerMinute",
+)
+MODEL_PRICE = obj(
+    {
+        "id": STRING,
+        "model": STRING,
+        "provider": STRING,
+        "effectiveFrom": TIME,
+        "effectiveFromMs": UNIX_MS,
+        **{rate: nullable(DECIMAL) for rate in RATES},
+        "currency": {"const": "USD"},
+        "createdAt": UNIX_MS,
+    }
+)
+MODEL_PRICE_IN = obj(
+    {"model": STRING},
+    {"provider": STRING, "effectiveFrom": {"anyOf": [TIME, INTEGER]}, **{rate: AMOUNT_IN for rate in RATES}},
+)
 
 
 def error_response(error: ScrawnError) -> JSONResponse:
@@ -47,6 +102,17 @@ class JsonApi:
         self._public_url = public_url  # where portal links point; without it (or the box), no portal
 
     def routes(self) -> list[Route]:
+        spec: dict[str, Any] = {}
+
+        @operation("This document: the JSON API in OpenAPI 3.1", "meta", {"type": "object"}, public=True)
+        async def openapi(_: Request) -> Response:
+            return JSONResponse(spec)
+
+        routes = [Route("/api/v1/openapi.json", openapi, methods=["GET"]), *self._routes()]
+        spec.update(document(routes, __version__))  # built now: a route that declares nothing fails at start
+        return routes
+
+    def _routes(self) -> list[Route]:
         return [
             Route("/api/v1/tags", self._wrap(self.list_tags), methods=["GET"]),
             Route("/api/v1/tags", self._wrap(self.put_tag), methods=["POST"]),
@@ -95,13 +161,15 @@ class JsonApi:
                     InternalError(f"Internal error (request id {request_id})", request_id=request_id)
                 )
 
-        return run
+        return carry(endpoint, run)
 
+    @operation("List the tags", "tags", obj({"tags": array(TAG)}))
     async def list_tags(self, request: Request, caller: Caller) -> Response:
         async with self._db.read() as conn:
             found = await catalog.list_tags(conn, caller.project_id)
         return JSONResponse({"tags": [catalog.tag_json(t) for t in found]})
 
+    @upsert("Create or change a tag", "tags", TAG, obj({"key": NAME, "price": PRICE_IN}))
     async def put_tag(self, request: Request, caller: Caller) -> Response:
         body = await _json_object(request)
         key = catalog.check_name("key", body.get("key"))
@@ -110,17 +178,25 @@ class JsonApi:
             tag = await catalog.put_tag(conn, caller.project_id, key, price, by=caller.key_id)
         return JSONResponse(catalog.tag_json(tag), status_code=201 if tag.version == 1 else 200)
 
+    @operation("Delete a tag (refused while something names it)", "tags", DELETED)
     async def delete_tag(self, request: Request, caller: Caller) -> Response:
         key = catalog.check_name("key", request.path_params["key"])
         async with self._db.write() as conn:
             await catalog.delete_tag(conn, caller.project_id, key, by=caller.key_id)
         return await self._deleted(caller, "tag", key)
 
+    @operation("List the named expressions", "expressions", obj({"expressions": array(EXPRESSION)}))
     async def list_expressions(self, request: Request, caller: Caller) -> Response:
         async with self._db.read() as conn:
             found = await catalog.current_expressions(conn, caller.project_id, None)
         return JSONResponse({"expressions": [catalog.expression_json(e) for e in found.values()]})
 
+    @upsert(
+        "Create or change a named expression",
+        "expressions",
+        EXPRESSION,
+        obj({"name": NAME, "expression": STRING}),
+    )
     async def put_expression(self, request: Request, caller: Caller) -> Response:
         body = await _json_object(request)
         name = catalog.check_name("name", body.get("name"))
@@ -129,6 +205,7 @@ class JsonApi:
             named = await catalog.put_expression(conn, caller.project_id, name, text, by=caller.key_id)
         return JSONResponse(catalog.expression_json(named), status_code=201 if named.version == 1 else 200)
 
+    @operation("Delete a named expression (refused while something names it)", "expressions", DELETED)
     async def delete_expression(self, request: Request, caller: Caller) -> Response:
         name = catalog.check_name("name", request.path_params["name"])
         async with self._db.write() as conn:
@@ -145,11 +222,18 @@ class JsonApi:
             log.warning("project %s: %s", caller.project_id, warning)
         return JSONResponse({"deleted": name, "recentEvents": recent})
 
+    @operation("List the event prices", "event prices", obj({"eventPrices": array(EVENT_PRICE)}))
     async def list_event_prices(self, request: Request, caller: Caller) -> Response:
         async with self._db.read() as conn:
             found = await catalog.current_event_prices(conn, caller.project_id, None)
         return JSONResponse({"eventPrices": [catalog.event_price_json(e) for e in found.values()]})
 
+    @upsert(
+        "Create or change an event price",
+        "event prices",
+        EVENT_PRICE,
+        obj({"type": EVENT_TYPE, "expression": STRING}),
+    )
     async def put_event_price(self, request: Request, caller: Caller) -> Response:
         body = await _json_object(request)
         event_type = catalog.check_event_type("type", body.get("type"))
@@ -158,6 +242,7 @@ class JsonApi:
             price = await catalog.put_event_price(conn, caller.project_id, event_type, text, by=caller.key_id)
         return JSONResponse(catalog.event_price_json(price), status_code=201 if price.version == 1 else 200)
 
+    @operation("Delete an event price", "event prices", None, status=204)
     async def delete_event_price(self, request: Request, caller: Caller) -> Response:
         event_type = catalog.check_event_type("type", request.path_params["type"])
         async with self._db.write() as conn:
@@ -166,6 +251,12 @@ class JsonApi:
 
     # Model price overrides (docs/usage.md): USD per million tokens / per minute, from an effective time.
 
+    @operation(
+        "List the model price overrides",
+        "model prices",
+        obj({"modelPrices": array(MODEL_PRICE)}),
+        query={"model": STRING},
+    )
     async def list_model_prices(self, request: Request, caller: Caller) -> Response:
         model = request.query_params.get("model")
         async with self._db.read() as conn:
@@ -174,6 +265,7 @@ class JsonApi:
             )
         return JSONResponse({"modelPrices": [overrides.override_json(o) for o in found]})
 
+    @upsert("Add a model price override (USD)", "model prices", MODEL_PRICE, MODEL_PRICE_IN)
     async def put_model_price(self, request: Request, caller: Caller) -> Response:
         body = await _json_object(request)
         model = overrides.check_model("model", body.get("model"))
@@ -192,6 +284,7 @@ class JsonApi:
             )
         return JSONResponse(overrides.override_json(found), status_code=201 if created else 200)
 
+    @operation("Delete a model price override", "model prices", None, status=204)
     async def delete_model_price(self, request: Request, caller: Caller) -> Response:
         async with self._db.write() as conn:
             await overrides.delete_override(

@@ -191,4 +191,5 @@ def create_app(settings: Settings) -> ASGIApp:
     methods = rpc_method_paths([a.path for a in rpc_apps])
     served: Any = access.wrap(app if metrics is None else metrics.wrap(app, methods), methods)
     served.services = services
+    served.routes = http.routes  # the HTTP route table: the OpenAPI tests check the document against it
     return served

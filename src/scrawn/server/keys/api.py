@@ -15,11 +15,31 @@ from scrawn.server.clock import iso
 from scrawn.server.db.engine import Database
 from scrawn.server.keys.rpc import MAX_EXPIRY, MIN_EXPIRY
 from scrawn.server.keys.service import ROLES, Caller, KeyRecord, KeyService, Role
+from scrawn.server.openapi import STRING, TIME, array, nullable, obj, operation
 
 Endpoint = Callable[[Request, Caller], Awaitable[Response]]
 Wrap = Callable[[Endpoint, str], Callable[[Request], Awaitable[Response]]]  # (endpoint, action)
 BodyReader = Callable[[Request], Awaitable[dict[str, Any]]]
 ACTION = "manage API keys"  # "Live keys cannot manage API keys" (403)
+# What the handlers below declare (server/openapi.py).
+ROLE = {"enum": list(ROLES)}
+KEY = obj(
+    {
+        "id": STRING,
+        "name": STRING,
+        "role": ROLE,
+        "display": STRING,
+        "createdAt": TIME,
+        "expiresAt": nullable(TIME),
+        "revokedAt": nullable(TIME),
+        "lastUsedAt": nullable(TIME),
+    }
+)
+NEW_KEY = {**KEY, "required": [*KEY["required"], "key"], "properties": {**KEY["properties"], "key": STRING}}
+KEY_IN = obj(
+    {"name": {"type": "string", "minLength": 1, "maxLength": 255}, "role": ROLE},
+    {"expiresIn": {"type": "integer", "minimum": MIN_EXPIRY, "maximum": MAX_EXPIRY}},
+)
 
 
 def key_json(record: KeyRecord) -> dict[str, Any]:
@@ -48,6 +68,12 @@ class KeysApi:
             Route("/api/v1/keys/{id}/revoke", wrap(self.revoke_key, ACTION), methods=["POST"]),
         ]
 
+    @operation(
+        "The project's API keys, oldest first",
+        "keys",
+        obj({"keys": array(KEY), "nextPageToken": STRING}),
+        query={"limit": {"type": "integer", "minimum": 0, "maximum": 500}, "pageToken": STRING},
+    )
     async def list_keys(self, request: Request, caller: Caller) -> Response:
         limit = _whole("limit", request.query_params.get("limit", "0"))
         token = request.query_params.get("pageToken", "")
@@ -55,6 +81,9 @@ class KeysApi:
             found, next_token = await self._keys.page_keys(conn, caller.project_id, limit, token)
         return JSONResponse({"keys": [key_json(k) for k in found], "nextPageToken": next_token})
 
+    @operation(
+        "Create an API key (its secret is in this answer only)", "keys", NEW_KEY, status=201, body=KEY_IN
+    )
     async def create_key(self, request: Request, caller: Caller) -> Response:
         body = await self._read_body(request)
         name = body.get("name")
@@ -75,6 +104,7 @@ class KeysApi:
             record, key = await self._keys.create_key(conn, caller.project_id, checked, name, expires_in)
         return JSONResponse({**key_json(record), "key": key}, status_code=201)
 
+    @operation("Revoke an API key (idempotent)", "keys", KEY)
     async def revoke_key(self, request: Request, caller: Caller) -> Response:
         async with self._db.write() as conn:
             record = await self._keys.revoke_key(conn, caller.project_id, request.path_params["id"])

@@ -20,6 +20,7 @@ from scrawn.server.db.engine import Database
 from scrawn.server.keys.service import Caller
 from scrawn.server.logs import note_caller
 from scrawn.server.logs import request_id as current_request_id
+from scrawn.server.openapi import BOOLEAN, DECIMAL, INTEGER, STRING, UNIX_MS, array, nullable, obj, operation
 from scrawn.server.payments import config as configs
 from scrawn.server.payments import repository
 from scrawn.server.payments.providers import PROVIDERS, WebhookRejected
@@ -32,6 +33,51 @@ MAX_WEBHOOK_BYTES = 1024 * 1024
 Endpoint = Callable[[Request, Caller], Awaitable[Response]]
 ReadJson = Callable[[Request], Awaitable[dict[str, Any]]]
 Wrap = Callable[[Endpoint, str], Callable[[Request], Awaitable[Response]]]
+# What the configuration API declares (server/openapi.py).
+PROVIDER = {"enum": sorted(PROVIDERS)}
+CONFIG = obj(
+    {
+        "provider": PROVIDER,
+        "mode": STRING,
+        "apiKey": STRING,
+        "storeId": nullable(STRING),
+        "variantId": nullable(STRING),
+        "productName": nullable(STRING),
+        "currency": STRING,
+        "returnUrl": nullable(STRING),
+        "webhookSecret": STRING,
+        "apiBase": nullable(STRING),
+        "checkoutTtl": INTEGER,
+    }
+)
+CONFIG_IN = obj(
+    {"provider": PROVIDER, "apiKey": STRING, "webhookSecret": STRING},
+    {
+        "storeId": STRING,
+        "variantId": STRING,
+        "productName": STRING,
+        "currency": STRING,
+        "returnUrl": STRING,
+        "apiBase": STRING,
+        "checkoutTtl": {"type": "integer", "minimum": 3600, "maximum": 86400},
+    },
+)
+CHECKOUT = obj(
+    {
+        "id": STRING,
+        "userId": STRING,
+        "purpose": STRING,
+        "amount": DECIMAL,
+        "charge": INTEGER,
+        "currency": STRING,
+        "provider": STRING,
+        "status": STRING,
+        "paidCharge": nullable(INTEGER),
+        "refundedCharge": INTEGER,
+        "expiresAt": UNIX_MS,
+        "createdAt": UNIX_MS,
+    }
+)
 
 _PAGES = {  # checkout status → (HTTP status, what the payer is told)
     "creating": (503, "This checkout is being prepared. Refresh the page in a moment."),
@@ -145,6 +191,7 @@ class PaymentsHttp:
 
     # Configuration API (dash keys) -----------------------------------------------------------------------
 
+    @operation("The payment provider configuration (secrets hidden)", "payments", CONFIG)
     async def get_config(self, request: Request, caller: Caller) -> Response:
         async with self._db.read() as conn:
             config = await configs.load(conn, self._box, caller.project_id, caller.mode)
@@ -152,17 +199,25 @@ class PaymentsHttp:
             raise NotFoundError(configs.NOT_CONFIGURED, field="provider")
         return JSONResponse(config.public())
 
+    @operation("Configure the payment provider", "payments", CONFIG, body=CONFIG_IN)
     async def put_config(self, request: Request, caller: Caller) -> Response:
         values = await self._read_json(request)
         async with self._db.write() as conn:
             config = await configs.save(conn, self._box, caller.project_id, caller.mode, values)
         return JSONResponse(config.public())
 
+    @operation("Remove the payment provider configuration", "payments", obj({"removed": BOOLEAN}))
     async def delete_config(self, request: Request, caller: Caller) -> Response:
         async with self._db.write() as conn:
             removed = await configs.remove(conn, caller.project_id, caller.mode)
         return JSONResponse({"removed": removed})
 
+    @operation(
+        "The latest checkouts (100)",
+        "payments",
+        obj({"checkouts": array(CHECKOUT)}),
+        query={"userId": STRING},
+    )
     async def list_checkouts(self, request: Request, caller: Caller) -> Response:
         user = request.query_params.get("userId")
         async with self._db.read() as conn:

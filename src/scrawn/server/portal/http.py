@@ -19,6 +19,7 @@ from scrawn.server.clock import iso
 from scrawn.server.db.engine import Database
 from scrawn.server.keys.service import Caller
 from scrawn.server.logs import note_caller
+from scrawn.server.openapi import STRING, TIME, obj, operation
 from scrawn.server.payments.service import open_checkout
 from scrawn.server.portal import service
 from scrawn.server.portal.token import PortalClaims
@@ -28,6 +29,13 @@ Endpoint = Callable[[Request, Caller], Awaitable[Response]]
 Wrap = Callable[[Endpoint, str], Callable[[Request], Awaitable[Response]]]
 ReadJson = Callable[[Request], Awaitable[dict[str, Any]]]
 MAX_FORM = 4096
+LINK_IN = obj(
+    {"userId": STRING},
+    {
+        "returnUrl": STRING,
+        "expiresIn": {"type": "integer", "minimum": service.MIN_LIFETIME, "maximum": service.MAX_LIFETIME},
+    },
+)
 # The token is in the URL: no Referer may carry it off (to the payment provider, say), no cache may keep it.
 HEADERS = {
     "cache-control": "no-store",
@@ -66,6 +74,13 @@ class PortalHttp:
             Route("/portal/{token}/pay", self.pay, methods=["POST"]),
         ]
 
+    @operation(
+        "A customer portal link for one user",
+        "portal links",
+        obj({"url": STRING, "expiresAt": TIME}),
+        status=201,
+        body=LINK_IN,
+    )
     async def create_link(self, request: Request, caller: Caller) -> Response:
         body = await self._read_json(request)
         user, return_url, lifetime = service.check_request(

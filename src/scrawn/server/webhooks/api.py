@@ -12,12 +12,56 @@ from starlette.routing import Route
 from scrawn.errors import NotFoundError, ValidationError
 from scrawn.server.db.engine import Database
 from scrawn.server.keys.service import Caller
+from scrawn.server.openapi import (
+    BOOLEAN,
+    INTEGER,
+    MODE,
+    STRING,
+    TIME,
+    Schema,
+    array,
+    nullable,
+    obj,
+    operation,
+    upsert,
+)
 from scrawn.server.secretbox import SecretBox
 from scrawn.server.webhooks import endpoints, messages
 
 Endpoint = Callable[[Request, Caller], Awaitable[Response]]
 Wrap = Callable[[Endpoint, str], Callable[[Request], Awaitable[Response]]]  # (endpoint, action)
 BodyReader = Callable[[Request], Awaitable[dict[str, Any]]]
+
+# What the handlers below declare (server/openapi.py).
+ENDPOINT = obj(
+    {"mode": MODE, "url": STRING, "publicKey": STRING, "createdAt": TIME, "updatedAt": TIME},
+    {"secret": STRING},
+)
+MESSAGE = obj(
+    {
+        "id": STRING,
+        "type": STRING,
+        "mode": MODE,
+        "status": {"enum": list(messages.STATUSES)},
+        "attempts": INTEGER,
+        "nextAttemptAt": nullable(TIME),
+        "deliveredAt": nullable(TIME),
+        "lastError": nullable(STRING),
+        "createdAt": TIME,
+        "payload": {"type": "object"},
+    }
+)
+ATTEMPT = obj(
+    {
+        "attempt": INTEGER,
+        "url": STRING,
+        "statusCode": nullable(INTEGER),
+        "error": nullable(STRING),
+        "durationMs": INTEGER,
+        "attemptedAt": TIME,
+    }
+)
+IN_MODE: dict[str, Schema] = {"mode": MODE}  # ?mode= picks the mode instead of x-scrawn-mode
 
 
 def endpoint_json(found: endpoints.Endpoint, *, reveal: bool) -> dict[str, Any]:
@@ -61,6 +105,7 @@ class WebhookApi:
         mode = request.query_params.get("mode")
         return caller.mode if mode is None else endpoints.check_mode(mode)
 
+    @operation("The webhook endpoint", "webhooks", ENDPOINT, query={**IN_MODE, "reveal": STRING})
     async def get_endpoint(self, request: Request, caller: Caller) -> Response:
         mode = self._mode(request, caller)
         reveal = request.query_params.get("reveal", "").lower() in ("1", "true", "yes")
@@ -70,6 +115,13 @@ class WebhookApi:
             raise NotFoundError(f"no webhook endpoint in {mode} mode")
         return JSONResponse(endpoint_json(found, reveal=reveal))
 
+    @upsert(
+        "Set the webhook endpoint (a new secret is shown once)",
+        "webhooks",
+        ENDPOINT,
+        obj({"url": STRING}, {"rotate": BOOLEAN}),
+        query=IN_MODE,
+    )
     async def put_endpoint(self, request: Request, caller: Caller) -> Response:
         mode = self._mode(request, caller)
         body = await self._read_body(request)
@@ -84,12 +136,23 @@ class WebhookApi:
             endpoint_json(found, reveal=created or rotate), status_code=201 if created else 200
         )
 
+    @operation("Remove the webhook endpoint", "webhooks", None, status=204, query=IN_MODE)
     async def delete_endpoint(self, request: Request, caller: Caller) -> Response:
         mode = self._mode(request, caller)
         async with self._db.write() as conn:
             await endpoints.remove(conn, caller.project_id, mode)
         return Response(status_code=204)
 
+    @operation(
+        "The outbound webhook messages, newest first",
+        "webhooks",
+        obj({"messages": array(MESSAGE)}),
+        query={
+            **IN_MODE,
+            "status": {"enum": list(messages.STATUSES)},
+            "limit": {"type": "integer", "minimum": 1, "maximum": messages.MAX_LIMIT},
+        },
+    )
     async def list_messages(self, request: Request, caller: Caller) -> Response:
         mode = self._mode(request, caller)
         status = messages.check_status(request.query_params.get("status"))
@@ -98,12 +161,16 @@ class WebhookApi:
             found = await messages.list_messages(conn, caller.project_id, mode, status, limit)
         return JSONResponse({"messages": [messages.message_json(m) for m in found]})
 
+    @operation(
+        "The delivery attempts of a message", "webhooks", obj({"attempts": array(ATTEMPT)}), query=IN_MODE
+    )
     async def list_attempts(self, request: Request, caller: Caller) -> Response:
         mode = self._mode(request, caller)
         async with self._db.read() as conn:
             found = await messages.attempts_of(conn, caller.project_id, mode, request.path_params["id"])
         return JSONResponse({"attempts": [messages.attempt_json(a) for a in found]})
 
+    @operation("Deliver a message again", "webhooks", MESSAGE, query=IN_MODE)
     async def replay(self, request: Request, caller: Caller) -> Response:
         mode = self._mode(request, caller)
         async with self._db.write() as conn:

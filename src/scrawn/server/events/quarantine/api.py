@@ -17,6 +17,7 @@ from scrawn.server.db.engine import Database
 from scrawn.server.events.quarantine import service as quarantine
 from scrawn.server.events.quarantine.types import KeptEvent
 from scrawn.server.keys.service import Caller
+from scrawn.server.openapi import BOOLEAN, DECIMAL, INTEGER, STRING, TIME, array, nullable, obj, operation
 
 Endpoint = Callable[[Request, Caller], Awaitable[Response]]
 Wrap = Callable[[Endpoint, str], Callable[[Request], Awaitable[Response]]]  # (endpoint, action)
@@ -24,6 +25,32 @@ BodyReader = Callable[[Request], Awaitable[dict[str, Any]]]
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 MAX_ID = 64
+# What the handlers below declare (server/openapi.py).
+KEPT = obj(
+    {
+        "id": STRING,
+        "idempotencyKey": STRING,
+        "eventType": STRING,
+        "userId": STRING,
+        "reportedAt": TIME,
+        "receivedAt": TIME,
+        "reasonCode": STRING,
+        "field": STRING,
+        "reason": STRING,
+        "attempts": INTEGER,
+        "lastAttemptAt": {"anyOf": [TIME, {"const": ""}]},  # "" before the first repricing attempt
+    }
+)
+KEPT_PAGE = obj(
+    {
+        "waiting": INTEGER,
+        "byReason": {"type": "object", "additionalProperties": INTEGER},
+        "events": array(KEPT),
+        "next": nullable(STRING),
+    }
+)
+REPRICE_IN = obj({}, {"all": BOOLEAN, "ids": array(STRING)})
+REPRICED = obj({"repriced": INTEGER, "waiting": INTEGER, "amount": DECIMAL})
 
 
 def kept_json(r: KeptEvent) -> dict[str, Any]:
@@ -57,6 +84,12 @@ class QuarantineApi:
             ),
         ]
 
+    @operation(
+        "Events kept for repricing, oldest first",
+        "quarantine",
+        KEPT_PAGE,
+        query={"limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "after": STRING},
+    )
     async def list_kept(self, request: Request, caller: Caller) -> Response:
         limit = _limit(request.query_params.get("limit"))
         after_id = request.query_params.get("after")
@@ -74,6 +107,7 @@ class QuarantineApi:
             }
         )
 
+    @operation("Reprice kept events (all, or by id)", "quarantine", REPRICED, body=REPRICE_IN)
     async def reprice(self, request: Request, caller: Caller) -> Response:
         body = await self._read_body(request)
         ids = _ids(body)
