@@ -40,6 +40,13 @@ TARGET_P99_MS = 300.0
 DAY_MS = 86_400_000
 MODELS = 5
 EVENT_COLUMNS = common.EVENT_COLUMNS + ", model, provider"
+# The usage rollup of the seeded events, as migration 0010 fills it from stored events (ingest keeps it).
+ROLLUP_SQL = (
+    "INSERT INTO usage_rollup (project_id, mode, slot_start, events, debit_hi, debit_lo) "
+    "SELECT project_id, mode, ingested_at - ingested_at % 900000, COUNT(*), SUM(debit >> 32), "
+    "SUM(debit & 4294967295) FROM events WHERE voided_at IS NULL "
+    "GROUP BY project_id, mode, ingested_at - ingested_at % 900000"
+)
 
 
 @dataclass(frozen=True)
@@ -55,11 +62,16 @@ class Context:
 PAGES: list[tuple[str, Callable[[Context], str], bool]] = [
     ("portal", lambda c: c.portal_path, False),
     ("dashboard overview", lambda c: "/dashboard/live/overview", True),
+    ("dashboard overview by hour", lambda c: "/dashboard/live/overview?by=hour", True),
+    ("dashboard overview by month", lambda c: "/dashboard/live/overview?by=month", True),
     ("dashboard events", lambda c: "/dashboard/live/events", True),
     ("dashboard event", lambda c: f"/dashboard/live/events/{c.event_id}", True),
     ("dashboard customers", lambda c: "/dashboard/live/customers", True),
     ("dashboard customer", lambda c: f"/dashboard/live/customer?user={c.customer}", True),
     ("dashboard keys", lambda c: "/dashboard/live/keys", True),
+    ("dashboard pricing", lambda c: "/dashboard/live/pricing", True),
+    ("dashboard payments", lambda c: "/dashboard/live/payments", True),
+    ("dashboard webhooks", lambda c: "/dashboard/live/webhooks", True),
 ]
 
 
@@ -108,6 +120,7 @@ def seed_sqlite(path: Path, project_id: str, events: int, customers: int, budget
             "WHERE project_id = ? GROUP BY project_id, mode, user_id",
             (now, project_id),
         )
+        conn.execute(ROLLUP_SQL)
         conn.execute("ANALYZE")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
@@ -152,6 +165,7 @@ def seed_postgres(url: str, project_id: str, events: int, customers: int, budget
                 project_id,
                 now,
             )
+            await conns[0].execute(ROLLUP_SQL)
             await conns[0].execute("ANALYZE")
         finally:
             for c in conns:

@@ -9,10 +9,11 @@ from typing import Any
 from scrawn.money import from_micros
 from scrawn.server.db.engine import now_ms
 from scrawn.server.events import repository as event_rows
+from scrawn.server.events import rollup_repository as rollup
 from scrawn.server.ledger import summary_repository as summaries
 from scrawn.server.ledger.rules import period_of
 from tests.conftest import ServerHandle, run_async
-from tests.dashboard.seed import SCRIPT_USER, Seeded
+from tests.dashboard.seed import SCRIPT_USER, Seeded, csrf_of, sign_in
 
 
 def _read(server: ServerHandle, work: Any) -> Any:
@@ -102,3 +103,40 @@ def test_amounts_by_bucket(module_server: ServerHandle, seeded: Seeded) -> None:
     assert sum(granted.values()) == 1000 * 1_000_000  # bob's credit, exact
     assert all(start % 86_400_000 == 0 for start in granted)
     assert none_yet == {} and later == {}
+
+
+def test_the_overview_reads_the_rollup_and_the_project_time_zone(
+    module_server: ServerHandle, seeded: Seeded
+) -> None:
+    pid = module_server.project_id
+
+    async def reads(conn: Any) -> tuple[list[Any], list[Any]]:
+        live = await rollup.totals(conn, pid, "live", 0, now_ms() + 1, 86_400_000)
+        test = await rollup.totals(conn, pid, "test", 0, now_ms() + 1, 86_400_000)
+        return live, test
+
+    live, test = _read(module_server, reads)
+    # alice 250 + 1.5 + 3 + 4, the <script> user's 100; tess's 77 in test mode: exact, by mode.
+    assert (sum(n for _, n, _ in live), sum(m for _, _, m in live)) == (4, 358_500_000)
+    assert (sum(n for _, n, _ in test), sum(m for _, _, m in test)) == (1, 77_000_000)
+
+    client = sign_in(module_server.base_url, module_server.dash_key)
+    page = client.get("/dashboard/live/overview", params={"by": "hour"})
+    assert "Billed usage by hour (UTC)" in page.text and "3.585 USD" in page.text
+    unknown = client.post(
+        "/dashboard/live/overview/time-zone", data={"csrf": csrf_of(page.text), "timeZone": "Mars/Base"}
+    )
+    assert unknown.status_code == 400 and "timeZone" in unknown.text and "Mars/Base" in unknown.text
+    try:
+        moved = client.post(
+            "/dashboard/test/overview/time-zone",
+            data={"csrf": csrf_of(page.text), "timeZone": "Asia/Kolkata", "by": "month"},
+        )
+        assert (moved.status_code, moved.headers["location"]) == (303, "/dashboard/test/overview?by=month")
+        page = client.get("/dashboard/live/overview", params={"by": "month"})  # a project setting: both modes
+        assert "Billed usage by month (Asia/Kolkata)" in page.text and "3.585 USD" in page.text
+        assert 'value="Asia/Kolkata"' in page.text
+    finally:
+        client.post(
+            "/dashboard/live/overview/time-zone", data={"csrf": csrf_of(page.text), "timeZone": "UTC"}
+        )

@@ -7,11 +7,14 @@ by rewriting the file, the same in every process that shares it. Never set it in
 from __future__ import annotations
 
 import os
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 _CLOCK_FILE = os.environ.get("SCRAWN_CLOCK_FILE") or None
+_ZONE_NAME = re.compile(r"[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*")
 
 
 def now_ms() -> int:
@@ -25,3 +28,14 @@ def iso(ms: int | None) -> str:
     if ms is None:
         return ""
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def time_zone(name: str) -> ZoneInfo:
+    """The IANA zone ``name`` (the ``tzdata`` package supplies the data where the system has none);
+    ValueError saying what is wrong with the name."""
+    if len(name) > 64 or not _ZONE_NAME.fullmatch(name):
+        raise ValueError(f"must be an IANA time zone name such as Europe/Berlin, not {name[:64]!r}")
+    try:
+        return ZoneInfo(name)
+    except (KeyError, ValueError, OSError):
+        raise ValueError(f"unknown time zone {name!r} (an IANA name such as Europe/Berlin)") from None

@@ -28,6 +28,14 @@ from tests.server.fresh import Fresh
         (service.check_rate, "1000000001", "--usd-rate", "at most 1000000000"),
         (service.check_amount_unit, "cents", "--amount-unit", "minor or major"),
         (service.check_name, "a\x07b", "--name", "without control characters"),
+        (
+            service.check_time_zone,
+            "Mars/Olympus_Mons",
+            "--time-zone",
+            "unknown time zone 'Mars/Olympus_Mons'",
+        ),
+        (service.check_time_zone, "../etc/passwd", "--time-zone", "IANA time zone name"),
+        (service.check_time_zone, "", "--time-zone", "IANA time zone name"),
     ],
 )
 def test_checks_name_the_flag(check: object, value: str, field: str, problem: str) -> None:
@@ -42,6 +50,10 @@ def test_checks_return_the_stored_value() -> None:
     assert service.check_currency(" eur ") == "EUR"
     assert service.check_rate("0.920") == Decimal("0.92")
     assert service.check_late_window(3650) == 3650
+    assert service.check_time_zone(" Asia/Kolkata ") == "Asia/Kolkata"
+    with pytest.raises(ValidationError) as named:
+        service.check_time_zone("Nowhere/City", "timeZone")  # the dashboard's form field
+    assert named.value.field == "timeZone"
     with pytest.raises(ValidationError, match="1 to 3650 days"):
         service.check_late_window(0)
 
@@ -59,6 +71,12 @@ async def test_update_project_applies_and_reads_back(fresh: Fresh) -> None:
             7,
         )
         assert await service.late_window_days(conn, project_id) == 7
+        assert got.time_zone == "UTC"  # the default
+        got = await service.update_project(conn, project_id, time_zone="America/St_Johns")
+        assert (got.time_zone, got.name) == ("America/St_Johns", "Renamed")
+        with pytest.raises(ValidationError, match="--time-zone"):
+            await service.update_project(conn, project_id, time_zone="America/Atlantis")
+        assert (await service.load(conn, project_id)).time_zone == "America/St_Johns"
         got = await service.update_project(conn, project_id, currency="GBP")
         assert (got.currency, got.usd_rate) == ("GBP", None)  # a rate is for one currency
         with pytest.raises(ValidationError, match="a USD project needs no rate"):

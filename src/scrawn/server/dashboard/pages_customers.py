@@ -10,9 +10,8 @@ from starlette.responses import RedirectResponse, Response
 
 from scrawn.errors import ValidationError
 from scrawn.money import from_micros
+from scrawn.server.dashboard import charts, paging
 from scrawn.server.dashboard import format as fmt
-from scrawn.server.dashboard import paging
-from scrawn.server.dashboard.pages_overview import DAY, usage_bars
 from scrawn.server.dashboard.web import Dashboard, View
 from scrawn.server.db.engine import now_ms
 from scrawn.server.events import repository as event_rows
@@ -23,6 +22,7 @@ from scrawn.server.payments import service as payments
 from scrawn.server.wallets import service as wallets
 
 ZERO = Decimal(0)
+DAY = 86_400_000
 
 
 async def customers(dash: Dashboard, view: View) -> Response:
@@ -60,11 +60,11 @@ async def customer(dash: Dashboard, view: View, *, checkout: str | None = None) 
         entries, entries_next = await wallets.list_transactions(conn, pid, mode, user, 50, q.get("after", ""))
         lots = await ledger_rows.lots_of(conn, pid, mode, user)
         holds, _ = await wallets.list_reservations(conn, pid, mode, user, False, 20, "")
-        since = now - now % DAY - 29 * DAY
-        usage = await event_rows.buckets(conn, event_rows.Scope(pid, mode, user_id=user, since=since), DAY)
-    chart = fmt.bar_chart(
-        usage_bars(usage, "day", now), f"Daily usage of {user}, last 30 days (UTC)", view.money
-    )
+        frame = charts.last(now, view.zone, "day", 30)
+        scope = event_rows.Scope(pid, mode, user_id=user, since=frame.start)
+        usage = await event_rows.buckets(conn, scope, frame.width, origin=frame.start)
+    bars = frame.bars((b.start, from_micros(b.debit_micros)) for b in usage)
+    chart = fmt.bar_chart(bars, f"Daily usage of {user}, last 30 days ({view.zone.key})", view.money)
     return dash.render(
         view,
         "customer.html",

@@ -39,6 +39,7 @@ def routes(dash: Dashboard) -> list[BaseRoute]:
         Route("/dashboard/sign-out", dash.sign_out, methods=["POST"]),
         Mount("/dashboard/static", StaticFiles(directory=HERE / "static"), name="dashboard-static"),
         get("/overview", pages_overview.overview),
+        post("/overview/time-zone", pages_overview.set_time_zone),
         get("/events", pages_events.events),
         get("/events/{id}", pages_events.event),
         post("/events/{id}/void", pages_events.void),

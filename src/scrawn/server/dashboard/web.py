@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from scrawn.errors import ScrawnError, UnauthenticatedError
+from scrawn.server.clock import time_zone
 from scrawn.server.dashboard import format as fmt
 from scrawn.server.dashboard.sessions import COOKIE as SESSION_COOKIE
 from scrawn.server.dashboard.sessions import PRE_COOKIE, Session, Sessions, SignInLimiter
@@ -64,6 +66,7 @@ class View:
     project_name: str
     csrf: str
     form: dict[str, str]
+    zone: ZoneInfo  # the project's time zone: charts bucket by it
 
     @property
     def mode(self) -> str:
@@ -145,6 +148,7 @@ class Dashboard:
                 project.name,
                 self.sessions.csrf_token(session.nonce),
                 form,
+                time_zone(project.time_zone),
             )
             try:
                 response = await handler(view)

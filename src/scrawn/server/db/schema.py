@@ -39,6 +39,8 @@ projects = Table(
     Column("usd_rate", String(64)),
     # Events reported more than this many days ago are refused (docs/events.md#late-events).
     Column("late_window_days", Integer, nullable=False, server_default="35"),
+    # IANA name the dashboard's and portal's charts bucket by (docs/dashboard.md#time-zone).
+    Column("time_zone", String(64), nullable=False, server_default="UTC"),
 )
 
 api_keys = Table(
@@ -136,6 +138,22 @@ events = Table(
     UniqueConstraint("project_id", "mode", "idempotency_key"),
     Index("ix_events_user", "project_id", "mode", "user_id", "ingested_at"),
     Index("ix_events_ingested", "project_id", "mode", "ingested_at"),
+)
+
+# Billed usage per project, mode and quarter hour of ingest time (UTC), written in the transaction that
+# stores or voids the events (docs/dashboard.md#the-usage-rollup). Voided events are left out, as the
+# events' own sums leave them out. The debits are split as ``db/sums.py`` splits a sum, so no total of
+# BIGINT micro-units can overflow a column.
+usage_rollup = Table(
+    "usage_rollup",
+    metadata,
+    Column("project_id", String(36), nullable=False),
+    Column("mode", String(4), nullable=False),
+    Column("slot_start", BigInteger, nullable=False),  # Unix ms, a multiple of 15 minutes
+    Column("events", BigInteger, nullable=False),
+    Column("debit_hi", BigInteger, nullable=False),  # Σ debit micro-units >> 32
+    Column("debit_lo", BigInteger, nullable=False),  # Σ debit micro-units & 0xFFFFFFFF
+    PrimaryKeyConstraint("project_id", "mode", "slot_start"),
 )
 
 quarantined_events = Table(  # well-formed events the configuration could not price (docs/pricing-safety.md)
@@ -367,6 +385,7 @@ checkouts = Table(  # a checkout link: one provider session for one user and amo
     Index("ix_checkouts_id", "id"),
     Index("ix_checkouts_user", "project_id", "mode", "user_id", "status"),
     Index("ix_checkouts_payment", "provider_payment_id"),
+    Index("ix_checkouts_created", "project_id", "mode", "created_at"),  # the dashboard's pages
 )
 
 inbound_webhooks = Table(  # provider webhook events, stored once: a replay is a no-op

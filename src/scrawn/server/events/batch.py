@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrawn._codes import INVALID_DATA
 from scrawn.errors import AlreadyExistsError, OutOfRangeError, ScrawnError
 from scrawn.server.db.engine import now_ms
-from scrawn.server.events import repository
+from scrawn.server.events import repository, rollup
 from scrawn.server.events.repository import EventKey
 from scrawn.server.events.types import Billed, Outcome, PricedEvent, Stored
 from scrawn.server.ledger import service as ledger
@@ -55,6 +55,7 @@ async def store_batch(conn: AsyncConnection, batch: Sequence[PricedEvent]) -> li
 
     new_events = [i for i in ids if keys[i] in inserted]
     await ledger.post(conn, [_usage(batch[i], ids[i]) for i in new_events], now)
+    await rollup.stored(conn, [batch[i] for i in new_events], now)
 
     for i, (ev, key) in enumerate(zip(batch, keys, strict=True)):
         owner = first[key]

@@ -291,11 +291,14 @@ class Bucket:
     debit_micros: int  # billed, voided events left out
 
 
-async def buckets(conn: AsyncConnection, scope: Scope, width_ms: int) -> list[Bucket]:
-    """Events and billed usage per ``width_ms`` bucket of ingest time (UTC), oldest first."""
+async def buckets(conn: AsyncConnection, scope: Scope, width_ms: int, origin: int = 0) -> list[Bucket]:
+    """Events and billed usage per ``width_ms`` bucket of ingest time counted from ``origin`` (Unix ms, at
+    or before ``scope.since``), oldest first."""
     # Inlined: PostgreSQL groups by an expression only when its parameters are the select's own.
     width = literal_column(str(int(width_ms)), BigInteger)
-    start = events.c.ingested_at - events.c.ingested_at % width
+    start = (
+        events.c.ingested_at - (events.c.ingested_at - literal_column(str(int(origin)), BigInteger)) % width
+    )
     stmt = (
         select(start.label("start"), func.count().label("n"), *split_sum(events.c.debit, "debit"))
         .where(*scope.where(), events.c.voided_at.is_(None))

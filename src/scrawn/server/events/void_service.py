@@ -18,7 +18,7 @@ from scrawn.errors import FailedPreconditionError, NotFoundError, OutOfRangeErro
 from scrawn.money import MAX_MICROS, format_amount, to_micros
 from scrawn.server.clock import iso
 from scrawn.server.db.engine import now_ms
-from scrawn.server.events import repository
+from scrawn.server.events import repository, rollup
 from scrawn.server.events.types import EventRecord, VoidableEvent
 from scrawn.server.keys.service import KeyService
 from scrawn.server.ledger import service as ledger
@@ -127,6 +127,7 @@ async def void_event(
             "transaction; nothing was changed",
             field=target.field,
         )
+    await rollup.voided(conn, project_id, mode, row.ingested_at, row.debit)
     return Voided(row.id, row.idempotency_key, row.user_id, row.debit, now, by, reason, False, entry_id)
 
 

@@ -68,10 +68,11 @@ async def outstanding_micros(conn: AsyncConnection, project_id: str, mode: str) 
 async def amounts_by_bucket(
     conn: AsyncConnection, project_id: str, mode: str, kinds: Sequence[str], since: int, width_ms: int
 ) -> dict[int, int]:
-    """Bucket start (Unix ms, UTC) → the exact sum in micro-units of the entries of ``kinds`` created since
-    ``since`` (the dashboard's payments over time)."""
+    """Bucket start (Unix ms: ``since`` plus a multiple of ``width_ms``) → the exact sum in micro-units of
+    the entries of ``kinds`` created since ``since`` (the dashboard's payments over time)."""
     width = literal_column(str(int(width_ms)), BigInteger)  # inlined: PostgreSQL groups by the same text
-    start = ledger_entries.c.created_at - ledger_entries.c.created_at % width
+    origin = literal_column(str(int(since)), BigInteger)
+    start = ledger_entries.c.created_at - (ledger_entries.c.created_at - origin) % width
     stmt = (
         select(start.label("start"), *split_sum(ledger_entries.c.amount, "amount"))
         .where(

@@ -8,19 +8,17 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.money import from_micros
 from scrawn.server.db.schema import events
 from scrawn.server.db.sums import joined, split_sum
 
-DAY_MS = 86_400_000
-
 
 @dataclass(frozen=True)
 class UsageTotal:
-    key: str  # a UTC day (Unix ms of its start) as text, or a model ("" for events without one)
+    key: str  # a span's start (Unix ms) as text, or a model ("" for events without one)
     amount: Decimal  # minor units of the project's currency
     events: int
 
@@ -43,12 +41,15 @@ def _totals(rows: Any) -> list[UsageTotal]:
     return [UsageTotal(str(r.key), from_micros(joined(r, "debit") or 0), int(r.events)) for r in rows]
 
 
-async def usage_by_day(
-    conn: AsyncConnection, project_id: str, mode: str, user_id: str, since: int
+async def usage_by_span(
+    conn: AsyncConnection, project_id: str, mode: str, user_id: str, since: int, width: int
 ) -> list[UsageTotal]:
-    """Billed events since ``since`` (Unix ms) per UTC day, oldest first; the key is the day's start."""
-    day = (events.c.ingested_at // DAY_MS) * DAY_MS
-    rows = await conn.execute(_grouped(project_id, mode, user_id, since, day).order_by(day))
+    """Billed events since ``since`` (Unix ms) per ``width`` ms counted from it, oldest first; the key is
+    the span's start (local days: ``usage/series.py`` picks a width every day boundary is a multiple of)."""
+    # Inlined: PostgreSQL groups by an expression only when its parameters are the select's own.
+    origin, span = (literal_column(str(int(v)), BigInteger) for v in (since, width))
+    start = events.c.ingested_at - (events.c.ingested_at - origin) % span
+    rows = await conn.execute(_grouped(project_id, mode, user_id, since, start).order_by(start))
     return _totals(rows)
 
 

@@ -3,13 +3,16 @@ and what one user's page shows — balance, usage per day and per model, recent 
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.errors import ValidationError
-from scrawn.server.clock import iso, now_ms
+from scrawn.server.clock import iso, now_ms, time_zone
 from scrawn.server.keys.service import Caller, KeyService
 from scrawn.server.ledger import service as ledger
 from scrawn.server.limits import MAX_USER_ID
@@ -17,9 +20,11 @@ from scrawn.server.payments import config as configs
 from scrawn.server.payments.service import check_top_up
 from scrawn.server.portal import repository
 from scrawn.server.portal.money import display, from_major
+from scrawn.server.portal.repository import UsageTotal
 from scrawn.server.portal.token import PortalClaims, sign, verify
 from scrawn.server.projects import service as projects
 from scrawn.server.secretbox import SecretBox
+from scrawn.server.usage import series
 
 CONTEXT = "Portal link validation failed"
 DEFAULT_LIFETIME, MIN_LIFETIME, MAX_LIFETIME = 3600, 60, 7 * 86_400  # seconds
@@ -110,15 +115,33 @@ class PortalView:
     days: list[Row]
     models: list[Row]
     charges: list[Row]
+    time_zone: str = "UTC"  # the project's: the days above are its days
     usage_days: int = USAGE_DAYS
+
+
+def _days(days: list[series.Bucket], spans: list[repository.UsageTotal], tz: ZoneInfo) -> list[UsageTotal]:
+    """The spans added up per local day (keyed by its date), days without usage left out, oldest first."""
+    starts = [d.start_ms for d in days]
+    totals: dict[int, UsageTotal] = {}
+    for span in spans:
+        i = bisect_right(starts, int(span.key)) - 1
+        was = totals.get(i)
+        if was is None:
+            label = datetime.fromtimestamp(starts[i] / 1000, tz).date().isoformat()
+            totals[i] = UsageTotal(label, span.amount, span.events)
+        else:
+            totals[i] = UsageTotal(was.key, was.amount + span.amount, was.events + span.events)
+    return [totals[i] for i in sorted(totals)]
 
 
 async def load_view(conn: AsyncConnection, claims: PortalClaims) -> PortalView:
     project = await projects.load(conn, claims.project_id)
     scope = (claims.project_id, claims.mode, claims.user_id)
     balance = await ledger.read(conn, *scope)
-    since = (now_ms() // repository.DAY_MS - USAGE_DAYS + 1) * repository.DAY_MS
-    by_day = await repository.usage_by_day(conn, *scope, since)
+    tz = time_zone(project.time_zone)
+    days = series.last(now_ms(), tz, "day", USAGE_DAYS)  # local days of the project's time zone
+    since = days[0].start_ms
+    by_day = _days(days, await repository.usage_by_span(conn, *scope, since, series.width(days)), tz)
     by_model = await repository.usage_by_model(conn, *scope, since)
     entries = await ledger.list_entries(conn, *scope, RECENT_CHARGES, None)
     owed = max(-balance.balance, Decimal(0))
@@ -135,11 +158,12 @@ async def load_view(conn: AsyncConnection, claims: PortalClaims) -> PortalView:
         held=display(balance.held, project),
         owed=owed,
         owed_text=display(owed, project),
-        days=[Row(iso(int(d.key))[:10], display(d.amount, project), events(d.events)) for d in by_day],
+        days=[Row(d.key, display(d.amount, project), events(d.events)) for d in by_day],
         models=[
             Row(m.key or "(no model)", display(m.amount, project), events(m.events))
             for m in sorted(by_model, key=lambda m: (m.amount, m.key), reverse=True)
         ],
+        time_zone=project.time_zone,
         charges=[
             Row(
                 iso(e.created_at)[:16].replace("T", " "),

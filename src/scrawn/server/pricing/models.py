@@ -7,6 +7,8 @@ so we hand it their sum. Prices come in USD; amounts here are cents (USD minor u
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -379,39 +381,65 @@ def per_minute(per_hour: Decimal) -> Decimal:
     return exact if exact * 60 == per_hour else exact.quantize(Decimal("1e-12"), rounding=ROUND_HALF_EVEN)
 
 
+def _rates(provider: str, info: ModelInfo, prices: ModelPrice) -> Rates:
+    values = {
+        key: _usd(getattr(prices, key, None))
+        for key in ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "audio_hours")
+    }
+    audio = values["audio_hours"][0]
+    return Rates(
+        model=info.id,
+        provider=provider,
+        name=info.name or info.id,
+        source="book",
+        input=values["input_mtok"][0],
+        output=values["output_mtok"][0],
+        cache_read=values["cache_read_mtok"][0],
+        cache_write=values["cache_write_mtok"][0],
+        audio_minute=None if audio is None else per_minute(audio),
+        tiered=any(tiered for _, tiered in values.values()),
+    )
+
+
+@functools.cache
+def _book() -> list[tuple[str, ModelInfo, Rates | None]]:
+    """The bundled book by provider then model id, read once per process (it is static data, ≈2,300
+    entries, slow to build on every listing). The entries of prices that never change are built here; those
+    with prices bound to dates or hours of the day (``None``) by :func:`_timed`."""
+    found: list[tuple[str, ModelInfo, Rates | None]] = []
+    for prov in data_snapshot.get_snapshot().providers:
+        for info in prov.models:
+            timeless = isinstance(info.prices, ModelPrice) or all(p.constraint is None for p in info.prices)
+            fixed = _rates(prov.id, info, info.get_prices(datetime.now(UTC))) if timeless else None
+            found.append((prov.id, info, fixed))
+    found.sort(key=lambda entry: (entry[0], entry[1].id))
+    return found
+
+
+@functools.lru_cache(maxsize=4)
+def _timed(minute: int) -> dict[int, Rates]:
+    """The book's time-bound entries (by position in :func:`_book`) as priced during one UTC minute: the
+    book changes prices on whole minutes (dates, hours of the day), never within one."""
+    at = datetime.fromtimestamp(minute * 60, UTC)
+    return {
+        i: _rates(p, info, info.get_prices(at)) for i, (p, info, fixed) in enumerate(_book()) if not fixed
+    }
+
+
 def book_rates(at: datetime, current: Iterable[Override] = ()) -> list[Rates]:
     """Every model of the bundled book with the prices in force at ``at``, by provider then model id; an
     entry that one of the ``current`` overrides replaces is marked not in force."""
     current = list(current)
+    timed = _timed(int(at.timestamp()) // 60)
     found: list[Rates] = []
-    for prov in data_snapshot.get_snapshot().providers:
-        for info in prov.models:
-            prices: ModelPrice = info.get_prices(at)
-            values = {
-                key: _usd(getattr(prices, key, None))
-                for key in ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "audio_hours")
-            }
-            audio = values["audio_hours"][0]
-            shadowed = any(
-                o.provider in ("", prov.id) and (o.model == info.id.lower() or info.is_match(o.model))
-                for o in current
-            )
-            found.append(
-                Rates(
-                    model=info.id,
-                    provider=prov.id,
-                    name=info.name or info.id,
-                    source="book",
-                    input=values["input_mtok"][0],
-                    output=values["output_mtok"][0],
-                    cache_read=values["cache_read_mtok"][0],
-                    cache_write=values["cache_write_mtok"][0],
-                    audio_minute=None if audio is None else per_minute(audio),
-                    tiered=any(tiered for _, tiered in values.values()),
-                    in_force=not shadowed,
-                )
-            )
-    found.sort(key=lambda r: (r.provider, r.model))
+    for i, (provider, info, fixed) in enumerate(_book()):
+        rates = fixed or timed[i]
+        if any(
+            o.provider in ("", provider) and (o.model == info.id.lower() or info.is_match(o.model))
+            for o in current
+        ):
+            rates = dataclasses.replace(rates, in_force=False)
+        found.append(rates)
     return found
 
 

@@ -1,5 +1,5 @@
-"""``scrawn projects``: a project's name, currency, amount unit, USD conversion rate (docs/usage.md) and
-late-event window (docs/events.md#late-events); ``scrawn keys`` (API keys) and ``scrawn init``."""
+"""``scrawn projects``: a project's name, currency, amount unit, USD conversion rate (docs/usage.md),
+late-event window (docs/events.md#late-events) and time zone; ``scrawn keys`` (API keys), ``scrawn init``."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ from scrawn.server.projects import service
 from scrawn.server.projects.types import ProjectMoney
 
 projects_app = typer.Typer(
-    help="Projects: name, currency, amount unit, the USD rate for LLM prices, the late-event window.",
+    help="Projects: name, currency, amount unit, the USD rate for LLM prices, the late-event window, the "
+    "time zone.",
     no_args_is_help=True,
 )
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
@@ -49,9 +50,11 @@ def projects_list(database_url: DbOpt = None, data_dir: DataOpt = None) -> None:
         async with db.read() as conn:
             return await service.list_all(conn)
 
-    table = Table("id", "name", "currency", "amount unit", "usd rate", "late window")
+    table = Table("id", "name", "currency", "amount unit", "usd rate", "late window", "time zone")
     for p in run_db(load_settings(database_url=database_url, data_dir=data_dir), work):
-        table.add_row(p.id, p.name, p.currency, p.amount_unit, _rate(p), f"{p.late_window_days} days")
+        table.add_row(
+            p.id, p.name, p.currency, p.amount_unit, _rate(p), f"{p.late_window_days} days", p.time_zone
+        )
     console.print(table)
 
 
@@ -77,6 +80,10 @@ def projects_set(
             metavar="N",
         ),
     ] = None,
+    time_zone: Annotated[
+        str | None,
+        typer.Option(help="IANA time zone the dashboard's and portal's charts use (default UTC)"),
+    ] = None,
     project: ProjectOpt = None,
     database_url: DbOpt = None,
     data_dir: DataOpt = None,
@@ -92,12 +99,13 @@ def projects_set(
             usd_rate=usd_rate,
             amount_unit=amount_unit,
             late_window=late_window,
+            time_zone=time_zone,
         )
 
     p = in_project(load_settings(database_url=database_url, data_dir=data_dir), project, work, write=True)
     console.print(
         f"project {p.id} ({p.name}): currency {p.currency}, amount unit {p.amount_unit}, "
-        f"usd rate {_rate(p)}, late window {p.late_window_days} days",
+        f"usd rate {_rate(p)}, late window {p.late_window_days} days, time zone {p.time_zone}",
         highlight=False,
     )
     if p.currency != currency.USD and p.usd_rate is None:

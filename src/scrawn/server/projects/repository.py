@@ -25,6 +25,7 @@ def _project(row: Row[tuple[object, ...]]) -> ProjectMoney:
         amount_unit=m["amount_unit"],
         usd_rate=None if m["usd_rate"] is None else Decimal(m["usd_rate"]),
         late_window_days=m["late_window_days"],
+        time_zone=m["time_zone"],
     )
 
 

@@ -1,5 +1,5 @@
-"""Projects: the tenant, its settings (currency, amount unit, USD rate, late-event window) and its first
-key. Validation lives here; SQL in ``repository.py``; keys themselves in the ``keys`` domain."""
+"""Projects: the tenant, its settings (currency, amount unit, USD rate, late-event window, time zone) and
+its first key. Validation lives here; SQL in ``repository.py``; keys themselves in the ``keys`` domain."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.errors import NotFoundError, ValidationError
 from scrawn.money import format_amount
+from scrawn.server import clock
 from scrawn.server.config import Settings
 from scrawn.server.db.engine import Database
 from scrawn.server.db.migrate import migrate
@@ -128,6 +129,15 @@ def check_late_window(value: int, field_name: str = "--late-window") -> int:
     return value
 
 
+def check_time_zone(value: str, field_name: str = "--time-zone") -> str:
+    """An IANA zone name that this server's tz data knows (``Europe/Berlin``, ``UTC``)."""
+    try:
+        clock.time_zone(value.strip())
+    except ValueError as e:
+        raise _fail(field_name, str(e)) from None
+    return value.strip()
+
+
 def check_name(value: str, field_name: str = "--name") -> str:
     if not value.strip() or len(value) > MAX_NAME or any(ord(c) < 32 for c in value):
         raise _fail(field_name, f"must be 1 to {MAX_NAME} characters, without control characters")
@@ -143,6 +153,7 @@ async def update_project(
     usd_rate: str | None = None,
     amount_unit: str | None = None,
     late_window: int | None = None,
+    time_zone: str | None = None,
 ) -> ProjectMoney:
     """Validate and apply ``scrawn projects set`` (in the caller's write transaction)."""
     current = await load(conn, project_id)
@@ -151,6 +162,8 @@ async def update_project(
         changes["late_window_days"] = check_late_window(late_window)
     if name is not None:
         changes["name"] = check_name(name)
+    if time_zone is not None:
+        changes["time_zone"] = check_time_zone(time_zone)
     if amount_unit is not None:
         changes["amount_unit"] = check_amount_unit(amount_unit)
     new_currency = current.currency if currency is None else check_currency(currency)

@@ -20,6 +20,7 @@ class ProjectMoney:
     amount_unit: str
     usd_rate: Decimal | None  # None: not set (1 for USD)
     late_window_days: int = LATE_WINDOW_DEFAULT
+    time_zone: str = "UTC"  # IANA name: the zone the dashboard's and portal's charts bucket by
 
     def minor_per_major(self) -> int:
         return minor_per_major(self.currency)

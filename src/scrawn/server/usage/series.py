@@ -13,7 +13,6 @@ integer arithmetic that SQLite and PostgreSQL evaluate alike; each slot then fal
 from __future__ import annotations
 
 import math
-import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from scrawn.server.clock import time_zone
 from scrawn.server.usage import repository
 from scrawn.server.usage.queries import Totals, totals_of
 from scrawn.server.usage.records import fail
@@ -28,7 +28,6 @@ from scrawn.server.usage.types import Filter
 
 BUCKETS = ("hour", "day", "month")
 MAX_BUCKETS = 10_000
-_ZONE_NAME = re.compile(r"[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*")
 # Longer than any bucket can last (a bucket may absorb a repeated hour): search windows, in seconds.
 _SPAN = {"hour": 4 * 3600, "day": 3 * 86_400, "month": 35 * 86_400}
 
@@ -42,13 +41,10 @@ def check_bucket(value: str) -> str:
 
 
 def check_time_zone(value: str) -> ZoneInfo:
-    name = value or "UTC"
-    if len(name) > 64 or not _ZONE_NAME.fullmatch(name):
-        raise fail("timeZone", f"must be an IANA time zone name such as Europe/Berlin, not {name[:64]!r}")
     try:
-        return ZoneInfo(name)
-    except (KeyError, ValueError, OSError):
-        raise fail("timeZone", f"unknown time zone {name!r} (an IANA name such as Europe/Berlin)") from None
+        return time_zone(value or "UTC")
+    except ValueError as e:
+        raise fail("timeZone", str(e)) from None
 
 
 def _key(seconds: int, tz: ZoneInfo, bucket: str) -> Key:
@@ -145,6 +141,22 @@ def buckets(start_ms: int, end_ms: int, tz: ZoneInfo, bucket: str) -> list[Bucke
         found.append(Bucket(at * 1000, end * 1000, datetime.fromtimestamp(at, tz).isoformat()))
         at = end
     return found
+
+
+def last(now_ms: int, tz: ZoneInfo, bucket: str, count: int) -> list[Bucket]:
+    """The ``count`` buckets that end with the one holding ``now_ms``, oldest first (charts of "the last 30
+    days" in a zone)."""
+    at = bucket_start(now_ms // 1000, tz, bucket)
+    for _ in range(count - 1):
+        at = bucket_start(at - 1, tz, bucket)
+    return buckets(at * 1000, now_ms + 1, tz, bucket)
+
+
+def width(found: list[Bucket]) -> int:
+    """The widest span (ms) that every boundary of ``found`` is the first start plus a multiple of: rows
+    grouped by ``(t - start) // width`` fall in one bucket each (a day in a zone without DST)."""
+    first = found[0].start_ms
+    return math.gcd(*(b.start_ms - first for b in found), found[-1].end_ms - first)
 
 
 async def series(
