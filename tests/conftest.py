@@ -140,7 +140,11 @@ class ServerHandle:
     def set_late_window(self, days: int) -> None:
         """The project's late-event window (docs/events.md#late-events): tests replaying fixed past dates
         widen it (up to 3650 days)."""
-        run_async(_set_late_window(self, days))
+        run_async(_update_project(self, late_window=days))
+
+    def set_time_zone(self, name: str) -> None:
+        """The project's time zone (docs/dashboard.md#time-zone): the days of its charts."""
+        run_async(_update_project(self, time_zone=name))
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
@@ -162,13 +166,13 @@ async def _create_key(server: ServerHandle, role: str, name: str, expires_in: in
         await db.dispose()
 
 
-async def _set_late_window(server: ServerHandle, days: int) -> None:
+async def _update_project(server: ServerHandle, **changes: Any) -> None:
     from scrawn.server.projects import service as projects
 
     db = server.db()
     try:
         async with db.write() as conn:
-            await projects.update_project(conn, server.project_id, late_window=days)
+            await projects.update_project(conn, server.project_id, **changes)
     finally:
         await db.dispose()
 

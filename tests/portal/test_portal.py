@@ -24,7 +24,6 @@ from scrawn import AsyncScrawn, PortalLink, Scrawn
 from scrawn.ai import flush_ai, track_ai
 from scrawn.errors import UnauthenticatedError, ValidationError
 from scrawn.server.portal.token import sign, verify
-from scrawn.server.projects import service as projects
 from scrawn.server.secretbox import SecretBox
 from tests.conftest import SECRET, ServerHandle, run_async
 from tests.payments.fake_providers import FakeLemonSqueezy
@@ -274,25 +273,13 @@ def test_usage_days_are_the_project_time_zones(module_server: ServerHandle) -> N
     seed(module_server, who, "5", "gpt-4o")
     with Scrawn(module_server.live_key, module_server.base_url) as client:
         link = client.portal_link(who)
-    set_time_zone(module_server, "Pacific/Kiritimati")
+    module_server.set_time_zone("Pacific/Kiritimati")
     try:
         before = datetime.now(zone).date().isoformat()
         text = page(link.url).text
         after = datetime.now(zone).date().isoformat()
     finally:
-        set_time_zone(module_server, "UTC")
+        module_server.set_time_zone("UTC")
     assert "(last 30 days, Pacific/Kiritimati)" in text
     day = re.search(r"<tr><td>(\d{4}-\d\d-\d\d)</td><td>2 events</td>", text)
     assert day is not None and day.group(1) in (before, after), text
-
-
-def set_time_zone(server: ServerHandle, name: str) -> None:
-    async def work() -> None:
-        db = server.db()
-        try:
-            async with db.write() as conn:
-                await projects.update_project(conn, server.project_id, time_zone=name)
-        finally:
-            await db.dispose()
-
-    run_async(work())
