@@ -339,14 +339,16 @@ def item_error(
     idempotency_key: str | None = None,
     event_id: str | None = None,
     quarantined: bool = False,
+    field: str = "",
 ) -> ScrawnError:
-    """The typed error for one failed item of a batch call, its field parsed from the message. An item the
-    server kept for repricing (``KEPT_FOR_REPRICING``, or ``quarantined``) is an
-    :class:`~scrawn.errors.EventQuarantinedError`: delivered, not to be retried."""
+    """The typed error for one failed item of a batch call, with the field the server sent (read from the
+    message only for a server that predates ``field``). An item the server kept for repricing
+    (``KEPT_FOR_REPRICING``, or ``quarantined``) is an :class:`~scrawn.errors.EventQuarantinedError`:
+    delivered, not to be retried."""
     from scrawn._connect import field_from_message, request_id_from
 
     text = message or code
-    field_name = field_from_message(text)
+    field_name = field or field_from_message(text)
     full = f"{code}: {text}" if code else text
     if quarantined or code == KEPT_FOR_REPRICING:
         return EventQuarantinedError(  # the server's words, as the unary answer carries them
@@ -380,9 +382,10 @@ def typed_result(response: usage_pb.TrackEventsResponse, event: PreparedTypedEve
             idempotency_key=result.idempotencyKey or event.idempotency_key,
             event_id=result.eventId,
             quarantined=True,
+            field=result.field,
         )
     if result.status == "failed":
-        raise item_error(result.errorCode, result.message)
+        raise item_error(result.errorCode, result.message, field=result.field)
     return EventResult(
         event_id=result.eventId,
         idempotency_key=result.idempotencyKey or event.idempotency_key,

@@ -8,8 +8,8 @@ how the SDK turns an answer back into the typed error (``read_details`` + ``type
 - ``event.v1.EventQuarantined``: the event the server kept for repricing.
 
 Servers older than these details (or a proxy that drops them) send only the message: for them alone the
-field, the request id and the amounts are read from the message text (the ``*_from_message`` helpers, also
-used for the per-item failures of batch calls, which carry no details).
+field, the request id and the amounts are read from the message text (the ``*_from_message`` helpers; also
+the field of a batch call's failed item when the server sends no ``field`` with it, and its request id).
 """
 
 from __future__ import annotations

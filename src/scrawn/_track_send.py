@@ -86,7 +86,10 @@ def stream_outcomes(response: ev.StreamEventResponse, count: int) -> list[ItemOu
         index = failure.eventIndex
         if 0 <= index < count:
             error = item_error(
-                failure.errorCode, failure.message, idempotency_key=failure.idempotencyKey or None
+                failure.errorCode,
+                failure.message,
+                idempotency_key=failure.idempotencyKey or None,
+                field=failure.field,
             )
             outcomes[index] = ItemOutcome(error)
     return outcomes
@@ -108,10 +111,13 @@ def typed_outcomes(response: usage_pb.TrackEventsResponse, count: int) -> list[I
                 idempotency_key=result.idempotencyKey,
                 event_id=result.eventId,
                 quarantined=True,
+                field=result.field,
             )
             outcomes[index] = ItemOutcome(error)
         elif result.status == "failed":
-            error = item_error(result.errorCode, result.message, idempotency_key=result.idempotencyKey)
+            error = item_error(
+                result.errorCode, result.message, idempotency_key=result.idempotencyKey, field=result.field
+            )
             outcomes[index] = ItemOutcome(error)
         else:
             outcomes[index] = ItemOutcome(

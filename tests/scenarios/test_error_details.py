@@ -22,9 +22,10 @@ from sqlalchemy.exc import OperationalError
 
 from scrawn._proto.event.v1 import event_pb2 as ev
 from scrawn._proto.event.v1.event_connect import EventServiceASGIApplication
+from scrawn._proto.usage.v1 import usage_pb2 as usage
 from scrawn._proto.wallet.v1 import wallet_pb2 as wallet
 from scrawn.server.rpc import handler
-from tests.clients import REGISTER, bearer
+from tests.clients import REGISTER, STREAM, TRACK, GrpcClient, bearer
 from tests.conftest import ServerHandle, free_port
 
 WALLET = "/wallet.v1.WalletService/"
@@ -104,6 +105,25 @@ def test_a_funds_error_carries_its_amounts_and_field(module_server: ServerHandle
         funds = wallet.InsufficientFunds.FromString(found["wallet.v1.InsufficientFunds"])
         assert (funds.currentBalance, funds.available, funds.requestedAmount) == ("0", "0", "5")
         assert field_of(found) == "amount" and "google.rpc.RequestInfo" not in found
+
+
+def test_a_failed_batch_item_carries_its_field(module_server: ServerHandle) -> None:
+    """StreamEvents failures and TrackEvents results name the field at fault on the wire, as a unary
+    call's ``google.rpc.BadRequest`` does; an error that names none leaves it empty."""
+    auth = bearer(module_server.live_key)
+    bad_user = ev.StreamEventRequest(type=ev.BASIC_USAGE, userId="", basicUsage=ev.BasicUsage(amount=1))
+    with GrpcClient(module_server.grpc_target) as client:
+        streamed = client.stream(STREAM, [bad_user], auth)
+        tracked = client.unary(
+            TRACK,
+            usage.TrackEventsRequest(events=[usage.TrackedEvent(type="document.processed", userId="")]),
+            auth,
+        )
+    [failure] = streamed.failures
+    assert (failure.errorCode, failure.field) == ("VALIDATION_FAILED", "userId")
+    assert failure.message == "Event validation failed: userId: must be a non-empty string"
+    [result] = tracked.results
+    assert (result.status, result.errorCode, result.field) == ("failed", "VALIDATION_FAILED", "userId")
 
 
 def test_an_error_without_field_or_request_id_has_no_details(module_server: ServerHandle) -> None:

@@ -110,6 +110,31 @@ def test_track_events_results_map_back_by_index() -> None:
     assert missing.error is not None and missing.error.code == "internal"  # no answer for index 4
 
 
+def test_an_items_field_is_read_from_the_wire_not_its_message() -> None:
+    """The item's ``field`` wins over what its message names; an empty one (a server that predates it)
+    falls back to the message."""
+    stream = ev.StreamEventResponse(
+        failures=[
+            ev.EventFailure(eventIndex=0, errorCode="VALIDATION_FAILED", message="bad: x: y", field="userId"),
+            ev.EventFailure(eventIndex=1, errorCode="VALIDATION_FAILED", message="Bad input: userId: y"),
+        ]
+    )
+    from_wire, from_message = stream_outcomes(stream, 2)
+    assert from_wire.error is not None and from_wire.error.field == "userId"
+    assert from_message.error is not None and from_message.error.field == "userId"
+    tracked = usage_pb.TrackEventsResponse(
+        results=[
+            usage_pb.TrackEventResult(index=0, status="failed", errorCode="INVALID_DATA", field="quantity"),
+            usage_pb.TrackEventResult(
+                index=1, status="quarantined", message="Event kept for repricing", field="eventPrice"
+            ),
+        ]
+    )
+    failed, kept = typed_outcomes(tracked, 2)
+    assert failed.error is not None and failed.error.field == "quantity"
+    assert isinstance(kept.error, EventQuarantinedError) and kept.error.field == "eventPrice"
+
+
 def test_a_quarantined_status_is_a_quarantine_even_without_its_code() -> None:
     response = usage_pb.TrackEventsResponse(
         results=[usage_pb.TrackEventResult(index=0, status="quarantined", message="Event kept for repricing")]

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from starlette.requests import Request
 from starlette.responses import Response
 
+from scrawn._codes import STATUSES
 from scrawn.server.db.engine import Database
 from scrawn.server.events.quarantine import repository as quarantine_repository
 from scrawn.server.events.types import Outcome, Stored
@@ -28,26 +29,10 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OTHER = "other"  # the route label of every path that matches no route: unbounded paths must not become labels
 SCRAPE_DB_TIMEOUT = 1.0  # seconds; a slow database must not hang the scrape
 
-# gRPC status numbers → the Connect code names, so every RPC protocol reports the same label values.
-GRPC_CODES = (
-    "ok",
-    "canceled",
-    "unknown",
-    "invalid_argument",
-    "deadline_exceeded",
-    "not_found",
-    "already_exists",
-    "permission_denied",
-    "resource_exhausted",
-    "failed_precondition",
-    "aborted",
-    "out_of_range",
-    "unimplemented",
-    "internal",
-    "unavailable",
-    "data_loss",
-    "unauthenticated",
-)
+# gRPC status numbers → the Connect code names (the one code table), so every RPC protocol reports the same
+# label values.
+GRPC_CODES: dict[int, str] = {0: "ok", **{s.grpc: s.code for s in STATUSES.values()}}
+CODE_NAMES = frozenset(GRPC_CODES.values())
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
@@ -285,8 +270,8 @@ class RpcWatch:
 
 def _grpc_name(value: bytes) -> str:
     try:
-        return GRPC_CODES[int(value)]
-    except (ValueError, IndexError):
+        return GRPC_CODES.get(int(value), "unknown")
+    except ValueError:
         return "unknown"
 
 
@@ -312,4 +297,4 @@ def _json_object(data: bytes) -> dict[str, Any]:
 def _json_code(source: bytes | dict[str, Any], default: str) -> str:
     obj = _json_object(source) if isinstance(source, bytes) else source
     code = obj.get("code")
-    return code if isinstance(code, str) and code in GRPC_CODES else default
+    return code if isinstance(code, str) and code in CODE_NAMES else default

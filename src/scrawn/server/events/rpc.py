@@ -8,10 +8,9 @@ from typing import Any
 
 from connectrpc.request import RequestContext
 
-from scrawn._codes import INTERNAL_ERROR
 from scrawn._proto.event.v1 import event_pb2 as pb
 from scrawn._proto.usage.v1 import usage_pb2 as usage_pb
-from scrawn.errors import ScrawnError, ValidationError
+from scrawn.errors import InternalError, ScrawnError, ValidationError
 from scrawn.money import format_amount
 from scrawn.server.db.engine import Database
 from scrawn.server.events import void_service
@@ -74,10 +73,10 @@ class EventRpc(Rpc):
             try:
                 chunk.append((index, from_stream_item(item)))
             except EventInvalid as e:
-                _fail(response, index, item.idempotencyKey, e.stream_code, e.message)
+                _fail(response, index, item.idempotencyKey, e)
             except Exception as e:  # one bad item never aborts the stream
                 error = internal_error(e, "StreamEvents item")
-                _fail(response, index, item.idempotencyKey, INTERNAL_ERROR, error.message)
+                _fail(response, index, item.idempotencyKey, InternalError(error.message))
             index += 1
             if len(chunk) >= STREAM_CHUNK:
                 await self._ingest(caller, chunk, response)
@@ -98,14 +97,14 @@ class EventRpc(Rpc):
             outcomes = await self._events.ingest(caller, [event for _, event in chunk])
         except ScrawnError as e:
             for index, event in chunk:
-                _fail(response, index, event.idempotency_key or "", e.stream_code, e.message)
+                _fail(response, index, event.idempotency_key or "", e)
             return
         for (index, event), outcome in zip(chunk, outcomes, strict=True):
             if isinstance(outcome, Stored):
                 response.duplicates += outcome.duplicate
             else:
                 response.quarantined += isinstance(outcome, KeptForRepricing)
-                _fail(response, index, event.idempotency_key or "", outcome.stream_code, outcome.message)
+                _fail(response, index, event.idempotency_key or "", outcome)
 
     @handler
     async def void_event(
@@ -147,24 +146,17 @@ class EventRpc(Rpc):
             try:
                 valid.append((index, from_tracked(item)))
             except EventInvalid as e:
-                _failed(response, index, item.idempotencyKey, e.stream_code, e.message)
+                _failed(response, index, item.idempotencyKey, e)
         outcomes = await self._events.ingest(caller, [event for _, event in valid]) if valid else []
         for (index, event), outcome in zip(valid, outcomes, strict=True):
             if isinstance(outcome, KeptForRepricing):
                 response.quarantined += 1
-                response.results.append(
-                    usage_pb.TrackEventResult(
-                        index=index,
-                        status="quarantined",
-                        eventId=outcome.event_id or "",
-                        idempotencyKey=outcome.idempotency_key or "",
-                        errorCode=outcome.stream_code,
-                        message=outcome.message,
-                    )
-                )
+                result = _result(index, "quarantined", outcome.idempotency_key or "", outcome)
+                result.eventId = outcome.event_id or ""
+                response.results.append(result)
                 continue
             if isinstance(outcome, ScrawnError):
-                _failed(response, index, event.idempotency_key or "", outcome.stream_code, outcome.message)
+                _failed(response, index, event.idempotency_key or "", outcome)
                 continue
             status = "duplicate" if outcome.duplicate else "accepted"
             response.results.append(
@@ -184,16 +176,29 @@ class EventRpc(Rpc):
         return response
 
 
-def _failed(response: usage_pb.TrackEventsResponse, index: int, key: str, code: str, message: str) -> None:
-    response.failed += 1
-    response.results.append(
-        usage_pb.TrackEventResult(
-            index=index, status="failed", idempotencyKey=key, errorCode=code, message=message
-        )
+def _result(index: int, status: str, key: str, error: ScrawnError) -> usage_pb.TrackEventResult:
+    return usage_pb.TrackEventResult(
+        index=index,
+        status=status,
+        idempotencyKey=key,
+        errorCode=error.stream_code,
+        message=error.message,
+        field=error.field or "",
     )
 
 
-def _fail(response: pb.StreamEventResponse, index: int, key: str, code: str, message: str) -> None:
+def _failed(response: usage_pb.TrackEventsResponse, index: int, key: str, error: ScrawnError) -> None:
+    response.failed += 1
+    response.results.append(_result(index, "failed", key, error))
+
+
+def _fail(response: pb.StreamEventResponse, index: int, key: str, error: ScrawnError) -> None:
     response.failures.append(
-        pb.EventFailure(eventIndex=index, idempotencyKey=key, errorCode=code, message=message)
+        pb.EventFailure(
+            eventIndex=index,
+            idempotencyKey=key,
+            errorCode=error.stream_code,
+            message=error.message,
+            field=error.field or "",
+        )
     )

@@ -134,16 +134,18 @@ class StreamEventRequest(_message.Message):
     def __init__(self, type: _Optional[_Union[EventType, str]] = ..., userId: _Optional[str] = ..., reportedTimestamp: _Optional[int] = ..., basicUsage: _Optional[_Union[BasicUsage, _Mapping]] = ..., aiTokenUsage: _Optional[_Union[AITokenUsage, _Mapping]] = ..., eventId: _Optional[str] = ..., idempotencyKey: _Optional[str] = ...) -> None: ...
 
 class EventFailure(_message.Message):
-    __slots__ = ("eventIndex", "idempotencyKey", "errorCode", "message")
+    __slots__ = ("eventIndex", "idempotencyKey", "errorCode", "message", "field")
     EVENTINDEX_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCYKEY_FIELD_NUMBER: _ClassVar[int]
     ERRORCODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
     eventIndex: int
     idempotencyKey: str
     errorCode: str
     message: str
-    def __init__(self, eventIndex: _Optional[int] = ..., idempotencyKey: _Optional[str] = ..., errorCode: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+    field: str
+    def __init__(self, eventIndex: _Optional[int] = ..., idempotencyKey: _Optional[str] = ..., errorCode: _Optional[str] = ..., message: _Optional[str] = ..., field: _Optional[str] = ...) -> None: ...
 
 class StreamEventResponse(_message.Message):
     __slots__ = ("eventsProcessed", "message", "eventsFailed", "failures", "duplicates", "quarantined")

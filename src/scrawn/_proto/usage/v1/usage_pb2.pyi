@@ -33,7 +33,7 @@ class TrackEventsRequest(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[TrackedEvent, _Mapping]]] = ...) -> None: ...
 
 class TrackEventResult(_message.Message):
-    __slots__ = ("index", "status", "eventId", "idempotencyKey", "amount", "errorCode", "message")
+    __slots__ = ("index", "status", "eventId", "idempotencyKey", "amount", "errorCode", "message", "field")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     EVENTID_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +41,7 @@ class TrackEventResult(_message.Message):
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
     ERRORCODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
     index: int
     status: str
     eventId: str
@@ -48,7 +49,8 @@ class TrackEventResult(_message.Message):
     amount: str
     errorCode: str
     message: str
-    def __init__(self, index: _Optional[int] = ..., status: _Optional[str] = ..., eventId: _Optional[str] = ..., idempotencyKey: _Optional[str] = ..., amount: _Optional[str] = ..., errorCode: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+    field: str
+    def __init__(self, index: _Optional[int] = ..., status: _Optional[str] = ..., eventId: _Optional[str] = ..., idempotencyKey: _Optional[str] = ..., amount: _Optional[str] = ..., errorCode: _Optional[str] = ..., message: _Optional[str] = ..., field: _Optional[str] = ...) -> None: ...
 
 class TrackEventsResponse(_message.Message):
     __slots__ = ("results", "accepted", "duplicates", "failed", "quarantined")
