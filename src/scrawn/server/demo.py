@@ -87,6 +87,16 @@ def _connect_json(
     return dict(res.json())
 
 
+def _register_binary(http: httpx.Client, key: str, content: bytes) -> str:
+    """RegisterEvent over Connect binary: the answer's message."""
+    res = http.post(
+        "/event.v1.EventService/RegisterEvent",
+        content=content,
+        headers={"authorization": f"Bearer {key}", "content-type": "application/proto"},
+    )
+    return ev.RegisterEventResponse.FromString(res.content).message
+
+
 def _run(base: str, port: int, dash_key: str) -> None:
     with httpx.Client(base_url=base, timeout=10) as http:
         live = _connect_json(
@@ -167,31 +177,17 @@ def _run(base: str, port: int, dash_key: str) -> None:
         binary = ev.RegisterEventRequest(
             type=ev.BASIC_USAGE, userId="bob", basicUsage=ev.BasicUsage(expr="mul(expr(DOC_WITH_FEE), 4)")
         )
-        res_bin = http.post(
-            "/event.v1.EventService/RegisterEvent",
-            content=binary.SerializeToString(),
-            headers={"authorization": f"Bearer {live_key}", "content-type": "application/proto"},
-        )
         table.add_row(
             "httpx Connect binary",
             "bob",
             "expr mul(expr(DOC_WITH_FEE), 4)",
-            ev.RegisterEventResponse.FromString(res_bin.content).message,
+            _register_binary(http, live_key, binary.SerializeToString()),
         )
         # A TS SDK 0.0.6 request: the amount as a 32-bit float at field 2 (0.1f bills exactly 0.1).
         usage = bytes([0x08, 0x01, (2 << 3) | 5]) + struct.pack("<f", 0.1)
         legacy = bytes([0x08, 0x01, 0x12, 0x05]) + b"alice" + bytes([(4 << 3) | 2, len(usage)]) + usage
-        res_legacy = http.post(
-            "/event.v1.EventService/RegisterEvent",
-            content=legacy,
-            headers={"authorization": f"Bearer {live_key}", "content-type": "application/proto"},
-        )
-        table.add_row(
-            "legacy float32 amount",
-            "alice",
-            "amount 0.1f",
-            ev.RegisterEventResponse.FromString(res_legacy.content).message,
-        )
+        legacy_message = _register_binary(http, live_key, legacy)
+        table.add_row("legacy float32 amount", "alice", "amount 0.1f", legacy_message)
         console.print(table)
 
         query = q.QueryEventsRequest(

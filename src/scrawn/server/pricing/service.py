@@ -10,6 +10,7 @@ Every write first takes the project's catalog lock (:func:`lock_catalog`) and th
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -29,20 +30,20 @@ from scrawn.server.projects import repository as projects
 RECENT_DAYS = 7  # a delete reports how many events used the name in this many days
 
 
-def check_name(field: str, name: object) -> str:
+def _check_named(field: str, name: object, pattern: re.Pattern[str]) -> str:
     if not isinstance(name, str) or not name:
         raise ValidationError(field, "must be a non-empty string")
-    if len(name) > MAX_NAME or not NAME_PATTERN.fullmatch(name):
-        raise ValidationError(field, "must match ^[A-Z][A-Z0-9_]*$ and be at most 128 characters")
+    if len(name) > MAX_NAME or not pattern.fullmatch(name):
+        raise ValidationError(field, f"must match ^{pattern.pattern}$ and be at most {MAX_NAME} characters")
     return name
+
+
+def check_name(field: str, name: object) -> str:
+    return _check_named(field, name, NAME_PATTERN)
 
 
 def check_event_type(field: str, name: object) -> str:
-    if not isinstance(name, str) or not name:
-        raise ValidationError(field, "must be a non-empty string")
-    if len(name) > MAX_NAME or not EVENT_TYPE_PATTERN.fullmatch(name):
-        raise ValidationError(field, "must match ^[A-Za-z0-9][A-Za-z0-9._:-]*$ and be at most 128 characters")
-    return name
+    return _check_named(field, name, EVENT_TYPE_PATTERN)
 
 
 def check_price(field: str, value: object) -> Decimal:
