@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
@@ -26,6 +26,8 @@ log = logging.getLogger("scrawn.rpc")
 # The roles that write billable data (events, usage records): live and test keys, each in its own mode.
 INGEST_ROLES: tuple[Role, ...] = ("live", "test")
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def to_connect_error(error: ScrawnError) -> ConnectError:
@@ -98,6 +100,19 @@ class Rpc:
         if roles:
             caller.require(roles, action)
         return caller
+
+    async def _scoped(
+        self,
+        access: Literal["read", "write"],
+        caller: Caller,
+        fn: Callable[Concatenate[Any, str, str, P], Awaitable[T]],
+        *a: P.args,
+        **kw: P.kwargs,
+    ) -> T:
+        """``fn(conn, project_id, mode, …)`` in a read or write transaction on the caller's project and
+        mode (the write commits before the answer is sent)."""
+        async with (self._db.write if access == "write" else self._db.read)() as conn:
+            return await fn(conn, caller.project_id, caller.mode, *a, **kw)
 
 
 async def authenticate(keys: KeyService, ctx: RequestContext[Any, Any]) -> Caller:

@@ -115,10 +115,7 @@ class EventRpc(Rpc):
         caller = await self._caller(ctx)
         target = void_service.check_target(request.eventId, request.idempotencyKey)
         reason = void_service.check_reason(request.reason)
-        async with self._db.write() as conn:
-            done = await void_service.void_event(
-                conn, caller.project_id, caller.mode, target, reason, caller.key_id
-            )
+        done = await self._scoped("write", caller, void_service.void_event, target, reason, caller.key_id)
         return pb.VoidEventResponse(
             eventId=done.event_id,
             idempotencyKey=done.idempotency_key,

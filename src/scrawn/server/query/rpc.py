@@ -17,5 +17,4 @@ class QueryRpc(Rpc):
         self, request: pb.QueryEventsRequest, ctx: RequestContext[Any, Any]
     ) -> pb.QueryEventsResponse:
         caller = await self._caller(ctx)
-        async with self._db.read() as conn:
-            return await query_events(conn, caller.project_id, caller.mode, request)
+        return await self._scoped("read", caller, query_events, request)

@@ -178,8 +178,7 @@ class UsageServiceRpc(Rpc):
     ) -> pb.RecordUsageResponse:
         caller = await self._caller(ctx, INGEST_ROLES, "record usage")
         inp = records.check_record(request)
-        async with self._db.write() as conn:
-            row, duplicate = await records.record(conn, caller.project_id, caller.mode, inp)
+        row, duplicate = await self._scoped("write", caller, records.record, inp)
         return pb.RecordUsageResponse(record=usage_record(row), duplicate=duplicate)
 
     @handler
@@ -203,8 +202,7 @@ class UsageServiceRpc(Rpc):
     ) -> pb.UsageSummary:
         caller = await self._caller(ctx)
         f = _filter(request)
-        async with self._db.read() as conn:
-            return usage_summary(await queries.summary(conn, caller.project_id, caller.mode, f))
+        return usage_summary(await self._scoped("read", caller, queries.summary, f))
 
     @handler
     async def get_usage_series(
@@ -214,8 +212,7 @@ class UsageServiceRpc(Rpc):
         bucket = series.check_bucket(request.bucket)
         tz = series.check_time_zone(request.timeZone)
         f = _filter(request, require_range=True)
-        async with self._db.read() as conn:
-            found = await series.series(conn, caller.project_id, caller.mode, f, tz, bucket)
+        found = await self._scoped("read", caller, series.series, f, tz, bucket)
         return pb.GetUsageSeriesResponse(
             buckets=[
                 pb.UsageBucket(

@@ -76,8 +76,7 @@ class WalletRpc(Rpc):
     async def get_balance(self, request: pb.GetBalanceRequest, ctx: RequestContext[Any, Any]) -> pb.Balance:
         caller = await self._caller(ctx)
         user = w.check_user(request.userId)
-        async with self._db.read() as conn:
-            return _balance(await w.read_balance(conn, caller.project_id, caller.mode, user))
+        return _balance(await self._scoped("read", caller, w.read_balance, user))
 
     @handler
     async def credit(
@@ -123,29 +122,22 @@ class WalletRpc(Rpc):
         expires_at: int | None = None,
     ) -> pb.TransactionResponse:
         user, key, text = w.check_user(user_id), w.check_key(key), w.check_description(description)
-        async with self._db.write() as conn:
-            if check_available:
-                row, view, duplicate = await w.debit(
-                    conn,
-                    caller.project_id,
-                    caller.mode,
-                    user_id=user,
-                    amount=-amount,
-                    key=key,
-                    description=text,
-                )
-            else:
-                row, view, duplicate = await w.credit(
-                    conn,
-                    caller.project_id,
-                    caller.mode,
-                    user_id=user,
-                    amount=amount,
-                    kind=kind,
-                    key=key,
-                    description=text,
-                    expires_at=expires_at,
-                )
+        if check_available:
+            row, view, duplicate = await self._scoped(
+                "write", caller, w.debit, user_id=user, amount=-amount, key=key, description=text
+            )
+        else:
+            row, view, duplicate = await self._scoped(
+                "write",
+                caller,
+                w.credit,
+                user_id=user,
+                amount=amount,
+                kind=kind,
+                key=key,
+                description=text,
+                expires_at=expires_at,
+            )
         return pb.TransactionResponse(
             transaction=_transaction(row), balance=_balance(view), duplicate=duplicate
         )
@@ -158,17 +150,16 @@ class WalletRpc(Rpc):
         user, amount = w.check_user(request.userId), w.check_amount("amount", request.amount)
         key, ttl = w.check_key(request.idempotencyKey), w.check_ttl(request.ttlSeconds)
         text = w.check_description(request.description)
-        async with self._db.write() as conn:
-            row = await w.create_reservation(
-                conn,
-                caller.project_id,
-                caller.mode,
-                user_id=user,
-                amount=amount,
-                ttl=ttl,
-                key=key,
-                description=text,
-            )
+        row = await self._scoped(
+            "write",
+            caller,
+            w.create_reservation,
+            user_id=user,
+            amount=amount,
+            ttl=ttl,
+            key=key,
+            description=text,
+        )
         return _reservation(row)
 
     @handler
@@ -177,10 +168,9 @@ class WalletRpc(Rpc):
     ) -> pb.ConfirmReservationResponse:
         caller = await self._caller(ctx)
         actual = w.check_amount("actualAmount", request.actualAmount, allow_zero=True)
-        async with self._db.write() as conn:
-            row, transaction_id, view = await w.confirm_reservation(
-                conn, caller.project_id, caller.mode, request.reservationId, actual
-            )
+        row, transaction_id, view = await self._scoped(
+            "write", caller, w.confirm_reservation, request.reservationId, actual
+        )
         return pb.ConfirmReservationResponse(
             reservation=_reservation(row), transactionId=transaction_id, balance=_balance(view)
         )
@@ -190,10 +180,7 @@ class WalletRpc(Rpc):
         self, request: pb.ReservationIdRequest, ctx: RequestContext[Any, Any]
     ) -> pb.Reservation:
         caller = await self._caller(ctx)
-        async with self._db.write() as conn:
-            return _reservation(
-                await w.cancel_reservation(conn, caller.project_id, caller.mode, request.reservationId)
-            )
+        return _reservation(await self._scoped("write", caller, w.cancel_reservation, request.reservationId))
 
     @handler
     async def extend_reservation(
@@ -201,26 +188,24 @@ class WalletRpc(Rpc):
     ) -> pb.Reservation:
         caller = await self._caller(ctx)
         ttl = w.check_ttl(request.ttlSeconds, default=None)
-        async with self._db.write() as conn:
-            return _reservation(
-                await w.extend_reservation(conn, caller.project_id, caller.mode, request.reservationId, ttl)
-            )
+        return _reservation(
+            await self._scoped("write", caller, w.extend_reservation, request.reservationId, ttl)
+        )
 
     @handler
     async def list_reservations(
         self, request: pb.ListReservationsRequest, ctx: RequestContext[Any, Any]
     ) -> pb.ListReservationsResponse:
         caller = await self._caller(ctx)
-        async with self._db.read() as conn:
-            rows, token = await w.list_reservations(
-                conn,
-                caller.project_id,
-                caller.mode,
-                request.userId,
-                request.activeOnly,
-                request.limit,
-                request.pageToken,
-            )
+        rows, token = await self._scoped(
+            "read",
+            caller,
+            w.list_reservations,
+            request.userId,
+            request.activeOnly,
+            request.limit,
+            request.pageToken,
+        )
         return pb.ListReservationsResponse(reservations=[_reservation(r) for r in rows], nextPageToken=token)
 
     @handler
@@ -228,10 +213,9 @@ class WalletRpc(Rpc):
         self, request: pb.ListTransactionsRequest, ctx: RequestContext[Any, Any]
     ) -> pb.ListTransactionsResponse:
         caller = await self._caller(ctx)
-        async with self._db.read() as conn:
-            rows, token = await w.list_transactions(
-                conn, caller.project_id, caller.mode, request.userId, request.limit, request.pageToken
-            )
+        rows, token = await self._scoped(
+            "read", caller, w.list_transactions, request.userId, request.limit, request.pageToken
+        )
         return pb.ListTransactionsResponse(transactions=[_transaction(r) for r in rows], nextPageToken=token)
 
     @handler
@@ -240,8 +224,7 @@ class WalletRpc(Rpc):
     ) -> pb.UserSettings:
         caller = await self._caller(ctx)
         user = w.check_user(request.userId)
-        async with self._db.read() as conn:
-            return _user_settings(await w.get_settings(conn, caller.project_id, caller.mode, user))
+        return _user_settings(await self._scoped("read", caller, w.get_settings, user))
 
     @handler
     async def update_user_settings(
@@ -256,6 +239,4 @@ class WalletRpc(Rpc):
             changes["low_balance_threshold"] = w.check_setting(
                 "lowBalanceThreshold", request.lowBalanceThreshold, allow_negative=True
             )
-        async with self._db.write() as conn:
-            settings = await w.update_settings(conn, caller.project_id, caller.mode, user, **changes)
-        return _user_settings(settings)
+        return _user_settings(await self._scoped("write", caller, w.update_settings, user, **changes))
