@@ -15,6 +15,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from scrawn.money import format_amount
 from scrawn.server.db.engine import dialect_insert
+from scrawn.server.db.rows import filtered, owned
 from scrawn.server.db.schema import events, quarantined_events
 from scrawn.server.db.sums import joined, split_sum
 from scrawn.server.events.types import Billed, EventRecord, PricedEvent, VoidableEvent
@@ -148,12 +149,7 @@ async def mark_voided(
     """Set the void marks once: False when the event was voided already (a compare-and-set)."""
     done = await conn.execute(
         update(events)
-        .where(
-            events.c.project_id == project_id,
-            events.c.mode == mode,
-            events.c.id == event_id,
-            events.c.voided_at.is_(None),
-        )
+        .where(*owned(events, project_id, mode, id=event_id), events.c.voided_at.is_(None))
         .values(voided_at=now, voided_by=by, void_reason=reason)
     )
     return bool(done.rowcount == 1)
@@ -196,9 +192,7 @@ class Scope:
     before: int | None = None
 
     def where(self) -> list[ColumnElement[bool]]:
-        where = [events.c.project_id == self.project_id, events.c.mode == self.mode]
-        if self.user_id is not None:
-            where.append(events.c.user_id == self.user_id)
+        where = [*owned(events, self.project_id, self.mode), *filtered(events, user_id=self.user_id)]
         if self.since is not None:
             where.append(events.c.ingested_at >= self.since)
         if self.before is not None:

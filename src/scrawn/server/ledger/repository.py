@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrawn.errors import AlreadyExistsError
 from scrawn.money import MAX_MICROS
 from scrawn.server.db.engine import dialect_insert
-from scrawn.server.db.rows import page_after, typed
+from scrawn.server.db.rows import owned, page_after, typed
 from scrawn.server.db.schema import balance_alerts, balances, credit_lots, ledger_entries
 from scrawn.server.ledger.rules import Lot, LotRaceError, consumption_order
 from scrawn.server.ledger.types import ZERO, BalanceRow, Entry, LedgerEntry, Scope
@@ -325,11 +325,7 @@ async def lots_of(conn: AsyncConnection, project_id: str, mode: str, user_id: st
     """Every lot of a user, soonest-expiring first (for the CLI and dashboards)."""
     rows = await conn.execute(
         select(credit_lots)
-        .where(
-            credit_lots.c.project_id == project_id,
-            credit_lots.c.mode == mode,
-            credit_lots.c.user_id == user_id,
-        )
+        .where(*owned(credit_lots, project_id, mode, user_id=user_id))
         .order_by(credit_lots.c.expires_at, credit_lots.c.id)
     )
     return [typed(Lot, r) for r in rows]
@@ -354,9 +350,7 @@ async def forget_spent_lots(conn: AsyncConnection, scope: Scope, now: int) -> No
     await conn.execute(
         update(credit_lots)
         .where(
-            credit_lots.c.project_id == project_id,
-            credit_lots.c.mode == mode,
-            credit_lots.c.user_id == user_id,
+            *owned(credit_lots, project_id, mode, user_id=user_id),
             credit_lots.c.due_at <= now,
             credit_lots.c.remaining <= ZERO,
         )

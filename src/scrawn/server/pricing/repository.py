@@ -12,6 +12,7 @@ from sqlalchemy import Row, Table, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.server.db.engine import now_ms
+from scrawn.server.db.rows import owned
 from scrawn.server.db.schema import event_prices, expressions, tags
 from scrawn.server.db.schema import model_price_overrides as overrides
 from scrawn.server.pricing.models import Override
@@ -160,10 +161,7 @@ async def retire_override(
     done = await conn.execute(
         update(t)
         .where(
-            t.c.project_id == project_id,
-            t.c.model == model,
-            t.c.provider == provider,
-            t.c.effective_from == effective_from,
+            *owned(t, project_id, model=model, provider=provider, effective_from=effective_from),
             t.c.deleted_at.is_(None),
         )
         .values(deleted_at=at, changed_by=by)

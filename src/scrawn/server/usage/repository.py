@@ -8,6 +8,7 @@ from sqlalchemy import ColumnElement, Row, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.server.db.engine import dialect_insert
+from scrawn.server.db.rows import filtered, owned
 from scrawn.server.db.schema import usage_records as table
 from scrawn.server.db.sums import split_sum
 from scrawn.server.usage.types import Filter
@@ -38,17 +39,14 @@ async def insert_record(conn: AsyncConnection, values: dict[str, Any]) -> bool:
 
 
 def conditions(project_id: str, mode: str, f: Filter) -> list[ColumnElement[bool]]:
-    where: list[ColumnElement[bool]] = [table.c.project_id == project_id, table.c.mode == mode]
-    if f.user_id is not None:
-        where.append(table.c.user_id == f.user_id)
-    if f.context is not None:
-        where.append(table.c.context == f.context)
-    if f.model is not None:
-        where.append(table.c.model == f.model)
-    if f.usage_type is not None:
-        where.append(table.c.usage_type == f.usage_type)
-    if f.transaction_id is not None:
-        where.append(table.c.transaction_id == f.transaction_id)
+    where = owned(table, project_id, mode) + filtered(
+        table,
+        user_id=f.user_id,
+        context=f.context,
+        model=f.model,
+        usage_type=f.usage_type,
+        transaction_id=f.transaction_id,
+    )
     if f.start is not None:
         where.append(table.c.occurred_at >= f.start)
     if f.end is not None:

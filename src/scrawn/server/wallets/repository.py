@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from scrawn.server.db.rows import page_after, typed
+from scrawn.server.db.rows import owned, page_after, typed
 from scrawn.server.db.schema import reservations
 
 
@@ -63,13 +63,7 @@ async def update_one(
     conn: AsyncConnection, project_id: str, mode: str, reservation_id: str, **values: Any
 ) -> None:
     await conn.execute(
-        update(reservations)
-        .where(
-            reservations.c.project_id == project_id,
-            reservations.c.mode == mode,
-            reservations.c.id == reservation_id,
-        )
-        .values(**values)
+        update(reservations).where(*owned(reservations, project_id, mode, id=reservation_id)).values(**values)
     )
 
 

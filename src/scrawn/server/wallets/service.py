@@ -47,12 +47,17 @@ def _fail(field: str, problem: str) -> ValidationError:
     return ValidationError(field, problem, context=CONTEXT)
 
 
+def _check_text(field: str, value: str, limit: int, missing: str) -> str:
+    """A required string: ``missing`` when empty or blank; at most ``limit`` characters, without NUL."""
+    if not value or not value.strip():
+        raise _fail(field, missing)
+    if len(value) > limit or "\x00" in value:
+        raise _fail(field, f"must be at most {limit} characters, without NUL")
+    return value
+
+
 def check_user(user_id: str) -> str:
-    if not user_id or not user_id.strip():
-        raise _fail("userId", "must be a non-empty string")
-    if len(user_id) > MAX_USER_ID or "\x00" in user_id:
-        raise _fail("userId", f"must be at most {MAX_USER_ID} characters, without NUL")
-    return user_id
+    return _check_text("userId", user_id, MAX_USER_ID, "must be a non-empty string")
 
 
 def check_amount(field: str, text: str, *, allow_zero: bool = False) -> Decimal:
@@ -71,11 +76,7 @@ def check_amount(field: str, text: str, *, allow_zero: bool = False) -> Decimal:
 
 
 def check_key(key: str) -> str:
-    if not key or not key.strip():
-        raise _fail("idempotencyKey", "is required so that a retry is never applied twice")
-    if len(key) > MAX_KEY or "\x00" in key:
-        raise _fail("idempotencyKey", f"must be at most {MAX_KEY} characters, without NUL")
-    return key
+    return _check_text("idempotencyKey", key, MAX_KEY, "is required so that a retry is never applied twice")
 
 
 def check_description(text: str) -> str | None:
