@@ -198,12 +198,27 @@ class JsonApi:
         obj({"name": NAME, "expression": STRING}),
     )
     async def put_expression(self, request: Request, caller: Caller) -> Response:
+        return await self._put_named(
+            request, caller, "name", catalog.check_name, catalog.put_expression, catalog.expression_json
+        )
+
+    async def _put_named(
+        self,
+        request: Request,
+        caller: Caller,
+        field: str,
+        check: Callable[[str, object], str],
+        put: Callable[..., Awaitable[catalog.NamedExpression]],
+        to_json: Callable[[catalog.NamedExpression], dict[str, object]],
+    ) -> Response:
+        """A named expression or an event price: ``field`` names it, ``expression`` is its text; 201 for
+        its first version."""
         body = await _json_object(request)
-        name = catalog.check_name("name", body.get("name"))
+        name = check(field, body.get(field))
         text = catalog.check_expression("expression", body.get("expression"))
         async with self._db.write() as conn:
-            named = await catalog.put_expression(conn, caller.project_id, name, text, by=caller.key_id)
-        return JSONResponse(catalog.expression_json(named), status_code=201 if named.version == 1 else 200)
+            named = await put(conn, caller.project_id, name, text, by=caller.key_id)
+        return JSONResponse(to_json(named), status_code=201 if named.version == 1 else 200)
 
     @operation("Delete a named expression (refused while something names it)", "expressions", DELETED)
     async def delete_expression(self, request: Request, caller: Caller) -> Response:
@@ -235,12 +250,14 @@ class JsonApi:
         obj({"type": EVENT_TYPE, "expression": STRING}),
     )
     async def put_event_price(self, request: Request, caller: Caller) -> Response:
-        body = await _json_object(request)
-        event_type = catalog.check_event_type("type", body.get("type"))
-        text = catalog.check_expression("expression", body.get("expression"))
-        async with self._db.write() as conn:
-            price = await catalog.put_event_price(conn, caller.project_id, event_type, text, by=caller.key_id)
-        return JSONResponse(catalog.event_price_json(price), status_code=201 if price.version == 1 else 200)
+        return await self._put_named(
+            request,
+            caller,
+            "type",
+            catalog.check_event_type,
+            catalog.put_event_price,
+            catalog.event_price_json,
+        )
 
     @operation("Delete an event price", "event prices", None, status=204)
     async def delete_event_price(self, request: Request, caller: Caller) -> Response:
