@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the wheel and prove it works on its own: install it into a fresh venv (no source tree on the path),
-# run `scrawn demo`, then `scrawn serve` until /readyz answers, fetch the dashboard and its assets, and stop it with SIGTERM (exit 0 expected).
+# run `scrawn demo` (raw clients and the SDK), then `scrawn serve` until /readyz answers, fetch the dashboard and its assets, and stop it with SIGTERM (exit 0 expected).
 # Usage: bash scripts/check_wheel.sh   (needs `build` and `hatchling`, both in the dev extra)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,8 @@ unzip -Z1 "$wheel" | grep 'LICENSE' >/dev/null ||  # no -q: an early exit would 
 cd "$work"  # nothing of the checkout is importable from here
 "$work/venv/bin/scrawn" demo > demo.log 2>&1 || { cat demo.log; exit 1; }
 grep -q "Event stored" demo.log || { cat demo.log; echo "error: the demo stored no event" >&2; exit 1; }
+grep -q 'wallet.balance("dave")' demo.log || { cat demo.log; echo "error: the demo's SDK calls did not run" >&2; exit 1; }
+grep -q "Run it for real" demo.log || { cat demo.log; echo "error: the demo printed no next steps" >&2; exit 1; }
 
 port=$("$work/venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$work/venv/bin/scrawn" serve --host 127.0.0.1 --port "$port" --data-dir "$work/serve" > serve.log 2>&1 &
@@ -32,8 +34,8 @@ for _ in $(seq 1 120); do
 done
 "$work/venv/bin/python" -c "import httpx; httpx.get('http://127.0.0.1:$port/readyz').raise_for_status()" \
   || { cat serve.log; echo "error: scrawn serve from the wheel never became ready" >&2; exit 1; }
-# The dashboard's templates and vendored assets ship in the wheel.
-for path in /dashboard/sign-in /dashboard/static/dashboard.css /dashboard/static/LICENSES.md; do
+# The dashboard's templates and vendored assets ship in the wheel, and the JSON API describes itself.
+for path in /dashboard/sign-in /dashboard/static/dashboard.css /dashboard/static/LICENSES.md /api/v1/openapi.json; do
   "$work/venv/bin/python" -c "import httpx; httpx.get('http://127.0.0.1:$port$path').raise_for_status()" \
     || { echo "error: GET $path failed on the wheel's server" >&2; exit 1; }
 done

@@ -1,5 +1,6 @@
 """``scrawn demo``: a real server on a throwaway SQLite database, billed through real clients
-(grpcio over HTTP/2, httpx speaking Connect JSON and binary over HTTP/1.1)."""
+(grpcio over HTTP/2, httpx speaking Connect JSON and binary over HTTP/1.1, and the Python SDK), ending with
+the commands that run it for real."""
 
 from __future__ import annotations
 
@@ -58,15 +59,17 @@ def demo() -> None:
             base = f"http://127.0.0.1:{port}"
             _wait_ready(base, server)
             console.rule(f"Scrawn demo server on {base} (SQLite in {data_dir})")
-            _run(base, port, dash_key)
+            live_key = _run(base, port, dash_key)
+            _sdk(base, live_key)
             _print_balances(settings, project_id)
         finally:
             server.terminate()
             server.wait(timeout=30)
+    _print_next_steps()
 
 
 def _wait_ready(base: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60  # a busy machine can take this long to import and migrate
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise SystemExit("the demo server exited early")
@@ -97,7 +100,8 @@ def _register_binary(http: httpx.Client, key: str, content: bytes) -> str:
     return ev.RegisterEventResponse.FromString(res.content).message
 
 
-def _run(base: str, port: int, dash_key: str) -> None:
+def _run(base: str, port: int, dash_key: str) -> str:
+    """Bill through the raw clients; returns the live key it made."""
     with httpx.Client(base_url=base, timeout=10) as http:
         live = _connect_json(
             http,
@@ -200,6 +204,41 @@ def _run(base: str, port: int, dash_key: str) -> None:
         for row in billed.get("aggRows", []):
             totals.add_row(row.get("groupValue", "-"), row["aggValue"])
         console.print(totals)
+    return str(live_key)
+
+
+def _sdk(base: str, live_key: str) -> None:
+    """The same server through the Python SDK, as an application would call it."""
+    from scrawn import Scrawn, tag
+
+    table = Table("call", "result", title="The Python SDK: scrawn.Scrawn (Connect over httpx)")
+    with Scrawn(api_key=live_key, base_url=base) as client:
+        event = client.basic_usage_event_consumer(user_id="dave", debit=tag("API_CALL"))
+        table.add_row(
+            'basic_usage_event_consumer(user_id="dave", debit=tag("API_CALL"))', f"event {event.event_id}"
+        )
+        credit = client.wallet.credit("dave", 100)
+        table.add_row('wallet.credit("dave", 100)', f"balance {format_amount(credit.balance.balance)}")
+        debit = client.wallet.debit("dave", 5)
+        table.add_row('wallet.debit("dave", 5)', f"balance {format_amount(debit.balance.balance)}")
+        wallet = client.wallet.balance("dave")
+        table.add_row('wallet.balance("dave")', f"available {format_amount(wallet.available)}")
+    console.print(table)
+
+
+def _print_next_steps() -> None:
+    live = "scrn_live_…"
+    call = 'from scrawn import Scrawn; print(Scrawn().basic_usage_event_consumer(user_id="user_42", debit=1))'
+    console.rule("Run it for real")
+    console.print(
+        "1. scrawn init && scrawn keys create --name backend --role live"
+        "  # ./scrawn-data: a project, its dash key, a live key\n"
+        "2. scrawn serve                                                  # 127.0.0.1:8069; keep it running\n"
+        f"3. SCRAWN_API_KEY={live} python -c '{call}'",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def _print_balances(settings: Settings, project_id: str) -> None:
