@@ -9,6 +9,9 @@ import json
 import os
 import re
 import shlex
+import shutil
+import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -177,3 +180,132 @@ def test_the_commands_the_files_and_docs_name_exist() -> None:
     assert "not built" in docs  # says plainly what was and was not verified here
     assert "docker compose run --rm --entrypoint scrawn migrate init" in docs
     assert "docker compose run --rm --entrypoint scrawn migrate init" in (ROOT / "compose.yaml").read_text()
+
+
+def nginx_example(upstream_port: int, listen_port: int, cert: Path, key: Path, work: Path) -> str:
+    """docs/operations.md's nginx example, as a whole nginx.conf on these ports and this certificate."""
+    text = (ROOT / "docs" / "operations.md").read_text()
+    snippet = text.split("```nginx\n", 1)[1].split("```", 1)[0]
+    version = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr
+    found = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", version)
+    assert found is not None, version
+    old = tuple(int(n) for n in found.groups()) < (1, 25, 1)  # before `http2 on;`: `listen … http2`
+    snippet = (
+        snippet.replace("127.0.0.1:8069", f"127.0.0.1:{upstream_port}")
+        .replace("listen 443 ssl;", f"listen 127.0.0.1:{listen_port} ssl{' http2' if old else ''};")
+        .replace("/etc/ssl/billing.example.com.crt", str(cert))
+        .replace("/etc/ssl/billing.example.com.key", str(key))
+    )
+    if old:
+        snippet = snippet.replace("http2 on;", "")
+    temp = " ".join(
+        f"{kind}_temp_path {work / 'tmp'};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return (
+        f"worker_processes 1; pid {work / 'nginx.pid'}; error_log {work / 'error.log'};\n"
+        f"events {{}}\nhttp {{\naccess_log off; {temp}\n{snippet}\n}}\n"
+    )
+
+
+@pytest.mark.skipif(
+    not (shutil.which("nginx") and shutil.which("openssl")), reason="nginx or openssl not installed"
+)
+def test_the_nginx_example_carries_grpc_connect_grpc_web_and_the_json_api(
+    server_on_sqlite: ServerHandle, tmp_path: Path
+) -> None:
+    import grpc
+    import httpx
+
+    from scrawn._proto.event.v1 import event_pb2 as ev
+
+    server = server_on_sqlite
+    work = tmp_path / "nginx"
+    (work / "tmp").mkdir(parents=True)
+    cert, key = work / "cert.pem", work / "key.pem"
+    subprocess.run(
+        [
+            *(
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=localhost",
+            ),
+            *("-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    (work / "nginx.conf").write_text(nginx_example(server.port, port, cert, key, work))
+    proxy = subprocess.Popen(["nginx", "-p", str(work), "-c", str(work / "nginx.conf"), "-g", "daemon off;"])
+    base = f"https://localhost:{port}"
+    try:
+        with httpx.Client(base_url=base, verify=ssl.create_default_context(cafile=cert)) as http:
+            while True:  # until nginx listens (the test's own timeout bounds this)
+                assert proxy.poll() is None, (work / "error.log").read_text()
+                try:
+                    ready = http.get("/readyz")
+                    break
+                except httpx.TransportError:
+                    continue
+            assert ready.json() == {"status": "ready"}
+            assert http.get("/metrics").status_code == 404  # kept off the public host
+            dash = {"authorization": f"Bearer {server.dash_key}"}
+            assert (
+                http.post("/api/v1/tags", json={"key": "API_CALL", "price": "0.5"}, headers=dash).status_code
+                == 201
+            )
+            live = {"authorization": f"Bearer {server.live_key}"}
+            event = {"type": "BASIC_USAGE", "userId": "connect", "basicUsage": {"tag": "API_CALL"}}
+            answer = http.post("/event.v1.EventService/RegisterEvent", json=event, headers=live)
+            assert answer.json()["message"] == "Event stored successfully"
+            body = ev.RegisterEventRequest(
+                type=ev.BASIC_USAGE, userId="web", basicUsage=ev.BasicUsage(amount=1)
+            )
+            raw = body.SerializeToString()
+            web = http.post(
+                "/event.v1.EventService/RegisterEvent",
+                content=b"\0" + len(raw).to_bytes(4, "big") + raw,
+                headers={**live, "content-type": "application/grpc-web+proto"},
+            )
+            assert (
+                web.headers["content-type"].startswith("application/grpc-web")
+                and b"grpc-status: 0\r\n" in web.content
+            )
+        creds = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
+        with grpc.secure_channel(f"localhost:{port}", creds) as channel:
+            register = channel.unary_unary(
+                "/event.v1.EventService/RegisterEvent",
+                request_serializer=ev.RegisterEventRequest.SerializeToString,
+                response_deserializer=ev.RegisterEventResponse.FromString,
+            )
+            metadata = list(live.items())
+            stored = register(
+                ev.RegisterEventRequest(
+                    type=ev.BASIC_USAGE, userId="grpc", basicUsage=ev.BasicUsage(amount=3)
+                ),
+                metadata=metadata,
+            )
+            assert stored.message == "Event stored successfully"
+            with pytest.raises(grpc.RpcError) as refused:  # the status travels in trailers, through the proxy
+                register(
+                    ev.RegisterEventRequest(
+                        type=ev.BASIC_USAGE, userId="", basicUsage=ev.BasicUsage(amount=3)
+                    ),
+                    metadata=metadata,
+                )
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "userId" in (refused.value.details() or "")
+    finally:
+        proxy.send_signal(signal.SIGQUIT)
+        try:
+            proxy.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proxy.kill()
+            proxy.wait()
