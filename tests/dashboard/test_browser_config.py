@@ -26,9 +26,12 @@ from tests.payments.fake_providers import FakeStripe
 STRIPE_KEY, STRIPE_SECRET = "sk_test_" + "d" * 24, "whsec_dashboard_test"
 
 
+ANSWER = b'{"received": true, "note": "<b>kept as text</b>"}'
+
+
 @pytest.fixture
 def receiver() -> Iterator[tuple[str, list[str]]]:
-    """A loopback webhook endpoint that answers 200 and records each delivery's webhook-id."""
+    """A loopback webhook endpoint that answers 200 with ``ANSWER`` and records each delivery's webhook-id."""
     ids: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -36,7 +39,9 @@ def receiver() -> Iterator[tuple[str, list[str]]]:
             self.rfile.read(int(self.headers.get("content-length", "0")))
             ids.append(self.headers.get("webhook-id", ""))
             self.send_response(200)
+            self.send_header("content-length", str(len(ANSWER)))
             self.end_headers()
+            self.wfile.write(ANSWER)
 
         def log_message(self, *_: object) -> None:
             pass
@@ -158,6 +163,7 @@ def test_webhook_endpoint_delivery_and_replay(
     page.goto("/dashboard/live/webhooks?status=delivered")
     navigate(page, page.get_by_role("link", name=received[0]))
     expect(page.locator("#wh-status")).to_have_text("delivered")
+    expect(page.locator("pre.body").first).to_have_text(ANSWER.decode())  # the endpoint's answer
     check_page(page, screenshots, "webhook")
     navigate(page, page.get_by_role("button", name="Replay"))
     _wait(lambda: len(received) >= 2)

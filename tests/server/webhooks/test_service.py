@@ -19,7 +19,7 @@ from scrawn.server.clock import now_ms
 from scrawn.server.db.engine import Database
 from scrawn.server.secretbox import SecretBox
 from scrawn.server.webhooks import endpoints, messages, outbox, repository
-from scrawn.server.webhooks.deliverer import WebhookDeliverer
+from scrawn.server.webhooks.deliverer import MAX_RESPONSE, WebhookDeliverer
 from scrawn.server.webhooks.types import OutboxMessage
 from tests.conftest import SECRET
 from tests.server.fresh import Fresh
@@ -29,10 +29,11 @@ BOX = SecretBox(SECRET)
 
 
 class Receiver:
-    """A receiver that answers every delivery with ``status`` and records what it got."""
+    """A receiver that answers every delivery with ``status`` and ``body`` and records what it got."""
 
     def __init__(self) -> None:
         self.status = 200
+        self.body = b""
         self.received: list[tuple[dict[str, str], bytes]] = []
         receiver = self
 
@@ -41,7 +42,9 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 self.send_response(receiver.status)
+                self.send_header("content-length", str(len(receiver.body)))
                 self.end_headers()
+                self.wfile.write(receiver.body)
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -121,6 +124,28 @@ async def test_messages_are_queued_only_for_an_endpoint_and_delivered_signed(
     async with db.read() as conn:
         (attempt,) = await messages.attempts_of(conn, project_id, MODE, message_id)
     assert (attempt.attempt, attempt.status_code, attempt.url) == (1, 200, receiver.url)
+    assert attempt.response_body == ""  # an empty answer
+
+
+async def test_an_attempt_keeps_the_start_of_the_response_body(fresh: Fresh, receiver: Receiver) -> None:
+    db, project_id = fresh.db, fresh.project_id
+    receiver.status = 503
+    receiver.body = b'{"error": "down for maintenance \x00"} \xff' + "é".encode() * 600  # > 1 KiB, bad UTF-8
+    async with db.write() as conn:
+        await endpoints.put(conn, BOX, project_id, MODE, receiver.url)
+        message_id = await outbox.enqueue(conn, project_id, MODE, "balance.low", {"userId": "ann"})
+    assert message_id is not None
+    deliverer = WebhookDeliverer(db, BOX, [60], interval=0.05)
+    deliverer.start()
+    try:
+        await until(db, project_id, message_id, lambda m: m.attempts >= 1)
+    finally:
+        await deliverer.close()
+    async with db.read() as conn:
+        (attempt,) = await messages.attempts_of(conn, project_id, MODE, message_id)
+    kept = receiver.body[:MAX_RESPONSE].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    assert (attempt.status_code, attempt.error, attempt.response_body) == (503, "HTTP 503", kept)
+    assert kept.startswith('{"error": "down for maintenance \ufffd"} \ufffdé') and len(kept) < 1024
 
 
 async def test_a_failing_receiver_backs_off_gives_up_and_a_replay_sends_again(

@@ -445,6 +445,8 @@ webhook_attempts = Table(  # the delivery log
     Column("status_code", Integer),  # NULL: no HTTP answer (refused, timed out)
     Column("error", Text),
     Column("duration_ms", Integer, nullable=False),
+    # The start of the endpoint's answer (its first 1,024 bytes as text); NULL: no answer, or before 0011.
+    Column("response_body", Text),
     Column("attempted_at", BigInteger, nullable=False),
     PrimaryKeyConstraint("project_id", "mode", "message_id", "attempt"),
 )

@@ -144,10 +144,12 @@ def attempts(
         project,
         lambda conn, p, _: messages.attempts_of(conn, p, checked_mode, message_id),
     )
-    table = Table("attempt", "at", "url", "status", "error", "ms")
+    table = Table("attempt", "at", "url", "status", "error", "ms", "response body (start)")
     for a in found:
         status = "-" if a.status_code is None else str(a.status_code)
-        table.add_row(str(a.attempt), iso(a.attempted_at), a.url, status, a.error or "", str(a.duration_ms))
+        body = (a.response_body or "")[:80]
+        row = (str(a.attempt), iso(a.attempted_at), a.url, status, a.error or "", str(a.duration_ms), body)
+        table.add_row(*row)
     console.print(table)
 
 

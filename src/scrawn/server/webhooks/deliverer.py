@@ -27,6 +27,7 @@ TIMEOUT = 10.0
 BATCH = 50
 USER_AGENT = "Scrawn-Webhooks/1"
 MAX_ERROR = 500
+MAX_RESPONSE = 1024  # bytes of an answer kept: enough to see why, never a receiver's whole page
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Outcome:
     error: str | None
     duration_ms: int
     attempted_at: int
+    response_body: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -152,15 +154,18 @@ class WebhookDeliverer:
         started = time.monotonic()
         status: int | None = None
         error: str | None = None
+        body: str | None = None
+        content = claim.payload.encode()
         try:
-            response = await self._http.post(claim.url, content=claim.payload.encode(), headers=headers)
-            status = response.status_code
-            if not 200 <= status < 300:
-                error = f"HTTP {status}"
+            async with self._http.stream("POST", claim.url, content=content, headers=headers) as response:
+                status = response.status_code
+                if not 200 <= status < 300:
+                    error = f"HTTP {status}"
+                body = await first_bytes(response)
         except httpx.HTTPError as e:
             error = f"{type(e).__name__}: {e}"[:MAX_ERROR]
         duration = int((time.monotonic() - started) * 1000)
-        return Outcome(claim.url, status, error, duration, attempted_at)
+        return Outcome(claim.url, status, error, duration, attempted_at, body)
 
     def _retry_at(self, attempts: int, now: int) -> int | None:
         """When to try again after ``attempts`` failed attempts; None once the schedule is spent."""
@@ -185,6 +190,7 @@ class WebhookDeliverer:
                     error=outcome.error,
                     duration_ms=outcome.duration_ms,
                     attempted_at=outcome.attempted_at,
+                    response_body=outcome.response_body,
                 ),
             )
             key = (conn, claim.project_id, claim.mode, claim.id)
@@ -203,3 +209,14 @@ class WebhookDeliverer:
             log.warning(
                 "webhook %s attempt %d to %s failed: %s", claim.id, attempt, outcome.url, outcome.error
             )
+
+
+async def first_bytes(response: httpx.Response) -> str:
+    """The first MAX_RESPONSE bytes of the answer as text (invalid UTF-8 and NUL, which PostgreSQL's text
+    refuses, replaced); the rest is never read."""
+    kept = bytearray()
+    async for chunk in response.aiter_bytes():
+        kept += chunk
+        if len(kept) >= MAX_RESPONSE:
+            break
+    return kept[:MAX_RESPONSE].decode("utf-8", errors="replace").replace("\x00", "\ufffd")

@@ -93,4 +93,5 @@ def attempt_json(row: DeliveryAttempt) -> dict[str, Any]:
         "error": row.error,
         "durationMs": row.duration_ms,
         "attemptedAt": iso(row.attempted_at),
+        "responseBody": row.response_body,
     }

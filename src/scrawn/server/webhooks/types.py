@@ -65,3 +65,4 @@ class DeliveryAttempt:
     error: str | None
     duration_ms: int
     attempted_at: int
+    response_body: str | None = None  # the first MAX_RESPONSE bytes of the answer, as text
