@@ -59,6 +59,7 @@ ATTEMPT = obj(
         "error": nullable(STRING),
         "durationMs": INTEGER,
         "attemptedAt": TIME,
+        "responseBody": nullable(STRING),  # the first 1,024 bytes of the endpoint's answer, as text
     }
 )
 IN_MODE: dict[str, Schema] = {"mode": MODE}  # ?mode= picks the mode instead of x-scrawn-mode
