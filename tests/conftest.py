@@ -177,7 +177,7 @@ async def _update_project(server: ServerHandle, **changes: Any) -> None:
         await db.dispose()
 
 
-def wait_ready(base_url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def wait_ready(base_url: str, process: subprocess.Popen[bytes], timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -215,6 +215,8 @@ def make_server(database_url: str, data_dir: Path) -> ServerHandle:
         "SCRAWN_DATABASE_URL": database_url,
         "SCRAWN_SECRET": SECRET,
         "SCRAWN_LOG_LEVEL": "warning",
+        # SCRAWN_TEST_SERVER=pyvoy runs every test's server on pyvoy (docs/configuration.md).
+        "SCRAWN_SERVER": os.environ.get("SCRAWN_TEST_SERVER", "hypercorn"),
     }
     handle = ServerHandle(
         base_url=f"http://127.0.0.1:{port}",

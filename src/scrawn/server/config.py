@@ -9,6 +9,7 @@ from pathlib import Path
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8069
+SERVERS = ("hypercorn", "pyvoy")
 
 
 class MissingSecret(RuntimeError):
@@ -29,6 +30,7 @@ class Settings:
     # Outbound webhook retries: seconds after each failed attempt (docs/webhooks.md); ~27.6 h in all.
     webhook_retry_schedule: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
     metrics: bool = True  # /metrics (Prometheus, docs/configuration.md); SCRAWN_METRICS=0 turns it off
+    server: str = "hypercorn"  # SCRAWN_SERVER=pyvoy: Envoy's HTTP stack instead (docs/configuration.md)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -44,6 +46,7 @@ class Settings:
             "log_sql": _flag(env.get("SCRAWN_LOG_SQL") or "0"),
             "public_url": env.get("SCRAWN_PUBLIC_URL") or None,
             "metrics": _flag(env.get("SCRAWN_METRICS", "1")),
+            "server": _one_of("SCRAWN_SERVER", env.get("SCRAWN_SERVER") or "hypercorn", SERVERS),
         }
         if schedule := env.get("SCRAWN_WEBHOOK_RETRY_SCHEDULE"):
             values["webhook_retry_schedule"] = parse_schedule(schedule)
@@ -79,6 +82,12 @@ class Settings:
 
 def _flag(value: str) -> bool:
     return value.strip().lower() not in ("0", "false", "no", "off")
+
+
+def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value.strip().lower() not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return value.strip().lower()
 
 
 def _whole(name: str, value: str) -> int:

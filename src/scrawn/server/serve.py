@@ -37,7 +37,7 @@ def serve(
     from hypercorn.asyncio import serve as hypercorn_serve
     from hypercorn.config import Config
 
-    from scrawn.server import startup, tracing
+    from scrawn.server import envoy, startup, tracing
     from scrawn.server.app import create_app
 
     settings = load_settings(host, port, database_url, data_dir)
@@ -57,7 +57,11 @@ def serve(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        console.print(f"scrawn serving on http://{settings.host}:{settings.port}", highlight=False)
+        serving = f"scrawn serving on http://{settings.host}:{settings.port}"
+        if envoy.chosen(settings):
+            await envoy.run(settings, stop, lambda: console.print(serving + " (pyvoy)", highlight=False))
+            return
+        console.print(serving, highlight=False)
         try:
             await hypercorn_serve(create_app(settings), config, shutdown_trigger=stop.wait)
         except* KeyError as error:
