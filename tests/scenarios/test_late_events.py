@@ -1,6 +1,7 @@
 """The late-event window (docs/events.md#late-events) on a real server, SQLite and PostgreSQL: events reported
 more than the project's ``late_window_days`` ago are refused naming their timestamp on RegisterEvent,
-StreamEvents and TrackEvents; ``scrawn projects set --late-window`` widens or narrows it."""
+StreamEvents and TrackEvents; ``scrawn projects set --late-window`` widens or narrows it (and
+``--time-zone``, the other setting it takes, is checked here too)."""
 
 from __future__ import annotations
 
@@ -151,3 +152,14 @@ def test_projects_set_late_window(module_server: ServerHandle, other: tuple[str,
         cli(module_server, "set", "--late-window", "35", "--project", project_id)
         with pytest.raises(RpcError):
             register(c, key, ago(36))
+
+
+def test_projects_set_time_zone(module_server: ServerHandle, other: tuple[str, str]) -> None:
+    """The other project setting ``scrawn projects set`` takes: the time zone, refused when unknown."""
+    project_id, _ = other
+    out = cli(module_server, "set", "--time-zone", "Atlantis/Capital", "--project", project_id, ok=False)
+    assert "--time-zone: unknown time zone 'Atlantis/Capital'" in out, out
+    out = cli(module_server, "set", "--time-zone", "Asia/Kathmandu", "--project", project_id)
+    assert "time zone Asia/Kathmandu" in out
+    assert "Asia/Kathmandu" in cli(module_server, "list") and "UTC" in cli(module_server, "list")
+    cli(module_server, "set", "--time-zone", "UTC", "--project", project_id)
