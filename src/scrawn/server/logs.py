@@ -16,7 +16,7 @@ import structlog
 
 LogFormat = Literal["json", "console"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("json", "console")
-LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 # Loggers that speak for every statement, frame or connection: below WARNING only when asked.
 _NOISY = ("sqlalchemy", "aiosqlite", "asyncpg", "alembic", "hpack", "h2", "httpcore")
 
