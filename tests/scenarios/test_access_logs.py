@@ -172,3 +172,20 @@ def test_one_json_access_line_per_request_on_every_protocol(logged_server: Serve
         assert {"timestamp", "level", "logger", "event"} <= line.keys(), line
     warned = [line for line in lines if line["logger"] == "scrawn.api" and "API_CALL" in line["event"]]
     assert [line["request_id"] for line in warned] == [deleted], warned
+
+
+@pytest.mark.parametrize("sql", ["0", "1"])
+def test_driver_lines_only_when_asked(tmp_path: Path, sql: str) -> None:
+    handle = make_server(f"sqlite:///{tmp_path / 'scrawn.db'}", tmp_path)
+    handle.env |= {"SCRAWN_LOG_LEVEL": "debug", "SCRAWN_LOG_FORMAT": "json", "SCRAWN_LOG_SQL": sql}
+    handle.start()
+    try:
+        with ConnectClient(handle.base_url) as client:
+            client.unary(REGISTER, basic(), bearer(handle.live_key))
+    finally:
+        handle.stop()
+    lines = [json.loads(line) for line in handle.log().splitlines() if line.startswith("{")]
+    loggers = Counter(line["logger"] for line in lines)
+    driver = sum(n for name, n in loggers.items() if name.startswith(("sqlalchemy", "aiosqlite", "alembic")))
+    assert loggers["scrawn.access"] >= 1, loggers  # debug: the readiness probes' lines too
+    assert (driver > 0) == (sql == "1"), loggers

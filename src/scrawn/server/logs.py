@@ -87,8 +87,8 @@ def configure(level: str = "info", log_format: LogFormat = "json", sql: bool = F
         structlog.stdlib.ExtraAdder(),
         _add_request_id,
     ]
-    if log_format == "json":
-        chain.append(structlog.processors.dict_tracebacks)
+    if log_format == "json":  # the traceback as text in "exception", as Python prints it
+        chain.append(structlog.processors.format_exc_info)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(processors=[_drop_internals, renderer], foreign_pre_chain=chain)
