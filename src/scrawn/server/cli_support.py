@@ -18,6 +18,7 @@ from scrawn.errors import ScrawnError
 from scrawn.server.checks import OperatorError, database_error, require_database_file
 from scrawn.server.config import Settings
 from scrawn.server.db.engine import Database
+from scrawn.server.db.rows import ID_PREFIX_MIN
 from scrawn.server.projects.service import list_projects
 
 console = Console()
@@ -25,8 +26,6 @@ T = TypeVar("T")
 
 DbOpt = Annotated[str | None, typer.Option("--database-url", help="Database URL [env SCRAWN_DATABASE_URL]")]
 DataOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data directory [env SCRAWN_DATA_DIR]")]
-ProjectOpt = Annotated[str | None, typer.Option("--project", help="Project id (default: the only project)")]
-ModeOpt = Annotated[str, typer.Option("--mode", help="live or test")]
 
 
 def load_settings(
@@ -90,12 +89,13 @@ def in_project(
 
 
 async def project_of(conn: AsyncConnection, project: str | None) -> str:
-    """``--project``, or the only project there is."""
+    """``--project`` (an id or a unique prefix of one), or the only project there is."""
     found = await list_projects(conn)
     if project is not None:
-        if project not in {p for p, _ in found}:
+        matches = [p for p, _ in found if p.startswith(project)]
+        if not matches:
             raise ScrawnError(f"project not found: {project}")
-        return project
+        return pick("project", project, matches)
     if len(found) != 1:
         raise ScrawnError(
             "no project yet: run `scrawn init`" if not found else "several projects: pass --project"
@@ -103,11 +103,24 @@ async def project_of(conn: AsyncConnection, project: str | None) -> str:
     return found[0][0]
 
 
-def check_mode(mode: str) -> str:
-    if mode not in ("live", "test"):
-        console.print("[red]error:[/red] --mode must be live or test")
-        raise typer.Exit(2)
-    return mode
+MIN_PREFIX = ID_PREFIX_MIN
+
+
+def pick(what: str, given: str, matches: list[str]) -> str:
+    """The one id ``given`` names among ``matches`` (ids equal to it or starting with it): the id itself,
+    else a unique prefix of at least ``MIN_PREFIX`` characters. With no match it stays as given, for the
+    service to report as not found; an ambiguous or too short prefix is a one-line error (exit 1)."""
+    if given in matches or not matches:
+        return given
+    if len(given) < MIN_PREFIX:
+        raise ScrawnError(f"{what} not found: {given} (an id prefix needs {MIN_PREFIX} characters or more)")
+    if len(matches) > 1:
+        more = " and more" if len(matches) > 2 else ""
+        raise ScrawnError(
+            f"{what} id prefix {given} is ambiguous: it matches {matches[0]}, {matches[1]}{more}; "
+            "give more characters"
+        )
+    return matches[0]
 
 
 def ts(ms: int | None) -> str:

@@ -6,19 +6,13 @@ import json
 
 from starlette.responses import RedirectResponse, Response
 
-from scrawn.errors import NotFoundError
 from scrawn.server.dashboard import paging
 from scrawn.server.dashboard.web import Dashboard, View
 from scrawn.server.events import repository as event_rows
 from scrawn.server.events import void_service
+from scrawn.server.events.lineage import lineage
 
 TYPES = ("BASIC_USAGE", "AI_TOKEN_USAGE", "TYPED")
-TOKENS = (
-    ("Input", "input_tokens", "input_debit"),
-    ("Output", "output_tokens", "output_debit"),
-    ("Input cache", "input_cache_tokens", "input_cache_debit"),
-    ("Output cache", "output_cache_tokens", "output_cache_debit"),
-)
 
 
 async def events(dash: Dashboard, view: View) -> Response:
@@ -56,25 +50,19 @@ async def events(dash: Dashboard, view: View) -> Response:
 
 
 async def event(dash: Dashboard, view: View) -> Response:
-    event_id = view.request.path_params["id"]
     async with dash.db.read() as conn:
-        row = await event_rows.get(conn, view.caller.project_id, view.mode, event_id)
-        if row is None:
-            raise NotFoundError("event not found", field="id")
-        reversal = (
-            await void_service.describe(conn, view.caller.project_id, view.mode, row)
-            if row.voided_at
-            else None
-        )
-    pricing = json.dumps(json.loads(str(row.pricing)), indent=2, sort_keys=True)
-    metadata = json.dumps(json.loads(str(row.metadata)), indent=2, sort_keys=True) if row.metadata else None
-    tokens = [
-        (label, getattr(row, count), getattr(row, debit))
-        for label, count, debit in TOKENS
-        if getattr(row, count) is not None
-    ]
+        found = await lineage(conn, view.caller.project_id, view.mode, view.request.path_params["id"])
+    pricing = json.dumps(found.pricing, indent=2, sort_keys=True)
+    metadata = json.dumps(found.metadata, indent=2, sort_keys=True) if found.metadata is not None else None
+    tokens = [(t.label, t.count, t.debit) for t in found.tokens]
     return dash.render(
-        view, "event.html", e=row, pricing=pricing, metadata=metadata, tokens=tokens, reversal=reversal
+        view,
+        "event.html",
+        e=found.event,
+        pricing=pricing,
+        metadata=metadata,
+        tokens=tokens,
+        reversal=found.reversal,
     )
 
 

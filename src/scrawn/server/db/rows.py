@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select
 
 _Typed = TypeVar("_Typed")
 
@@ -35,3 +35,22 @@ def page_after(stmt: Any, table: Any, size: int, cursor: tuple[int, str] | None)
             or_(table.c.created_at < cursor[0], and_(table.c.created_at == cursor[0], table.c.id < cursor[1]))
         )
     return stmt.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(size + 1)
+
+
+ID_PREFIX_MIN = 8  # characters: a shorter id prefix names nothing (only a whole id does)
+
+
+def ids_matching(column: Any, given: str, *where: Any) -> Any:
+    """Up to three values of the id ``column`` (under ``where``) equal to ``given`` or, when it is
+    ``ID_PREFIX_MIN`` characters or more, starting with it; the whole id first. The prefix is compared
+    exactly (``LIKE`` alone ignores case on SQLite)."""
+    match = column == given
+    if len(given) >= ID_PREFIX_MIN:
+        prefix = and_(column.startswith(given, autoescape=True), func.substr(column, 1, len(given)) == given)
+        match = or_(match, prefix)
+    return select(column).where(*where, match).order_by(func.length(column), column).limit(3)
+
+
+def project_deletes(project_id: str, *tables: Any) -> list[Any]:
+    """Statements deleting every row of the project from ``tables`` (``scrawn projects delete``)."""
+    return [delete(t).where(t.c.project_id == project_id) for t in tables]

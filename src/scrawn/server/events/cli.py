@@ -16,25 +16,15 @@ from pathlib import Path
 from typing import IO, Annotated, Any
 
 import typer
-from rich import box
-from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from scrawn.errors import ScrawnError
 from scrawn.money import format_amount
-from scrawn.server.cli_support import (
-    DataOpt,
-    DbOpt,
-    ModeOpt,
-    ProjectOpt,
-    check_mode,
-    console,
-    load_settings,
-    project_of,
-    run_db,
-    ts,
-)
+from scrawn.server.cli_options import Cli, id_argument, options
+from scrawn.server.cli_output import Col, json_line, print_json, say, table_of, text, when
+from scrawn.server.cli_support import console, pick, project_of, ts
 from scrawn.server.db.engine import Database
 from scrawn.server.events import repository, void_service
+from scrawn.server.events.lineage import Lineage, lineage
 from scrawn.server.events.quarantine import cli as quarantine_cli
 from scrawn.server.events.types import EventRecord
 
@@ -81,22 +71,56 @@ CSV_COLUMNS = (
 
 UserOpt = Annotated[str | None, typer.Option("--user", help="Only this user")]
 PageOpt = Annotated[int, typer.Option("--page-size", hidden=True, min=1)]  # tests: cross page boundaries
+EventArg = Annotated[str, id_argument("event")]
+
+
+def record(r: EventRecord) -> dict[str, Any]:
+    """An event with the export's columns as fields: amounts exact (Decimal), times ISO 8601 UTC."""
+    reported = datetime.fromtimestamp(r.reported_at, tz=UTC).isoformat().replace("+00:00", "Z")
+    return {
+        "event_id": r.id,
+        "event_type": r.event_type,
+        "user_id": r.user_id,
+        "basic_usage_type": r.basic_usage_type,
+        "reported_at": reported,
+        "ingested_at": when(r.ingested_at),
+        "debit": r.debit,
+        "model": r.model,
+        "provider": r.provider,
+        "input_tokens": r.input_tokens,
+        "output_tokens": r.output_tokens,
+        "input_cache_tokens": r.input_cache_tokens,
+        "output_cache_tokens": r.output_cache_tokens,
+        "input_debit": r.input_debit,
+        "output_debit": r.output_debit,
+        "input_cache_debit": r.input_cache_debit,
+        "output_cache_debit": r.output_cache_debit,
+        "name": r.name,
+        "quantity": r.quantity,
+        "product_ref": r.product_ref,
+        "metadata": r.metadata,  # the stored JSON text
+        "idempotency_key": r.idempotency_key,
+        "voided_at": when(r.voided_at),  # null unless voided: a voided event is no longer billed
+        "void_reason": r.void_reason,
+    }
+
+
+def event_json(r: EventRecord) -> dict[str, Any]:
+    return record(r) | {"metadata": None if r.metadata is None else json.loads(r.metadata)}
 
 
 # tail ---------------------------------------------------------------------------------------------------
 
-
-def _table(header: bool) -> Table:
-    # Values fold rather than end in "…"; the id never wraps, so it stays copyable (for `scrawn explain`).
-    table = Table(show_header=header, box=box.SIMPLE_HEAD if header else None, pad_edge=False)
-    table.add_column("ingested", overflow="fold")
-    table.add_column("id", no_wrap=True, min_width=36)
-    table.add_column("user", overflow="fold")
-    table.add_column("type", overflow="fold")
-    table.add_column("usage / model", overflow="fold")
-    table.add_column("debit", justify="right", no_wrap=True)
-    table.add_column("idempotency key", overflow="fold")
-    return table
+WIDE_TAIL = 120  # columns: from here on (or with --wide) a table, below it two lines per event
+TAIL_COLUMNS = (
+    Col("ingested_at", "ingested"),
+    Col("event_id", "id", id=True),
+    Col("user_id", "user"),
+    Col("event_type", "type"),
+    Col("usage", "usage / model"),
+    Col("charged", "debit", right=True),
+    Col("idempotency_key", "idempotency key"),
+)
 
 
 def _usage(row: EventRecord) -> str:
@@ -107,24 +131,35 @@ def _usage(row: EventRecord) -> str:
     return str(row.basic_usage_type or "-")
 
 
-def _print_rows(rows: Sequence[EventRecord], header: bool) -> None:
-    table = _table(header)
-    for r in rows:
-        table.add_row(
-            ts(r.ingested_at),
-            r.id,
-            r.user_id,
-            r.event_type,
-            _usage(r),
-            format_amount(r.debit) if r.voided_at is None else f"{format_amount(r.debit)} (void)",
-            r.idempotency_key,
-        )
-    console.print(table)
+def _charged(r: EventRecord) -> str:
+    return format_amount(r.debit) if r.voided_at is None else f"{format_amount(r.debit)} (void)"
+
+
+def _print_rows(cli: Cli, rows: Sequence[EventRecord], header: bool) -> None:
+    if cli.json:  # JSON Lines: one event per line, so --follow can stream them
+        for r in rows:
+            sys.stdout.write(json_line(event_json(r)))
+    elif cli.wide or console.width >= WIDE_TAIL:
+        shown = [record(r) | {"usage": _usage(r), "charged": _charged(r)} for r in rows]
+        console.print(table_of(shown, TAIL_COLUMNS, header=header))
+    else:  # narrow (a pipe gets 80 columns): the whole id on the first line, the rest on the second
+        for r in rows:
+            console.print(
+                f"{ts(r.ingested_at)}  {r.id}  {_charged(r)}", markup=False, highlight=False, soft_wrap=True
+            )
+            console.print(
+                f"    {r.user_id} · {r.event_type} · {_usage(r)} · key {r.idempotency_key}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
     sys.stdout.flush()  # --follow is often piped: show each batch as it arrives
 
 
 @events_app.command("tail")
+@options(mode=True, wide=True)
 def tail(
+    cli: Cli,
     user: UserOpt = None,
     limit: Annotated[int, typer.Option(help="How many of the newest events", min=1)] = 20,
     follow: Annotated[
@@ -132,19 +167,15 @@ def tail(
     ] = False,
     interval: Annotated[float, typer.Option(help="Seconds between polls with --follow", min=0.05)] = 1.0,
     page_size: PageOpt = PAGE_SIZE,
-    mode: ModeOpt = "live",
-    project: ProjectOpt = None,
-    database_url: DbOpt = None,
-    data_dir: DataOpt = None,
 ) -> None:
-    """The newest events, oldest of them first; with --follow, then every new one as it is stored."""
-    settings, mode = load_settings(database_url=database_url, data_dir=data_dir), check_mode(mode)
+    """The newest events, oldest of them first; with --follow, then every new one as it is stored. With
+    --json, one JSON object per line."""
 
     async def work(db: Database) -> None:
         async with db.read() as conn:
-            scope = repository.Scope(await project_of(conn, project), mode, user)
+            scope = repository.Scope(await project_of(conn, cli.project), cli.mode, user)
             rows = list(reversed(await repository.newest(conn, scope, limit)))
-            _print_rows(rows, header=True)
+            _print_rows(cli, rows, header=True)
             if not follow:
                 return
             # Ids already shown or older than the first table but within LATE_MS of its newest: not new.
@@ -159,7 +190,7 @@ def tail(
                 async for page in repository.pages(conn, since, page_size):
                     new = [r for r in page if r.id not in seen]
                     if new:
-                        _print_rows(new, header=False)
+                        _print_rows(cli, new, header=False)
                     for r in page:
                         seen[r.id] = r.ingested_at
                         mark = r.ingested_at if mark is None else max(mark, r.ingested_at)
@@ -167,7 +198,7 @@ def tail(
                 seen = {i: at for i, at in seen.items() if at >= mark - LATE_MS}
 
     try:
-        run_db(settings, work)
+        cli.run(work)
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
 
@@ -192,46 +223,15 @@ def _when(text: str | None, option: str) -> int | None:
     return (at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
 
 
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-def _amount(value: Any) -> str:
-    return "" if value is None else format_amount(value)  # exact decimal text, never through float
-
-
 def _csv_row(r: EventRecord) -> list[str]:
-    reported = datetime.fromtimestamp(r.reported_at, tz=UTC).isoformat().replace("+00:00", "Z")
-    return [
-        r.id,
-        r.event_type,
-        r.user_id,
-        _text(r.basic_usage_type),
-        reported,
-        ts(r.ingested_at),
-        format_amount(r.debit),
-        _text(r.model),
-        _text(r.provider),
-        _text(r.input_tokens),
-        _text(r.output_tokens),
-        _text(r.input_cache_tokens),
-        _text(r.output_cache_tokens),
-        _amount(r.input_debit),
-        _amount(r.output_debit),
-        _amount(r.input_cache_debit),
-        _amount(r.output_cache_debit),
-        _text(r.name),
-        _text(r.quantity),
-        _text(r.product_ref),
-        _text(r.metadata),  # stored as JSON text already
-        r.idempotency_key,
-        "" if r.voided_at is None else ts(r.voided_at),
-        _text(r.void_reason),
-    ]
+    """The record's fields in ``CSV_COLUMNS`` order; absent values empty, amounts exact decimal text."""
+    return ["" if v is None else text(v) for v in record(r).values()]
 
 
 @events_app.command("export")
+@options(mode=True, json=False)
 def export(
+    cli: Cli,
     user: UserOpt = None,
     from_: Annotated[
         str | None, typer.Option("--from", help="Ingested at or after: a date or ISO 8601 time (UTC)")
@@ -241,13 +241,8 @@ def export(
     ] = None,
     output: Annotated[str, typer.Option("--output", "-o", help="CSV file, or - for stdout")] = "-",
     page_size: PageOpt = PAGE_SIZE,
-    mode: ModeOpt = "live",
-    project: ProjectOpt = None,
-    database_url: DbOpt = None,
-    data_dir: DataOpt = None,
 ) -> None:
     """Events as CSV (header row; amounts in exact minor units; times ISO 8601 UTC), oldest first."""
-    settings, mode = load_settings(database_url=database_url, data_dir=data_dir), check_mode(mode)
     start, end = _when(from_, "--from"), _when(to, "--to")
     if start is not None and end is not None and end <= start:
         console.print("[red]error:[/red] --to must be after --from")
@@ -255,7 +250,9 @@ def export(
 
     async def work(db: Database) -> int:
         async with db.read() as conn:
-            scope = repository.Scope(await project_of(conn, project), mode, user, since=start, before=end)
+            scope = repository.Scope(
+                await project_of(conn, cli.project), cli.mode, user, since=start, before=end
+            )
             # Opened only once the project is known, so a failed look-up leaves no empty file behind.
             out, close = _open(output)
             count = 0
@@ -269,7 +266,7 @@ def export(
                 close()
             return count
 
-    count = run_db(settings, work)
+    count = cli.run(work)
     if output != "-":
         console.print(f"exported {count} events to {output}")
 
@@ -292,69 +289,111 @@ def _open(output: str) -> tuple[IO[str], Callable[[], None]]:
 
 
 @events_app.command("void")
+@options(mode=True)
 def void(
-    event: Annotated[str, typer.Argument(help="The event's id (with --by-key: its idempotency key)")],
+    cli: Cli,
+    event: Annotated[
+        str,
+        typer.Argument(help="The event's id or a unique prefix of it (with --by-key: its idempotency key)"),
+    ],
     reason: Annotated[
         str, typer.Option("--reason", help="Why it is voided (kept with it; at most 255 characters)")
     ],
     by_key: Annotated[bool, typer.Option("--by-key", help="EVENT is the event's idempotency key")] = False,
-    mode: ModeOpt = "live",
-    project: ProjectOpt = None,
-    database_url: DbOpt = None,
-    data_dir: DataOpt = None,
 ) -> None:
     """Void a billed event: one reversing ledger entry credits its debit back (exactly once); the event
     stays, marked voided, and its idempotency key stays taken."""
-    settings, mode = load_settings(database_url=database_url, data_dir=data_dir), check_mode(mode)
 
     async def work(db: Database) -> void_service.Voided:
-        target = void_service.check_target("" if by_key else event, event if by_key else "")
         checked = void_service.check_reason(reason, "--reason")
         async with db.write() as conn:
-            project_id = await project_of(conn, project)
+            project_id = await project_of(conn, cli.project)
+            if by_key:
+                target = void_service.check_target("", event)
+            else:
+                found = await repository.ids_matching_prefix(conn, project_id, cli.mode, event)
+                target = void_service.check_target(pick("event", event, found), "")
             return await void_service.void_event(
-                conn, project_id, mode, target, checked, void_service.CLI_ACTOR
+                conn, project_id, cli.mode, target, checked, void_service.CLI_ACTOR
             )
 
-    done = run_db(settings, work)
+    done = cli.run(work)
+    data = {
+        "event_id": done.event_id,
+        "user_id": done.user_id,
+        "amount": done.amount,
+        "already_voided": done.already_voided,
+        "voided_at": when(done.voided_at),
+        "voided_by": done.voided_by,
+        "reason": done.reason,
+        "reversal_entry_id": done.reversal_entry_id,
+    }
     if done.already_voided:
-        console.print(
+        message = (
             f"event {done.event_id} was already voided at {ts(done.voided_at)} by {done.voided_by} "
-            f"({done.reason!r}); nothing changed",
-            highlight=False,
+            f"({done.reason!r}); nothing changed"
         )
-        return
-    console.print(
-        f"voided event {done.event_id} of user {done.user_id!r}: credited back "
-        f"{format_amount(done.amount)} (reversal entry {done.reversal_entry_id})",
-        highlight=False,
-    )
+    else:
+        message = (
+            f"voided event {done.event_id} of user {done.user_id!r}: credited back "
+            f"{format_amount(done.amount)} (reversal entry {done.reversal_entry_id})"
+        )
+    say(cli, message, data)
 
 
-def explain(
-    event_id: str,
-    mode: Annotated[str, typer.Option(help="live or test")] = "live",
-    project: ProjectOpt = None,
-    database_url: DbOpt = None,
-    data_dir: DataOpt = None,
-) -> None:
+# explain ------------------------------------------------------------------------------------------------
+
+
+def _lineage_json(found: Lineage) -> dict[str, Any]:
+    entry = found.entry
+    return {
+        "event": event_json(found.event),
+        "pricing": found.pricing,
+        "tokens": [{"kind": t.label, "count": t.count, "debit": t.debit} for t in found.tokens],
+        "ledger_entry": None
+        if entry is None
+        else {
+            "id": entry.id,
+            "kind": entry.kind,
+            "amount": entry.amount,
+            "created_at": when(entry.created_at),
+        },
+        "reversal": found.reversal,
+    }
+
+
+@options(mode=True)
+def explain(cli: Cli, event_id: EventArg) -> None:
     """Why was this event charged what it was? Shows the debit and what priced it."""
-    settings = load_settings(database_url=database_url, data_dir=data_dir)
 
-    async def work(db: Database) -> tuple[EventRecord, str | None]:
-        async with db.read() as conn:
-            project_id = await project_of(conn, project)
-            row = await repository.get(conn, project_id, mode, event_id)
-            if row is None:
-                raise ScrawnError(f"event not found: {event_id}")
-            reversal = None
-            if row.voided_at is not None:
-                reversal = await void_service.describe(conn, project_id, mode, row)
-        return row, reversal
+    async def work(conn: AsyncConnection, project_id: str) -> Lineage:
+        found = await repository.ids_matching_prefix(conn, project_id, cli.mode, event_id)
+        return await lineage(conn, project_id, cli.mode, pick("event", event_id, found))
 
-    row, reversal = run_db(settings, work)
-    console.print(f"event {row.id} ({row.event_type}) for user {row.user_id!r}")
-    console.print(f"charged {format_amount(row.debit)} minor units")
-    if reversal is not None:
-        console.print(reversal, highlight=False)
-    console.print_json(json.dumps(json.loads(row.pricing)))
+    found = cli.read(work)
+    if cli.json:
+        print_json(_lineage_json(found))
+        return
+    row, entry = found.event, found.entry
+    console.print(
+        f"event {row.id} ({row.event_type}) for user {row.user_id!r}", highlight=False, soft_wrap=True
+    )
+    console.print(f"charged {format_amount(row.debit)} minor units", highlight=False)
+    if found.tokens:
+        tokens = [{"kind": t.label, "count": t.count, "debit": t.debit} for t in found.tokens]
+        console.print(
+            table_of(
+                tokens, (Col("kind", "tokens"), Col("count", right=True), Col("debit", "charged", right=True))
+            )
+        )
+    if entry is not None:
+        console.print(
+            f"ledger entry {entry.id}: {entry.kind} {format_amount(entry.amount)} at {ts(entry.created_at)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        console.print("no ledger entry (nothing was charged)", highlight=False)
+    if found.reversal is not None:
+        console.print(found.reversal, highlight=False, soft_wrap=True)
+    console.print_json(json.dumps(found.pricing))

@@ -15,7 +15,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from scrawn.money import format_amount
 from scrawn.server.db.engine import dialect_insert
-from scrawn.server.db.rows import filtered, owned
+from scrawn.server.db.rows import filtered, ids_matching, owned, project_deletes
 from scrawn.server.db.schema import events, quarantined_events
 from scrawn.server.db.sums import joined, split_sum
 from scrawn.server.events.types import Billed, EventRecord, PricedEvent, VoidableEvent
@@ -300,3 +300,15 @@ async def buckets(conn: AsyncConnection, scope: Scope, width_ms: int, origin: in
         .order_by(start)
     )
     return [Bucket(int(r.start), int(r.n), joined(r, "debit") or 0) for r in await conn.execute(stmt)]
+
+
+async def ids_matching_prefix(conn: AsyncConnection, project_id: str, mode: str, given: str) -> list[str]:
+    """The mode's event ids equal to ``given`` or starting with it (``db.rows.ids_matching``)."""
+    where = (events.c.project_id == project_id, events.c.mode == mode)
+    return list(await conn.scalars(ids_matching(events.c.id, given, *where)))
+
+
+async def delete_project(conn: AsyncConnection, project_id: str) -> int:
+    """Delete the project's events; how many rows went (``scrawn projects delete``)."""
+    deletes = project_deletes(project_id, events)
+    return sum([(await conn.execute(d)).rowcount for d in deletes])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import RowMapping, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from scrawn.server.db.rows import ids_matching, project_deletes
 from scrawn.server.db.schema import api_keys
 from scrawn.server.keys.types import KeyRecord
 
@@ -68,3 +69,14 @@ async def set_revoked(conn: AsyncConnection, project_id: str, key_id: str, at: i
         .values(revoked_at=func.coalesce(api_keys.c.revoked_at, at))
     )
     return bool(result.rowcount)
+
+
+async def ids_matching_prefix(conn: AsyncConnection, project_id: str, given: str) -> list[str]:
+    """The project's key ids equal to ``given`` or starting with it (``db.rows.ids_matching``)."""
+    return list(await conn.scalars(ids_matching(api_keys.c.id, given, api_keys.c.project_id == project_id)))
+
+
+async def delete_project(conn: AsyncConnection, project_id: str) -> int:
+    """Delete the project's API keys; how many rows went (``scrawn projects delete``)."""
+    deletes = project_deletes(project_id, api_keys)
+    return sum([(await conn.execute(d)).rowcount for d in deletes])

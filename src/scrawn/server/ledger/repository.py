@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrawn.errors import AlreadyExistsError
 from scrawn.money import MAX_MICROS
 from scrawn.server.db.engine import dialect_insert
-from scrawn.server.db.rows import owned, page_after, typed
+from scrawn.server.db.rows import owned, page_after, project_deletes, typed
 from scrawn.server.db.schema import balance_alerts, balances, credit_lots, ledger_entries
 from scrawn.server.ledger.rules import Lot, LotRaceError, consumption_order
 from scrawn.server.ledger.types import ZERO, BalanceRow, Entry, LedgerEntry, Scope
@@ -236,6 +236,24 @@ async def entry_by_key(conn: AsyncConnection, project_id: str, mode: str, key: s
     return None if row is None else typed(Entry, row)
 
 
+async def usage_entry_of(
+    conn: AsyncConnection, project_id: str, mode: str, user_id: str, event_id: str
+) -> Entry | None:
+    """The ``usage`` entry that billed the user's event ``event_id``, if any (under the user's index)."""
+    row = (
+        await conn.execute(
+            _entries().where(
+                ledger_entries.c.project_id == project_id,
+                ledger_entries.c.mode == mode,
+                ledger_entries.c.user_id == user_id,
+                ledger_entries.c.event_id == event_id,
+                ledger_entries.c.kind == "usage",
+            )
+        )
+    ).first()
+    return None if row is None else typed(Entry, row)
+
+
 async def entries_page(
     conn: AsyncConnection, project_id: str, mode: str, user_id: str, size: int, cursor: tuple[int, str] | None
 ) -> list[Entry]:
@@ -435,3 +453,19 @@ async def capture(
         )
     ).first()
     return None if row is None else Capture(row.reservation_id)
+
+
+async def delete_project(conn: AsyncConnection, project_id: str) -> int:
+    """Delete the project's ledger rows (entries, credit lots, balance alerts, balances)."""
+    deletes = project_deletes(project_id, ledger_entries, credit_lots, balance_alerts, balances)
+    return sum([(await conn.execute(d)).rowcount for d in deletes])
+
+
+async def any_money_held(conn: AsyncConnection, project_id: str) -> bool:
+    """Whether any user of the project has a non-zero balance or amount held."""
+    found = await conn.scalar(
+        select(balances.c.user_id)
+        .where(balances.c.project_id == project_id, (balances.c.balance != ZERO) | (balances.c.held != ZERO))
+        .limit(1)
+    )
+    return found is not None

@@ -50,12 +50,21 @@ from scrawn.server.webhooks import outbox
 
 MAX_AMOUNT = from_micros(MAX_MICROS)  # the most a balance row's BIGINT micro-units hold
 
-__all__ = ["any_lot_due", "find_entry", "key_taken", "list_entries", "lots_of", "period_text"]
+__all__ = [
+    "any_lot_due",
+    "find_entry",
+    "key_taken",
+    "list_entries",
+    "lots_of",
+    "period_text",
+    "usage_entry_of",
+]
 
 any_lot_due = repo.any_lot_due
 find_entry = repo.entry_by_key
 key_taken = repo.key_taken
 lots_of = repo.lots_of
+usage_entry_of = repo.usage_entry_of
 
 
 # Reading balances -----------------------------------------------------------------------------------------

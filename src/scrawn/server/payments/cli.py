@@ -5,24 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from scrawn.money import format_amount
-from scrawn.server.cli_support import (
-    DataOpt,
-    DbOpt,
-    ModeOpt,
-    ProjectOpt,
-    check_mode,
-    console,
-    in_project,
-    load_settings,
-    ts,
-)
+from scrawn.server.cli_options import Cli, choice, options
+from scrawn.server.cli_output import fields, say, table
+from scrawn.server.cli_support import console
 from scrawn.server.payments import config as configs
 from scrawn.server.payments import repository
-from scrawn.server.projects.service import update_project
+from scrawn.server.projects.service import AMOUNT_UNITS, update_project
 from scrawn.server.secretbox import SecretBox
 
 payments_app = typer.Typer(
@@ -31,7 +21,9 @@ payments_app = typer.Typer(
 
 
 @payments_app.command("configure")
+@options(mode=True)
 def configure(
+    cli: Cli,
     provider: Annotated[str, typer.Option(help="lemonsqueezy or stripe")],
     api_key: Annotated[
         str, typer.Option(help="The provider's secret API key", envvar="SCRAWN_PROVIDER_API_KEY")
@@ -50,15 +42,14 @@ def configure(
     ] = configs.DEFAULT_CHECKOUT_TTL,
     api_base: Annotated[str | None, typer.Option(help="The provider API's address (proxies, tests)")] = None,
     amount_unit: Annotated[
-        str | None, typer.Option(help="minor (amounts are cents) or major (whole units); whole project")
+        str | None,
+        typer.Option(
+            help="minor (amounts are cents) or major (whole units); whole project",
+            parser=choice(*AMOUNT_UNITS),
+        ),
     ] = None,
-    mode: ModeOpt = "live",
-    project: ProjectOpt = None,
-    database_url: DbOpt = None,
-    data_dir: DataOpt = None,
 ) -> None:
     """Set the checkout provider (replaces the one configured); the API key is stored sealed."""
-    settings = load_settings(database_url=database_url, data_dir=data_dir)
     values = {
         "provider": provider,
         "apiKey": api_key,
@@ -71,82 +62,60 @@ def configure(
         "checkoutTtl": checkout_ttl,
         "apiBase": api_base,
     }
-    if amount_unit not in (None, "minor", "major"):
-        console.print("[red]error:[/red] --amount-unit must be minor or major")
-        raise typer.Exit(2)
 
     async def work(conn: AsyncConnection, project_id: str) -> dict[str, Any]:
         if amount_unit:  # a project setting: the same path as `scrawn projects set --amount-unit`
             await update_project(conn, project_id, amount_unit=amount_unit)
-        box = SecretBox(settings.resolved_secret())
-        return (await configs.save(conn, box, project_id, check_mode(mode), values)).public()
+        box = SecretBox(cli.settings.resolved_secret())
+        return (await configs.save(conn, box, project_id, cli.mode, values)).public()
 
-    _print_config(in_project(settings, project, work, write=True))
+    _print_config(cli, cli.write(work))
 
 
 @payments_app.command("show")
-def show(
-    mode: ModeOpt = "live", project: ProjectOpt = None, database_url: DbOpt = None, data_dir: DataOpt = None
-) -> None:
+@options(mode=True)
+def show(cli: Cli) -> None:
     """The configured provider (secrets are never shown)."""
-    settings = load_settings(database_url=database_url, data_dir=data_dir)
 
     async def work(conn: AsyncConnection, project_id: str) -> dict[str, Any] | None:
-        found = await configs.load(conn, SecretBox(settings.resolved_secret()), project_id, check_mode(mode))
+        found = await configs.load(conn, SecretBox(cli.settings.resolved_secret()), project_id, cli.mode)
         return None if found is None else found.public()
 
-    found = in_project(settings, project, work)
+    found = cli.read(work)
     if found is None:
         console.print(configs.NOT_CONFIGURED)
         raise typer.Exit(1)
-    _print_config(found)
+    _print_config(cli, found)
 
 
 @payments_app.command("remove")
-def remove(
-    mode: ModeOpt = "live", project: ProjectOpt = None, database_url: DbOpt = None, data_dir: DataOpt = None
-) -> None:
+@options(mode=True)
+def remove(cli: Cli) -> None:
     """Remove the provider: checkout links are refused until one is configured again."""
-    settings = load_settings(database_url=database_url, data_dir=data_dir)
-    removed = in_project(
-        settings, project, lambda conn, p: configs.remove(conn, p, check_mode(mode)), write=True
-    )
-    console.print("removed" if removed else "nothing was configured")
+    removed = cli.write(lambda conn, p: configs.remove(conn, p, cli.mode))
+    say(cli, "removed" if removed else "nothing was configured", {"removed": bool(removed)})
 
 
 @payments_app.command("checkouts")
+@options(mode=True, wide=True)
 def list_checkouts(
+    cli: Cli,
     user: Annotated[str | None, typer.Option(help="Only this user")] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first")] = 50,
-    mode: ModeOpt = "live",
-    project: ProjectOpt = None,
-    database_url: DbOpt = None,
-    data_dir: DataOpt = None,
 ) -> None:
     """Checkouts, newest first: amount, what the provider charges, status."""
-    settings = load_settings(database_url=database_url, data_dir=data_dir)
 
     async def work(conn: AsyncConnection, project_id: str) -> list[Any]:
-        return await repository.list_checkouts(conn, project_id, check_mode(mode), user, max(limit, 1))
+        return await repository.list_checkouts(conn, project_id, cli.mode, user, max(limit, 1))
 
-    table = Table("id", "user", "purpose", "amount", "charge", "status", "paid", "refunded", "created")
-    for r in in_project(settings, project, work):
-        table.add_row(
-            r.id,
-            r.user_id,
-            r.purpose,
-            format_amount(r.amount),
-            f"{r.charge} {r.currency}",
-            r.status,
-            str(r.paid_charge or "-"),
-            str(r.refunded_charge or "-"),
-            ts(r.created_at),
-        )
-    console.print(table)
+    # ``charge`` and the paid and refunded charges are whole minor units of the provider's currency.
+    names = ("id", "user_id", "purpose", "amount", "charge", "currency", "status", "paid_charge")
+    rows = [fields(r, *names, "refunded_charge", "created_at") for r in cli.read(work)]
+    table(cli, rows, extra=("purpose", "paid_charge", "refunded_charge", "created_at"))
 
 
-def _print_config(found: dict[str, Any]) -> None:
-    table = Table("setting", "value")
-    for key, value in found.items():
-        table.add_row(key, "-" if value is None else str(value))
-    console.print(table)
+def _print_config(cli: Cli, found: dict[str, Any]) -> None:
+    if cli.json:
+        say(cli, "", found)
+        return
+    table(cli, [{"setting": k, "value": v} for k, v in found.items()], ids=())

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.server.clock import now_ms
 from scrawn.server.db.engine import dialect_insert
-from scrawn.server.db.rows import typed
+from scrawn.server.db.rows import project_deletes, typed
 from scrawn.server.db.schema import checkouts, inbound_webhooks, payment_configs
 from scrawn.server.payments.types import CheckoutRecord, InboundWebhookEvent, PaymentConfig
 
@@ -168,3 +168,9 @@ async def record_inbound(conn: AsyncConnection, event: InboundWebhookEvent) -> b
         .returning(inbound_webhooks.c.event_id)
     )
     return stored.first() is not None
+
+
+async def delete_project(conn: AsyncConnection, project_id: str) -> int:
+    """Delete the project's payment rows (checkouts, provider webhooks, configurations)."""
+    deletes = project_deletes(project_id, checkouts, inbound_webhooks, payment_configs)
+    return sum([(await conn.execute(d)).rowcount for d in deletes])

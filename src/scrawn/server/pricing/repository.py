@@ -12,7 +12,7 @@ from sqlalchemy import Row, Table, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.server.db.engine import now_ms
-from scrawn.server.db.rows import owned
+from scrawn.server.db.rows import ids_matching, owned, project_deletes
 from scrawn.server.db.schema import event_prices, expressions, tags
 from scrawn.server.db.schema import model_price_overrides as overrides
 from scrawn.server.pricing.models import Override
@@ -203,3 +203,15 @@ async def delete_override(
         .values(deleted_at=at, changed_by=by)
     )
     return bool(done.rowcount)
+
+
+async def override_ids_matching(conn: AsyncConnection, project_id: str, given: str) -> list[str]:
+    """The project's override ids (not deleted) equal to ``given`` or starting with it."""
+    where = (overrides.c.project_id == project_id, overrides.c.deleted_at.is_(None))
+    return list(await conn.scalars(ids_matching(overrides.c.id, given, *where)))
+
+
+async def delete_project(conn: AsyncConnection, project_id: str) -> int:
+    """Delete the project's catalog (tags, expressions, event prices, model price overrides)."""
+    deletes = project_deletes(project_id, tags, expressions, event_prices, overrides)
+    return sum([(await conn.execute(d)).rowcount for d in deletes])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.server.db.engine import now_ms
@@ -65,3 +65,8 @@ async def lock(conn: AsyncConnection, project_id: str) -> bool:
         select(projects.c.id).where(projects.c.id == project_id).with_for_update(key_share=True)
     )
     return found is not None
+
+
+async def delete_project(conn: AsyncConnection, project_id: str) -> int:
+    """Delete the project's row itself (``scrawn projects delete``)."""
+    return int((await conn.execute(delete(projects).where(projects.c.id == project_id))).rowcount)

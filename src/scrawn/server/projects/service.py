@@ -40,14 +40,16 @@ async def list_projects(conn: AsyncConnection) -> list[tuple[str, str]]:
 
 
 async def bootstrap(
-    db: Database, settings: Settings, name: str, *, only_if_empty: bool
+    db: Database, settings: Settings, name: str, *, only_if_empty: bool, unless_named: bool = False
 ) -> tuple[str, str] | None:
-    """Migrate, then create a project and its first dash key (shown once)."""
+    """Migrate, then create a project and its first dash key (shown once). None, creating nothing, when
+    ``only_if_empty`` and a project exists, or ``unless_named`` and a project named ``name`` exists."""
     if db.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     await migrate(db)
     async with db.write() as conn:
-        if only_if_empty and await list_projects(conn):
+        found = await list_projects(conn)
+        if (only_if_empty and found) or (unless_named and name in {n for _, n in found}):
             return None
         project_id = await create_project(conn, name)
         _, key = await KeyService(db, settings.resolved_secret()).create_key(

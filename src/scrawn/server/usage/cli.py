@@ -4,19 +4,20 @@ time series of usage records)."""
 from __future__ import annotations
 
 from datetime import date, datetime, time
-from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.errors import ScrawnError
 from scrawn.money import format_amount
-from scrawn.server.cli_support import DataOpt, DbOpt, ProjectOpt, console, in_project, load_settings, reported
+from scrawn.server.cli_options import Cli, OptionSpecs, choice, id_argument, options
+from scrawn.server.cli_output import amount, say, table, when
+from scrawn.server.cli_support import console, pick, reported
 from scrawn.server.db.engine import now_ms
 from scrawn.server.pricing import currency, models, overrides
+from scrawn.server.pricing import repository as prices
 from scrawn.server.pricing.types import CLI
 from scrawn.server.projects import service as projects
 from scrawn.server.projects.types import ProjectMoney
@@ -29,54 +30,70 @@ prices_app = typer.Typer(
 usage_app = typer.Typer(help="Usage records: summaries and time series.", no_args_is_help=True)
 
 
-UsageMode = Annotated[str, typer.Option("--mode", help="live or test")]
-UserOpt = Annotated[str | None, typer.Option("--user", help="Only this user")]
-ContextOpt = Annotated[str | None, typer.Option("--context", help="customer or system")]
-ModelOpt = Annotated[str | None, typer.Option("--model", help="Only this model")]
-FromOpt = Annotated[str | None, typer.Option("--from", help="Start: a date or ISO 8601 time (in --tz)")]
-ToOpt = Annotated[str | None, typer.Option("--to", help="End (exclusive): a date or ISO 8601 time (in --tz)")]
-TzOpt = Annotated[str, typer.Option("--tz", help="IANA time zone for dates and buckets")]
+# The filters ``usage summary`` and ``usage series`` share (in ``cli.more``).
+FILTERS: OptionSpecs = {
+    "user": (Annotated[str | None, typer.Option("--user", help="Only this user")], None),
+    "context": (
+        Annotated[
+            str | None, typer.Option("--context", help="customer or system", parser=choice(*records.CONTEXTS))
+        ],
+        None,
+    ),
+    "model": (Annotated[str | None, typer.Option("--model", help="Only this model")], None),
+    "from_": (
+        Annotated[str | None, typer.Option("--from", help="Start: a date or ISO 8601 time (in --tz)")],
+        None,
+    ),
+    "to": (
+        Annotated[
+            str | None, typer.Option("--to", help="End (exclusive): a date or ISO 8601 time (in --tz)")
+        ],
+        None,
+    ),
+    "tz": (Annotated[str, typer.Option("--tz", help="IANA time zone for dates and buckets")], "UTC"),
+}
 
 
-def _usd(value: Decimal | None) -> str:
-    return "-" if value is None else format_amount(value)
+def _price(r: models.Rates) -> dict[str, Any]:
+    note = ("tiered: base rates shown. " if r.tiered else "") + ("" if r.in_force else "not in force.")
+    return {
+        "source": r.source,
+        "model": r.model,
+        "provider": r.provider or "*",
+        "input": amount(r.input),
+        "output": amount(r.output),
+        "cached": amount(r.cache_read),
+        "cache_write": amount(r.cache_write),
+        "audio_per_minute": amount(r.audio_minute),
+        "effective_from": when(r.effective_from),
+        "tiered": r.tiered,
+        "in_force": r.in_force,
+        "note": note.strip() or None,
+        "override_id": r.override_id,
+    }
 
 
 @prices_app.command("list")
+@options(wide=True)
 def prices_list(
+    cli: Cli,
     provider: Annotated[str, typer.Option(help="Only this provider (e.g. openai)")] = "",
     search: Annotated[str, typer.Option(help="Substring of the model id or name")] = "",
-    limit: Annotated[int, typer.Option(help="At most this many rows")] = 50,
-    project: ProjectOpt = None,
-    database_url: DbOpt = None,
-    data_dir: DataOpt = None,
+    limit: Annotated[int, typer.Option(help="At most this many rows", min=0)] = 50,
 ) -> None:
     """The price list in USD (per million tokens, per minute of audio): overrides first, then the book."""
-    settings = load_settings(database_url=database_url, data_dir=data_dir)
 
     async def work(conn: AsyncConnection, project_id: str) -> tuple[list[models.Override], ProjectMoney]:
         return await overrides.list_overrides(conn, project_id), await projects.load(conn, project_id)
 
-    found, money = in_project(settings, project, work)
+    found, money = cli.read(work)
     rows = models.price_list(found, now_ms(), provider=provider, search=search)
-    table = Table(
-        "source", "model", "provider", "input", "output", "cached", "cache write", "audio/min", "from", "note"
+    extra = ("cached", "cache_write", "audio_per_minute", "effective_from", "note")
+    table(
+        cli, [_price(r) for r in rows[:limit]], ids=("override_id",), extra=extra, hide=("tiered", "in_force")
     )
-    for r in rows[: max(limit, 0)]:
-        note = ("tiered: base rates shown. " if r.tiered else "") + ("" if r.in_force else "not in force. ")
-        table.add_row(
-            r.source,
-            r.model,
-            r.provider or "*",
-            _usd(r.input),
-            _usd(r.output),
-            _usd(r.cache_read),
-            _usd(r.cache_write),
-            _usd(r.audio_minute),
-            "-" if r.effective_from is None else models.ms_to_datetime(r.effective_from).isoformat(),
-            note + (f"id {r.override_id}" if r.override_id else ""),
-        )
-    console.print(table)
+    if cli.json:
+        return
     billed = ""
     if money.currency != currency.USD:  # the list stays USD; say how it becomes the project's money
         billed = (
@@ -85,13 +102,15 @@ def prices_list(
             else f"; billed in {money.currency} once you {currency.SET_RATE_HINT}"
         )
     console.print(
-        f"{min(len(rows), max(limit, 0))} of {len(rows)} entries; prices in USD ({models.SOURCE}){billed}",
+        f"{min(len(rows), limit)} of {len(rows)} entries; prices in USD ({models.SOURCE}){billed}",
         highlight=False,
     )
 
 
 @prices_app.command("set")
+@options()
 def prices_set(
+    cli: Cli,
     model: str,
     input_: Annotated[str | None, typer.Option("--input", help="USD per million input tokens")] = None,
     output: Annotated[str | None, typer.Option("--output", help="USD per million output tokens")] = None,
@@ -106,12 +125,8 @@ def prices_set(
     effective_from: Annotated[
         str | None, typer.Option("--effective-from", help="ISO 8601 with offset (default: now)")
     ] = None,
-    project: ProjectOpt = None,
-    database_url: DbOpt = None,
-    data_dir: DataOpt = None,
 ) -> None:
     """Add a price override for a model (a custom model or a negotiated rate) from a time on."""
-    settings = load_settings(database_url=database_url, data_dir=data_dir)
     with reported():
         name = overrides.check_model("model", model)
         prov = overrides.check_provider("provider", provider)
@@ -132,23 +147,28 @@ def prices_set(
         )
         return found
 
-    o = in_project(settings, project, work, write=True)
+    o = cli.write(work)
     shown = overrides.override_json(o)
-    console.print(
-        f"override {o.id}: {o.model} ({o.provider or 'every provider'}) from {shown['effectiveFrom']}"
+    say(
+        cli,
+        f"override {o.id}: {o.model} ({o.provider or 'every provider'}) from {shown['effectiveFrom']}",
+        shown,
     )
 
 
 @prices_app.command("delete")
-def prices_delete(
-    override_id: str, project: ProjectOpt = None, database_url: DbOpt = None, data_dir: DataOpt = None
-) -> None:
+@options()
+def prices_delete(cli: Cli, override_id: Annotated[str, id_argument("override")]) -> None:
     """Delete an override (usage it already priced keeps its cost)."""
-    settings = load_settings(database_url=database_url, data_dir=data_dir)
-    in_project(
-        settings, project, lambda conn, p: overrides.delete_override(conn, p, override_id, by=CLI), write=True
-    )
-    console.print(f"deleted {override_id}")
+
+    async def work(conn: AsyncConnection, project_id: str) -> str:
+        found = await prices.override_ids_matching(conn, project_id, override_id)
+        chosen = pick("model price override", override_id, found)
+        await overrides.delete_override(conn, project_id, chosen, by=CLI)
+        return chosen
+
+    deleted = cli.write(work)
+    say(cli, f"deleted {deleted}", {"deleted": deleted})
 
 
 def _when(text: str | None, tz: ZoneInfo, option: str) -> int | None:
@@ -166,96 +186,53 @@ def _when(text: str | None, tz: ZoneInfo, option: str) -> int | None:
     return models.datetime_to_ms(at)
 
 
-def _filter(
-    user: str | None, context: str | None, model: str | None, start: int | None, end: int | None
-) -> Filter:
-    if context is not None and context not in records.CONTEXTS:
-        raise ScrawnError("--context: must be customer or system")
-    if start is not None and end is not None and end <= start:
-        raise ScrawnError("--to: must be after --from")
-    return Filter(
-        user_id=user,
-        context=context,
-        model=None if model is None else records.check_model(model),
-        start=start,
-        end=end,
-    )
+def _filter(cli: Cli, *, last_days: int | None = None) -> tuple[Filter, ZoneInfo]:
+    """The usage filter the options give (``--from`` defaulting to ``last_days`` before ``--to`` or now),
+    and the time zone; bad values are one-line errors naming the option."""
+    given = cli.more
+    with reported():
+        zone = series.check_time_zone(given["tz"])
+        start, end = _when(given["from_"], zone, "--from"), _when(given["to"], zone, "--to")
+        if last_days is not None:
+            end = end or now_ms()
+            start = start or end - last_days * 86_400_000
+        if start is not None and end is not None and end <= start:
+            raise ScrawnError("--to: must be after --from")
+        model = given["model"]
+        checked = None if model is None else records.check_model(model)
+    return Filter(user_id=given["user"], context=given["context"], model=checked, start=start, end=end), zone
 
 
-def _check_mode(mode: str) -> str:
-    if mode not in ("live", "test"):
-        raise ScrawnError("--mode: must be live or test")
-    return mode
-
-
-def _totals_row(t: queries.Totals) -> list[str]:
-    return [
-        format_amount(t.cost),
-        str(t.records),
-        str(t.input_tokens),
-        str(t.output_tokens),
-        str(t.cached_tokens),
-        records.audio_seconds(t.audio_ms),
-    ]
-
-
-_TOTAL_COLUMNS = ("cost", "records", "input tokens", "output tokens", "cached", "audio s")
+def _totals(t: queries.Totals) -> dict[str, Any]:
+    return {
+        "cost": t.cost,
+        "records": t.records,
+        "input_tokens": t.input_tokens,
+        "output_tokens": t.output_tokens,
+        "cached_tokens": t.cached_tokens,
+        "audio_seconds": records.audio_seconds(t.audio_ms),
+    }
 
 
 @usage_app.command("summary")
-def usage_summary(
-    mode: UsageMode = "live",
-    user: UserOpt = None,
-    context: ContextOpt = None,
-    model: ModelOpt = None,
-    from_: FromOpt = None,
-    to: ToOpt = None,
-    tz: TzOpt = "UTC",
-    project: ProjectOpt = None,
-    database_url: DbOpt = None,
-    data_dir: DataOpt = None,
-) -> None:
+@options(mode=True, wide=True, more=FILTERS)
+def usage_summary(cli: Cli) -> None:
     """Total cost (minor units) and tokens, by model and by context."""
-    settings = load_settings(database_url=database_url, data_dir=data_dir)
-    with reported():
-        zone = series.check_time_zone(tz)
-        f = _filter(user, context, model, _when(from_, zone, "--from"), _when(to, zone, "--to"))
-    found = in_project(settings, project, lambda conn, p: queries.summary(conn, p, _check_mode(mode), f))
-    table = Table("", *_TOTAL_COLUMNS)
-    table.add_row("total", *_totals_row(found.totals), style="bold")
+    f, _ = _filter(cli)
+    found = cli.read(lambda conn, p: queries.summary(conn, p, cli.mode, f))
+    rows = [{"group": "total", "key": None, **_totals(found.totals)}]
     for heading, groups in (("model", found.by_model), ("context", found.by_context)):
-        table.add_section()
-        for key, t in groups:
-            table.add_row(f"{heading} {key}", *_totals_row(t))
-    console.print(table)
+        rows += [{"group": heading, "key": key, **_totals(t)} for key, t in groups]
+    table(cli, rows, ids=())
 
 
 @usage_app.command("series")
+@options(mode=True, wide=True, more=FILTERS)
 def usage_series(
-    bucket: Annotated[str, typer.Option(help="hour, day or month")] = "day",
-    mode: UsageMode = "live",
-    user: UserOpt = None,
-    context: ContextOpt = None,
-    model: ModelOpt = None,
-    from_: FromOpt = None,
-    to: ToOpt = None,
-    tz: TzOpt = "UTC",
-    project: ProjectOpt = None,
-    database_url: DbOpt = None,
-    data_dir: DataOpt = None,
+    cli: Cli,
+    bucket: Annotated[str, typer.Option(help="hour, day or month", parser=choice(*series.BUCKETS))] = "day",
 ) -> None:
     """Usage per hour, day or month in a time zone (default: the last 30 days in days)."""
-    settings = load_settings(database_url=database_url, data_dir=data_dir)
-    with reported():
-        zone = series.check_time_zone(tz)
-        kind = series.check_bucket(bucket)
-        end = _when(to, zone, "--to") or now_ms()
-        start = _when(from_, zone, "--from") or end - 30 * 86_400_000
-        f = _filter(user, context, model, start, end)
-    found = in_project(
-        settings, project, lambda conn, p: series.series(conn, p, _check_mode(mode), f, zone, kind)
-    )
-    table = Table("start", *_TOTAL_COLUMNS)
-    for b in found:
-        table.add_row(b.label, *_totals_row(b.totals))
-    console.print(table)
+    f, zone = _filter(cli, last_days=30)
+    found = cli.read(lambda conn, p: series.series(conn, p, cli.mode, f, zone, bucket))
+    table(cli, [{"start": b.label, **_totals(b.totals)} for b in found], ids=())

@@ -8,7 +8,7 @@ from sqlalchemy import ColumnElement, Row, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.server.db.engine import dialect_insert
-from scrawn.server.db.rows import filtered, owned
+from scrawn.server.db.rows import filtered, owned, project_deletes
 from scrawn.server.db.schema import usage_records as table
 from scrawn.server.db.sums import split_sum
 from scrawn.server.usage.types import Filter
@@ -102,3 +102,9 @@ async def totals_by_slot(
     slot_column = (table.c.occurred_at // slot).label("slot")
     stmt = select(slot_column, *total_columns()).where(*conditions(project_id, mode, f)).group_by(slot_column)
     return list(await conn.execute(stmt))
+
+
+async def delete_project(conn: AsyncConnection, project_id: str) -> int:
+    """Delete the project's usage records; how many rows went (``scrawn projects delete``)."""
+    deletes = project_deletes(project_id, table)
+    return sum([(await conn.execute(d)).rowcount for d in deletes])

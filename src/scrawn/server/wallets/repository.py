@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from scrawn.server.db.rows import owned, page_after, typed
+from scrawn.server.db.rows import owned, page_after, project_deletes, typed
 from scrawn.server.db.schema import reservations
 
 
@@ -103,3 +103,9 @@ async def page(
     if active_at is not None:
         stmt = stmt.where(reservations.c.status == "active", reservations.c.expires_at > active_at)
     return [typed(Reservation, r) for r in await conn.execute(page_after(stmt, reservations, size, cursor))]
+
+
+async def delete_project(conn: AsyncConnection, project_id: str) -> int:
+    """Delete the project's reservations; how many rows went (``scrawn projects delete``)."""
+    deletes = project_deletes(project_id, reservations)
+    return sum([(await conn.execute(d)).rowcount for d in deletes])

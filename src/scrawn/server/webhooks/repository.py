@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.server.clock import now_ms
 from scrawn.server.db.engine import dialect_insert
-from scrawn.server.db.rows import typed
+from scrawn.server.db.rows import ids_matching, project_deletes, typed
 from scrawn.server.db.schema import webhook_attempts, webhook_endpoints, webhook_messages
 from scrawn.server.webhooks.types import DeliveryAttempt, DueMessage, Endpoint, OutboxMessage
 
@@ -254,3 +254,15 @@ async def count_by_status(conn: AsyncConnection, project_id: str, mode: str) -> 
         select(m.status, func.count()).where(m.project_id == project_id, m.mode == mode).group_by(m.status)
     )
     return {status: int(count) for status, count in await conn.execute(query)}
+
+
+async def message_ids_matching(conn: AsyncConnection, project_id: str, mode: str, given: str) -> list[str]:
+    """The mode's outbox message ids equal to ``given`` or starting with it."""
+    where = (webhook_messages.c.project_id == project_id, webhook_messages.c.mode == mode)
+    return list(await conn.scalars(ids_matching(webhook_messages.c.id, given, *where)))
+
+
+async def delete_project(conn: AsyncConnection, project_id: str) -> int:
+    """Delete the project's webhook endpoints, messages and attempts; how many rows went."""
+    deletes = project_deletes(project_id, webhook_attempts, webhook_messages, webhook_endpoints)
+    return sum([(await conn.execute(d)).rowcount for d in deletes])

@@ -6,82 +6,61 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich import box
-from rich.table import Table
 
 from scrawn.money import format_amount
-from scrawn.server.cli_support import (
-    DataOpt,
-    DbOpt,
-    ModeOpt,
-    ProjectOpt,
-    check_mode,
-    console,
-    load_settings,
-    project_of,
-    run_db,
-    ts,
-)
+from scrawn.server.cli_options import Cli, options
+from scrawn.server.cli_output import fields, say, table
+from scrawn.server.cli_support import console, pick, project_of
 from scrawn.server.db.engine import Database
+from scrawn.server.events.quarantine import repository
 from scrawn.server.events.quarantine import service as quarantine
 
 
+@options(mode=True, wide=True)
 def show(
+    cli: Cli,
     limit: Annotated[int, typer.Option(help="How many of the oldest waiting events to list", min=1)] = 50,
-    mode: ModeOpt = "live",
-    project: ProjectOpt = None,
-    database_url: DbOpt = None,
-    data_dir: DataOpt = None,
 ) -> None:
     """Kept events waiting to be repriced: counts by reason, then the oldest first."""
-    settings, mode = load_settings(database_url=database_url, data_dir=data_dir), check_mode(mode)
-
-    async def work(db: Database) -> None:
-        async with db.read() as conn:
-            project_id = await project_of(conn, project)
-            found = await quarantine.waiting(conn, project_id, mode, limit=limit)
-        console.print(f"waiting: {found.total}")
-        for reason, count in found.by_reason.items():
-            console.print(f"  {reason}: {count}")
-        rows = found.events
-        if not rows:
-            return
-        table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-        table.add_column("id", no_wrap=True, min_width=36)
-        table.add_column("received", overflow="fold")
-        table.add_column("user", overflow="fold")
-        table.add_column("type", overflow="fold")
-        table.add_column("field", overflow="fold")
-        table.add_column("reason", overflow="fold")
-        for r in rows:
-            table.add_row(r.id, ts(r.received_at), r.user_id, r.event_type, r.field, r.reason)
-        console.print(table)
-
-    run_db(settings, work)
+    found = cli.read(lambda conn, p: quarantine.waiting(conn, p, cli.mode, limit=limit))
+    names = ("id", "received_at", "user_id", "event_type", "field", "reason_code", "reason")
+    rows = [fields(r, *names) for r in found.events]
+    if cli.json:
+        say(cli, "", {"waiting": found.total, "by_reason": found.by_reason, "events": rows})
+        return
+    console.print(f"waiting: {found.total}")
+    for reason, count in found.by_reason.items():
+        console.print(f"  {reason}: {count}")
+    if rows:
+        table(cli, rows, extra=("event_type", "field", "reason_code"))
 
 
+@options(mode=True)
 def reprice(
+    cli: Cli,
     ids: Annotated[
-        list[str] | None, typer.Argument(help="Ids of kept events (see `scrawn events quarantine`)")
+        list[str] | None,
+        typer.Argument(help="Ids (or unique prefixes) of kept events (see `scrawn events quarantine`)"),
     ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every waiting event of the project and mode")] = False,
-    mode: ModeOpt = "live",
-    project: ProjectOpt = None,
-    database_url: DbOpt = None,
-    data_dir: DataOpt = None,
 ) -> None:
     """Price kept events with today's configuration; the priced ones go onto the ledger exactly once."""
     if all_ == bool(ids):
         console.print("[red]error:[/red] give either --all or one or more event ids")
         raise typer.Exit(2)
-    settings, mode = load_settings(database_url=database_url, data_dir=data_dir), check_mode(mode)
 
     async def work(db: Database) -> quarantine.RepriceResult:
         async with db.read() as conn:
-            project_id = await project_of(conn, project)
-        return await quarantine.reprice(db, project_id, mode, None if all_ else ids)
+            project_id = await project_of(conn, cli.project)
+            wanted = None
+            if ids:  # a unique prefix of a waiting event's id names it
+                found = [await repository.waiting_ids_matching(conn, project_id, cli.mode, i) for i in ids]
+                wanted = [pick("kept event", i, m) for i, m in zip(ids, found, strict=True)]
+        return await quarantine.reprice(db, project_id, cli.mode, wanted)
 
-    done = run_db(settings, work)
-    console.print(
-        f"repriced {done.repriced}, still waiting {done.waiting}, billed {format_amount(done.amount)}"
+    done = cli.run(work)
+    say(
+        cli,
+        f"repriced {done.repriced}, still waiting {done.waiting}, billed {format_amount(done.amount)}",
+        {"repriced": done.repriced, "waiting": done.waiting, "amount": done.amount},
     )

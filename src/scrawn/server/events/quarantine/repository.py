@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from scrawn.server.db.engine import dialect_insert
+from scrawn.server.db.rows import ids_matching, project_deletes
 from scrawn.server.db.schema import quarantined_events as qe
 from scrawn.server.events.intake import EventInput
 from scrawn.server.events.price import Unpriceable
@@ -202,3 +203,14 @@ async def position(conn: AsyncConnection, project_id: str, mode: str, row_id: st
         )
     ).first()
     return None if row is None else (int(row.received_at), str(row.id))
+
+
+async def waiting_ids_matching(conn: AsyncConnection, project_id: str, mode: str, given: str) -> list[str]:
+    """Ids of kept events still waiting, equal to ``given`` or starting with it."""
+    return list(await conn.scalars(ids_matching(qe.c.id, given, *_waiting(project_id, mode))))
+
+
+async def delete_project(conn: AsyncConnection, project_id: str) -> int:
+    """Delete the project's kept (quarantined) events; how many rows went (``scrawn projects delete``)."""
+    deletes = project_deletes(project_id, qe)
+    return sum([(await conn.execute(d)).rowcount for d in deletes])
