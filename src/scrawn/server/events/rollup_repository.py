@@ -9,6 +9,7 @@ from sqlalchemy import BigInteger, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.server.db.engine import dialect_insert
+from scrawn.server.db.rows import project_deletes
 from scrawn.server.db.schema import usage_rollup as table
 from scrawn.server.db.sums import SHIFT, joined
 
@@ -79,3 +80,9 @@ async def all_slots(conn: AsyncConnection, project_id: str) -> dict[SlotKey, tup
     """Every slot of a project with (events, debit micro-units), empty ones too (checks and tests)."""
     rows = await conn.execute(select(table).where(table.c.project_id == project_id))
     return {(r.project_id, r.mode, r.slot_start): (int(r.events), joined(r, "debit") or 0) for r in rows}
+
+
+async def delete_project(conn: AsyncConnection, project_id: str) -> int:
+    """Delete the project's usage rollup (``scrawn projects delete``); how many rows went."""
+    deletes = project_deletes(project_id, table)
+    return sum([(await conn.execute(d)).rowcount for d in deletes])

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.errors import FailedPreconditionError
 from scrawn.server.events import repository as events
+from scrawn.server.events import rollup_repository as rollup
 from scrawn.server.events.quarantine import repository as quarantine
 from scrawn.server.keys import repository as keys
 from scrawn.server.ledger import repository as ledger
@@ -29,6 +30,7 @@ DOMAINS: tuple[tuple[str, Callable[[AsyncConnection, str], Awaitable[int]]], ...
     ("ledger", ledger.delete_project),
     ("quarantined_events", quarantine.delete_project),
     ("events", events.delete_project),
+    ("usage_rollup", rollup.delete_project),
     ("pricing", pricing.delete_project),
     ("keys", keys.delete_project),
 )
