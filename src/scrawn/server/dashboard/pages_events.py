@@ -54,7 +54,7 @@ async def event(dash: Dashboard, view: View) -> Response:
         found = await lineage(conn, view.caller.project_id, view.mode, view.request.path_params["id"])
     pricing = json.dumps(found.pricing, indent=2, sort_keys=True)
     metadata = json.dumps(found.metadata, indent=2, sort_keys=True) if found.metadata is not None else None
-    tokens = [(t.label, t.count, t.debit) for t in found.tokens]
+    tokens = [(t.label, t.tokens, t.debit) for t in found.tokens]
     return dash.render(
         view,
         "event.html",

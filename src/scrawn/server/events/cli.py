@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.money import format_amount
 from scrawn.server.cli_options import Cli, id_argument, options
-from scrawn.server.cli_output import Col, json_line, print_json, say, table_of, text, when
+from scrawn.server.cli_output import Col, json_line, print_json, say, table, table_of, text, when
 from scrawn.server.cli_support import console, pick, project_of, ts
 from scrawn.server.db.engine import Database
 from scrawn.server.events import repository, void_service
@@ -349,7 +349,7 @@ def _lineage_json(found: Lineage) -> dict[str, Any]:
     return {
         "event": event_json(found.event),
         "pricing": found.pricing,
-        "tokens": [{"kind": t.label, "count": t.count, "debit": t.debit} for t in found.tokens],
+        "tokens": [{"kind": t.label, "count": t.tokens, "debit": t.debit} for t in found.tokens],
         "ledger_entry": None
         if entry is None
         else {
@@ -371,8 +371,9 @@ def explain(cli: Cli, event_id: EventArg) -> None:
         return await lineage(conn, project_id, cli.mode, pick("event", event_id, found))
 
     found = cli.read(work)
+    data = _lineage_json(found)
     if cli.json:
-        print_json(_lineage_json(found))
+        print_json(data)
         return
     row, entry = found.event, found.entry
     console.print(
@@ -380,12 +381,7 @@ def explain(cli: Cli, event_id: EventArg) -> None:
     )
     console.print(f"charged {format_amount(row.debit)} minor units", highlight=False)
     if found.tokens:
-        tokens = [{"kind": t.label, "count": t.count, "debit": t.debit} for t in found.tokens]
-        console.print(
-            table_of(
-                tokens, (Col("kind", "tokens"), Col("count", right=True), Col("debit", "charged", right=True))
-            )
-        )
+        table(cli, data["tokens"], ids=(), title="token arithmetic")
     if entry is not None:
         console.print(
             f"ledger entry {entry.id}: {entry.kind} {format_amount(entry.amount)} at {ts(entry.created_at)}",

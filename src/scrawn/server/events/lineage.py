@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -25,10 +25,9 @@ TOKENS = (
 )
 
 
-@dataclass(frozen=True)
-class TokenLine:
+class TokenLine(NamedTuple):
     label: str
-    count: int
+    tokens: int
     debit: Decimal | None
 
 

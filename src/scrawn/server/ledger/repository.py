@@ -240,17 +240,8 @@ async def usage_entry_of(
     conn: AsyncConnection, project_id: str, mode: str, user_id: str, event_id: str
 ) -> Entry | None:
     """The ``usage`` entry that billed the user's event ``event_id``, if any (under the user's index)."""
-    row = (
-        await conn.execute(
-            _entries().where(
-                ledger_entries.c.project_id == project_id,
-                ledger_entries.c.mode == mode,
-                ledger_entries.c.user_id == user_id,
-                ledger_entries.c.event_id == event_id,
-                ledger_entries.c.kind == "usage",
-            )
-        )
-    ).first()
+    where = owned(ledger_entries, project_id, mode, user_id=user_id, event_id=event_id, kind="usage")
+    row = (await conn.execute(_entries().where(*where))).first()
     return None if row is None else typed(Entry, row)
 
 
