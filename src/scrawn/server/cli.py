@@ -71,7 +71,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "projects": (  # docs/usage.md
         "scrawn.server.projects.cli",
         "projects_app",
-        "Projects: name, currency, amount unit, USD rate for LLM prices, late-event window, time zone.",
+        "Projects: name, currency, amount unit, the USD rate for LLM prices, the late-event window, the "
+        "time zone.",
     ),
     "prices": (  # docs/usage.md
         "scrawn.server.usage.cli",

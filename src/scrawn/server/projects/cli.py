@@ -23,7 +23,8 @@ from scrawn.server.projects import removal, service
 from scrawn.server.projects.types import ProjectMoney
 
 projects_app = typer.Typer(
-    help="Projects: name, currency, amount unit, USD rate for LLM prices, late-event window, time zone.",
+    help="Projects: name, currency, amount unit, the USD rate for LLM prices, the late-event window, the "
+    "time zone.",
     no_args_is_help=True,
 )
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
