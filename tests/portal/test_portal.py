@@ -152,8 +152,8 @@ def test_expired_link_is_404(module_server: ServerHandle) -> None:
     assert page(f"{module_server.base_url}/portal/{past}").status_code == 404
     # and a link that outlives the key that made it dies with the key
     # (8 s of life: a link made and opened on a busy machine must still find the key alive)
-    dies_at = time.monotonic() + 8
     short_key = module_server.create_key("live", "short", expires_in=8)
+    dies_at = time.monotonic() + 8  # made before this line, so dead by then
     with Scrawn(short_key, module_server.base_url) as client:
         url = client.portal_link(user()).url
     assert page(url).status_code == 200
