@@ -5,8 +5,8 @@ balance rows, in the caller's transaction (DESIGN §5). The rules live here; the
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -37,21 +37,20 @@ async def store_batch(conn: AsyncConnection, batch: Sequence[PricedEvent]) -> li
     stored: dict[EventKey, Billed] = {}
     # A debit that would overflow its user's balance row is refused alone, never failing the whole flush.
     refused = await _beyond_balance_range(conn, batch, fresh)
-    rows = []
+    rows: dict[int, dict[str, Any]] = {}
     ids: dict[int, str] = {}
     for i in fresh:
         if i in refused:
             continue
         ev = batch[i]
         ids[i] = ev.input.event_id or str(uuid.uuid4())
-        rows.append(repository.event_row(ev, ids[i], now))
+        rows[i] = repository.event_row(ev, ids[i], now)
 
     inserted: set[EventKey] = set()
     if rows:
-        inserted = await repository.insert_new(conn, rows)
-        lost = [i for i in ids if keys[i] not in inserted]
-        if lost:  # a concurrent writer (another process) or an eventId collision
-            stored |= await _existing(conn, [batch[i] for i in lost])
+        inserted = await repository.insert_new(conn, list(rows.values()))
+        lost = [row for i, row in rows.items() if keys[i] not in inserted]
+        stored = await repository.billed_rows(conn, lost)  # retries, other processes, eventId collisions
 
     new_events = [i for i in ids if keys[i] in inserted]
     await ledger.post(conn, [_usage(batch[i], ids[i]) for i in new_events], now)
@@ -111,14 +110,3 @@ async def _beyond_balance_range(
         )
         for j in sorted(beyond)
     }
-
-
-async def _existing(conn: AsyncConnection, batch: Sequence[PricedEvent]) -> dict[EventKey, Billed]:
-    by_scope: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for ev in batch:
-        by_scope[(ev.project_id, ev.mode)].append(ev.idempotency_key)
-    found: dict[EventKey, Billed] = {}
-    for (project_id, mode), keys in by_scope.items():
-        for key, known in (await repository.billed(conn, project_id, mode, keys)).items():
-            found[(project_id, mode, key)] = known
-    return found

@@ -5,6 +5,7 @@ the typed values of ``events/types.py``; the caller owns the transaction."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -92,6 +93,61 @@ async def billed(conn: AsyncConnection, project_id: str, mode: str, keys: Sequen
         for r in rows:
             found[r.idempotency_key] = Billed(r.id, r.fingerprint, r.ingested_at, r.debit)
     return found
+
+
+async def billed_rows(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> dict[EventKey, Billed]:
+    """The stored events holding the keys of ``rows`` (rows ``insert_new`` did not insert), by key.
+
+    On PostgreSQL a SELECT by key is planned on statistics, and on a table never analyzed (autovacuum off)
+    the planner walks another ``(project_id, mode, …)`` index through the whole project. So the rows are
+    offered again with ``ON CONFLICT (the key) DO UPDATE … RETURNING``: the conflict check probes the unique
+    key's index, one probe per row, with no planner in the way. The no-op update (a HOT update: no index
+    changes) only serves to return the stored row. A row whose key is free (it lost on its event id) would
+    be inserted here: it gets a fresh id, and a savepoint takes it back. SQLite plans ``key IN (…)`` on the
+    unique index whatever it knows, so it reads."""
+    if not rows:
+        return {}
+    if conn.dialect.name != "postgresql":
+        by_scope: dict[tuple[str, str], list[str]] = {}
+        for row in rows:
+            by_scope.setdefault((row["project_id"], row["mode"]), []).append(row["idempotency_key"])
+        return {
+            (project_id, mode, key): known
+            for (project_id, mode), keys in by_scope.items()
+            for key, known in (await billed(conn, project_id, mode, keys)).items()
+        }
+    c = events.c
+    # Sorted: concurrent flushes lock the rows they meet in one order, never deadlocking on each other.
+    offered = sorted(({**row, "id": str(uuid.uuid4())} for row in rows), key=_row_key)
+    # Setting a column to its stored value: the update changes nothing it returns.
+    stmt = dialect_insert(conn, events).on_conflict_do_update(
+        index_elements=[c.project_id, c.mode, c.idempotency_key], set_={"fingerprint": c.fingerprint}
+    )
+    returning = stmt.returning(
+        c.project_id,
+        c.mode,
+        c.idempotency_key,
+        c.id,
+        c.fingerprint,
+        c.ingested_at,
+        c.debit,
+        literal_column("xmax = 0").label("inserted"),
+    )
+    savepoint = await conn.begin_nested()
+    found = list(await conn.execute(returning, offered))
+    if any(r.inserted for r in found):
+        await savepoint.rollback()
+    else:
+        await savepoint.commit()
+    return {
+        (r.project_id, r.mode, r.idempotency_key): Billed(r.id, r.fingerprint, r.ingested_at, r.debit)
+        for r in found
+        if not r.inserted
+    }
+
+
+def _row_key(row: dict[str, Any]) -> EventKey:
+    return (row["project_id"], row["mode"], row["idempotency_key"])
 
 
 async def known_keys(conn: AsyncConnection, project_id: str, mode: str, keys: Iterable[str]) -> set[str]:
