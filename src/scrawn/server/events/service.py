@@ -16,6 +16,11 @@ from scrawn.server.events.committer import GroupCommitter
 from scrawn.server.events.intake import EventInput
 from scrawn.server.events.price import Pricing, Unpriceable, load_pricing, needs_reading, price_event
 from scrawn.server.events.quarantine import service as quarantine
+from scrawn.server.events.repository import (
+    UsageTotal as UsageTotal,  # the portal's reads, through this service
+)
+from scrawn.server.events.repository import usage_by_model as usage_by_model
+from scrawn.server.events.repository import usage_by_span as usage_by_span
 from scrawn.server.events.types import Outcome, PricedEvent
 from scrawn.server.keys.service import Caller
 

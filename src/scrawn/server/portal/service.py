@@ -13,14 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.errors import ValidationError
 from scrawn.server.clock import iso, now_ms, time_zone
+from scrawn.server.events import service as event_service
+from scrawn.server.events.service import UsageTotal
 from scrawn.server.keys.service import Caller, KeyService
 from scrawn.server.ledger import service as ledger
 from scrawn.server.limits import MAX_USER_ID
 from scrawn.server.payments import config as configs
 from scrawn.server.payments.service import check_top_up
-from scrawn.server.portal import repository
 from scrawn.server.portal.money import display, from_major
-from scrawn.server.portal.repository import UsageTotal
 from scrawn.server.portal.token import PortalClaims, sign, verify
 from scrawn.server.projects import service as projects
 from scrawn.server.secretbox import SecretBox
@@ -119,7 +119,7 @@ class PortalView:
     usage_days: int = USAGE_DAYS
 
 
-def _days(days: list[series.Bucket], spans: list[repository.UsageTotal], tz: ZoneInfo) -> list[UsageTotal]:
+def _days(days: list[series.Bucket], spans: list[UsageTotal], tz: ZoneInfo) -> list[UsageTotal]:
     """The spans added up per local day (keyed by its date), days without usage left out, oldest first."""
     starts = [d.start_ms for d in days]
     totals: dict[int, UsageTotal] = {}
@@ -141,8 +141,8 @@ async def load_view(conn: AsyncConnection, claims: PortalClaims) -> PortalView:
     tz = time_zone(project.time_zone)
     days = series.last(now_ms(), tz, "day", USAGE_DAYS)  # local days of the project's time zone
     since = days[0].start_ms
-    by_day = _days(days, await repository.usage_by_span(conn, *scope, since, series.width(days)), tz)
-    by_model = await repository.usage_by_model(conn, *scope, since)
+    by_day = _days(days, await event_service.usage_by_span(conn, *scope, since, series.width(days)), tz)
+    by_model = await event_service.usage_by_model(conn, *scope, since)
     entries = await ledger.list_entries(conn, *scope, RECENT_CHARGES, None)
     owed = max(-balance.balance, Decimal(0))
 
