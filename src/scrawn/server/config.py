@@ -31,6 +31,10 @@ class Settings:
     webhook_retry_schedule: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
     metrics: bool = True  # /metrics (Prometheus, docs/configuration.md); SCRAWN_METRICS=0 turns it off
     server: str = "hypercorn"  # SCRAWN_SERVER=pyvoy: Envoy's HTTP stack instead (docs/configuration.md)
+    # Connections (docs/configuration.md#connections): seconds a connection may sit idle between calls, and
+    # seconds any read may wait for the client's next bytes (a half-sent request, a bare HTTP/2 preface).
+    idle_timeout: float = 5.0
+    read_timeout: float = 60.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -48,6 +52,9 @@ class Settings:
             "metrics": _flag(env.get("SCRAWN_METRICS", "1")),
             "server": _one_of("SCRAWN_SERVER", env.get("SCRAWN_SERVER") or "hypercorn", SERVERS),
         }
+        for name in ("idle_timeout", "read_timeout"):
+            if raw := env.get(f"SCRAWN_{name.upper()}"):
+                values[name] = positive_seconds(f"SCRAWN_{name.upper()}", raw)
         if schedule := env.get("SCRAWN_WEBHOOK_RETRY_SCHEDULE"):
             values["webhook_retry_schedule"] = parse_schedule(schedule)
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -118,3 +125,14 @@ def parse_schedule(text: str) -> tuple[int, ...]:
     if not delays or any(d <= 0 for d in delays):
         raise ValueError(f"SCRAWN_WEBHOOK_RETRY_SCHEDULE must be positive seconds like 5,300,1800: {text!r}")
     return delays
+
+
+def positive_seconds(name: str, text: str) -> float:
+    """A timeout setting: positive seconds, e.g. ``30`` or ``2.5``."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise ValueError(f"{name} must be positive seconds like 30: {text!r}")
+    return seconds

@@ -53,6 +53,9 @@ def serve(
         config.graceful_timeout = 30
         config.accesslog = None  # scrawn.access writes one line per request (server/access.py)
         config.errorlog = logging.getLogger("hypercorn.error")  # through our formatter, not hypercorn's
+        # Idle and half-open connections are closed, not held forever (docs/configuration.md#connections).
+        config.keep_alive_timeout = settings.idle_timeout
+        config.read_timeout = settings.read_timeout  # type: ignore[assignment]  # hypercorn types it int
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
