@@ -27,8 +27,6 @@ from scrawn.server.config import Settings
 log = logging.getLogger("scrawn.serve")
 APP = "scrawn.server.asgi:app"
 DRAIN_SECONDS = 30  # as hypercorn's graceful_timeout: how long calls in flight may take to finish
-HEADER_TIMEOUT = 10  # seconds a client may take to send a request's headers (a bare preface, a trickle)
-IDLE_TIMEOUT = 300  # seconds a connection may stay open with no request on it
 PR_SET_PDEATHSIG = 1
 
 
@@ -60,9 +58,11 @@ def envoy_config(settings: Settings) -> dict[str, Any]:
             for network_filter in chain["filters"]:
                 if network_filter["name"] == "envoy.filters.network.http_connection_manager":
                     hcm = network_filter["typed_config"]
-                    # A client that never finishes its headers, or goes quiet, does not hold a connection.
-                    hcm["request_headers_timeout"] = f"{HEADER_TIMEOUT}s"
-                    hcm["common_http_protocol_options"] = {"idle_timeout": f"{IDLE_TIMEOUT}s"}
+                    # As hypercorn's keep-alive and read timeouts (docs/configuration.md#connections): a
+                    # connection with no call in flight, or a client that stops sending, is closed.
+                    hcm["common_http_protocol_options"] = {"idle_timeout": f"{settings.idle_timeout}s"}
+                    hcm["request_headers_timeout"] = f"{settings.read_timeout}s"
+                    hcm["stream_idle_timeout"] = f"{settings.read_timeout}s"
     return config
 
 
@@ -82,6 +82,8 @@ def _environment(settings: Settings) -> dict[str, str]:
         "SCRAWN_DATABASE_URL": settings.database_url or "",
         "SCRAWN_LOG_LEVEL": settings.log_level,
         "SCRAWN_LOG_FORMAT": settings.log_format or "",
+        "SCRAWN_IDLE_TIMEOUT": str(settings.idle_timeout),
+        "SCRAWN_READ_TIMEOUT": str(settings.read_timeout),
     }
     return {**os.environ, **get_envoy_environ(), **given}
 
