@@ -395,29 +395,6 @@ def buffer_for(client: AnyClient) -> Tracker:
         return tracker
 
 
-def existing_buffer(client: ClientBase) -> Tracker | None:
-    state = client._ai_state
-    return None if state is None else state.tracker
-
-
-def close_buffer(client: ClientBase, timeout: float | None) -> bool:
-    """Deliver and stop the client's AI event buffer (blocking); a later ``track_ai`` starts a new one.
-    ``False`` when events were left undelivered."""
-    state = client._ai
-    with state.lock:
-        tracker, transports = state.tracker, state.transports
-        state.tracker, state.transports = None, []
-    if tracker is None:
-        return True
-    try:
-        return tracker.close(timeout)
-    finally:
-        with state.lock:
-            state.dropped_by_closed += tracker.dropped_count
-        for transport in transports:
-            transport.close()
-
-
 # ------------------------------------------------------------------------------- fork billers of a client
 
 # The background billers of ``ai_token_stream_consumer(..., fork=True)`` streams are registered in the
@@ -430,41 +407,3 @@ def register_fork(client: ClientBase, biller: object) -> None:
     state = client._ai
     with state.lock:
         state.forks.add(biller)
-
-
-def _finished_forks(client: ClientBase) -> list[Any]:
-    """Billers whose stream has ended (no more chunks will come) — only those can be waited for."""
-    state = client._ai_state
-    if state is None:
-        return []
-    with state.lock:
-        return [b for b in list(state.forks) if getattr(b, "_finished", False)]
-
-
-def _left(deadline: float | None) -> float | None:
-    return None if deadline is None else max(0.0, deadline - time.monotonic())
-
-
-def wait_forks_sync(client: AnyClient, timeout: float | None) -> bool:
-    """Wait (at most ``timeout`` seconds in all) until the thread billers of the client's ended fork
-    streams have billed what they were given. ``False`` on timeout."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    done = True
-    for biller in _finished_forks(client):
-        if getattr(biller, "_thread", None) is not None:
-            done = biller.wait(_left(deadline)) and done
-    return done
-
-
-async def wait_forks_async(client: AnyClient, timeout: float | None) -> bool:  # noqa: ASYNC109
-    """:func:`wait_forks_sync` for the task billers running on the current event loop."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    loop = asyncio.get_running_loop()
-    done = True
-    for biller in _finished_forks(client):
-        task = getattr(biller, "_task", None)
-        if task is not None and task.get_loop() is loop:
-            done = await biller.wait(_left(deadline)) and done
-        elif getattr(biller, "_thread", None) is not None:
-            done = await asyncio.to_thread(biller.wait, _left(deadline)) and done
-    return done

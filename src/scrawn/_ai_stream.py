@@ -28,7 +28,7 @@ from collections.abc import (
     Mapping,
 )
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeAlias, TypeVar
 
 from scrawn._ai_events import (
     DEBIT_FIELDS,
@@ -59,6 +59,8 @@ from scrawn.pricing import Debit
 log = logging.getLogger("scrawn.ai")
 
 T = TypeVar("T")
+Chunks: TypeAlias = Iterable[T] | AsyncIterable[T]
+"""What a stream consumer reads: chunks of type ``T``, plain or asynchronous."""
 _END: Final = object()
 OPERATION: Final = "ai_token_stream_consumer"
 

@@ -15,8 +15,6 @@ from scrawn._ai_events import (
     check_metadata,
     check_model,
     check_seconds,
-    close_buffer,
-    existing_buffer,
     prepare_event,
 )
 from scrawn._client_base import AnyClient, AsyncClient, SyncClient
@@ -118,7 +116,7 @@ def flush_ai(client: AnyClient, timeout: float | None = None) -> bool | Coroutin
     check_client(client)
     if timeout is not None:
         check_seconds("timeout", timeout)
-    tracker = existing_buffer(client)
+    tracker = None if client._ai_state is None else client._ai_state.tracker
     if isinstance(client, AsyncClient):
 
         async def wait() -> bool:
@@ -144,5 +142,5 @@ def close_ai(client: AnyClient, timeout: float | None = None) -> bool | Coroutin
     if timeout is not None:
         check_seconds("timeout", timeout)
     if isinstance(client, AsyncClient):
-        return asyncio.to_thread(close_buffer, client, timeout)
-    return close_buffer(client, timeout)
+        return asyncio.to_thread(client._ai.close_buffer, timeout)
+    return client._ai.close_buffer(timeout)

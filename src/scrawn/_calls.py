@@ -1,8 +1,9 @@
 """Every call of the clients, written once: a function per call that validates its arguments and builds
 the request — an :class:`~scrawn._core.Rpc` (or an :class:`EventCall` for the event calls, whose failures
 go through ``on_error``) — and how to read the answer. :class:`scrawn.Scrawn` and
-:class:`scrawn.AsyncScrawn` only send it (``scrawn._methods.sync_call``/``async_call`` turn each
-function into the two clients' methods), so adding an RPC means writing one function here."""
+:class:`scrawn.AsyncScrawn` only send it (``name = call(_calls.name)`` in
+:class:`~scrawn._client_base.ClientBase` makes each function a method of both clients), so adding an RPC
+means writing one function here and one line there."""
 
 from __future__ import annotations
 

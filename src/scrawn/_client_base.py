@@ -1,34 +1,55 @@
 """What every client is, below the AI machinery, the middleware and the typed-events helpers.
 
-:class:`ClientBase` holds what both clients share and do without I/O: the configuration, the
-``track()`` buffer, the AI state (created on first use) and the counters. :class:`SyncClient` and
-:class:`AsyncClient` are the interfaces :mod:`scrawn.ai`, :mod:`scrawn.middleware` and
-:mod:`scrawn._events` depend on — :class:`scrawn.Scrawn` and :class:`scrawn.AsyncScrawn` implement them —
-so nothing under the clients imports the clients, and the SDK's imports form no circle. They are classes
-rather than Protocols because the integrations check at run time that they were given a client, and which
-flavour (``isinstance``)."""
+:class:`ClientBase` holds what both clients share, written once: the configuration, the ``track()``
+buffer, the AI state (created on first use), the counters, the calls (:mod:`scrawn._calls`) and the
+procedures with I/O — retries, ``on_error``, ``flush()``, ``close()`` — as generators of steps
+(:mod:`scrawn._methods`). :class:`SyncClient` and :class:`AsyncClient` are the two flavours: how a step
+runs (blocking, or awaited) and the thin methods that run the procedures. They are the interfaces
+:mod:`scrawn.ai`, :mod:`scrawn.middleware` and :mod:`scrawn._events` depend on — :class:`scrawn.Scrawn`
+and :class:`scrawn.AsyncScrawn` add only their constructors and flavour-typed helpers — so nothing under
+the clients imports the clients, and the SDK's imports form no circle. They are classes rather than
+Protocols because the integrations check at run time that they were given a client, and which flavour
+(``isinstance``)."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, TypeVar, overload
+from functools import partial
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast, overload
 
-from scrawn import _tracked
+from scrawn import _calls, _config, _core, _retry, _tracked, _wallet
 from scrawn._calls import EventCall
 from scrawn._config import ClientConfig
 from scrawn._connect import AsyncTransport, Transport
 from scrawn._core import EventResult, UsageType
-from scrawn._retry import Rpc
+from scrawn._methods import Asyncio, Blocking, Steps, call, call_now, event_call, in_thread, run, run_async
+from scrawn._retry import ErrorContext, ErrorHook, Rpc
 from scrawn._track import Tracker
+from scrawn._wallet_client import (
+    AsyncReservation,
+    Confirmation,
+    Reservation,
+    ReservationPage,
+    _ReservationState,
+)
+from scrawn._wallet_results import ReservationData
+from scrawn.errors import ScrawnError
 
 if TYPE_CHECKING:
+    import httpx
+
     from scrawn.types import DebitInput, JSONObject, Number
 
 R = TypeVar("R")
 T = TypeVar("T")
+Res = TypeVar("Res", bound=_ReservationState)
 
 
 @dataclass
@@ -43,6 +64,27 @@ class AiState:
     dropped_by_closed: int = 0
     forks: weakref.WeakSet[object] = field(default_factory=weakref.WeakSet)
 
+    def finished_forks(self) -> list[Any]:
+        """Billers whose stream has ended (no more chunks will come) — only those can be waited for."""
+        with self.lock:
+            return [b for b in list(self.forks) if getattr(b, "_finished", False)]
+
+    def close_buffer(self, timeout: float | None) -> bool:
+        """Deliver and stop the ``track_ai`` buffer (blocking); a later ``track_ai`` starts a new one.
+        ``False`` when events were left undelivered."""
+        with self.lock:
+            tracker, transports = self.tracker, self.transports
+            self.tracker, self.transports = None, []
+        if tracker is None:
+            return True
+        try:
+            return tracker.close(timeout)
+        finally:
+            with self.lock:
+                self.dropped_by_closed += tracker.dropped_count
+            for transport in transports:
+                transport.close()
+
 
 _AI_STATE_LOCK = threading.Lock()  # two threads' first AI call must share one state
 
@@ -52,10 +94,27 @@ class ClientBase:
 
     _config: ClientConfig
     _headers: dict[str, str]
+    _transport: Transport | AsyncTransport
     _tracker: Tracker | None
     _tracker_lock: threading.Lock
     _closed = False  # set by close(): track() then raises
     _ai_state: AiState | None = None
+
+    def _setup(
+        self,
+        arguments: dict[str, Any],
+        transport: Callable[..., Transport | AsyncTransport],
+        http: object,
+        worker_http: httpx.Client | None,
+    ) -> None:
+        """The constructor of both clients (``arguments``: theirs, by name), after each has checked its
+        HTTP clients: ``http`` for calls, ``worker_http`` for the background delivery thread."""
+        config = _config.resolve_config(**_config.options(arguments), worker_http=worker_http)
+        self._config = config
+        self._transport = transport(config.base_url, http=http)
+        self._headers = _config.headers(config)
+        self._tracker_lock = threading.Lock()
+        self._tracker = self._new_tracker() if config.spool_path else None
 
     @property
     def _ai(self) -> AiState:
@@ -182,37 +241,226 @@ class ClientBase:
         without a spool. Events kept for repricing were delivered and are not counted."""
         return self._buffered("dropped_count")
 
+    # ------------------------------------------------------------------ calls (defined in scrawn._calls)
 
-class SyncClient(ClientBase):
-    """What the integrations use of :class:`scrawn.Scrawn`."""
+    basic_usage_event_consumer = event_call(_calls.basic_usage_event_consumer)
+    create_event = event_call(_calls.create_event)
+    record_usage = call(_calls.record_usage)
+    get_usage = call(_calls.get_usage)
+    get_usage_summary = call(_calls.get_usage_summary)
+    get_usage_series = call(_calls.get_usage_series)
+    collect_payment = call(_calls.collect_payment)
+    portal_link = call(_calls.portal_link)
+    void_event = call(_calls.void_event)
+    list_models = call(_calls.list_models)
+    calculate_cost = call(_calls.calculate_cost)
+
+    # --------------------------------------------------------- procedures (run by the flavours below)
+
+    # How a flavour runs a blocking function (the asyncio one: in a thread), sleeps and calls on_error.
+    _in_thread: Callable[..., object]
+    _sleep: Callable[[float], object]
+    _run_hook: Callable[[ErrorHook, ScrawnError, ErrorContext], object]
+
+    def _rpc_steps(self, rpc: Rpc[R]) -> Steps[R]:
+        """One validated unary call with the automatic retries (same request, same idempotency key)."""
+        ctx = ErrorContext(rpc.operation, rpc.idempotency_key, rpc.user_id, self._config.max_retries)
+        return (yield from self._attempt_steps(rpc, ctx))
+
+    def _attempt_steps(self, rpc: Rpc[R], ctx: ErrorContext) -> Steps[R]:
+        """One logical call: automatic retries with backoff on retryable failures only. ``rpc.unpack``
+        turns the response into the result and may raise (a failed batch item), retried by the same rules."""
+        retries = 0
+        send = partial(self._transport.unary, rpc.path, rpc.request, rpc.response_type, self._headers)
+        while True:
+            ctx.attempts += 1
+            try:
+                return rpc.unpack((yield partial(send, self._config.timeout)))
+            except ScrawnError as error:
+                delay = _retry.delay_or_raise(self._config, error, retries)
+                retries += 1
+                yield partial(self._sleep, delay)
+
+    def _event_steps(self, call: EventCall[T]) -> Steps[EventResult]:
+        """An event call: its failures go through ``on_error``, which may ask for another attempt."""
+        rpc = call.rpc
+        hook = call.on_error or self._config.on_error
+        ctx = ErrorContext(rpc.operation, rpc.idempotency_key, rpc.user_id, self._config.max_retries)
+        while True:
+            try:
+                return call.finish((yield from self._attempt_steps(rpc, ctx)))
+            except ScrawnError as error:
+                if hook is None:
+                    raise
+                yield partial(self._run_hook, hook, error, ctx)
+                # An event kept for repricing is stored: a retry would only be answered the same way.
+                if not ctx._take_request() or _core.is_quarantined(error):
+                    return call.handled(error)
+
+    def _flush_steps(self, timeout: float | None) -> Steps[bool]:
+        timeout = _config.check_wait(timeout)
+        deadline = _config.deadline(timeout)
+        delivered = True
+        if self._tracker is not None:
+            self._flushing()
+            delivered = yield partial(self._in_thread, self._tracker.flush, timeout)
+        if self._ai_state is not None:
+            delivered = (yield from self._fork_steps(_config.remaining(deadline))) and delivered
+            buffer = self._ai_state.tracker
+            if buffer is not None:
+                flushed = yield partial(self._in_thread, buffer.flush, _config.remaining(deadline))
+                delivered = flushed and delivered
+        return delivered
+
+    def _close_steps(self, timeout: float | None) -> Steps[bool]:
+        timeout = _config.check_wait(timeout)
+        deadline = _config.deadline(timeout)
+        delivered = True
+        self._closed = True
+        if self._tracker is not None:
+            delivered = yield partial(self._in_thread, self._tracker.close, timeout)
+        state = self._ai_state
+        if state is not None:  # ended fork streams still billing, then the track_ai buffer
+            forks = self._config.exit_timeout if deadline is None else _config.remaining(deadline)
+            delivered = (yield from self._fork_steps(forks)) and delivered
+            closed = yield partial(self._in_thread, state.close_buffer, _config.remaining(deadline))
+            delivered = closed and delivered
+        yield self._transport.close
+        return delivered
+
+    def _fork_steps(self, timeout: float | None) -> Steps[bool]:
+        """Wait (at most ``timeout`` seconds in all) until the billers of the client's ended fork streams
+        have billed what they were given: thread billers, and on the asyncio client the task billers of
+        the running event loop. ``False`` on timeout."""
+        deadline = _config.deadline(timeout)
+        done = True
+        for biller in [] if self._ai_state is None else self._ai_state.finished_forks():
+            task = getattr(biller, "_task", None) if isinstance(self, Asyncio) else None
+            if task is not None and task.get_loop() is asyncio.get_running_loop():
+                done = (yield partial(biller.wait, _config.remaining(deadline))) and done
+            elif getattr(biller, "_thread", None) is not None:
+                done = (yield partial(self._in_thread, biller.wait, _config.remaining(deadline))) and done
+        return done
+
+    def _flushing(self) -> None:
+        """Called as ``flush()`` waits for the ``track()`` buffer."""
+
+
+class Reserving(ClientBase, Generic[Res]):
+    """The procedures of wallet holds (``create_reservation`` and the rest), both flavours: each client
+    types its own methods and reservation objects (``Res``)."""
+
+    _reservation_type: Callable[..., Res]
+
+    def _new_reservation_steps(self, rpc: Rpc[tuple[ReservationData, str]]) -> Steps[Res]:
+        data, key = yield from self._rpc_steps(rpc)
+        return self._reservation_type(self, data, key)
+
+    def _confirm_steps(self, given: object, actual_amount: Number) -> Steps[Confirmation[Res]]:
+        done = yield from self._rpc_steps(_wallet.confirm_reservation(given, actual_amount))
+        return Confirmation(self._bound(given, done.reservation), done.transaction_id, done.balance)
+
+    def _update_steps(self, given: object, rpc: Rpc[ReservationData]) -> Steps[Res]:
+        return self._bound(given, (yield from self._rpc_steps(rpc)))
+
+    def _page_steps(self, rpc: Rpc[tuple[list[ReservationData], str | None]]) -> Steps[ReservationPage[Res]]:
+        found, token = yield from self._rpc_steps(rpc)
+        return ReservationPage([self._reservation_type(self, data) for data in found], token)
+
+    def _bound(self, given: object, data: ReservationData) -> Res:
+        """The reservation object a call was given, brought up to date, or a new one for an id."""
+        if isinstance(given, _ReservationState) and getattr(given, "_client", None) is self:
+            given._apply(data)
+            return cast(Res, given)
+        return self._reservation_type(self, data)
+
+
+class SyncClient(Reserving[Reservation], Blocking):
+    """The blocking flavour (:class:`scrawn.Scrawn`): steps run in the calling thread."""
 
     _transport: Transport
+    _reservation_type = Reservation
+    _in_thread = staticmethod(call_now)
+    _sleep = staticmethod(time.sleep)
+    _run_hook = staticmethod(_retry.run_sync_hook)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
     def flush(self, timeout: float | None = None) -> bool:
-        raise NotImplementedError
+        """Block until every event tracked — by ``track()``, the middleware, ``track_ai()`` or a wrapped
+        LLM client — before this call is settled: delivered (kept for repricing counts as delivered) or
+        failed for good. Returns ``False`` if ``timeout`` seconds passed first, or if any event was dropped
+        since the previous completed ``flush()`` (see :attr:`dropped_count`)."""
+        return run(self._flush_steps(timeout))
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Deliver tracked events and queued AI events (waiting at most ``timeout`` seconds in all;
+        ``None``: ``exit_timeout``, 5 s by default, for each buffer) and release connections. ``False`` when
+        events were left undelivered (tracked ones stay in the spool, if there is one). Call ``flush()``
+        first to wait longer."""
+        return run(self._close_steps(timeout))
 
     def _rpc(self, rpc: Rpc[R]) -> R:
-        """Send one call with the automatic retries (the client's I/O)."""
-        raise NotImplementedError
+        return run(self._rpc_steps(rpc))
 
     def _event(self, call: EventCall[T]) -> EventResult:
-        """Send one event call, its failures through ``on_error`` (the client's I/O)."""
-        raise NotImplementedError
+        return run(self._event_steps(call))
 
 
-class AsyncClient(ClientBase):
-    """What the integrations use of :class:`scrawn.AsyncScrawn`."""
+class AsyncClient(Reserving[AsyncReservation], Asyncio):
+    """The asyncio flavour (:class:`scrawn.AsyncScrawn`): steps are awaited, blocking ones in a thread."""
 
     _transport: AsyncTransport
+    _reservation_type = AsyncReservation
+    _in_thread = staticmethod(in_thread)
+    _sleep = staticmethod(asyncio.sleep)
+    _run_hook = staticmethod(call_now)  # an ``async def`` hook's coroutine is awaited
+    _loop: asyncio.AbstractEventLoop | None = None  # where on_error hooks of track() run
+
+    def _new_tracker(self) -> Tracker:
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+        return Tracker(self._config, hook_loop=lambda: self._loop)
+
+    def _flushing(self) -> None:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
 
     async def flush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
-        raise NotImplementedError
+        """Wait until every event tracked (``track()``, middleware, ``track_ai()``, wrapped LLM clients)
+        before this call is settled; ``False`` on timeout or if any event was dropped since the previous
+        completed ``flush()`` (see ``Scrawn.flush``)."""
+        return await run_async(self._flush_steps(timeout))
+
+    async def close(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
+        """Deliver tracked events and queued AI events (waiting at most ``timeout`` seconds in all;
+        ``None``: ``exit_timeout`` for each buffer) and release connections. ``False`` when events were
+        left undelivered."""
+        return await run_async(self._close_steps(timeout))
+
+    aclose = close
 
     async def _rpc(self, rpc: Rpc[R]) -> R:
-        raise NotImplementedError
+        return await run_async(self._rpc_steps(rpc))
 
     async def _event(self, call: EventCall[T]) -> EventResult:
-        raise NotImplementedError
+        return await run_async(self._event_steps(call))
 
 
 AnyClient = SyncClient | AsyncClient

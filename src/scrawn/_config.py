@@ -8,7 +8,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from scrawn._retry import ErrorHook
 from scrawn._version import __version__
@@ -114,6 +114,17 @@ def resolve_config(
         exit_timeout=_positive("exit_timeout", exit_timeout),
         worker_http=worker_http,
     )
+
+
+OPTIONS: Final = (
+    "api_key", "base_url", "timeout", "max_retries", "on_error", "backoff_base", "backoff_max", "spool_path",
+    "spool_fsync", "buffer_size", "batch_size", "flush_interval", "exit_timeout",
+)  # fmt: skip
+
+
+def options(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The options among a client constructor's arguments (its ``locals()``), for :func:`resolve_config`."""
+    return {name: arguments[name] for name in OPTIONS}
 
 
 def _positive(name: str, value: object) -> float:

@@ -6,7 +6,7 @@ import the clients: this is not a cycle being dodged)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from scrawn._ai_track import track_ai
 from scrawn._ai_wrap import wrap_anthropic, wrap_openai
@@ -76,6 +76,12 @@ class Integrations:
             on_error=on_error,
             raw_request=raw_request,
         )
+
+    def _stream_consumer(self, chunks: object, fork: bool, options: dict[str, Any]) -> Any:
+        """The body of both clients' ``ai_token_stream_consumer`` (each types its own overloads)."""
+        from scrawn.ai import ai_token_stream_consumer
+
+        return ai_token_stream_consumer(self._as_client(), chunks, fork=fork, **options)  # type: ignore[call-overload]
 
     track_ai = client_method(track_ai)
     wrap_openai = client_method_second(wrap_openai)

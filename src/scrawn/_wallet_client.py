@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from scrawn import _wallet
-from scrawn._methods import async_call, sync_call
+from scrawn._methods import Asyncio, Blocking, Steps, call
 from scrawn._retry import Rpc
 from scrawn._wallet_results import (
     Balance,
@@ -272,37 +272,28 @@ class ReservationRequest:
 # -------------------------------------------------------------------------------------------- wallets
 
 
-class Wallet:
+class _WalletCalls:
+    """The calls of both wallet namespaces, each defined once in :mod:`scrawn._wallet` (validation,
+    request, result) and sent with the client's retries."""
+
+    def __init__(self, client: SyncClient | AsyncClient) -> None:
+        self._client = client
+
+    def _rpc_steps(self, rpc: Rpc[T]) -> Steps[T]:
+        return self._client._rpc_steps(rpc)
+
+    balance = call(_wallet.balance)
+    credit = call(_wallet.credit)
+    debit = call(_wallet.debit)
+    transactions = call(_wallet.transactions)
+    settings = call(_wallet.settings)
+    update_settings = call(_wallet.update_settings)
+
+
+class Wallet(_WalletCalls, Blocking):
     """``client.wallet``: prepaid credit on the ledger (``wallet.v1.WalletService``). Amounts are minor
-    units: ``int``, ``Decimal``, decimal ``str`` or ``float`` in; ``Decimal`` out. Each call is defined
-    once in :mod:`scrawn._wallet` (validation, request, result) and sent with the client's retries."""
-
-    def __init__(self, client: SyncClient) -> None:
-        self._client = client
-
-    def _rpc(self, rpc: Rpc[T]) -> T:
-        return self._client._rpc(rpc)
-
-    balance = sync_call(_wallet.balance)
-    credit = sync_call(_wallet.credit)
-    debit = sync_call(_wallet.debit)
-    transactions = sync_call(_wallet.transactions)
-    settings = sync_call(_wallet.settings)
-    update_settings = sync_call(_wallet.update_settings)
+    units: ``int``, ``Decimal``, decimal ``str`` or ``float`` in; ``Decimal`` out."""
 
 
-class AsyncWallet:
+class AsyncWallet(_WalletCalls, Asyncio):
     """``AsyncScrawn.wallet``: the calls of :class:`Wallet`, awaited."""
-
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
-
-    async def _rpc(self, rpc: Rpc[T]) -> T:
-        return await self._client._rpc(rpc)
-
-    balance = async_call(_wallet.balance)
-    credit = async_call(_wallet.credit)
-    debit = async_call(_wallet.debit)
-    transactions = async_call(_wallet.transactions)
-    settings = async_call(_wallet.settings)
-    update_settings = async_call(_wallet.update_settings)

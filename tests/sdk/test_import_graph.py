@@ -42,7 +42,7 @@ def import_graph() -> dict[str, set[str]]:
 def test_the_graph_sees_the_sdk_modules() -> None:
     graph = import_graph()
     assert "scrawn._sync" in graph and "scrawn.ai" in graph
-    assert "scrawn._core" in graph["scrawn._sync"]
+    assert "scrawn._client_base" in graph["scrawn._sync"]
     assert not any(m.startswith(("scrawn.server", "scrawn._proto")) for m in graph)
 
 
