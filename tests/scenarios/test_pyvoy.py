@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -47,11 +46,6 @@ def envoys_serving(port: int) -> list[int]:
     return found
 
 
-def port_is_free(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) != 0
-
-
 def test_every_protocol_then_sigterm_drains_and_exits_0(pyvoy_server: ServerHandle) -> None:
     for client in all_clients(pyvoy_server):
         with client:
@@ -83,8 +77,7 @@ def test_envoy_dies_with_a_killed_server(pyvoy_server: ServerHandle) -> None:
     deadline = time.monotonic() + 20
     while envoys_serving(pyvoy_server.port) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert envoys_serving(pyvoy_server.port) == []
-    assert port_is_free(pyvoy_server.port)
+    assert envoys_serving(pyvoy_server.port) == []  # (the port itself may already serve another test)
 
 
 def test_an_unknown_server_is_one_line(tmp_path: Path) -> None:

@@ -26,6 +26,9 @@ from scrawn.errors import (
 from tests.sdk.conftest import FlakyServer, balances_of, stored_events
 
 FAST = {"backoff_base": 0.01, "backoff_max": 0.05}
+# A call's timeout, and how long a "slow" answer takes: far apart, so that a busy machine neither times out a
+# healthy call nor answers a slow one in time.
+TIMEOUT, SLOW = 3.0, 8.0
 
 
 def keys_sent(flaky: FlakyServer) -> list[str]:
@@ -52,8 +55,8 @@ def test_retryable_failures_are_retried_with_one_key_sync(
 ) -> None:
     user = f"retry-{uuid.uuid4().hex}"
     flaky.script = list(failures)
-    flaky.slow_seconds = 1.0
-    with Scrawn(module_server.live_key, flaky.url, max_retries=3, timeout=0.5, **FAST) as client:
+    flaky.slow_seconds = SLOW
+    with Scrawn(module_server.live_key, flaky.url, max_retries=3, timeout=TIMEOUT, **FAST) as client:
         result = client.basic_usage_event_consumer(user_id=user, debit=9)
     assert len(flaky.attempts) == len(failures) + 1
     sent = keys_sent(flaky)
@@ -69,8 +72,8 @@ async def test_retryable_failures_are_retried_with_one_key_async(
 ) -> None:
     user = f"retry-{uuid.uuid4().hex}"
     flaky.script = ["unavailable", "drop", "slow"]
-    flaky.slow_seconds = 1.0
-    async with AsyncScrawn(module_server.live_key, flaky.url, timeout=0.5, **FAST) as client:
+    flaky.slow_seconds = SLOW
+    async with AsyncScrawn(module_server.live_key, flaky.url, timeout=TIMEOUT, **FAST) as client:
         result = await client.basic_usage_event_consumer(user_id=user, debit="1.5")
     assert len(flaky.attempts) == 4 and set(keys_sent(flaky)) == {result.idempotency_key}
     assert result.duplicate
@@ -80,8 +83,8 @@ async def test_retryable_failures_are_retried_with_one_key_async(
 def test_create_event_retries_with_one_key(module_server: Any, flaky: FlakyServer) -> None:
     user = f"retry-{uuid.uuid4().hex}"
     flaky.script = ["unavailable", "slow"]
-    flaky.slow_seconds = 1.0
-    with Scrawn(module_server.live_key, flaky.url, timeout=0.5, **FAST) as client:
+    flaky.slow_seconds = SLOW
+    with Scrawn(module_server.live_key, flaky.url, timeout=TIMEOUT, **FAST) as client:
         result = client.create_event(type="retry.kind", customer_ref=user)
     assert len(flaky.attempts) == 3 and set(keys_sent(flaky)) == {result.idempotency_key}
     assert result.duplicate and len(stored_events(module_server, user_prefix=user)) == 1
