@@ -72,6 +72,7 @@ PAGES: list[tuple[str, Callable[[Context], str], bool]] = [
     ("dashboard pricing", lambda c: "/dashboard/live/pricing", True),
     ("dashboard payments", lambda c: "/dashboard/live/payments", True),
     ("dashboard webhooks", lambda c: "/dashboard/live/webhooks", True),
+    ("dashboard quarantine", lambda c: "/dashboard/live/quarantine", True),
 ]
 
 

