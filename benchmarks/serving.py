@@ -167,8 +167,7 @@ def h2load(port: int, method: str, body: Path, calls: int, clients: int, streams
             "mean_latency": latency.group(1) if latency else "?"}  # fmt: skip
 
 
-def measure(stack: str, argv: list[str], python: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    port = int(argv[argv.index("--port") + 1]) if "--port" in argv else int(argv[-1])
+def measure(stack: str, argv: list[str], port: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}"}
     log = (work / f"{stack}.log").open("wb")
     process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -219,13 +218,14 @@ def main() -> None:
         missing: list[str] = []
         for r in range(args.rounds):  # interleaved: each round measures every stack once
             for stack in chosen:
-                argv = commands(args.python, free_port())[stack]
+                port = free_port()
+                argv = commands(args.python, port)[stack]
                 if argv is None:
                     if r == 0:
                         missing.append(stack)
                     continue
                 try:
-                    runs[stack].append(measure(stack, argv, args.python, args, work))
+                    runs[stack].append(measure(stack, argv, port, args, work))
                 except Exception as e:  # a stack that cannot serve is a finding, not a crash
                     log = (work / f"{stack}.log").read_text()[-2000:]
                     print(f"  {stack}: {e!r}; log: {log}", file=sys.stderr)

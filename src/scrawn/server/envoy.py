@@ -11,20 +11,18 @@ import contextlib
 import ctypes
 import importlib.util
 import json
-import logging
 import os
 import signal
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from scrawn.server.checks import OperatorError
 from scrawn.server.config import Settings
 
-log = logging.getLogger("scrawn.serve")
 APP = "scrawn.server.asgi:app"
 DRAIN_SECONDS = 10  # how long calls in flight may take to finish once SIGTERM came
 PR_SET_PDEATHSIG = 1
@@ -116,13 +114,7 @@ async def run(settings: Settings, stop: asyncio.Event, ready: Callable[[], None]
 
 
 async def _admin_address(envoy: asyncio.subprocess.Process, path: Path) -> str:
-    for _ in range(600):
-        if envoy.returncode is not None:
-            raise RuntimeError(f"Envoy exited with code {envoy.returncode} while starting")
-        if address := await asyncio.to_thread(_read, path):
-            return address
-        await asyncio.sleep(0.05)
-    raise RuntimeError("Envoy did not start within 30 s")
+    return await _poll(envoy, "start", lambda: asyncio.to_thread(_read, path), seconds=30)
 
 
 def _read(path: Path) -> str:
@@ -139,15 +131,28 @@ async def _get(admin: str, path: str, method: str = "GET") -> str:
 
 
 async def _until_serving(envoy: asyncio.subprocess.Process, admin: str) -> None:
-    """Envoy's listener is up once the app's lifespan start-up ran (the schema checked, the committer on)."""
-    for _ in range(1200):
-        if envoy.returncode is not None:
-            raise RuntimeError(f"Envoy exited with code {envoy.returncode} while starting")
+    """Envoy reports LIVE once its listener is bound and its workers run (the app answers ``/readyz``)."""
+
+    async def live() -> str:
         with contextlib.suppress(OSError):
-            if (await _get(admin, "/ready")).strip() == "LIVE":
-                return
+            return "yes" if (await _get(admin, "/ready")).strip() == "LIVE" else ""
+        return ""
+
+    await _poll(envoy, "become ready", live)
+
+
+async def _poll(
+    envoy: asyncio.subprocess.Process, what: str, probe: Callable[[], Awaitable[str]], seconds: float = 60
+) -> str:
+    """``probe()`` every 50 ms until it answers something, failing at once if Envoy exits meanwhile."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if envoy.returncode is not None:
+            raise RuntimeError(f"Envoy exited with code {envoy.returncode} while trying to {what}")
+        if answer := await probe():
+            return answer
         await asyncio.sleep(0.05)
-    raise RuntimeError("Envoy did not become ready within 60 s")
+    raise RuntimeError(f"Envoy did not {what} within {seconds:.0f} s")
 
 
 async def _drain(admin: str) -> None:
