@@ -33,8 +33,10 @@ class Settings:
     server: str = "hypercorn"  # SCRAWN_SERVER=pyvoy: Envoy's HTTP stack instead (docs/configuration.md)
     # Connections (docs/configuration.md#connections): seconds a connection may sit idle between calls, and
     # seconds any read may wait for the client's next bytes (a half-sent request, a bare HTTP/2 preface).
-    idle_timeout: float = 5.0
-    read_timeout: float = 60.0
+    # Idle outlasts the 60 s of common load balancers and proxy pools: a server that closes first races the
+    # next call a client or proxy sends on the connection it still thinks open.
+    idle_timeout: float = 75.0
+    read_timeout: float = 90.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
