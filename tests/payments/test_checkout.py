@@ -569,6 +569,19 @@ def test_cli_configures_and_lists(module_server: ServerHandle, setup: dict[str, 
     )
     assert again.returncode == 0, again.stdout + again.stderr
     assert STRIPE_KEY not in again.stdout and STRIPE_KEY[-4:] in again.stdout
+    # --json: the same settings as one object, the key masked, and `show --json` reads back what was saved
+    as_json = scrawn(
+        "configure",
+        *("--provider", "stripe", "--product-name", "API usage", "--api-base", setup["stripe"].base_url),
+        *("--mode", "test", "--json"),
+        SCRAWN_PROVIDER_API_KEY=STRIPE_KEY,
+        SCRAWN_PROVIDER_WEBHOOK_SECRET=STRIPE_SECRET,
+    )
+    assert as_json.returncode == 0, as_json.stdout + as_json.stderr
+    saved = json.loads(as_json.stdout)
+    assert (saved["provider"], saved["productName"]) == ("stripe", "API usage"), saved
+    assert STRIPE_KEY not in as_json.stdout and STRIPE_SECRET not in as_json.stdout
+    assert json.loads(scrawn("show", "--mode", "test", "--json").stdout) == saved
     user = new_user()
     with Scrawn(module_server.test_key, module_server.base_url) as client:
         bill(client, user, "3")

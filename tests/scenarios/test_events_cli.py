@@ -173,14 +173,15 @@ def test_tail_shows_the_newest(module_server: ServerHandle) -> None:
     assert "BASIC_USAGE" in out and "0.5" in out
 
 
-def test_tail_follow_prints_new_events_once(module_server: ServerHandle) -> None:
+@pytest.mark.parametrize("as_json", [False, True], ids=["table", "json"])
+def test_tail_follow_prints_new_events_once(module_server: ServerHandle, as_json: bool) -> None:
     user = prefix() + "follow"
     with Scrawn(module_server.live_key, module_server.base_url) as client:
         before = client.basic_usage_event_consumer(user_id=user, debit=1)
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "scrawn.server.cli", "events", "tail", "--follow", "--interval", "0.2"),
-            *("--user", user, "--project", module_server.project_id),
+            *("--user", user, "--project", module_server.project_id, *(["--json"] if as_json else [])),
         ],
         env=module_server.env | {"COLUMNS": "300"},
         stdout=subprocess.PIPE,
@@ -220,3 +221,15 @@ def test_tail_follow_prints_new_events_once(module_server: ServerHandle) -> None
     out = "".join(seen)
     for event in [before, *after]:
         assert out.count(event.event_id) == 1, out
+    if as_json:  # JSON Lines: every line one event, in the order stored, fit to feed back (`events explain`)
+        printed = [json.loads(line) for line in seen]
+        assert [e["event_id"] for e in printed] == [e.event_id for e in [before, *after]]
+        assert [e["user_id"] for e in printed] == [user] * 3
+        explain = [sys.executable, "-m", "scrawn.server.cli", "explain", printed[-1]["event_id"], "--json"]
+        explained = subprocess.run(
+            [*explain, "--project", module_server.project_id],
+            env=module_server.env,
+            capture_output=True,
+            timeout=120,
+        )
+        assert json.loads(explained.stdout)["event"]["event_id"] == after[-1].event_id, explained.stderr
