@@ -74,6 +74,17 @@ def test_insufficient_funds_carries_a_detail(module_server) -> None:
         ("Credit", w.CreditRequest(userId="u", amount="NaN", idempotencyKey="k"), "amount"),
         ("Credit", w.CreditRequest(userId="u", amount="1e30", idempotencyKey="k"), "amount"),
         ("Credit", w.CreditRequest(userId="u", amount="1", idempotencyKey=""), "idempotencyKey"),
+        # the server's own keys (a provider payment's credit) cannot be taken first
+        (
+            "Credit",
+            w.CreditRequest(userId="u", amount="1", idempotencyKey="payment:stripe:pi_1"),
+            "idempotencyKey",
+        ),
+        (
+            "Debit",
+            w.DebitRequest(userId="u", amount="1", idempotencyKey=f"void:{uuid.uuid4()}"),
+            "idempotencyKey",
+        ),
         ("Credit", w.CreditRequest(userId="", amount="1", idempotencyKey="k"), "userId"),
         ("Credit", w.CreditRequest(userId="u", amount="1", idempotencyKey="k", kind="gift"), "kind"),
         ("Debit", w.DebitRequest(userId="u", amount="Infinity", idempotencyKey="k"), "amount"),

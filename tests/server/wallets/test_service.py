@@ -19,6 +19,7 @@ from scrawn.errors import (
     ValidationError,
 )
 from scrawn.server.db.engine import now_ms
+from scrawn.server.events.void_service import reversal_key
 from scrawn.server.wallets import repository as repo
 from scrawn.server.wallets import service as wallets
 from scrawn.server.wallets.repository import Reservation
@@ -238,6 +239,9 @@ def test_amounts_are_rounded_once_half_even_to_a_micro_unit(text: str, expected:
         (lambda: wallets.check_user(" "), "userId"),
         (lambda: wallets.check_user("u" * 257), "userId"),
         (lambda: wallets.check_key(""), "idempotencyKey"),
+        (lambda: wallets.check_key(reversal_key(str(uuid.uuid4()))), "idempotencyKey"),
+        (lambda: wallets.check_key("payment:stripe:pi_1"), "idempotencyKey"),
+        (lambda: wallets.check_key("refund:lemonsqueezy:1:5"), "idempotencyKey"),
         (lambda: wallets.check_description("d" * 256), "description"),
         (lambda: wallets.check_ttl(86_401), "ttlSeconds"),
         (lambda: wallets.check_expires_at(1), "expiresAt"),

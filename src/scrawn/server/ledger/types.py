@@ -8,6 +8,10 @@ from decimal import Decimal
 
 ZERO = Decimal(0)
 
+# The idempotency keys of the entries the server writes itself: void reversals, provider payments and
+# refunds. One namespace with the keys callers give wallet calls, so those may not begin with these.
+SERVER_KEY_PREFIXES = ("void:", "payment:", "refund:")
+
 Scope = tuple[str, str, str]  # (project_id, mode, user_id): the unit a balance row and its lock cover
 
 

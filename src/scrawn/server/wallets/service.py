@@ -23,7 +23,7 @@ from scrawn.server.clock import iso
 from scrawn.server.db.engine import now_ms
 from scrawn.server.ledger import service as ledger
 from scrawn.server.ledger.rules import fingerprint
-from scrawn.server.ledger.types import Balance, Entry, LedgerEntry
+from scrawn.server.ledger.types import SERVER_KEY_PREFIXES, Balance, Entry, LedgerEntry
 from scrawn.server.paging import MAX_PAGE
 from scrawn.server.wallets import repository as repo
 from scrawn.server.wallets.repository import Reservation
@@ -76,7 +76,12 @@ def check_amount(field: str, text: str, *, allow_zero: bool = False) -> Decimal:
 
 
 def check_key(key: str) -> str:
-    return _check_text("idempotencyKey", key, MAX_KEY, "is required so that a retry is never applied twice")
+    key = _check_text("idempotencyKey", key, MAX_KEY, "is required so that a retry is never applied twice")
+    if key.startswith(SERVER_KEY_PREFIXES):  # taking one would pre-empt, and so swallow, the server's entry
+        raise _fail(
+            "idempotencyKey", f"must not begin with {', '.join(SERVER_KEY_PREFIXES)} (the server's own)"
+        )
+    return key
 
 
 def check_description(text: str) -> str | None:
