@@ -3,6 +3,8 @@ be distributed by project. Timestamps are integer Unix milliseconds: identical o
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -17,6 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.schema import SchemaItem
 
 from scrawn.server.db.types import Micros
 
@@ -29,6 +32,57 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
+
+
+def _user() -> Column[Any]:
+    return Column("user_id", String(256), nullable=False)
+
+
+def _idempotency() -> list[Column[Any]]:
+    """The client's idempotency key and the fingerprint of what it was first used for."""
+    return [
+        Column("idempotency_key", String(255), nullable=False),
+        Column("fingerprint", String(64), nullable=False),
+    ]
+
+
+def _per_mode(name: str, *items: SchemaItem, key: tuple[str, ...] = (), idempotent: bool = False) -> Table:
+    """A project's rows in one mode: project_id and mode, then ``items``; keyed by (project_id, mode, *key).
+    With ``idempotent``, an idempotency key is unique per project and mode."""
+    unique = [UniqueConstraint("project_id", "mode", "idempotency_key")] if idempotent else []
+    return Table(
+        name,
+        metadata,
+        Column("project_id", String(36), nullable=False),
+        Column("mode", String(4), nullable=False),
+        *items,
+        PrimaryKeyConstraint("project_id", "mode", *key),
+        *unique,
+    )
+
+
+def _rows(name: str, *items: SchemaItem, id_length: int = 36, idempotent: bool = False) -> Table:
+    """A project's per-mode rows, keyed by (project_id, mode, id); ``items`` follow the id."""
+    row_id = Column("id", String(id_length), nullable=False)
+    return _per_mode(name, row_id, *items, key=("id",), idempotent=idempotent)
+
+
+def _versioned(name: str, key: Column[Any], value: Column[Any]) -> Table:
+    """A versioned catalog entry (tags, expressions, event prices): one row per version of ``key``; a
+    deletion is a version with ``deleted`` set."""
+    return Table(
+        name,
+        metadata,
+        Column("project_id", String(36), nullable=False),
+        key,
+        Column("version", Integer, nullable=False),
+        value,
+        Column("deleted", Boolean, nullable=False, default=False),
+        Column("created_at", BigInteger, nullable=False),
+        Column("changed_by", String(36)),  # who made this version: the API key id, or "cli"; NULL before 0009
+        PrimaryKeyConstraint("project_id", key.name, "version"),
+    )
+
 
 projects = Table(
     "projects",
@@ -64,55 +118,23 @@ api_keys = Table(
     Index("ix_api_keys_key_hash", "key_hash"),
 )
 
-tags = Table(
-    "tags",
-    metadata,
-    Column("project_id", String(36), nullable=False),
-    Column("key", String(128), nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("price", Micros, nullable=False),
-    Column("deleted", Boolean, nullable=False, default=False),
-    Column("created_at", BigInteger, nullable=False),
-    Column("changed_by", String(36)),  # who made this version: the API key id, or "cli"; NULL before 0009
-    PrimaryKeyConstraint("project_id", "key", "version"),
+tags = _versioned("tags", Column("key", String(128), nullable=False), Column("price", Micros, nullable=False))
+
+expressions = _versioned(
+    "expressions", Column("name", String(128), nullable=False), Column("text", Text, nullable=False)
 )
 
-expressions = Table(
-    "expressions",
-    metadata,
-    Column("project_id", String(36), nullable=False),
-    Column("name", String(128), nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("text", Text, nullable=False),
-    Column("deleted", Boolean, nullable=False, default=False),
-    Column("created_at", BigInteger, nullable=False),
-    Column("changed_by", String(36)),  # who made this version: the API key id, or "cli"; NULL before 0009
-    PrimaryKeyConstraint("project_id", "name", "version"),
-)
-
-event_prices = Table(
+event_prices = _versioned(
     "event_prices",
-    metadata,
-    Column("project_id", String(36), nullable=False),
     Column("event_type", String(128), nullable=False),  # a typed event's type, e.g. "document.processed"
-    Column("version", Integer, nullable=False),
     Column("expression", Text, nullable=False),  # may use quantity()
-    Column("deleted", Boolean, nullable=False, default=False),
-    Column("created_at", BigInteger, nullable=False),
-    Column("changed_by", String(36)),  # who made this version: the API key id, or "cli"; NULL before 0009
-    PrimaryKeyConstraint("project_id", "event_type", "version"),
 )
 
-events = Table(
+events = _rows(
     "events",
-    metadata,
-    Column("project_id", String(36), nullable=False),
-    Column("mode", String(4), nullable=False),
-    Column("id", String(36), nullable=False),
-    Column("idempotency_key", String(255), nullable=False),
-    Column("fingerprint", String(64), nullable=False),  # hash of the request's content, for duplicates
+    *_idempotency(),  # the fingerprint: a hash of the request's content, for duplicates
     Column("event_type", String(32), nullable=False),  # BASIC_USAGE | AI_TOKEN_USAGE | TYPED
-    Column("user_id", String(256), nullable=False),
+    _user(),
     Column("basic_usage_type", String(32)),
     Column("reported_at", BigInteger, nullable=False),  # Unix seconds
     Column("ingested_at", BigInteger, nullable=False),  # Unix ms
@@ -137,38 +159,31 @@ events = Table(
     Column("voided_at", BigInteger),  # Unix ms
     Column("voided_by", String(36)),  # the API key id
     Column("void_reason", String(255)),
-    PrimaryKeyConstraint("project_id", "mode", "id"),
-    UniqueConstraint("project_id", "mode", "idempotency_key"),
     Index("ix_events_user", "project_id", "mode", "user_id", "ingested_at"),
     Index("ix_events_ingested", "project_id", "mode", "ingested_at"),
+    idempotent=True,
 )
 
 # Billed usage per project, mode and quarter hour of ingest time (UTC), written in the transaction that
 # stores or voids the events (docs/dashboard.md#the-usage-rollup). Voided events are left out, as the
 # events' own sums leave them out. The debits are split as ``db/sums.py`` splits a sum, so no total of
 # BIGINT micro-units can overflow a column.
-usage_rollup = Table(
+usage_rollup = _per_mode(
     "usage_rollup",
-    metadata,
-    Column("project_id", String(36), nullable=False),
-    Column("mode", String(4), nullable=False),
     Column("slot_start", BigInteger, nullable=False),  # Unix ms, a multiple of 15 minutes
     Column("events", BigInteger, nullable=False),
     Column("debit_hi", BigInteger, nullable=False),  # Σ debit micro-units >> 32
     Column("debit_lo", BigInteger, nullable=False),  # Σ debit micro-units & 0xFFFFFFFF
-    PrimaryKeyConstraint("project_id", "mode", "slot_start"),
+    key=("slot_start",),
 )
 
-quarantined_events = Table(  # well-formed events the configuration could not price (docs/pricing-safety.md)
+# Well-formed events the configuration could not price (docs/pricing-safety.md), under the id each will be
+# stored under once priced.
+quarantined_events = _rows(
     "quarantined_events",
-    metadata,
-    Column("project_id", String(36), nullable=False),
-    Column("mode", String(4), nullable=False),
-    Column("id", String(36), nullable=False),  # the event id it will be stored under once priced
-    Column("idempotency_key", String(255), nullable=False),
-    Column("fingerprint", String(64), nullable=False),  # the request's content, for duplicates
+    *_idempotency(),
     Column("event_type", String(32), nullable=False),  # BASIC_USAGE | AI_TOKEN_USAGE | TYPED
-    Column("user_id", String(256), nullable=False),
+    _user(),
     Column("reported_at", BigInteger, nullable=False),  # Unix seconds, kept when repriced
     Column("received_at", BigInteger, nullable=False),  # Unix ms
     Column("input", Text, nullable=False),  # JSON: the validated event, enough to price it again
@@ -178,18 +193,13 @@ quarantined_events = Table(  # well-formed events the configuration could not pr
     Column("attempts", Integer, nullable=False, server_default="0"),  # reprices tried that failed
     Column("last_attempt_at", BigInteger),
     Column("repriced_at", BigInteger),  # NULL while it waits
-    PrimaryKeyConstraint("project_id", "mode", "id"),
-    UniqueConstraint("project_id", "mode", "idempotency_key"),
     Index("ix_quarantined_events_waiting", "project_id", "mode", "repriced_at", "received_at"),
+    idempotent=True,
 )
 
-ledger_entries = Table(
+ledger_entries = _rows(
     "ledger_entries",
-    metadata,
-    Column("project_id", String(36), nullable=False),
-    Column("mode", String(4), nullable=False),
-    Column("id", String(36), nullable=False),
-    Column("user_id", String(256), nullable=False),
+    _user(),
     Column(
         "kind", String(32), nullable=False
     ),  # usage | payment | top_up | grant | adjustment | refund | debit | capture | expiry | void
@@ -200,8 +210,6 @@ ledger_entries = Table(
     Column("fingerprint", String(64)),
     Column("description", String(255)),
     Column("created_at", BigInteger, nullable=False),
-    PrimaryKeyConstraint("project_id", "mode", "id"),
-    UniqueConstraint("project_id", "mode", "idempotency_key"),
     Index("ix_ledger_entries_user", "project_id", "mode", "user_id", "created_at"),
     # Payments over time (the dashboard's Overview) without reading the usage entries: partial, so the
     # entries ingest writes never enter it.
@@ -213,28 +221,23 @@ ledger_entries = Table(
         sqlite_where=text(PAYMENTS_ONLY),
         postgresql_where=text(PAYMENTS_ONLY),
     ),
+    idempotent=True,
 )
 
-reservations = Table(
+reservations = _rows(
     "reservations",
-    metadata,
-    Column("project_id", String(36), nullable=False),
-    Column("mode", String(4), nullable=False),
-    Column("id", String(36), nullable=False),
-    Column("user_id", String(256), nullable=False),
+    _user(),
     Column("amount", Micros, nullable=False),  # held while active
     Column("status", String(10), nullable=False),  # active | confirmed | cancelled | expired
-    Column("idempotency_key", String(255), nullable=False),
-    Column("fingerprint", String(64), nullable=False),
+    *_idempotency(),
     Column("description", String(255)),
     Column("expires_at", BigInteger, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("confirmed_amount", Micros),
     Column("transaction_id", String(36)),
-    PrimaryKeyConstraint("project_id", "mode", "id"),
-    UniqueConstraint("project_id", "mode", "idempotency_key"),
     Index("ix_reservations_active", "status", "expires_at"),
     Index("ix_reservations_user", "project_id", "mode", "user_id", "created_at"),
+    idempotent=True,
 )
 
 model_price_overrides = Table(  # per-project LLM prices (docs/usage.md): custom models, negotiated rates
@@ -258,14 +261,9 @@ model_price_overrides = Table(  # per-project LLM prices (docs/usage.md): custom
     Index("ix_model_price_overrides_model", "project_id", "model", "effective_from"),
 )
 
-usage_records = Table(  # RecordUsage (docs/usage.md): priced LLM usage, customer or system context
+usage_records = _rows(  # RecordUsage (docs/usage.md): priced LLM usage, customer or system context
     "usage_records",
-    metadata,
-    Column("project_id", String(36), nullable=False),
-    Column("mode", String(4), nullable=False),
-    Column("id", String(36), nullable=False),
-    Column("idempotency_key", String(255), nullable=False),
-    Column("fingerprint", String(64), nullable=False),
+    *_idempotency(),
     Column("user_id", String(256), nullable=False),  # "" for system usage with no user
     Column("context", String(8), nullable=False),  # customer | system
     Column("transaction_id", String(36)),  # customer: the reservation's capture entry
@@ -288,19 +286,15 @@ usage_records = Table(  # RecordUsage (docs/usage.md): priced LLM usage, custome
     Column("description", String(255)),
     Column("occurred_at", BigInteger, nullable=False),  # Unix ms
     Column("created_at", BigInteger, nullable=False),
-    PrimaryKeyConstraint("project_id", "mode", "id"),
-    UniqueConstraint("project_id", "mode", "idempotency_key"),
     Index("ix_usage_records_time", "project_id", "mode", "occurred_at"),
     Index("ix_usage_records_user", "project_id", "mode", "user_id", "occurred_at"),
     Index("ix_usage_records_transaction", "project_id", "mode", "transaction_id"),
+    idempotent=True,
 )
 
-balances = Table(
+balances = _per_mode(
     "balances",
-    metadata,
-    Column("project_id", String(36), nullable=False),
-    Column("mode", String(4), nullable=False),
-    Column("user_id", String(256), nullable=False),
+    _user(),
     Column("balance", Micros, nullable=False),  # Σ ledger_entries.amount, kept in the same transaction
     Column("held", Micros, nullable=False, server_default="0"),  # Σ active reservations
     Column("updated_at", BigInteger, nullable=False),
@@ -309,16 +303,14 @@ balances = Table(
     Column("spend_period", Integer),  # the month ``spent`` counts, as yyyymm
     Column("spent", Micros, nullable=False, server_default="0"),  # usage + debit + capture in that month
     Column("low_balance_threshold", Micros),  # record a balance.low alert when available crosses below
-    PrimaryKeyConstraint("project_id", "mode", "user_id"),
+    key=("user_id",),
 )
 
-credit_lots = Table(  # credits with an expiry, consumed soonest-expiring first (docs/wallets.md)
+# Credits with an expiry, consumed soonest-expiring first (docs/wallets.md); the id is the credit's ledger
+# entry id.
+credit_lots = _rows(
     "credit_lots",
-    metadata,
-    Column("project_id", String(36), nullable=False),
-    Column("mode", String(4), nullable=False),
-    Column("id", String(36), nullable=False),  # the credit's ledger entry id
-    Column("user_id", String(256), nullable=False),
+    _user(),
     Column("amount", Micros, nullable=False),  # credited
     Column("remaining", Micros, nullable=False),  # not yet consumed nor expired
     Column("expired", Micros, nullable=False, server_default="0"),  # Σ its expiry entries
@@ -326,36 +318,27 @@ credit_lots = Table(  # credits with an expiry, consumed soonest-expiring first 
     Column("expires_at", BigInteger, nullable=False),  # Unix ms
     Column("due_at", BigInteger),  # when a sweeper should look at it next; NULL = nothing left to expire
     Column("created_at", BigInteger, nullable=False),
-    PrimaryKeyConstraint("project_id", "mode", "id"),
     Index("ix_credit_lots_user", "project_id", "mode", "user_id", "expires_at"),
     Index("ix_credit_lots_due", "due_at"),
 )
 
-balance_alerts = Table(  # balance.low crossings, recorded in the transaction that crossed (for webhooks)
+balance_alerts = _rows(  # balance.low crossings, recorded in the transaction that crossed (for webhooks)
     "balance_alerts",
-    metadata,
-    Column("project_id", String(36), nullable=False),
-    Column("mode", String(4), nullable=False),
-    Column("id", String(36), nullable=False),
-    Column("user_id", String(256), nullable=False),
+    _user(),
     Column("kind", String(32), nullable=False),  # balance.low
     Column("threshold", Micros, nullable=False),
     Column("balance", Micros, nullable=False),  # after the crossing
     Column("available", Micros, nullable=False),  # after the crossing (< threshold)
     Column("created_at", BigInteger, nullable=False),
     Column("delivered_at", BigInteger),  # set by the webhook outbox (payments issue)
-    PrimaryKeyConstraint("project_id", "mode", "id"),
     Index("ix_balance_alerts_pending", "delivered_at", "created_at"),
     Index("ix_balance_alerts_user", "project_id", "mode", "user_id", "created_at"),
 )
 
 # Payments (docs/payments.md) --------------------------------------------------------------------------------
 
-payment_configs = Table(  # one checkout provider per project and mode
+payment_configs = _per_mode(  # one checkout provider per project and mode
     "payment_configs",
-    metadata,
-    Column("project_id", String(36), nullable=False),
-    Column("mode", String(4), nullable=False),
     Column("provider", String(16), nullable=False),  # lemonsqueezy | stripe
     Column("api_key", Text, nullable=False),  # sealed (server/secretbox.py): never returned in full
     Column("api_key_hint", String(16), nullable=False),  # the key's last 4 characters
@@ -368,16 +351,11 @@ payment_configs = Table(  # one checkout provider per project and mode
     Column("api_base", String(255)),  # the provider's API address; NULL = its public one
     Column("checkout_ttl", Integer, nullable=False),  # seconds a checkout link stays open
     Column("updated_at", BigInteger, nullable=False),
-    PrimaryKeyConstraint("project_id", "mode"),
 )
 
-checkouts = Table(  # a checkout link: one provider session for one user and amount
-    "checkouts",
-    metadata,
-    Column("project_id", String(36), nullable=False),
-    Column("mode", String(4), nullable=False),
-    Column("id", String(36), nullable=False),  # random: /checkout/{id} is public
-    Column("user_id", String(256), nullable=False),
+checkouts = _rows(  # a checkout link: one provider session for one user and amount
+    "checkouts",  # its id is random: /checkout/{id} is public
+    _user(),
     Column("purpose", String(12), nullable=False),  # outstanding | top_up
     Column("amount", Micros, nullable=False),  # in the project's amount unit: what paying it all credits
     Column("charge", BigInteger, nullable=False),  # what the provider charges, in the currency's minor unit
@@ -394,7 +372,6 @@ checkouts = Table(  # a checkout link: one provider session for one user and amo
     Column("expires_at", BigInteger, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
-    PrimaryKeyConstraint("project_id", "mode", "id"),
     Index("ix_checkouts_id", "id"),
     Index("ix_checkouts_user", "project_id", "mode", "user_id", "status"),
     Index("ix_checkouts_payment", "provider_payment_id"),
@@ -415,25 +392,17 @@ inbound_webhooks = Table(  # provider webhook events, stored once: a replay is a
     PrimaryKeyConstraint("project_id", "provider", "event_id"),
 )
 
-webhook_endpoints = Table(  # where a project's outbound webhooks go, one per mode
+webhook_endpoints = _per_mode(  # where a project's outbound webhooks go, one per mode
     "webhook_endpoints",
-    metadata,
-    Column("project_id", String(36), nullable=False),
-    Column("mode", String(4), nullable=False),
     Column("url", Text, nullable=False),
     Column("secret", Text, nullable=False),  # sealed whsec_… (v1, HMAC-SHA256)
     Column("signing_key", Text, nullable=False),  # sealed whsk_… (v1a, Ed25519 private key)
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
-    PrimaryKeyConstraint("project_id", "mode"),
 )
 
-webhook_messages = Table(  # the outbound outbox: written in the transaction that changed the ledger
-    "webhook_messages",
-    metadata,
-    Column("project_id", String(36), nullable=False),
-    Column("mode", String(4), nullable=False),
-    Column("id", String(40), nullable=False),  # msg_…: the webhook-id every attempt carries
+webhook_messages = _rows(  # the outbound outbox: written in the transaction that changed the ledger
+    "webhook_messages",  # its id, msg_…: the webhook-id every attempt carries
     Column("type", String(32), nullable=False),  # payment.succeeded | … | balance.low | reservation.expired
     Column("payload", Text, nullable=False),  # the exact JSON body sent
     Column("status", String(12), nullable=False),  # pending | delivered | failed (retries exhausted)
@@ -442,16 +411,13 @@ webhook_messages = Table(  # the outbound outbox: written in the transaction tha
     Column("delivered_at", BigInteger),
     Column("last_error", Text),
     Column("created_at", BigInteger, nullable=False),
-    PrimaryKeyConstraint("project_id", "mode", "id"),
     Index("ix_webhook_messages_due", "next_attempt_at"),
     Index("ix_webhook_messages_created", "project_id", "mode", "created_at"),
+    id_length=40,
 )
 
-webhook_attempts = Table(  # the delivery log
+webhook_attempts = _per_mode(  # the delivery log
     "webhook_attempts",
-    metadata,
-    Column("project_id", String(36), nullable=False),
-    Column("mode", String(4), nullable=False),
     Column("message_id", String(40), nullable=False),
     Column("attempt", Integer, nullable=False),
     Column("url", Text, nullable=False),
@@ -461,5 +427,5 @@ webhook_attempts = Table(  # the delivery log
     # The start of the endpoint's answer (its first 1,024 bytes as text); NULL: no answer, or before 0011.
     Column("response_body", Text),
     Column("attempted_at", BigInteger, nullable=False),
-    PrimaryKeyConstraint("project_id", "mode", "message_id", "attempt"),
+    key=("message_id", "attempt"),
 )
