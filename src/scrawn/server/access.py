@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from scrawn.server.logs import RequestInfo, current_request
-from scrawn.server.metrics import OTHER, ASGIApp, Message, RpcWatch, Scope, Send
+from scrawn.server.metrics import OTHER, ASGIApp, Message, Metrics, RpcWatch, Scope, Send
 from scrawn.server.tracing import request_span
 
 log = logging.getLogger("scrawn.access")
@@ -45,8 +45,10 @@ def _protocol(scope: Scope, is_rpc: bool) -> str:
     return "connect"
 
 
-def wrap(app: ASGIApp, rpc_methods: Iterable[str]) -> ASGIApp:
-    """Log every HTTP request to ``app`` once it ends (or fails), with the request id set around it."""
+def wrap(app: ASGIApp, rpc_methods: Iterable[str], metrics: Metrics | None = None) -> ASGIApp:
+    """Log every HTTP request to ``app`` once it ends (or fails), with the request id set around it; with
+    ``metrics``, count and time it there too. ``rpc_methods``: the ``/package.Service/Method`` paths served,
+    labelled by name (any other path under a service is ``other``)."""
     rpc_methods = frozenset(rpc_methods)
 
     async def logged(scope: Scope, receive: Any, send: Send) -> None:
@@ -87,14 +89,19 @@ def wrap(app: ASGIApp, rpc_methods: Iterable[str]) -> ASGIApp:
                 if span is not None:
                     span.set_attribute("scrawn.request_id", info.id)
         finally:
+            seconds = time.perf_counter() - start
+            # Starlette records the matched route in the (shared) scope: its template names the request.
             route = path if is_rpc else getattr(scope.get("route"), "path", None)
+            code = watch.code() if is_rpc else None
+            if metrics is not None:
+                metrics.observe_request(route or OTHER, str(status) if code is None else code, seconds)
             fields = {
                 "protocol": _protocol(scope, is_rpc),
                 "method": scope.get("method"),
                 ("rpc" if is_rpc else "route"): route or (path if status == 404 else OTHER),
                 "status": status,
-                "code": watch.code() if is_rpc else None,
-                "duration_ms": round((time.perf_counter() - start) * 1000, 3),
+                "code": code,
+                "duration_ms": round(seconds * 1000, 3),
                 "bytes_in": received,
                 "bytes_out": sent,
                 "key_id": info.key_id,

@@ -189,7 +189,7 @@ def create_app(settings: Settings) -> ASGIApp:
 
     # Outermost, so the time and status cover everything the client sees.
     methods = rpc_method_paths([a.path for a in rpc_apps])
-    served: Any = access.wrap(app if metrics is None else metrics.wrap(app, methods), methods)
+    served: Any = access.wrap(app, methods, metrics)
     served.services = services
     served.routes = http.routes  # the HTTP route table: the OpenAPI tests check the document against it
     return served

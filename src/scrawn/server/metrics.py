@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections import Counter as Tally
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
@@ -137,43 +136,6 @@ class Metrics:
             histogram = self._by_route[route] = self.request_duration.labels(route)
         counter.inc()
         histogram.observe(seconds)
-
-    def wrap(self, app: ASGIApp, rpc_methods: Iterable[str]) -> ASGIApp:
-        """Count and time every HTTP request to ``app``. ``rpc_methods``: the ``/package.Service/Method``
-        paths served, labelled by name (any other path under a service is ``other``). Only reads the
-        messages passing through ``send``: streaming, HTTP/2 and trailers are untouched."""
-        rpc_methods = frozenset(rpc_methods)
-
-        async def metered(scope: Scope, receive: Any, send: Send) -> None:
-            if scope["type"] != "http":
-                await app(scope, receive, send)
-                return
-            start = time.perf_counter()
-            path: str = scope["path"]
-            if path in rpc_methods:
-                watch = RpcWatch(send)
-                try:
-                    await app(scope, receive, watch)
-                finally:
-                    self.observe_request(path, watch.code(), time.perf_counter() - start)
-                return
-            status = 500  # what the server sends if the app raises before starting a response
-
-            async def watch_status(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                await send(message)
-
-            try:
-                await app(scope, receive, watch_status)
-            finally:
-                # Starlette records the matched route in the (shared) scope: its template is the label.
-                route = scope.get("route")
-                label = getattr(route, "path", None) or OTHER
-                self.observe_request(label, str(status), time.perf_counter() - start)
-
-        return metered
 
     # -- the endpoint ------------------------------------------------------------------------------------
 
