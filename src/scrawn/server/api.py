@@ -61,13 +61,7 @@ TAG = obj({"key": STRING, "price": DECIMAL, "version": INTEGER, "createdAt": UNI
 EXPRESSION = obj({"name": STRING, "expression": STRING, "version": INTEGER, "createdAt": UNIX_MS})
 EVENT_PRICE = obj({"type": STRING, "expression": STRING, "version": INTEGER, "createdAt": UNIX_MS})
 DELETED = obj({"deleted": STRING, "recentEvents": INTEGER})
-RATES = (
-    "inputPerMillion",
-    "outputPerMillion",
-    "cachedInputPerMillion",
-    "cacheWritePerMillion",
-    "audioPerMinute",
-)
+RATES = tuple(overrides.RATE_FIELDS)
 MODEL_PRICE = obj(
     {
         "id": STRING,

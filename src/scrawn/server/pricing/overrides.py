@@ -28,7 +28,7 @@ from scrawn.server.pricing.models import (
 MAX_MODEL, MAX_PROVIDER = 255, 64
 MAX_RATE_USD = Decimal(1_000_000)
 MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
-# API field → Override attribute
+# JSON API and wire field → the attribute of an Override (and of a price list entry, models.Rates)
 RATE_FIELDS = {
     "inputPerMillion": "input",
     "outputPerMillion": "output",
@@ -145,11 +145,7 @@ async def put_override(
         model=model,
         provider=provider,
         effective_from=effective_from,
-        input=rates.get("input"),
-        output=rates.get("output"),
-        cache_read=rates.get("cache_read"),
-        cache_write=rates.get("cache_write"),
-        audio_minute=rates.get("audio_minute"),
+        **{attr: rates.get(attr) for attr in RATE_FIELDS.values()},
         created_at=now,
         changed_by=by,
     )
@@ -179,11 +175,7 @@ def override_json(o: Override) -> dict[str, Any]:
         "provider": o.provider,
         "effectiveFrom": ms_to_datetime(o.effective_from).isoformat().replace("+00:00", "Z"),
         "effectiveFromMs": o.effective_from,
-        "inputPerMillion": usd(o.input),
-        "outputPerMillion": usd(o.output),
-        "cachedInputPerMillion": usd(o.cache_read),
-        "cacheWritePerMillion": usd(o.cache_write),
-        "audioPerMinute": usd(o.audio_minute),
+        **{name: usd(getattr(o, attr)) for name, attr in RATE_FIELDS.items()},
         "currency": "USD",
         "createdAt": o.created_at,
     }
