@@ -173,15 +173,13 @@ class EventRpc(Rpc):
         return response
 
 
+def _error(error: ScrawnError) -> dict[str, str]:
+    """What the answer says of an item that failed or was kept."""
+    return {"errorCode": error.stream_code, "message": error.message, "field": error.field or ""}
+
+
 def _result(index: int, status: str, key: str, error: ScrawnError) -> usage_pb.TrackEventResult:
-    return usage_pb.TrackEventResult(
-        index=index,
-        status=status,
-        idempotencyKey=key,
-        errorCode=error.stream_code,
-        message=error.message,
-        field=error.field or "",
-    )
+    return usage_pb.TrackEventResult(index=index, status=status, idempotencyKey=key, **_error(error))
 
 
 def _failed(response: usage_pb.TrackEventsResponse, index: int, key: str, error: ScrawnError) -> None:
@@ -190,12 +188,4 @@ def _failed(response: usage_pb.TrackEventsResponse, index: int, key: str, error:
 
 
 def _fail(response: pb.StreamEventResponse, index: int, key: str, error: ScrawnError) -> None:
-    response.failures.append(
-        pb.EventFailure(
-            eventIndex=index,
-            idempotencyKey=key,
-            errorCode=error.stream_code,
-            message=error.message,
-            field=error.field or "",
-        )
-    )
+    response.failures.append(pb.EventFailure(eventIndex=index, idempotencyKey=key, **_error(error)))
