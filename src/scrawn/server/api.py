@@ -3,7 +3,6 @@ other domains' routes; ``/api/v1/openapi.json`` describes them all (server/opena
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -13,7 +12,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from scrawn import __version__
-from scrawn.errors import InternalError, ScrawnError, ValidationError
+from scrawn.errors import InternalError, ScrawnError
+from scrawn.server.api_support import Endpoint, json_object
 from scrawn.server.db.engine import Database
 from scrawn.server.events.quarantine.api import QuarantineApi
 from scrawn.server.keys.api import KeysApi
@@ -43,9 +43,6 @@ from scrawn.server.secretbox import SecretBox
 from scrawn.server.webhooks.api import WebhookApi
 
 log = logging.getLogger("scrawn.api")
-MAX_BODY = 64 * 1024
-
-Endpoint = Callable[[Request, Caller], Awaitable[Response]]
 
 # The answers and bodies the handlers below declare (server/openapi.py).
 NAME: Schema = {"type": "string", "pattern": "^[A-Z][A-Z0-9_]*$", "maxLength": 128}
@@ -120,10 +117,10 @@ class JsonApi:
             Route("/api/v1/model-prices", self._wrap(self.list_model_prices), methods=["GET"]),
             Route("/api/v1/model-prices", self._wrap(self.put_model_price), methods=["POST"]),
             Route("/api/v1/model-prices/{id}", self._wrap(self.delete_model_price), methods=["DELETE"]),
-            *([] if self._box is None else WebhookApi(self._db, self._box, _json_object).routes(self._wrap)),
+            *([] if self._box is None else WebhookApi(self._db, self._box).routes(self._wrap)),
             *self._payment_routes(),
-            *QuarantineApi(self._db, _json_object).routes(self._wrap),
-            *KeysApi(self._db, self._keys, _json_object).routes(self._wrap),
+            *QuarantineApi(self._db).routes(self._wrap),
+            *KeysApi(self._db, self._keys).routes(self._wrap),
         ]
 
     def _payment_routes(self) -> list[Route]:
@@ -132,9 +129,9 @@ class JsonApi:
         portal = (
             []
             if self._public_url is None
-            else PortalHttp(self._db, self._box, _json_object, self._public_url).routes(self._wrap)
+            else PortalHttp(self._db, self._box, self._public_url).routes(self._wrap)
         )
-        return [*PaymentsHttp(self._db, self._box, _json_object).routes(self._wrap), *portal]
+        return [*PaymentsHttp(self._db, self._box).routes(self._wrap), *portal]
 
     def _wrap(
         self, endpoint: Endpoint, action: str = "manage pricing"
@@ -165,7 +162,7 @@ class JsonApi:
 
     @upsert("Create or change a tag", "tags", TAG, obj({"key": NAME, "price": PRICE_IN}))
     async def put_tag(self, request: Request, caller: Caller) -> Response:
-        body = await _json_object(request)
+        body = await json_object(request)
         key = catalog.check_name("key", body.get("key"))
         price = catalog.check_price("price", body.get("price"))
         async with self._db.write() as conn:
@@ -207,7 +204,7 @@ class JsonApi:
     ) -> Response:
         """A named expression or an event price: ``field`` names it, ``expression`` is its text; 201 for
         its first version."""
-        body = await _json_object(request)
+        body = await json_object(request)
         name = check(field, body.get(field))
         text = catalog.check_expression("expression", body.get("expression"))
         async with self._db.write() as conn:
@@ -278,7 +275,7 @@ class JsonApi:
 
     @upsert("Add a model price override (USD)", "model prices", MODEL_PRICE, MODEL_PRICE_IN)
     async def put_model_price(self, request: Request, caller: Caller) -> Response:
-        body = await _json_object(request)
+        body = await json_object(request)
         model = overrides.check_model("model", body.get("model"))
         provider = overrides.check_provider("provider", body.get("provider"))
         effective_from = overrides.check_time("effectiveFrom", body.get("effectiveFrom"))
@@ -302,21 +299,3 @@ class JsonApi:
                 conn, caller.project_id, request.path_params["id"], by=caller.key_id
             )
         return Response(status_code=204)
-
-
-async def _json_object(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise ValidationError("body", f"must be at most {MAX_BODY} bytes")
-    try:
-        # Prices must stay exact: JSON numbers are read as Decimal, never float.
-        body = json.loads(raw, parse_float=str, parse_constant=_no_constant)
-    except (ValueError, RecursionError):
-        raise ValidationError("body", "must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise ValidationError("body", "must be a JSON object")
-    return body
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(name)

@@ -3,7 +3,6 @@ rotation without the CLI. A key's secret is in the answer to its creation and no
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -11,15 +10,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from scrawn.errors import ValidationError
+from scrawn.server.api_support import Wrap, json_object
 from scrawn.server.clock import iso
 from scrawn.server.db.engine import Database
 from scrawn.server.keys.rpc import MAX_EXPIRY, MIN_EXPIRY
 from scrawn.server.keys.service import ROLES, Caller, KeyRecord, KeyService, Role
 from scrawn.server.openapi import STRING, TIME, array, nullable, obj, operation
 
-Endpoint = Callable[[Request, Caller], Awaitable[Response]]
-Wrap = Callable[[Endpoint, str], Callable[[Request], Awaitable[Response]]]  # (endpoint, action)
-BodyReader = Callable[[Request], Awaitable[dict[str, Any]]]
 ACTION = "manage API keys"  # "Live keys cannot manage API keys" (403)
 # What the handlers below declare (server/openapi.py).
 ROLE = {"enum": list(ROLES)}
@@ -56,10 +53,9 @@ def key_json(record: KeyRecord) -> dict[str, Any]:
 
 
 class KeysApi:
-    def __init__(self, db: Database, keys: KeyService, read_body: BodyReader) -> None:
+    def __init__(self, db: Database, keys: KeyService) -> None:
         self._db = db
         self._keys = keys
-        self._read_body = read_body
 
     def routes(self, wrap: Wrap) -> list[Route]:
         return [
@@ -85,7 +81,7 @@ class KeysApi:
         "Create an API key (its secret is in this answer only)", "keys", NEW_KEY, status=201, body=KEY_IN
     )
     async def create_key(self, request: Request, caller: Caller) -> Response:
-        body = await self._read_body(request)
+        body = await json_object(request)
         name = body.get("name")
         if not isinstance(name, str):
             raise ValidationError("name", "must be a string of 1 to 255 characters")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import html
 import json
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -15,6 +14,7 @@ from starlette.routing import Route
 
 from scrawn.errors import NotFoundError
 from scrawn.money import format_amount
+from scrawn.server.api_support import Wrap, json_object
 from scrawn.server.clock import now_ms
 from scrawn.server.db.engine import Database
 from scrawn.server.keys.service import Caller
@@ -30,9 +30,6 @@ from scrawn.server.secretbox import SecretBox
 
 log = logging.getLogger("scrawn.payments")
 MAX_WEBHOOK_BYTES = 1024 * 1024
-Endpoint = Callable[[Request, Caller], Awaitable[Response]]
-ReadJson = Callable[[Request], Awaitable[dict[str, Any]]]
-Wrap = Callable[[Endpoint, str], Callable[[Request], Awaitable[Response]]]
 # What the configuration API declares (server/openapi.py).
 PROVIDER = {"enum": sorted(PROVIDERS)}
 CONFIG = obj(
@@ -102,10 +99,9 @@ def _page(status: int, message: str, **headers: str) -> HTMLResponse:
 
 
 class PaymentsHttp:
-    def __init__(self, db: Database, box: SecretBox, read_json: ReadJson) -> None:
+    def __init__(self, db: Database, box: SecretBox) -> None:
         self._db = db
         self._box = box
-        self._read_json = read_json  # the JSON API's body reader
 
     def routes(self, wrap: Wrap) -> list[Route]:
         return [
@@ -201,7 +197,7 @@ class PaymentsHttp:
 
     @operation("Configure the payment provider", "payments", CONFIG, body=CONFIG_IN)
     async def put_config(self, request: Request, caller: Caller) -> Response:
-        values = await self._read_json(request)
+        values = await json_object(request)
         async with self._db.write() as conn:
             config = await configs.save(conn, self._box, caller.project_id, caller.mode, values)
         return JSONResponse(config.public())

@@ -4,9 +4,7 @@ which opens a checkout through ``payments/`` and sends the browser there. Every 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from importlib import resources
-from typing import Any
 from urllib.parse import parse_qs
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -15,6 +13,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from scrawn.errors import ScrawnError
+from scrawn.server.api_support import Wrap, json_object
 from scrawn.server.clock import iso
 from scrawn.server.db.engine import Database
 from scrawn.server.keys.service import Caller
@@ -25,9 +24,6 @@ from scrawn.server.portal import service
 from scrawn.server.portal.token import PortalClaims
 from scrawn.server.secretbox import SecretBox
 
-Endpoint = Callable[[Request, Caller], Awaitable[Response]]
-Wrap = Callable[[Endpoint, str], Callable[[Request], Awaitable[Response]]]
-ReadJson = Callable[[Request], Awaitable[dict[str, Any]]]
 MAX_FORM = 4096
 LINK_IN = obj(
     {"userId": STRING},
@@ -56,10 +52,9 @@ def _not_found() -> Response:
 
 
 class PortalHttp:
-    def __init__(self, db: Database, box: SecretBox, read_json: ReadJson, public_url: str) -> None:
+    def __init__(self, db: Database, box: SecretBox, public_url: str) -> None:
         self._db = db
         self._box = box
-        self._read_json = read_json
         self._public_url = public_url
 
     def routes(self, wrap: Wrap) -> list[Route]:
@@ -82,7 +77,7 @@ class PortalHttp:
         body=LINK_IN,
     )
     async def create_link(self, request: Request, caller: Caller) -> Response:
-        body = await self._read_json(request)
+        body = await json_object(request)
         user, return_url, lifetime = service.check_request(
             body.get("userId"), body.get("returnUrl"), body.get("expiresIn")
         )

@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from scrawn.errors import NotFoundError, ValidationError
+from scrawn.server.api_support import Endpoint, Wrap, json_object
 from scrawn.server.db.engine import Database
 from scrawn.server.keys.service import Caller
 from scrawn.server.openapi import (
@@ -27,10 +28,6 @@ from scrawn.server.openapi import (
 )
 from scrawn.server.secretbox import SecretBox
 from scrawn.server.webhooks import endpoints, messages
-
-Endpoint = Callable[[Request, Caller], Awaitable[Response]]
-Wrap = Callable[[Endpoint, str], Callable[[Request], Awaitable[Response]]]  # (endpoint, action)
-BodyReader = Callable[[Request], Awaitable[dict[str, Any]]]
 
 # What the handlers below declare (server/openapi.py).
 ENDPOINT = obj(
@@ -81,10 +78,9 @@ def endpoint_json(found: endpoints.Endpoint, *, reveal: bool) -> dict[str, Any]:
 
 
 class WebhookApi:
-    def __init__(self, db: Database, box: SecretBox, read_body: BodyReader) -> None:
+    def __init__(self, db: Database, box: SecretBox) -> None:
         self._db = db
         self._box = box
-        self._read_body = read_body
 
     def routes(self, wrap_as: Wrap) -> list[Route]:
         def wrap(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
@@ -125,7 +121,7 @@ class WebhookApi:
     )
     async def put_endpoint(self, request: Request, caller: Caller) -> Response:
         mode = self._mode(request, caller)
-        body = await self._read_body(request)
+        body = await json_object(request)
         url = endpoints.check_url(body.get("url"))
         rotate = body.get("rotate", False)
         if not isinstance(rotate, bool):

@@ -3,7 +3,6 @@ oldest first with a keyset cursor, and repricing them (docs/pricing-safety.md#qu
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -12,16 +11,13 @@ from starlette.routing import Route
 
 from scrawn.errors import ValidationError
 from scrawn.money import format_amount
+from scrawn.server.api_support import Wrap, json_object
 from scrawn.server.clock import iso
 from scrawn.server.db.engine import Database
 from scrawn.server.events.quarantine import service as quarantine
 from scrawn.server.events.quarantine.types import KeptEvent
 from scrawn.server.keys.service import Caller
 from scrawn.server.openapi import BOOLEAN, DECIMAL, INTEGER, STRING, TIME, array, nullable, obj, operation
-
-Endpoint = Callable[[Request, Caller], Awaitable[Response]]
-Wrap = Callable[[Endpoint, str], Callable[[Request], Awaitable[Response]]]  # (endpoint, action)
-BodyReader = Callable[[Request], Awaitable[dict[str, Any]]]
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 MAX_ID = 64
@@ -70,9 +66,8 @@ def kept_json(r: KeptEvent) -> dict[str, Any]:
 
 
 class QuarantineApi:
-    def __init__(self, db: Database, read_body: BodyReader) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
-        self._read_body = read_body
 
     def routes(self, wrap_as: Wrap) -> list[Route]:
         return [
@@ -109,7 +104,7 @@ class QuarantineApi:
 
     @operation("Reprice kept events (all, or by id)", "quarantine", REPRICED, body=REPRICE_IN)
     async def reprice(self, request: Request, caller: Caller) -> Response:
-        body = await self._read_body(request)
+        body = await json_object(request)
         ids = _ids(body)
         done = await quarantine.reprice(self._db, caller.project_id, caller.mode, ids)
         return JSONResponse(
