@@ -5,6 +5,7 @@ details (``google.rpc.BadRequest``, ``google.rpc.RequestInfo``, ``wallet.v1.*``,
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
 from decimal import Decimal
 from typing import ClassVar
 
@@ -84,54 +85,48 @@ class FailedPreconditionError(ScrawnError):
     code = "failed_precondition"
 
 
-class InsufficientCreditsError(FailedPreconditionError):
+@dataclass(eq=False, repr=False)
+class _DetailedError(FailedPreconditionError):
+    """A failed precondition that carries details beyond the message: each subclass declares them as
+    keyword-only fields (``None`` when the server did not send them), and the constructor is generated
+    from those declarations."""
+
+    message: str
+    _: KW_ONLY
+    field: str | None = None
+    request_id: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message, field=self.field, request_id=self.request_id)
+
+
+@dataclass(eq=False, repr=False, kw_only=True)
+class InsufficientCreditsError(_DetailedError):
     """A wallet debit or reservation would take the user's *available* credit below zero.
 
     ``current_balance``, ``available`` and ``requested_amount`` are minor units (``Decimal``), read from
     the server's ``wallet.v1.InsufficientFunds`` error detail (or, failing that, from its message);
     ``None`` when the server sent neither."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        field: str | None = None,
-        request_id: str | None = None,
-        current_balance: Decimal | None = None,
-        available: Decimal | None = None,
-        requested_amount: Decimal | None = None,
-    ) -> None:
-        super().__init__(message, field=field, request_id=request_id)
-        self.current_balance = current_balance
-        self.available = available
-        self.requested_amount = requested_amount
+    current_balance: Decimal | None = None
+    available: Decimal | None = None
+    requested_amount: Decimal | None = None
 
 
-class SpendCapExceededError(FailedPreconditionError):
+@dataclass(eq=False, repr=False, kw_only=True)
+class SpendCapExceededError(_DetailedError):
     """A wallet debit or reservation would pass the user's monthly spend cap. The amounts (minor units) and
     the ``period`` (``"2026-11"``, UTC) come from the server's ``wallet.v1.SpendCapExceeded`` detail."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        field: str | None = None,
-        request_id: str | None = None,
-        spend_cap: Decimal | None = None,
-        spent: Decimal | None = None,
-        held: Decimal | None = None,
-        requested_amount: Decimal | None = None,
-        period: str | None = None,
-    ) -> None:
-        super().__init__(message, field=field, request_id=request_id)
-        self.spend_cap = spend_cap
-        self.spent = spent
-        self.held = held
-        self.requested_amount = requested_amount
-        self.period = period
+    spend_cap: Decimal | None = None
+    spent: Decimal | None = None
+    held: Decimal | None = None
+    requested_amount: Decimal | None = None
+    period: str | None = None
 
 
-class EventQuarantinedError(FailedPreconditionError):
+@dataclass(eq=False, repr=False, kw_only=True)
+class EventQuarantinedError(_DetailedError):
     """The event is well-formed but the project's configuration cannot price it yet: the server kept it in
     its quarantine (not on the ledger) for ``scrawn events reprice``. Delivered, not lost: never retry it.
     ``reason`` is why it cannot be priced (``Tag not found: X``), from the ``event.v1.EventQuarantined``
@@ -139,20 +134,9 @@ class EventQuarantinedError(FailedPreconditionError):
 
     stream_code = KEPT_FOR_REPRICING
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        field: str | None = None,
-        request_id: str | None = None,
-        event_id: str | None = None,
-        idempotency_key: str | None = None,
-        reason: str | None = None,
-    ) -> None:
-        super().__init__(message, field=field, request_id=request_id)
-        self.event_id = event_id
-        self.idempotency_key = idempotency_key
-        self.reason = reason
+    event_id: str | None = None
+    idempotency_key: str | None = None
+    reason: str | None = None
 
 
 class ResourceExhaustedError(ScrawnError):
