@@ -388,55 +388,56 @@ class Tracker:
     def _report_kept(self, kept: list[tuple[_Item, ScrawnError]]) -> None:
         """Tell the application about events kept for repricing. ``context.retry()`` is ignored: the event
         is stored, and sending it again would only be answered the same way."""
-        hook = self._config.on_error
-        if hook is None:
-            item, error = kept[0]
-            log.warning(
-                "scrawn: %d tracked events were kept for repricing by the server (delivered, not billed "
-                "until `scrawn events reprice`); first (idempotency key %s): %s",
-                len(kept),
-                item.event.idempotency_key,
-                error.message,
-            )
-            return
-        for item, error in kept:
-            ctx = self._context(item)
-            try:
-                self._call_hook(hook, error, ctx)
-            except Exception:
-                log.exception("scrawn: on_error raised while handling an event kept for repricing")
-            ctx._take_request()
+        self._tell(
+            kept,
+            "were kept for repricing by the server (delivered, not billed until `scrawn events reprice`)",
+            "an event kept for repricing",
+        )
 
     def _report(
         self, failed: list[tuple[_Item, ScrawnError]], done: list[_Item], requeue: list[_Item]
     ) -> int:
         """Report events that failed for good; those not re-queued by ``context.retry()`` are settled
         as dropped. Returns how many were dropped."""
-        hook = self._config.on_error
-        if hook is None:
-            item, error = failed[0]
-            log.warning(
-                "scrawn: %d tracked events failed for good (dropped); first (idempotency key %s): %s",
-                len(failed),
-                item.event.idempotency_key,
-                error.message,
-            )
+        retries = self._tell(failed, "failed for good (dropped)", "a tracked event failure")
+        if retries is None:
             done.extend(item for item, _ in failed)
             return len(failed)
         dropped = 0
-        for item, error in failed:
-            ctx = self._context(item)
-            try:
-                self._call_hook(hook, error, ctx)
-            except Exception:
-                log.exception("scrawn: on_error raised while handling a tracked event failure")
-            if ctx._take_request():
-                item.manual = ctx.retry_count
+        for item, retry_count in retries:
+            if retry_count is not None:
+                item.manual = retry_count
                 requeue.append(item)
             else:
                 done.append(item)
                 dropped += 1
         return dropped
+
+    def _tell(
+        self, reports: list[tuple[_Item, ScrawnError]], outcome: str, handling: str
+    ) -> list[tuple[_Item, int | None]] | None:
+        """Each event's error to ``on_error``: per event, its retry count if the hook asked for another
+        attempt (``context.retry()``), else ``None``. ``None`` without a hook: the first is logged."""
+        hook = self._config.on_error
+        if hook is None:
+            item, error = reports[0]
+            log.warning(
+                "scrawn: %d tracked events %s; first (idempotency key %s): %s",
+                len(reports),
+                outcome,
+                item.event.idempotency_key,
+                error.message,
+            )
+            return None
+        retries: list[tuple[_Item, int | None]] = []
+        for item, error in reports:
+            ctx = self._context(item)
+            try:
+                self._call_hook(hook, error, ctx)
+            except Exception:
+                log.exception("scrawn: on_error raised while handling %s", handling)
+            retries.append((item, ctx.retry_count if ctx._take_request() else None))
+        return retries
 
     def _call_hook(self, hook: Callable[..., Any], error: ScrawnError, ctx: ErrorContext) -> None:
         result = hook(error, ctx)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from functools import partial
+from typing import Final, TypeVar
 
 from scrawn._codes import KEPT_FOR_REPRICING
 from scrawn._config import ClientConfig, headers
@@ -21,6 +22,7 @@ from scrawn.errors import (
     ScrawnError,
 )
 
+R = TypeVar("R")
 TRACK_EVENTS_MAX: Final = 1000  # items per TrackEvents call (the server's limit)
 
 
@@ -43,40 +45,39 @@ def send_batch(transport: Transport, config: ClientConfig, events: Sequence[AnyT
     outcomes: list[ItemOutcome | None] = [None] * len(events)
     debit = [(i, e) for i, e in enumerate(events) if isinstance(e, TrackedEvent)]
     typed = [(i, e) for i, e in enumerate(events) if isinstance(e, TypedTrackedEvent)]
+    head, timeout = headers(config), config.timeout
     if debit:
-        try:
-            response = transport.client_stream(
-                STREAM_EVENTS,
-                [stream_item(e) for _, e in debit],
-                ev.StreamEventResponse,
-                headers(config),
-                config.timeout,
-            )
-        except ScrawnError as error:
-            if is_retryable(error):
-                raise
-            for i, _ in debit:
-                outcomes[i] = ItemOutcome(error)
-        else:
-            for (i, _), outcome in zip(debit, stream_outcomes(response, len(debit)), strict=True):
-                outcomes[i] = outcome
+        items = [stream_item(e) for _, e in debit]
+        stream = partial(transport.client_stream, STREAM_EVENTS, items, ev.StreamEventResponse, head, timeout)
+        _send_part(outcomes, debit, stream, stream_outcomes)
     for start in range(0, len(typed), TRACK_EVENTS_MAX):
         part = typed[start : start + TRACK_EVENTS_MAX]
         request = usage_pb.TrackEventsRequest(events=[e.to_proto() for _, e in part])
-        try:
-            answer = transport.unary(
-                TRACK_EVENTS, request, usage_pb.TrackEventsResponse, headers(config), config.timeout
-            )
-        except ScrawnError as error:
-            if is_retryable(error):
-                raise
-            for i, _ in part:
-                outcomes[i] = ItemOutcome(error)
-        else:
-            for (i, _), outcome in zip(part, typed_outcomes(answer, len(part)), strict=True):
-                outcomes[i] = outcome
+        track = partial(transport.unary, TRACK_EVENTS, request, usage_pb.TrackEventsResponse, head, timeout)
+        _send_part(outcomes, part, track, typed_outcomes)
     missing = ItemOutcome(InternalError("the track() worker cannot send this kind of event"))
     return [missing if o is None else o for o in outcomes]
+
+
+def _send_part(
+    outcomes: list[ItemOutcome | None],
+    part: Sequence[tuple[int, AnyTracked]],
+    call: Callable[[], R],
+    read: Callable[[R, int], list[ItemOutcome]],
+) -> None:
+    """One call for the events of ``part`` (``(index, event)`` pairs), setting their outcomes: ``read``
+    from the answer, or the call's error for each when it was refused for good. A retryable failure is
+    raised: the whole batch is sent again."""
+    try:
+        answer = call()
+    except ScrawnError as error:
+        if is_retryable(error):
+            raise
+        for i, _ in part:
+            outcomes[i] = ItemOutcome(error)
+    else:
+        for (i, _), outcome in zip(part, read(answer, len(part)), strict=True):
+            outcomes[i] = outcome
 
 
 def stream_outcomes(response: ev.StreamEventResponse, count: int) -> list[ItemOutcome]:
