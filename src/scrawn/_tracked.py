@@ -189,27 +189,6 @@ def check_timestamp(value: object) -> int:
     return seconds
 
 
-def prepare_typed_tracked(
-    user_id: object,
-    event_type: object,
-    quantity: object,
-    product_ref: object,
-    metadata: object,
-    idempotency_key: object,
-    timestamp: object,
-) -> TypedTrackedEvent:
-    """Validate a typed ``track(event_type=...)`` call; errors name the argument."""
-    return TypedTrackedEvent(
-        check_user_id(user_id),
-        check_event_type(event_type, "event_type"),
-        check_units(quantity, "quantity"),
-        check_product_ref(product_ref),
-        None if metadata is None else metadata_text(metadata),
-        _track_keys.next() if idempotency_key is None else check_idempotency_key(idempotency_key),
-        int(time.time()) if timestamp is None else check_timestamp(timestamp),
-    )
-
-
 def prepare_typed_tracked_call(
     user_id: object,
     debit: object,
@@ -220,7 +199,8 @@ def prepare_typed_tracked_call(
     idempotency_key: object,
     timestamp: object,
 ) -> TypedTrackedEvent:
-    """``track()`` called with typed-event arguments: exactly one of ``debit`` and ``event_type``."""
+    """Validate ``track()`` called with typed-event arguments (exactly one of ``debit`` and
+    ``event_type``); errors name the argument."""
     if event_type is None:
         typed_only = (("quantity", quantity), ("product_ref", product_ref), ("timestamp", timestamp))
         given = [name for name, value in typed_only if value is not None]
@@ -237,14 +217,14 @@ def prepare_typed_tracked_call(
             "cannot be combined with event_type= (a typed event is priced by the project's event price)",
             context=EVENT_CONTEXT,
         )
-    return prepare_typed_tracked(
-        user_id,
-        event_type,
-        1 if quantity is None else quantity,
-        product_ref,
-        metadata,
-        idempotency_key,
-        timestamp,
+    return TypedTrackedEvent(
+        check_user_id(user_id),
+        check_event_type(event_type, "event_type"),
+        check_units(1 if quantity is None else quantity, "quantity"),
+        check_product_ref(product_ref),
+        None if metadata is None else metadata_text(metadata),
+        _track_keys.next() if idempotency_key is None else check_idempotency_key(idempotency_key),
+        int(time.time()) if timestamp is None else check_timestamp(timestamp),
     )
 
 
