@@ -16,8 +16,7 @@ from collections.abc import (
     Generator,
     Iterable,
 )
-from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from scrawn._ai_events import (
     AiEvent,
@@ -40,6 +39,7 @@ from scrawn._ai_stream import (
     prepare_chunk,
 )
 from scrawn._client_base import AnyClient, SyncClient
+from scrawn._closing import AsyncStream, Stream
 from scrawn._retry import ErrorContext
 from scrawn.errors import InternalError, ScrawnError
 
@@ -122,7 +122,7 @@ class _ThreadBiller:
                 return
 
 
-class ForkedAiStream(Generic[T]):
+class ForkedAiStream(Stream[T]):
     """The caller's side of ``ai_token_stream_consumer(..., fork=True)`` on a sync iterable: iterate it to
     get every chunk as the source yields it; billing runs in a background thread. Call
     :meth:`result` after iterating to wait for the billing (it ends the stream if it is still open).
@@ -134,20 +134,6 @@ class ForkedAiStream(Generic[T]):
         self._biller = biller
         self._hook = hook
         self._gen = self._run(source, defaults)
-
-    def __iter__(self) -> ForkedAiStream[T]:
-        return self
-
-    def __next__(self) -> T:
-        return next(self._gen)
-
-    def __enter__(self) -> ForkedAiStream[T]:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Stop reading the source; what was read is still billed."""
@@ -268,7 +254,7 @@ class _TaskBiller:
                 return
 
 
-class AsyncForkedAiStream(Generic[T]):
+class AsyncForkedAiStream(AsyncStream[T]):
     """The caller's side of ``ai_token_stream_consumer(..., fork=True)`` in async code: ``async for`` it
     to get every chunk as the source yields it; billing runs in a background task. ``await
     stream.result()`` after iterating waits for the billing (it ends the stream if it is still open)."""
@@ -284,20 +270,6 @@ class AsyncForkedAiStream(Generic[T]):
         self._hook = hook
         self._source = source
         self._gen = self._run(source, defaults)
-
-    def __aiter__(self) -> AsyncForkedAiStream[T]:
-        return self
-
-    async def __anext__(self) -> T:
-        return await self._gen.__anext__()
-
-    async def __aenter__(self) -> AsyncForkedAiStream[T]:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop reading the source; what was read is still billed."""

@@ -36,6 +36,7 @@ from scrawn._ai_events import (
     check_provider,
 )
 from scrawn._client_base import AnyClient
+from scrawn._closing import AsyncStream, Stream
 from scrawn.errors import ValidationError
 
 log = logging.getLogger("scrawn.ai")
@@ -127,9 +128,9 @@ class _AnthropicObserver(_Observer):
 # ------------------------------------------------------------------------------------ billed streams
 
 
-class BilledStream:
-    """A provider stream (``openai.Stream`` / ``anthropic.Stream``) that bills when it ends or is closed.
-    Iterate it, use it as a context manager, ``close()`` it; other attributes are the stream's."""
+class _Billed:
+    """What both billed streams share: the provider's stream, observed item by item, billed once
+    (``finish``) when it ends or is closed; other attributes are the stream's."""
 
     def __init__(self, stream: Any, observer: _Observer, finish: Callable[[_Observer], None]) -> None:
         self._stream = stream
@@ -137,6 +138,22 @@ class BilledStream:
         self._finish = finish
         self._billed = False
         self._gen = self._generate()
+
+    def _generate(self) -> Any:
+        raise NotImplementedError
+
+    def _complete(self) -> None:
+        if not self._billed:
+            self._billed = True
+            self._finish(self._observer)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+class BilledStream(_Billed, Stream[Any]):
+    """A provider stream (``openai.Stream`` / ``anthropic.Stream``) that bills when it ends or is closed.
+    Iterate it, use it as a context manager, ``close()`` it; other attributes are the stream's."""
 
     def _generate(self) -> Generator[Any, None, None]:
         try:
@@ -146,25 +163,6 @@ class BilledStream:
         finally:
             self._complete()
 
-    def _complete(self) -> None:
-        if not self._billed:
-            self._billed = True
-            self._finish(self._observer)
-
-    def __iter__(self) -> BilledStream:
-        return self
-
-    def __next__(self) -> Any:
-        return next(self._gen)
-
-    def __enter__(self) -> BilledStream:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
     def close(self) -> None:
         try:
             self._stream.close()
@@ -172,20 +170,10 @@ class BilledStream:
             self._gen.close()
             self._complete()
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
 
-
-class AsyncBilledStream:
+class AsyncBilledStream(_Billed, AsyncStream[Any]):
     """An async provider stream (``openai.AsyncStream`` / ``anthropic.AsyncStream``) that bills when it
     ends or is closed."""
-
-    def __init__(self, stream: Any, observer: _Observer, finish: Callable[[_Observer], None]) -> None:
-        self._stream = stream
-        self._observer = observer
-        self._finish = finish
-        self._billed = False
-        self._gen = self._generate()
 
     async def _generate(self) -> AsyncGenerator[Any, None]:
         try:
@@ -195,25 +183,6 @@ class AsyncBilledStream:
         finally:
             self._complete()
 
-    def _complete(self) -> None:
-        if not self._billed:
-            self._billed = True
-            self._finish(self._observer)
-
-    def __aiter__(self) -> AsyncBilledStream:
-        return self
-
-    async def __anext__(self) -> Any:
-        return await self._gen.__anext__()
-
-    async def __aenter__(self) -> AsyncBilledStream:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
     async def close(self) -> None:
         try:
             result = self._stream.close()
@@ -222,9 +191,6 @@ class AsyncBilledStream:
         finally:
             await self._gen.aclose()
             self._complete()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
 
 
 class BilledStreamManager:

@@ -21,11 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 from scrawn import _calls, _config, _core, _retry, _tracked, _wallet
 from scrawn._calls import EventCall
+from scrawn._closing import AsyncClosing, Closing
 from scrawn._config import ClientConfig
 from scrawn._connect import AsyncTransport, Transport
 from scrawn._core import EventResult, UsageType
@@ -375,7 +375,7 @@ class Reserving(ClientBase, Generic[Res]):
         return self._reservation_type(self, data)
 
 
-class SyncClient(Reserving[Reservation], Blocking):
+class SyncClient(Reserving[Reservation], Blocking, Closing):
     """The blocking flavour (:class:`scrawn.Scrawn`): steps run in the calling thread."""
 
     _transport: Transport
@@ -383,14 +383,6 @@ class SyncClient(Reserving[Reservation], Blocking):
     _in_thread = staticmethod(call_now)
     _sleep = staticmethod(time.sleep)
     _run_hook = staticmethod(_retry.run_sync_hook)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def flush(self, timeout: float | None = None) -> bool:
         """Block until every event tracked — by ``track()``, the middleware, ``track_ai()`` or a wrapped
@@ -413,7 +405,7 @@ class SyncClient(Reserving[Reservation], Blocking):
         return run(self._event_steps(call))
 
 
-class AsyncClient(Reserving[AsyncReservation], Asyncio):
+class AsyncClient(Reserving[AsyncReservation], Asyncio, AsyncClosing):
     """The asyncio flavour (:class:`scrawn.AsyncScrawn`): steps are awaited, blocking ones in a thread."""
 
     _transport: AsyncTransport
@@ -433,14 +425,6 @@ class AsyncClient(Reserving[AsyncReservation], Asyncio):
     def _flushing(self) -> None:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     async def flush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
         """Wait until every event tracked (``track()``, middleware, ``track_ai()``, wrapped LLM clients)
