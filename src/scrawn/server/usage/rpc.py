@@ -183,13 +183,13 @@ class UsageServiceRpc(Rpc):
     ) -> pb.GetUsageResponse:
         caller = await self._caller(ctx)
         f = _filter(request)
-        async with self._db.read() as conn:
-            if request.summary:
-                found = await queries.summary(conn, caller.project_id, caller.mode, f)
-                return pb.GetUsageResponse(summary=usage_summary(found))
-            rows, token = await queries.list_records(
-                conn, caller.project_id, caller.mode, f, request.limit, request.pageToken
+        if request.summary:
+            return pb.GetUsageResponse(
+                summary=usage_summary(await self._scoped("read", caller, queries.summary, f))
             )
+        rows, token = await self._scoped(
+            "read", caller, queries.list_records, f, request.limit, request.pageToken
+        )
         return pb.GetUsageResponse(records=[usage_record(r) for r in rows], nextPageToken=token)
 
     @handler
