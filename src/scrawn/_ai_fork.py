@@ -16,6 +16,7 @@ from collections.abc import (
     Generator,
     Iterable,
 )
+from functools import partial
 from typing import Any, TypeVar
 
 from scrawn._ai_events import (
@@ -29,17 +30,20 @@ from scrawn._ai_stream import (
     _END,
     OPERATION,
     AiStreamResult,
+    Delivery,
     Limits,
     StreamDefaults,
     _aiter,
     _record_failure,
     _record_local,
-    deliver_async,
-    deliver_sync,
+    async_delivery,
+    deliver_steps,
     prepare_chunk,
+    sync_delivery,
 )
 from scrawn._client_base import AnyClient, SyncClient
 from scrawn._closing import AsyncStream, Stream
+from scrawn._methods import Steps, run, run_async
 from scrawn._retry import ErrorContext
 from scrawn.errors import InternalError, ScrawnError
 
@@ -50,20 +54,63 @@ log = logging.getLogger("scrawn.ai")
 # ------------------------------------------------------------------------------- fork=True (sync)
 
 
-class _ThreadBiller:
+class _Biller:
+    """What both billing sides of a fork share: the result, and the loop that takes the queued chunks in
+    batches (``batch_size``, or what came within ``flush_interval`` of the first) and bills them, written
+    once as steps (:mod:`scrawn._methods`): run in the thread of a sync fork, awaited in the task of an
+    async one. Nothing it meets is raised: a batch that fails unexpectedly is recorded as failed."""
+
+    def __init__(self, client: AnyClient, delivery: Delivery, limits: Limits) -> None:
+        self._delivery = delivery
+        self._limits = limits
+        self._finished = False
+        self.result = AiStreamResult()
+        register_fork(client, self)
+
+    def _take(self, timeout: float | None) -> Any:
+        """The next queued chunk (or ``_END``), waiting at most ``timeout`` seconds."""
+        raise NotImplementedError
+
+    def _batches(self) -> Steps[None]:
+        limits = self._limits
+        while True:
+            first = yield partial(self._take, None)
+            if first is _END:
+                return
+            batch: list[AiEvent] = [first]
+            ended = False
+            deadline = time.monotonic() + limits.flush_interval
+            while len(batch) < limits.batch_size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    item = yield partial(self._take, remaining)
+                except (queue.Empty, TimeoutError):
+                    break
+                if item is _END:
+                    ended = True
+                    break
+                batch.append(item)
+            try:
+                yield from deliver_steps(self._delivery, batch, self.result, False)
+            except Exception as e:  # the worker must survive anything
+                log.exception("scrawn: unexpected error billing AI token events")
+                for event in batch:
+                    _record_failure(self.result, event, InternalError(f"unexpected error: {e}"))
+            if ended:
+                return
+
+
+class _ThreadBiller(_Biller):
     """The billing side of a sync fork: a queue drained by one thread (started on the first billable
     chunk), bounded by a semaphore so that ``finish()`` can always enqueue the end marker."""
 
     def __init__(self, client: SyncClient, hook: ErrorHook | None, limits: Limits) -> None:
-        self._client = client
-        self._hook = hook
-        self._limits = limits
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._room = threading.BoundedSemaphore(limits.buffer_size)
         self._thread: threading.Thread | None = None
-        self._finished = False
-        self.result = AiStreamResult()
-        register_fork(client, self)
+        super().__init__(client, sync_delivery(client, hook), limits)
 
     def put(self, event: AiEvent) -> None:
         if self._thread is None:
@@ -92,34 +139,7 @@ class _ThreadBiller:
         return item
 
     def _run(self) -> None:
-        limits = self._limits
-        while True:
-            first = self._take(None)
-            if first is _END:
-                return
-            batch: list[AiEvent] = [first]
-            ended = False
-            deadline = time.monotonic() + limits.flush_interval
-            while len(batch) < limits.batch_size:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    item = self._take(remaining)
-                except queue.Empty:
-                    break
-                if item is _END:
-                    ended = True
-                    break
-                batch.append(item)
-            try:
-                deliver_sync(self._client, batch, self.result, self._hook, raise_errors=False)
-            except Exception as e:  # the worker must survive anything
-                log.exception("scrawn: unexpected error billing AI token events")
-                for event in batch:
-                    _record_failure(self.result, event, InternalError(f"unexpected error: {e}"))
-            if ended:
-                return
+        run(self._batches())
 
 
 class ForkedAiStream(Stream[T]):
@@ -181,19 +201,14 @@ class ForkedAiStream(Stream[T]):
 # ------------------------------------------------------------------------------ fork=True (async)
 
 
-class _TaskBiller:
+class _TaskBiller(_Biller):
     """The billing side of an async fork: a queue drained by one task, bounded by a semaphore."""
 
     def __init__(self, client: AnyClient, hook: ErrorHook | None, limits: Limits) -> None:
-        self._client = client
-        self._hook = hook
-        self._limits = limits
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._room = asyncio.BoundedSemaphore(limits.buffer_size)
         self._task: asyncio.Task[None] | None = None
-        self._finished = False
-        self.result = AiStreamResult()
-        register_fork(client, self)
+        super().__init__(client, async_delivery(client, hook), limits)
 
     async def put(self, event: AiEvent) -> None:
         if self._task is None:
@@ -224,34 +239,7 @@ class _TaskBiller:
         return item
 
     async def _run(self) -> None:
-        limits = self._limits
-        while True:
-            first = await self._take(None)
-            if first is _END:
-                return
-            batch: list[AiEvent] = [first]
-            ended = False
-            deadline = time.monotonic() + limits.flush_interval
-            while len(batch) < limits.batch_size:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    item = await self._take(remaining)
-                except TimeoutError:
-                    break
-                if item is _END:
-                    ended = True
-                    break
-                batch.append(item)
-            try:
-                await deliver_async(self._client, batch, self.result, self._hook, raise_errors=False)
-            except Exception as e:
-                log.exception("scrawn: unexpected error billing AI token events")
-                for event in batch:
-                    _record_failure(self.result, event, InternalError(f"unexpected error: {e}"))
-            if ended:
-                return
+        await run_async(self._batches())
 
 
 class AsyncForkedAiStream(AsyncStream[T]):

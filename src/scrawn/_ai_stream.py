@@ -23,11 +23,13 @@ import time
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
+    Awaitable,
     Callable,
     Iterable,
     Mapping,
 )
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Final, TypeAlias, TypeVar
 
 from scrawn._ai_events import (
@@ -51,6 +53,7 @@ from scrawn._ai_events import (
 from scrawn._client_base import AnyClient, AsyncClient, SyncClient
 from scrawn._codes import KEPT_FOR_REPRICING
 from scrawn._core import check_user_id, is_quarantined
+from scrawn._methods import Steps, run, run_async
 from scrawn._proto.event.v1 import event_pb2 as ev
 from scrawn._retry import ErrorContext
 from scrawn.errors import ScrawnError, ValidationError
@@ -294,32 +297,51 @@ def prepare_chunk(chunk: object, index: int, defaults: StreamDefaults) -> AiEven
     )
 
 
-# ---------------------------------------------------------------------------------- delivery (sync)
+# ---------------------------------------------------------------------------------------- delivery
 
 
-def deliver_sync(
-    client: SyncClient,
-    batch: list[AiEvent],
-    result: AiStreamResult,
-    hook: ErrorHook | None,
-    *,
-    raise_errors: bool,
-) -> None:
+@dataclass(frozen=True)
+class Delivery:
+    """How a flavour delivers AI events, as steps (:mod:`scrawn._methods`): ``send`` a batch and
+    ``call_hook`` (``on_error``) run in the calling thread, or are awaited."""
+
+    send: Callable[[list[AiEvent]], object]
+    call_hook: Callable[[ErrorHook, ScrawnError, ErrorContext], object]
+    hook: ErrorHook | None
+    max_retries: int
+
+
+def sync_delivery(client: SyncClient, hook: ErrorHook | None) -> Delivery:
+    return Delivery(partial(send_events_sync, client), call_hook_sync, hook, client._config.max_retries)
+
+
+def async_delivery(client: AnyClient, hook: ErrorHook | None) -> Delivery:
+    def send(batch: list[AiEvent]) -> Awaitable[ev.StreamEventResponse]:
+        if isinstance(client, AsyncClient):
+            return send_events_async(client, batch)
+        return asyncio.to_thread(send_events_sync, client, batch)  # a blocking client's call, in a thread
+
+    return Delivery(send, call_hook_async, hook, client._config.max_retries)
+
+
+def deliver_steps(
+    delivery: Delivery, batch: list[AiEvent], result: AiStreamResult, raise_errors: bool
+) -> Steps[None]:
     """Send one batch; count it in ``result``. A failure of the whole call is raised (``raise_errors``
     without a hook) or reported to ``on_error`` — whose ``context.retry()`` sends the batch again — and
     recorded. Failed items are reported one by one; ``context.retry()`` re-sends those items."""
-    max_retries = client._config.max_retries
+    hook, max_retries = delivery.hook, delivery.max_retries
     ctx = _context(batch[0], max_retries)
     while batch:
         try:
-            response = send_events_sync(client, batch)
+            response = yield partial(delivery.send, batch)
         except ScrawnError as error:
             if hook is None:
                 if raise_errors:
                     raise
                 log.warning("scrawn: billing %d AI token events failed: %s", len(batch), error.message)
             else:
-                call_hook_sync(hook, error, ctx)
+                yield partial(delivery.call_hook, hook, error, ctx)
                 if ctx._take_request():
                     continue
             for event in batch:
@@ -331,7 +353,7 @@ def deliver_sync(
             _log_kept(kept)
         elif hook is not None:
             for event, kept_error in kept:  # reported so the app can log it; a retry request is ignored
-                call_hook_sync(hook, kept_error, _context(event, max_retries))
+                yield partial(delivery.call_hook, hook, kept_error, _context(event, max_retries))
         for event, item_error in failed:
             if hook is None:
                 log.warning(
@@ -340,7 +362,7 @@ def deliver_sync(
                 _record_failure(result, event, item_error)
                 continue
             item_ctx = _context(event, max_retries)
-            call_hook_sync(hook, item_error, item_ctx)
+            yield partial(delivery.call_hook, hook, item_error, item_ctx)
             if item_ctx._take_request():
                 result.events_processed -= 1  # counted again when re-sent
                 again.append(event)
@@ -349,59 +371,7 @@ def deliver_sync(
         batch = again
 
 
-async def deliver_async(
-    client: AnyClient,
-    batch: list[AiEvent],
-    result: AiStreamResult,
-    hook: ErrorHook | None,
-    *,
-    raise_errors: bool,
-) -> None:
-    max_retries = client._config.max_retries
-    ctx = _context(batch[0], max_retries)
-    while batch:
-        try:
-            if isinstance(client, AsyncClient):
-                response = await send_events_async(client, batch)
-            else:
-                response = await asyncio.to_thread(send_events_sync, client, batch)
-        except ScrawnError as error:
-            if hook is None:
-                if raise_errors:
-                    raise
-                log.warning("scrawn: billing %d AI token events failed: %s", len(batch), error.message)
-            else:
-                await call_hook_async(hook, error, ctx)
-                if ctx._take_request():
-                    continue
-            for event in batch:
-                _record_failure(result, event, error)
-            return
-        again: list[AiEvent] = []
-        failed, kept = _settle(result, batch, response)
-        if kept and hook is None:
-            _log_kept(kept)
-        elif hook is not None:
-            for event, kept_error in kept:  # reported so the app can log it; a retry request is ignored
-                await call_hook_async(hook, kept_error, _context(event, max_retries))
-        for event, item_error in failed:
-            if hook is None:
-                log.warning(
-                    "scrawn: AI token event %s was not billed: %s", event.idempotency_key, item_error.message
-                )
-                _record_failure(result, event, item_error)
-                continue
-            item_ctx = _context(event, max_retries)
-            await call_hook_async(hook, item_error, item_ctx)
-            if item_ctx._take_request():
-                result.events_processed -= 1
-                again.append(event)
-            else:
-                _record_failure(result, event, item_error)
-        batch = again
-
-
-# ------------------------------------------------------------------------------ fork=False (sync)
+# ------------------------------------------------------------------------------------ fork=False
 
 
 @dataclass(frozen=True)
@@ -411,6 +381,43 @@ class Limits:
     flush_interval: float
 
 
+def _consume_steps(
+    delivery: Delivery, next_chunk: Callable[[], object], defaults: StreamDefaults, limits: Limits
+) -> Steps[AiStreamResult]:
+    """Read the chunks (each ``next_chunk`` step gives one, or ``_END``) and bill them in batches; when
+    the source (or a chunk) fails, what was consumed before it is billed, then the error re-raised."""
+    result = AiStreamResult()
+    pending: list[AiEvent] = []
+    first_at = 0.0
+
+    def flush() -> Steps[None]:
+        nonlocal pending
+        batch, pending = pending, []
+        if batch:
+            yield from deliver_steps(delivery, batch, result, True)
+
+    try:
+        index = 0
+        while (chunk := (yield next_chunk)) is not _END:
+            event = prepare_chunk(chunk, index, defaults)
+            index += 1
+            if event is None:
+                continue
+            if not pending:
+                first_at = time.monotonic()
+            pending.append(event)
+            if len(pending) >= limits.batch_size or time.monotonic() - first_at >= limits.flush_interval:
+                yield from flush()
+    except BaseException:
+        try:
+            yield from flush()
+        except Exception:
+            log.exception("scrawn: billing the chunks consumed before the stream failed also failed")
+        raise
+    yield from flush()
+    return result
+
+
 def consume_sync(
     client: SyncClient,
     chunks: Iterable[Any],
@@ -418,36 +425,8 @@ def consume_sync(
     limits: Limits,
     on_error: ErrorHook | None,
 ) -> AiStreamResult:
-    result = AiStreamResult()
-    hook = hook_for(client, on_error)
-    pending: list[AiEvent] = []
-    first_at = 0.0
-
-    def flush() -> None:
-        nonlocal pending
-        batch, pending = pending, []
-        if batch:
-            deliver_sync(client, batch, result, hook, raise_errors=True)
-
-    try:
-        for index, chunk in enumerate(chunks):
-            event = prepare_chunk(chunk, index, defaults)
-            if event is None:
-                continue
-            if not pending:
-                first_at = time.monotonic()
-            pending.append(event)
-            if len(pending) >= limits.batch_size or time.monotonic() - first_at >= limits.flush_interval:
-                flush()
-    except BaseException:
-        # The source (or a chunk) failed: bill what was consumed before it, then re-raise.
-        try:
-            flush()
-        except Exception:
-            log.exception("scrawn: billing the chunks consumed before the stream failed also failed")
-        raise
-    flush()
-    return result
+    delivery = sync_delivery(client, hook_for(client, on_error))
+    return run(_consume_steps(delivery, partial(next, iter(chunks), _END), defaults, limits))
 
 
 async def consume_async(
@@ -457,37 +436,8 @@ async def consume_async(
     limits: Limits,
     on_error: ErrorHook | None,
 ) -> AiStreamResult:
-    result = AiStreamResult()
-    hook = hook_for(client, on_error)
-    pending: list[AiEvent] = []
-    first_at = 0.0
-
-    async def flush() -> None:
-        nonlocal pending
-        batch, pending = pending, []
-        if batch:
-            await deliver_async(client, batch, result, hook, raise_errors=True)
-
-    try:
-        index = 0
-        async for chunk in _aiter(chunks):
-            event = prepare_chunk(chunk, index, defaults)
-            index += 1
-            if event is None:
-                continue
-            if not pending:
-                first_at = time.monotonic()
-            pending.append(event)
-            if len(pending) >= limits.batch_size or time.monotonic() - first_at >= limits.flush_interval:
-                await flush()
-    except BaseException:
-        try:
-            await flush()
-        except Exception:
-            log.exception("scrawn: billing the chunks consumed before the stream failed also failed")
-        raise
-    await flush()
-    return result
+    delivery = async_delivery(client, hook_for(client, on_error))
+    return await run_async(_consume_steps(delivery, partial(anext, _aiter(chunks), _END), defaults, limits))
 
 
 async def _aiter(chunks: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
