@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from scrawn._wallet_results import EPOCH, amount_of, time_of_ms
+from scrawn._wallet_results import EPOCH, Listing, amount_of, time_of_ms
 
 # -------------------------------------------------------------------------------------------- results
 
@@ -53,18 +52,15 @@ class ModelPrice:
 
 
 @dataclass(frozen=True, slots=True)
-class ModelList:
+class ModelList(Listing[ModelPrice]):
     """A page of the price list: the project's overrides first, then the book. Iterable."""
 
     models: list[ModelPrice]
     next_page_token: str | None
     price_book: str
 
-    def __iter__(self) -> Iterator[ModelPrice]:
-        return iter(self.models)
-
-    def __len__(self) -> int:
-        return len(self.models)
+    def _items(self) -> list[ModelPrice]:
+        return self.models
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,18 +111,15 @@ class UsageSummary:
 
 
 @dataclass(frozen=True, slots=True)
-class UsagePage:
+class UsagePage(Listing[UsageRecord]):
     """``get_usage``: a page of records (newest first), or with ``summary=True`` their summary."""
 
     records: list[UsageRecord]
     next_page_token: str | None
     summary: UsageSummary | None = None
 
-    def __iter__(self) -> Iterator[UsageRecord]:
-        return iter(self.records)
-
-    def __len__(self) -> int:
-        return len(self.records)
+    def _items(self) -> list[UsageRecord]:
+        return self.records
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,16 +134,13 @@ class UsageBucket:
 
 
 @dataclass(frozen=True, slots=True)
-class UsageSeries:
+class UsageSeries(Listing[UsageBucket]):
     buckets: list[UsageBucket]
     bucket: str
     time_zone: str
 
-    def __iter__(self) -> Iterator[UsageBucket]:
-        return iter(self.buckets)
-
-    def __len__(self) -> int:
-        return len(self.buckets)
+    def _items(self) -> list[UsageBucket]:
+        return self.buckets
 
 
 def _optional(text: str) -> Decimal | None:

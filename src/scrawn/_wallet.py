@@ -12,9 +12,10 @@ from __future__ import annotations
 import enum
 import operator
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Final, Literal, SupportsIndex, cast
+from typing import Any, Final, Literal, SupportsIndex, TypeVar, cast
 
 from scrawn._core import check_user_id, key_or_new
 from scrawn._proto.wallet.v1 import wallet_pb2 as pb
@@ -36,6 +37,7 @@ from scrawn.errors import ValidationError
 from scrawn.money import MAX_MICROS, MICROS_PER_UNIT
 from scrawn.pricing import Number, format_number, parse_number
 
+R = TypeVar("R")
 SERVICE: Final = "/wallet.v1.WalletService/"
 CONTEXT: Final = "Wallet validation failed"
 CREDIT_KINDS: Final = ("grant", "top_up", "adjustment")
@@ -202,20 +204,22 @@ def check_setting(field: str, value: object, *, allow_negative: bool) -> str:
 # ---------------------------------------- calls (client.wallet's methods: scrawn._wallet_client.Wallet)
 
 
-def balance(user_id: str) -> Rpc[Balance]:
-    """The user's ``balance``, ``held`` and ``available`` (an unknown user has zeros)."""
-    user = check_user(user_id)
-    return Rpc(
-        "wallet.balance",
-        SERVICE + "GetBalance",
-        pb.GetBalanceRequest(userId=user),
-        pb.Balance,
-        balance_of,
-        user_id=user,
-    )
+def _user_call(
+    name: str,
+    method: str,
+    request: Any,
+    response_type: Any,
+    unpack: Callable[[Any], R],
+    user: str,
+    key: str = "",
+) -> Rpc[R]:
+    """A call of ``WalletService/{method}`` on one user's wallet, ``wallet.{name}`` to ``on_error``."""
+    return Rpc(f"wallet.{name}", SERVICE + method, request, response_type, unpack, key, user)
 
 
-def _transaction_result(key: str) -> Any:
+def _transaction(name: str, method: str, request: Any, key: str, user: str) -> Rpc[TransactionResult]:
+    """``Credit`` or ``Debit``: the ledger entry made (or found, for a key already used), the balance."""
+
     def unpack(response: pb.TransactionResponse) -> TransactionResult:
         return TransactionResult(
             transaction=transaction_of(response.transaction),
@@ -224,7 +228,15 @@ def _transaction_result(key: str) -> Any:
             idempotency_key=key,
         )
 
-    return unpack
+    return _user_call(name, method, request, pb.TransactionResponse, unpack, user, key)
+
+
+def balance(user_id: str) -> Rpc[Balance]:
+    """The user's ``balance``, ``held`` and ``available`` (an unknown user has zeros)."""
+    user = check_user(user_id)
+    return _user_call(
+        "balance", "GetBalance", pb.GetBalanceRequest(userId=user), pb.Balance, balance_of, user
+    )
 
 
 def credit(
@@ -251,15 +263,7 @@ def credit(
     expiry = check_expires_at(expires_at)
     if expiry is not None:
         request.expiresAt = expiry
-    return Rpc(
-        "wallet.credit",
-        SERVICE + "Credit",
-        request,
-        pb.TransactionResponse,
-        _transaction_result(key),
-        key,
-        user,
-    )
+    return _transaction("credit", "Credit", request, key, user)
 
 
 def debit(
@@ -275,15 +279,7 @@ def debit(
         idempotencyKey=(key := check_key(idempotency_key)),
         description=check_description(description),
     )
-    return Rpc(
-        "wallet.debit",
-        SERVICE + "Debit",
-        request,
-        pb.TransactionResponse,
-        _transaction_result(key),
-        key,
-        user,
-    )
+    return _transaction("debit", "Debit", request, key, user)
 
 
 def transactions(
@@ -300,27 +296,14 @@ def transactions(
             [transaction_of(t) for t in response.transactions], response.nextPageToken or None
         )
 
-    return Rpc(
-        "wallet.transactions",
-        SERVICE + "ListTransactions",
-        request,
-        pb.ListTransactionsResponse,
-        unpack,
-        user_id=user,
-    )
+    return _user_call("transactions", "ListTransactions", request, pb.ListTransactionsResponse, unpack, user)
 
 
 def settings(user_id: str) -> Rpc[UserSettings]:
     """The user's spend cap, low-balance threshold, and this month's spend."""
     user = check_user(user_id)
-    return Rpc(
-        "wallet.settings",
-        SERVICE + "GetUserSettings",
-        pb.GetUserSettingsRequest(userId=user),
-        pb.UserSettings,
-        settings_of,
-        user_id=user,
-    )
+    request = pb.GetUserSettingsRequest(userId=user)
+    return _user_call("settings", "GetUserSettings", request, pb.UserSettings, settings_of, user)
 
 
 class Unchanged(enum.Enum):
@@ -351,14 +334,7 @@ def update_settings(
             if low_balance_threshold is None
             else check_setting("low_balance_threshold", low_balance_threshold, allow_negative=True)
         )
-    return Rpc(
-        "wallet.update_settings",
-        SERVICE + "UpdateUserSettings",
-        request,
-        pb.UserSettings,
-        settings_of,
-        user_id=user,
-    )
+    return _user_call("update_settings", "UpdateUserSettings", request, pb.UserSettings, settings_of, user)
 
 
 def create_reservation(

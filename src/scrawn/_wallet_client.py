@@ -11,19 +11,21 @@ Every call goes through the client's own retries (``Rpc`` values from :mod:`scra
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Generator, Iterator
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from scrawn import _wallet
-from scrawn._methods import Asyncio, Blocking, Steps, call
+from scrawn._methods import Asyncio, Blocking, Steps, call, run, run_async
 from scrawn._retry import Rpc
 from scrawn._wallet_results import (
     Balance,
     ConfirmedData,
+    Listing,
     ReservationData,
 )
 from scrawn.errors import ValidationError
@@ -59,17 +61,14 @@ class Confirmation(Generic[R]):
 
 
 @dataclass(frozen=True, slots=True)
-class ReservationPage(Generic[R]):
+class ReservationPage(Listing[R]):
     """A page of reservations, newest first. Iterable; ``next_page_token`` is ``None`` on the last page."""
 
     reservations: list[R]
     next_page_token: str | None
 
-    def __iter__(self) -> Iterator[R]:
-        return iter(self.reservations)
-
-    def __len__(self) -> int:
-        return len(self.reservations)
+    def _items(self) -> list[R]:
+        return self.reservations
 
 
 # ------------------------------------------------------------------------------------------ reservations
@@ -88,6 +87,10 @@ class _ReservationState:
     confirmed_amount: Decimal | None
     transaction_id: str | None
     description: str | None
+
+    # each flavour's own (plain, or coroutine) methods, run as steps by _exit_steps
+    cancel: Callable[[], object]
+    confirm: Callable[[Any], object]
 
     def __init__(self, data: ReservationData, idempotency_key: str | None) -> None:
         self.idempotency_key = idempotency_key
@@ -125,6 +128,23 @@ class _ReservationState:
         if Decimal(text) > self.amount:
             raise _wallet.fail("actual_amount", f"must not exceed the held amount {self.amount}")
         return text
+
+    def _exit_steps(self, exc_type: type[BaseException] | None, exc: BaseException | None) -> Steps[None]:
+        """How the ``with`` block settles an active reservation, as steps (:mod:`scrawn._methods`): when it
+        ends normally, confirmed with the actual amount (or cancelled, and an error raised, without one);
+        when it raises, cancelled — a failure to cancel is noted on the block's exception, not raised."""
+        if not self.active:
+            return
+        if exc_type is None:
+            if self._actual is None:
+                yield self.cancel
+                raise self._missing_actual()
+            yield partial(self.confirm, self._actual)
+            return
+        try:
+            yield self.cancel
+        except Exception as error:
+            self._cancel_failed(exc, error)
 
     def _missing_actual(self) -> ValidationError:
         return ValidationError(
@@ -185,18 +205,7 @@ class Reservation(_ReservationState):
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if not self.active:
-            return
-        if exc_type is None:
-            if self._actual is None:
-                self.cancel()
-                raise self._missing_actual()
-            self.confirm(self._actual)
-            return
-        try:
-            self.cancel()
-        except Exception as error:
-            self._cancel_failed(exc, error)
+        run(self._exit_steps(exc_type, exc))
 
 
 class AsyncReservation(_ReservationState):
@@ -228,18 +237,7 @@ class AsyncReservation(_ReservationState):
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if not self.active:
-            return
-        if exc_type is None:
-            if self._actual is None:
-                await self.cancel()
-                raise self._missing_actual()
-            await self.confirm(self._actual)
-            return
-        try:
-            await self.cancel()
-        except Exception as error:
-            self._cancel_failed(exc, error)
+        await run_async(self._exit_steps(exc_type, exc))
 
 
 class ReservationRequest:

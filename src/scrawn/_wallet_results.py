@@ -8,12 +8,28 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Final
+from typing import Final, Generic, TypeVar
 
 from scrawn._proto.wallet.v1 import wallet_pb2 as pb
 from scrawn.errors import InternalError
 
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+E = TypeVar("E")
+
+
+class Listing(Generic[E]):
+    """A page (or list) of results: iterating it, and ``len()``, are over its items (``_items()``)."""
+
+    __slots__ = ()
+
+    def _items(self) -> list[E]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[E]:
+        return iter(self._items())
+
+    def __len__(self) -> int:
+        return len(self._items())
 
 
 # ---------------------------------------------------------------------------------------- wire values
@@ -102,18 +118,15 @@ class TransactionResult:
 
 
 @dataclass(frozen=True, slots=True)
-class TransactionPage:
+class TransactionPage(Listing[Transaction]):
     """One page of a user's ledger entries, newest first. Iterable; ``next_page_token`` is ``None`` on the
     last page."""
 
     transactions: list[Transaction]
     next_page_token: str | None
 
-    def __iter__(self) -> Iterator[Transaction]:
-        return iter(self.transactions)
-
-    def __len__(self) -> int:
-        return len(self.transactions)
+    def _items(self) -> list[Transaction]:
+        return self.transactions
 
 
 @dataclass(frozen=True, slots=True)
