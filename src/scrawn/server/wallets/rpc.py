@@ -9,7 +9,6 @@ from connectrpc.request import RequestContext
 
 from scrawn._proto.wallet.v1 import wallet_pb2 as pb
 from scrawn.money import format_amount
-from scrawn.server.keys.service import Caller
 from scrawn.server.ledger.rules import period_text
 from scrawn.server.ledger.types import Entry
 from scrawn.server.rpc import Rpc, handler
@@ -71,6 +70,20 @@ def _reservation(row: Reservation) -> pb.Reservation:
     return res
 
 
+def _entry_fields(request: pb.CreditRequest | pb.DebitRequest) -> tuple[str, str, str | None]:
+    """The user, idempotency key and description of a credit or debit, checked."""
+    return (
+        w.check_user(request.userId),
+        w.check_key(request.idempotencyKey),
+        w.check_description(request.description),
+    )
+
+
+def _transaction_response(posting: w.Posting) -> pb.TransactionResponse:
+    row, view, duplicate = posting
+    return pb.TransactionResponse(transaction=_transaction(row), balance=_balance(view), duplicate=duplicate)
+
+
 class WalletRpc(Rpc):
     @handler
     async def get_balance(self, request: pb.GetBalanceRequest, ctx: RequestContext[Any, Any]) -> pb.Balance:
@@ -84,63 +97,31 @@ class WalletRpc(Rpc):
     ) -> pb.TransactionResponse:
         caller = await self._caller(ctx)
         kind = w.check_kind(request.kind)
-        return await self._post(
+        amount = w.check_amount("amount", request.amount)
+        expires_at = w.check_expires_at(request.expiresAt if request.HasField("expiresAt") else None)
+        user, key, text = _entry_fields(request)
+        posting = await self._scoped(
+            "write",
             caller,
-            request.userId,
-            kind,
-            w.check_amount("amount", request.amount),
-            request.idempotencyKey,
-            request.description,
-            check_available=False,
-            expires_at=w.check_expires_at(request.expiresAt if request.HasField("expiresAt") else None),
+            w.credit,
+            user_id=user,
+            amount=amount,
+            kind=kind,
+            key=key,
+            description=text,
+            expires_at=expires_at,
         )
+        return _transaction_response(posting)
 
     @handler
     async def debit(self, request: pb.DebitRequest, ctx: RequestContext[Any, Any]) -> pb.TransactionResponse:
         caller = await self._caller(ctx)
         amount = w.check_amount("amount", request.amount)
-        return await self._post(
-            caller,
-            request.userId,
-            "debit",
-            -amount,
-            request.idempotencyKey,
-            request.description,
-            check_available=True,
+        user, key, text = _entry_fields(request)
+        posting = await self._scoped(
+            "write", caller, w.debit, user_id=user, amount=amount, key=key, description=text
         )
-
-    async def _post(
-        self,
-        caller: Caller,
-        user_id: str,
-        kind: str,
-        amount: Any,
-        key: str,
-        description: str,
-        *,
-        check_available: bool,
-        expires_at: int | None = None,
-    ) -> pb.TransactionResponse:
-        user, key, text = w.check_user(user_id), w.check_key(key), w.check_description(description)
-        if check_available:
-            row, view, duplicate = await self._scoped(
-                "write", caller, w.debit, user_id=user, amount=-amount, key=key, description=text
-            )
-        else:
-            row, view, duplicate = await self._scoped(
-                "write",
-                caller,
-                w.credit,
-                user_id=user,
-                amount=amount,
-                kind=kind,
-                key=key,
-                description=text,
-                expires_at=expires_at,
-            )
-        return pb.TransactionResponse(
-            transaction=_transaction(row), balance=_balance(view), duplicate=duplicate
-        )
+        return _transaction_response(posting)
 
     @handler
     async def create_reservation(
