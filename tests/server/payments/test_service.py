@@ -133,7 +133,7 @@ async def test_a_payment_is_credited_once_and_a_refund_taken_back(
         assert (await ledger.read(conn, project_id, MODE, "ann")).balance == Decimal(0)
         refunded = await payments.find_checkout(conn, checkout_id)
         assert refunded is not None and (refunded.status, refunded.refunded_charge) == ("refunded", 2500)
-        queued = await messages.list_messages(conn, project_id, MODE)
+        queued = await messages.list_messages(conn, project_id, MODE, None, 50)
     assert sorted(m.type for m in queued) == ["payment.refunded", "payment.refunded", "payment.succeeded"]
     succeeded = next(json.loads(m.payload) for m in queued if m.type == "payment.succeeded")
     assert succeeded["data"] | {"transactionId": "-"} == {

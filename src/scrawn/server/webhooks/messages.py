@@ -36,17 +36,7 @@ def check_limit(value: str | int | None, default: int = 50) -> int:
     return limit
 
 
-async def list_messages(
-    conn: AsyncConnection,
-    project_id: str,
-    mode: str,
-    status: str | None = None,
-    limit: int = 50,
-    *,
-    after: tuple[int, str] | None = None,
-) -> list[OutboxMessage]:
-    """The newest first; after the ``after`` row (``created_at``, ``id``) when given."""
-    return await repository.list_messages(conn, project_id, mode, status, limit, after=after)
+list_messages = repository.list_messages  # newest first, in keyset pages
 
 
 async def get_message(conn: AsyncConnection, project_id: str, mode: str, message_id: str) -> OutboxMessage:
