@@ -172,15 +172,7 @@ def get_usage(
     """Usage records matching the filter, newest first and paged (``limit`` 1–500, default 50), or
     with ``summary=True`` their :class:`~scrawn.UsageSummary` in ``.summary``. Times: an aware
     ``datetime`` or Unix milliseconds; ``[start_time, end_time)``."""
-    filter_ = _usage.check_filter(
-        user_id=user_id,
-        context=context,
-        model=model,
-        usage_type=usage_type,
-        transaction_id=transaction_id,
-        start_time=start_time,
-        end_time=end_time,
-    )
+    filter_ = _usage.check_filter(user_id, context, model, usage_type, transaction_id, start_time, end_time)
     return _usage.get_usage(filter_, summary, limit, page_token)
 
 
@@ -195,15 +187,7 @@ def get_usage_summary(
     end_time: Timestamp | None = None,
 ) -> Rpc[UsageSummary]:
     """Total cost, records, tokens and audio seconds of the matching records, by model and by context."""
-    filter_ = _usage.check_filter(
-        user_id=user_id,
-        context=context,
-        model=model,
-        usage_type=usage_type,
-        transaction_id=transaction_id,
-        start_time=start_time,
-        end_time=end_time,
-    )
+    filter_ = _usage.check_filter(user_id, context, model, usage_type, transaction_id, start_time, end_time)
     return _usage.get_usage_summary(filter_)
 
 
@@ -221,14 +205,7 @@ def get_usage_series(
 ) -> Rpc[UsageSeries]:
     """The same totals per hour, day or month of the IANA ``time_zone``, every bucket of the range."""
     filter_ = _usage.check_filter(
-        user_id=user_id,
-        context=context,
-        model=model,
-        usage_type=usage_type,
-        transaction_id=transaction_id,
-        start_time=start_time,
-        end_time=end_time,
-        require_range=True,
+        user_id, context, model, usage_type, transaction_id, start_time, end_time, require_range=True
     )
     return _usage.get_usage_series(filter_, bucket, time_zone)
 

@@ -198,7 +198,6 @@ def check_usage(
 
 
 def check_filter(
-    *,
     user_id: object = None,
     context: object = None,
     model: object = None,
@@ -206,6 +205,7 @@ def check_filter(
     transaction_id: object = None,
     start_time: object = None,
     end_time: object = None,
+    *,
     require_range: bool = False,
 ) -> pb.UsageFilter:
     f = pb.UsageFilter()
