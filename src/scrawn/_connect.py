@@ -22,7 +22,7 @@ import re
 import struct
 import time
 from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
-from typing import Any, Final, TypeVar, overload
+from typing import Any, Final, Generic, TypeVar, overload
 
 import httpx
 from google.protobuf.message import DecodeError, Message
@@ -40,6 +40,7 @@ from scrawn.errors import (
 )
 
 M = TypeVar("M", bound=Message)
+H = TypeVar("H", httpx.Client, httpx.AsyncClient)
 
 PROTO: Final = "application/proto"
 CONNECT_PROTO: Final = "application/connect+proto"
@@ -233,19 +234,28 @@ def check_http_client(
     return value
 
 
-class Transport:
-    """Blocking Connect calls on one ``httpx.Client`` (a connection pool; thread-safe). A client passed in
-    (``http=``) is the caller's: used as it is (its proxy, transport, TLS settings) and never closed here."""
+class _HttpTransport(Generic[H]):
+    """What both transports share: the server's base URL and one httpx client of the transport's kind
+    (``_kind``), made here, or the caller's (``http=``), used as it is (its proxy, transport, TLS settings)
+    and never closed here."""
 
-    def __init__(self, base_url: str, *, http: httpx.Client | None = None) -> None:
+    _kind: type[H]
+
+    def __init__(self, base_url: str, *, http: H | None = None) -> None:
         self.base_url = base_url
         self._owned = http is None
-        self._http = http if http is not None else httpx.Client(follow_redirects=False)
+        self._http: H = http if http is not None else self._kind(follow_redirects=False)
 
-    @staticmethod
-    def check_client(value: object, field: str = "http_client") -> httpx.Client | None:
-        """A caller's ``httpx.Client`` for this transport (``None``: the transport makes its own)."""
-        return check_http_client(value, httpx.Client, field)
+    @classmethod
+    def check_client(cls, value: object, field: str = "http_client") -> H | None:
+        """A caller's httpx client for this transport (``None``: the transport makes its own)."""
+        return check_http_client(value, cls._kind, field)
+
+
+class Transport(_HttpTransport[httpx.Client]):
+    """Blocking Connect calls on one ``httpx.Client`` (a connection pool; thread-safe)."""
+
+    _kind = httpx.Client
 
     def unary(
         self,
@@ -289,18 +299,10 @@ class Transport:
             self._http.close()
 
 
-class AsyncTransport:
-    """Connect calls on one ``httpx.AsyncClient``; one passed in is the caller's and never closed here."""
+class AsyncTransport(_HttpTransport[httpx.AsyncClient]):
+    """Connect calls on one ``httpx.AsyncClient``."""
 
-    def __init__(self, base_url: str, *, http: httpx.AsyncClient | None = None) -> None:
-        self.base_url = base_url
-        self._owned = http is None
-        self._http = http if http is not None else httpx.AsyncClient(follow_redirects=False)
-
-    @staticmethod
-    def check_client(value: object, field: str = "http_client") -> httpx.AsyncClient | None:
-        """A caller's ``httpx.AsyncClient`` for this transport (``None``: the transport makes its own)."""
-        return check_http_client(value, httpx.AsyncClient, field)
+    _kind = httpx.AsyncClient
 
     @staticmethod
     def check_worker_client(value: object, field: str = "sync_http_client") -> httpx.Client | None:
