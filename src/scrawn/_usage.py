@@ -11,7 +11,6 @@ Unix milliseconds and come back as aware ``datetime`` values.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -33,7 +32,7 @@ from scrawn._usage_results import (
     record_of,
     summary_of,
 )
-from scrawn._wallet import check_description, check_int, check_limit, check_page_token
+from scrawn._wallet import check_description, check_int, check_limit, check_page_token, check_uuid
 from scrawn._wallet_results import to_ms
 from scrawn.errors import ValidationError
 from scrawn.pricing import format_number, parse_number
@@ -125,14 +124,7 @@ def check_time(field: str, value: object) -> int:
 
 
 def check_transaction_id(value: object, field: str = "transaction_id") -> str:
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if not isinstance(value, str):
-        raise fail(field, f"must be a transaction id (a UUID string), not {type(value).__name__}")
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise fail(field, "must be a UUID") from None
+    return check_uuid(value, field, "a transaction id", fail)
 
 
 @dataclass(frozen=True)

@@ -150,16 +150,26 @@ def check_expires_at(value: object) -> int | None:
     return seconds
 
 
-def check_reservation_id(value: object, field: str = "reservation_id") -> str:
+def check_uuid(
+    value: object, field: str, what: str, error: Callable[[str, str], ValidationError] = fail
+) -> str:
+    """A UUID, or its text, as canonical text; ``what`` names the id in the error (built by ``error``:
+    each module's own validation context)."""
     if isinstance(value, uuid.UUID):
         return str(value)
-    ident = getattr(value, "id", None) if not isinstance(value, str) else value
-    if not isinstance(ident, str):
-        raise fail(field, f"must be a reservation id (a UUID string), not {type(value).__name__}")
+    if not isinstance(value, str):
+        raise error(field, f"must be {what} (a UUID string), not {type(value).__name__}")
     try:
-        return str(uuid.UUID(ident))
+        return str(uuid.UUID(value))
     except ValueError:
-        raise fail(field, "must be a UUID") from None
+        raise error(field, "must be a UUID") from None
+
+
+def check_reservation_id(value: object, field: str = "reservation_id") -> str:
+    ident = getattr(value, "id", None)
+    if not isinstance(value, str | uuid.UUID) and isinstance(ident, str):
+        value = ident  # a Reservation object
+    return check_uuid(value, field, "a reservation id")
 
 
 def check_limit(value: object, high: int = MAX_PAGE, context: str = CONTEXT) -> int:
