@@ -553,7 +553,7 @@ def test_cli_configures_and_lists(module_server: ServerHandle, setup: dict[str, 
         SCRAWN_PROVIDER_API_KEY="k",
         SCRAWN_PROVIDER_WEBHOOK_SECRET="s",
     )
-    assert bad.returncode == 1 and "provider: must be lemonsqueezy or stripe" in bad.stdout
+    assert bad.returncode == 1 and "provider: must be lemonsqueezy or stripe" in bad.stderr
     again = scrawn(
         "configure",
         "--provider",

@@ -56,7 +56,7 @@ def scrawn(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
         done = runner.invoke(cli.app, list(args))
         if done.exception is not None and not isinstance(done.exception, SystemExit):
             raise done.exception
-        return Result(done.exit_code, done.stdout)
+        return Result(done.exit_code, done.stdout if done.exit_code == 0 else done.stderr)
 
     return run
 

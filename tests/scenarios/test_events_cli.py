@@ -160,7 +160,7 @@ def test_export_from_to(module_server: ServerHandle) -> None:
         text=True,
         timeout=120,
     )
-    assert bad.returncode == 2 and "--from" in bad.stdout
+    assert bad.returncode == 2 and "--from" in bad.stderr
 
 
 def test_tail_shows_the_newest(module_server: ServerHandle) -> None:

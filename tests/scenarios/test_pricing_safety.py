@@ -188,7 +188,8 @@ def cli(module_server: ServerHandle, monkeypatch: pytest.MonkeyPatch) -> CliRun:
         done = runner.invoke(scrawn_cli.app, [*args, "--project", module_server.project_id])
         if done.exception is not None and not isinstance(done.exception, SystemExit):
             raise done.exception
-        return Answer(done.exit_code, {"lines": done.stdout.strip().splitlines()})
+        out = done.stdout if done.exit_code == 0 else done.stderr  # errors go to stderr, answers to stdout
+        return Answer(done.exit_code, {"lines": out.strip().splitlines()})
 
     return run
 
@@ -537,8 +538,8 @@ def test_the_real_command_prints_one_line_and_exits_non_zero(module_server: Serv
         timeout=120,
     )
     assert done.returncode == 1
-    assert done.stdout.splitlines() == [f"error: Tag {t} is used by expression {e}; change those first"]
-    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [f"error: Tag {t} is used by expression {e}; change those first"]
+    assert done.stdout == ""
 
 
 def test_stored_cycles_do_not_block_unrelated_writes(module_server: ServerHandle, api: Api) -> None:

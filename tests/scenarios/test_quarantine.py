@@ -597,10 +597,10 @@ def test_json_api_pages_by_mode_and_refuses_bad_requests(
     neither = cli(module_server, project, "reprice")
     assert (
         neither.returncode != 0
-        and neither.stdout.strip() == "error: give either --all or one or more event ids"
+        and neither.stderr.strip() == "error: give either --all or one or more event ids"
     )
     unknown = cli(module_server, project, "reprice", "no-such-id")
-    assert unknown.returncode == 1 and "no kept event with id no-such-id" in unknown.stdout
+    assert unknown.returncode == 1 and "no kept event with id no-such-id" in unknown.stderr
     put_tag(module_server, project, "PAGED", "1")
     by_id = cli(module_server, project, "reprice", "--mode", "test", seen[0], seen[1])
     assert by_id.stdout.strip() == "repriced 2, still waiting 0, billed 2", by_id.stdout + by_id.stderr

@@ -83,7 +83,7 @@ def test_wallets_commands(database_url: str, tmp_path: Path, scrawn: Callable[..
     assert [lot.remaining for lot in lots_of(server, "alice")] == [0, 0]  # soonest-expiring first: 10, then 1
 
     out = scrawn(url, "debit", "alice", "5", "--key", "d2")
-    assert out.returncode == 1 and "Insufficient funds: amount: requested 5 but available is 4" in out.stdout
+    assert out.returncode == 1 and "Insufficient funds: amount: requested 5 but available is 4" in out.stderr
     out = scrawn(url, "settings", "alice", "--spend-cap", "13", "--low-balance-threshold", "3.5")
     assert (
         out.returncode == 0
@@ -91,7 +91,7 @@ def test_wallets_commands(database_url: str, tmp_path: Path, scrawn: Callable[..
         and "threshold 3.5" in out.stdout
     )
     out = scrawn(url, "debit", "alice", "2", "--key", "d3")
-    assert out.returncode == 1 and "Spend cap exceeded: amount:" in out.stdout
+    assert out.returncode == 1 and "Spend cap exceeded: amount:" in out.stderr
     out = scrawn(url, "settings", "alice", "--spend-cap", "none")
     assert out.returncode == 0 and "spend cap none" in out.stdout
     out = scrawn(url, "debit", "alice", "1", "--key", "d3", "--mode", "live")

@@ -271,7 +271,7 @@ def test_delivery_survives_a_restart_and_replay_keeps_the_id(
         timeout=60,
         check=False,
     )
-    assert missing.returncode == 1 and "not found" in missing.stdout
+    assert missing.returncode == 1 and "not found" in missing.stderr
 
 
 def test_an_exhausted_schedule_marks_the_message_failed(

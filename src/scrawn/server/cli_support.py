@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -22,6 +22,7 @@ from scrawn.server.db.rows import ID_PREFIX_MIN
 from scrawn.server.projects.service import list_projects
 
 console = Console()
+errors = Console(stderr=True)  # stdout carries only what a pipe reads (tables, --json)
 T = TypeVar("T")
 
 DbOpt = Annotated[str | None, typer.Option("--database-url", help="Database URL [env SCRAWN_DATABASE_URL]")]
@@ -46,9 +47,14 @@ def reported() -> Iterator[None]:
     try:
         yield
     except ScrawnError as e:
-        # One line, whatever the terminal's width, and the message printed as is (never read as markup).
-        console.print(f"[red]error:[/red] {escape(e.message)}", soft_wrap=True, highlight=False)
-        raise typer.Exit(1) from None
+        fail(e.message)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """``error: <message>`` on stderr, then exit ``code`` (2: the command line itself is wrong). One line
+    whatever the terminal's width, the message printed as is (never read as markup)."""
+    errors.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True, highlight=False)
+    raise typer.Exit(code)
 
 
 def run_db(settings: Settings, work: Callable[[Database], Awaitable[T]], *, create: bool = False) -> T:

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrawn.money import format_amount
 from scrawn.server.cli_options import Cli, id_argument, options
 from scrawn.server.cli_output import Col, json_line, print_json, say, table, table_of, text, when
-from scrawn.server.cli_support import console, pick, project_of, ts
+from scrawn.server.cli_support import console, fail, pick, project_of, ts
 from scrawn.server.db.engine import Database
 from scrawn.server.events import repository, void_service
 from scrawn.server.events.lineage import Lineage, lineage
@@ -218,8 +218,7 @@ def _when(text: str | None, option: str) -> int | None:
             at = datetime.fromisoformat(text.replace("Z", "+00:00"))
             at = at if at.tzinfo else at.replace(tzinfo=UTC)
     except ValueError:
-        console.print(f"[red]error:[/red] {option} must be a date (2025-03-01) or an ISO 8601 time")
-        raise typer.Exit(2) from None
+        fail(f"{option} must be a date (2025-03-01) or an ISO 8601 time", 2)
     return (at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
 
 
@@ -245,8 +244,7 @@ def export(
     """Events as CSV (header row; amounts in exact minor units; times ISO 8601 UTC), oldest first."""
     start, end = _when(from_, "--from"), _when(to, "--to")
     if start is not None and end is not None and end <= start:
-        console.print("[red]error:[/red] --to must be after --from")
-        raise typer.Exit(2)
+        fail("--to must be after --from", 2)
 
     async def work(db: Database) -> int:
         async with db.read() as conn:

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.server.cli_options import Cli, choice, options
 from scrawn.server.cli_output import fields, say, table
-from scrawn.server.cli_support import console
+from scrawn.server.cli_support import fail
 from scrawn.server.payments import config as configs
 from scrawn.server.payments import repository
 from scrawn.server.projects.service import AMOUNT_UNITS, update_project
@@ -83,8 +83,7 @@ def show(cli: Cli) -> None:
 
     found = cli.read(work)
     if found is None:
-        console.print(configs.NOT_CONFIGURED)
-        raise typer.Exit(1)
+        fail(configs.NOT_CONFIGURED)
     _print_config(cli, found)
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrawn.money import format_amount
 from scrawn.server.cli_options import Cli, OptionSpecs, options
 from scrawn.server.cli_output import amount, fields, print_json, say, table, when
-from scrawn.server.cli_support import console, reported, ts
+from scrawn.server.cli_support import console, fail, reported, ts
 from scrawn.server.ledger import repository
 
 wallets_app = typer.Typer(
@@ -32,8 +32,7 @@ def _expires_at(text: str | None) -> int | None:
     try:
         at = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        console.print("[red]error:[/red] --expires-at must be Unix seconds or an ISO 8601 time")
-        raise typer.Exit(2) from None
+        fail("--expires-at must be Unix seconds or an ISO 8601 time", 2)
     return int((at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp())
 
 

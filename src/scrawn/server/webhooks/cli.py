@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.server.cli_options import Cli, T, choice, id_argument, options
 from scrawn.server.cli_output import fields, say, table
-from scrawn.server.cli_support import console, pick, reported
+from scrawn.server.cli_support import console, fail, pick, reported
 from scrawn.server.secretbox import SecretBox
 from scrawn.server.webhooks import endpoints, messages
 from scrawn.server.webhooks import repository as outbox
@@ -75,8 +75,7 @@ def show(
     """The endpoint's URL and public key (and with --reveal its secret)."""
     found = _sealed(cli, lambda conn, p, box: endpoints.get(conn, box, p, cli.mode))
     if found is None:
-        console.print(f"no webhook endpoint in {cli.mode} mode")
-        raise typer.Exit(1)
+        fail(f"no webhook endpoint in {cli.mode} mode")
     _endpoint(cli, found, secret=reveal)
 
 

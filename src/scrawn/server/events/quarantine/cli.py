@@ -10,7 +10,7 @@ import typer
 from scrawn.money import format_amount
 from scrawn.server.cli_options import Cli, options
 from scrawn.server.cli_output import fields, say, table
-from scrawn.server.cli_support import console, pick, project_of
+from scrawn.server.cli_support import console, fail, pick, project_of
 from scrawn.server.db.engine import Database
 from scrawn.server.events.quarantine import repository
 from scrawn.server.events.quarantine import service as quarantine
@@ -46,8 +46,7 @@ def reprice(
 ) -> None:
     """Price kept events with today's configuration; the priced ones go onto the ledger exactly once."""
     if all_ == bool(ids):
-        console.print("[red]error:[/red] give either --all or one or more event ids")
-        raise typer.Exit(2)
+        fail("give either --all or one or more event ids", 2)
 
     async def work(db: Database) -> quarantine.RepriceResult:
         async with db.read() as conn:
