@@ -3,7 +3,9 @@ gRPC-web over HTTP/1.1. Each returns what the wire said: a response message or a
 
 from __future__ import annotations
 
+import asyncio
 import struct
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -117,11 +119,34 @@ class GrpcClient:
             raise RpcError(e.code().name.lower(), e.details() or "") from None
 
 
-class ConnectClient:
-    """httpx speaking the Connect protocol over HTTP/1.1: unary as JSON or binary, streams enveloped."""
+class SharedHttp2:
+    """One cleartext HTTP/2 connection that many threads post through: an ``httpx.AsyncClient`` on an
+    event loop of its own (httpx's blocking client, shared by threads, sends a connection's frames out of
+    order)."""
 
-    def __init__(self, base_url: str, *, binary: bool = False) -> None:
-        self.http = httpx.Client(base_url=base_url, timeout=30)
+    def __init__(self, base_url: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.client = httpx.AsyncClient(base_url=base_url, timeout=30, http1=False, http2=True)
+
+    def post(self, path: str, *, content: bytes | str, headers: dict[str, str]) -> httpx.Response:
+        posted = self.client.post(path, content=content, headers=headers)
+        return asyncio.run_coroutine_threadsafe(posted, self.loop).result()
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.client.aclose(), self.loop).result()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+        self.loop.close()
+
+
+class ConnectClient:
+    """httpx speaking the Connect protocol over HTTP/1.1 (or, with ``http2``, over one cleartext HTTP/2
+    connection that concurrent threads share): unary as JSON or binary, streams enveloped."""
+
+    def __init__(self, base_url: str, *, binary: bool = False, http2: bool = False) -> None:
+        self.http: Any = SharedHttp2(base_url) if http2 else httpx.Client(base_url=base_url, timeout=30)
         self.binary = binary
 
     def close(self) -> None:

@@ -45,9 +45,17 @@ def request_for(key: str) -> ev.RegisterEventRequest:
 
 
 class Load:
-    """Threads sending RegisterEvent with unique keys until told to stop or the server goes away."""
+    """Callers sending RegisterEvent with unique keys until told to stop or the server goes away. Each gRPC
+    channel (one HTTP/2 connection) serves ``per_channel`` callers; Connect callers alternate between a
+    connection of their own (HTTP/1.1, JSON or binary) and, with ``per_channel`` > 1, a shared HTTP/2 one."""
 
-    def __init__(self, server: ServerHandle, prefix: str) -> None:
+    def __init__(
+        self,
+        server: ServerHandle,
+        prefix: str,
+        callers: tuple[int, int] = (GRPC_THREADS, CONNECT_THREADS),
+        per_channel: int = 1,
+    ) -> None:
         self.server = server
         self.prefix = prefix
         self.lock = threading.Lock()
@@ -56,9 +64,22 @@ class Load:
         self.failed: dict[str, tuple[str, str, str]] = {}  # key -> (client kind, error kind, detail)
         self.unexpected: list[str] = []
         self.stop = threading.Event()
+        grpc_callers, connect_callers = callers
+        channels = [
+            OwnConnectionGrpcClient(server.grpc_target) for _ in range(-(-grpc_callers // per_channel))
+        ]
+        shared = [
+            ConnectClient(server.base_url, binary=True, http2=True) for _ in channels if per_channel > 1
+        ]
+        self.clients: list[tuple[str, Any]] = [
+            ("grpc", channels[i // per_channel]) for i in range(grpc_callers)
+        ]
+        for i in range(connect_callers):
+            own = i % 2 == 0 or not shared
+            client = ConnectClient(server.base_url, binary=i % 4 == 0) if own else shared[i % len(shared)]
+            self.clients.append(("connect", client))
         self.threads = [
-            threading.Thread(target=self._work, args=(i,), daemon=True)
-            for i in range(GRPC_THREADS + CONNECT_THREADS)
+            threading.Thread(target=self._work, args=(i,), daemon=True) for i in range(len(self.clients))
         ]
 
     def start(self) -> None:
@@ -75,15 +96,12 @@ class Load:
         for t in self.threads:
             t.join(timeout=90)
             assert not t.is_alive()
+        for client in {id(c): c for _, c in self.clients}.values():
+            client.close()
         assert self.unexpected == []
 
     def _work(self, i: int) -> None:
-        kind = "grpc" if i < GRPC_THREADS else "connect"
-        client: Any = (
-            OwnConnectionGrpcClient(self.server.grpc_target)
-            if kind == "grpc"
-            else ConnectClient(self.server.base_url, binary=i % 2 == 0)
-        )
+        kind, client = self.clients[i]
         md = bearer(self.server.live_key)
         n = 0
         try:
@@ -105,8 +123,6 @@ class Load:
                 self.acked[key] = res.eventId
         except Exception as e:  # reported by finish()
             self.unexpected.append(f"{kind} worker {i}: {e!r}")
-        finally:
-            client.close()
 
 
 def fetch(server: ServerHandle, stmt: Any) -> list[Any]:
@@ -192,16 +208,18 @@ def test_sigkill_mid_load_loses_no_acknowledged_event(server: ServerHandle) -> N
 
 
 def test_sigterm_mid_load_is_graceful(server: ServerHandle) -> None:
-    load = Load(server, "term")
+    # 64 callers: 32 on gRPC, 8 to an HTTP/2 connection; 32 on Connect, half of them on shared HTTP/2.
+    load = Load(server, "term", callers=(32, 32), per_channel=8)
     load.start()
     load.wait_for_acks(ACKED_BEFORE_SIGNAL)
     process = server.process
     assert process is not None
     server.stop(signal.SIGTERM)
     assert process.returncode == 0, server.log()[-3000:]  # a clean exit, not the fixture's fallback kill
+    assert "Traceback" not in server.log()
     load.finish()
-    # A call cut off by the shutdown is told to retry: gRPC UNAVAILABLE, Connect `unavailable` or a
-    # refused/closed HTTP/1.1 connection — never another status (e.g. UNKNOWN, INTERNAL, CANCELLED).
+    # A call cut off by the shutdown is told to retry: gRPC UNAVAILABLE, Connect `unavailable`, or a
+    # refused/closed/reset connection — never another status (e.g. UNKNOWN, INTERNAL, CANCELLED).
     for key, (kind, error, detail) in load.failed.items():
         if error.startswith("rpc:"):
             assert error == "rpc:unavailable", (key, kind, error, detail)

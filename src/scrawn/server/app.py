@@ -29,6 +29,7 @@ from scrawn.server.dashboard.routes import routes as dashboard_routes
 from scrawn.server.dashboard.web import Dashboard
 from scrawn.server.db.engine import Database
 from scrawn.server.db.migrate import migrate, pending
+from scrawn.server.drain import read_body_before_answering
 from scrawn.server.events.committer import GroupCommitter
 from scrawn.server.events.rpc import EventRpc
 from scrawn.server.events.service import EventService
@@ -175,7 +176,8 @@ def create_app(settings: Settings) -> ASGIApp:
             read_max_bytes=READ_MAX_BYTES,
         ),
     ]
-    routes = {app.path + "/": app for app in rpc_apps}
+    # An oversized message is refused alone: its call reads its body to the end (server/drain.py).
+    routes = {app.path + "/": read_body_before_answering(app) for app in rpc_apps}
 
     async def app(scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "http":

@@ -37,7 +37,7 @@ def serve(
     from hypercorn.asyncio import serve as hypercorn_serve
     from hypercorn.config import Config
 
-    from scrawn.server import envoy, startup, tracing
+    from scrawn.server import envoy, hypercorn_h2, startup, tracing
     from scrawn.server.app import create_app
 
     settings = load_settings(host, port, database_url, data_dir)
@@ -65,19 +65,9 @@ def serve(
             await envoy.run(settings, stop, lambda: console.print(serving + " (pyvoy)", highlight=False))
             return
         console.print(serving, highlight=False)
+        hypercorn_h2.install()  # HTTP/2 calls outlive a neighbour's oversized message and a SIGTERM
         try:
             await hypercorn_serve(create_app(settings), config, shutdown_trigger=stop.wait)
-        except* KeyError as error:
-            # hypercorn 0.18 lets DATA that arrives for an HTTP/2 stream it already closed end that
-            # connection's task with a KeyError (pgjones/hypercorn#334); on shutdown it re-raises it, after
-            # the app's own shutdown ran (every queued event committed). That connection's calls were
-            # answered or are retried by their clients, so this is a warning, not a failed exit.
-            if not stop.is_set():
-                raise
-            logging.getLogger("scrawn.serve").warning(
-                "an HTTP/2 connection ended with hypercorn's closed-stream error (%r); shut down cleanly",
-                error.exceptions[0],
-            )
         finally:
             tracing.shutdown()
 
