@@ -46,8 +46,8 @@ def request_for(key: str) -> ev.RegisterEventRequest:
 
 class Load:
     """Callers sending RegisterEvent with unique keys until told to stop or the server goes away. Each gRPC
-    channel (one HTTP/2 connection) serves ``per_channel`` callers; Connect callers alternate between a
-    connection of their own (HTTP/1.1, JSON or binary) and, with ``per_channel`` > 1, a shared HTTP/2 one."""
+    channel (one HTTP/2 connection) serves ``per_channel`` callers; each Connect caller has an HTTP/1.1
+    connection of its own, JSON or binary."""
 
     def __init__(
         self,
@@ -68,16 +68,12 @@ class Load:
         channels = [
             OwnConnectionGrpcClient(server.grpc_target) for _ in range(-(-grpc_callers // per_channel))
         ]
-        shared = [
-            ConnectClient(server.base_url, binary=True, http2=True) for _ in channels if per_channel > 1
-        ]
         self.clients: list[tuple[str, Any]] = [
             ("grpc", channels[i // per_channel]) for i in range(grpc_callers)
         ]
-        for i in range(connect_callers):
-            own = i % 2 == 0 or not shared
-            client = ConnectClient(server.base_url, binary=i % 4 == 0) if own else shared[i % len(shared)]
-            self.clients.append(("connect", client))
+        self.clients += [
+            ("connect", ConnectClient(server.base_url, binary=i % 2 == 0)) for i in range(connect_callers)
+        ]
         self.threads = [
             threading.Thread(target=self._work, args=(i,), daemon=True) for i in range(len(self.clients))
         ]
@@ -208,7 +204,8 @@ def test_sigkill_mid_load_loses_no_acknowledged_event(server: ServerHandle) -> N
 
 
 def test_sigterm_mid_load_is_graceful(server: ServerHandle) -> None:
-    # 64 callers: 32 on gRPC, 8 to an HTTP/2 connection; 32 on Connect, half of them on shared HTTP/2.
+    # 64 callers: 32 on gRPC, 8 to an HTTP/2 connection, and 32 on Connect over HTTP/1.1. (Not Connect over
+    # httpx's HTTP/2: its h2 state machine fails the calls still in flight when a graceful GOAWAY comes.)
     load = Load(server, "term", callers=(32, 32), per_channel=8)
     load.start()
     load.wait_for_acks(ACKED_BEFORE_SIGNAL)
@@ -232,5 +229,6 @@ def test_sigterm_mid_load_is_graceful(server: ServerHandle) -> None:
     assert missing == [], f"acknowledged but not stored after SIGTERM: {missing[:10]}"
     assert {k: before[k] for k in load.acked} == load.acked
     assert set(before) <= set(load.attempted)
+    assert [k for k in load.failed if k in before] == []  # told to retry: refused, never served
     assert_ledger_consistent(server)
     resend_all(server, load.attempted, before)

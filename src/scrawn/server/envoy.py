@@ -157,9 +157,13 @@ async def _poll(
 
 async def _drain(admin: str) -> None:
     """Stop taking connections, tell HTTP/2 clients GOAWAY and HTTP/1.1 clients ``Connection: close``, and
-    wait until the calls in flight have been answered (at most ``DRAIN_SECONDS``)."""
+    wait until the calls in flight have been answered (at most ``DRAIN_SECONDS``). The graceful drain tells
+    every connection to close (``--drain-strategy immediate``) but keeps accepting new ones; the plain one
+    then closes the listener. (``inboundonly`` skipped our listener, whose direction is unspecified: clients
+    went on calling until Envoy was stopped under them.)"""
     with contextlib.suppress(OSError):
-        await _get(admin, "/drain_listeners?inboundonly", "POST")
+        await _get(admin, "/drain_listeners?graceful", "POST")
+        await _get(admin, "/drain_listeners", "POST")
     deadline = time.monotonic() + DRAIN_SECONDS
     while time.monotonic() < deadline:
         try:
