@@ -4,6 +4,7 @@ walk through the whole project by another index, no full scan."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import event, text
@@ -79,7 +80,7 @@ async def test_a_row_that_lost_only_on_its_event_id_is_not_stored_by_the_re_read
     other = repository.event_row(priced(pid, basic("u1", "b")), "id-a", 6)  # key "b" free, id taken
     async with fresh.db.write() as conn:
         assert await repository.billed_rows(conn, [other, taken]) == {
-            (pid, MODE, "a"): repository.Billed("id-a", taken["fingerprint"], 5, taken["debit"])
+            (pid, MODE, "a"): repository.Billed("id-a", taken[repository.FINGERPRINT], 5, Decimal("1.5"))
         }
     async with fresh.db.read() as conn:
         assert await repository.billed(conn, pid, MODE, ["b"]) == {}

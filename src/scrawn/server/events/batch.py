@@ -4,20 +4,20 @@ balance rows, in the caller's transaction (DESIGN §5). The rules live here; the
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn._codes import INVALID_DATA
 from scrawn.errors import AlreadyExistsError, OutOfRangeError, ScrawnError
+from scrawn.money import to_micros
+from scrawn.server.db import bulk
 from scrawn.server.db.engine import now_ms
 from scrawn.server.events import repository, rollup
 from scrawn.server.events.repository import EventKey
 from scrawn.server.events.types import Billed, Outcome, PricedEvent, Stored
 from scrawn.server.ledger import service as ledger
-from scrawn.server.ledger.types import LedgerEntry
+from scrawn.server.ledger.types import UsageDebit
 
 
 async def store_batch(conn: AsyncConnection, batch: Sequence[PricedEvent]) -> list[Outcome]:
@@ -31,20 +31,19 @@ async def store_batch(conn: AsyncConnection, batch: Sequence[PricedEvent]) -> li
             continue  # a repeat inside the batch: resolved against the first below
         first[key] = i
         fresh.append(i)
+    micros = {i: to_micros(batch[i].debit) for i in fresh}  # once: rows, ledger and rollup share it
 
     # No look-up first: INSERT … ON CONFLICT DO NOTHING RETURNING says which keys are new, and only the
     # others (retries, races with another process) are read back below.
     stored: dict[EventKey, Billed] = {}
     # A debit that would overflow its user's balance row is refused alone, never failing the whole flush.
-    refused = await _beyond_balance_range(conn, batch, fresh)
-    rows: dict[int, dict[str, Any]] = {}
-    ids: dict[int, str] = {}
+    refused = await _beyond_balance_range(conn, batch, fresh, micros)
+    generated = iter(bulk.uuids(len(fresh)))
+    rows: dict[int, repository.EventRow] = {}
     for i in fresh:
-        if i in refused:
-            continue
-        ev = batch[i]
-        ids[i] = ev.input.event_id or str(uuid.uuid4())
-        rows[i] = repository.event_row(ev, ids[i], now)
+        if i not in refused:
+            ev = batch[i]
+            rows[i] = repository.event_row(ev, ev.input.event_id or next(generated), now, micros[i])
 
     inserted: set[EventKey] = set()
     if rows:
@@ -52,9 +51,10 @@ async def store_batch(conn: AsyncConnection, batch: Sequence[PricedEvent]) -> li
         lost = [row for i, row in rows.items() if keys[i] not in inserted]
         stored = await repository.billed_rows(conn, lost)  # retries, other processes, eventId collisions
 
-    new_events = [i for i in ids if keys[i] in inserted]
-    await ledger.post(conn, [_usage(batch[i], ids[i]) for i in new_events], now)
-    await rollup.stored(conn, [batch[i] for i in new_events], now)
+    new_events = [i for i in rows if keys[i] in inserted]
+    debits = [_usage(batch[i], micros[i], rows[i][repository.ID]) for i in new_events]
+    await ledger.post_usage(conn, debits, now)
+    await rollup.stored(conn, debits, now)
 
     for i, (ev, key) in enumerate(zip(batch, keys, strict=True)):
         owner = first[key]
@@ -63,7 +63,8 @@ async def store_batch(conn: AsyncConnection, batch: Sequence[PricedEvent]) -> li
             if duplicate and batch[owner].input.fingerprint != ev.input.fingerprint:
                 results[i] = conflict()
             else:
-                results[i] = Stored(ids[owner], ev.idempotency_key, now, duplicate, batch[owner].debit)
+                event_id = rows[owner][repository.ID]
+                results[i] = Stored(event_id, ev.idempotency_key, now, duplicate, batch[owner].debit)
         elif key in stored:
             results[i] = answer(stored[key], ev.idempotency_key, ev.input.fingerprint)
         elif owner in refused:
@@ -94,15 +95,15 @@ class BalanceOutOfRange(OutOfRangeError):
     stream_code = INVALID_DATA
 
 
-def _usage(ev: PricedEvent, event_id: str | None = None) -> LedgerEntry:
-    return LedgerEntry(ev.project_id, ev.mode, ev.input.user_id, "usage", -ev.debit, event_id=event_id)
+def _usage(ev: PricedEvent, micros: int, event_id: str | None = None) -> UsageDebit:
+    return UsageDebit(ev.project_id, ev.mode, ev.input.user_id, micros, event_id)
 
 
 async def _beyond_balance_range(
-    conn: AsyncConnection, batch: Sequence[PricedEvent], candidates: Sequence[int]
+    conn: AsyncConnection, batch: Sequence[PricedEvent], candidates: Sequence[int], micros: dict[int, int]
 ) -> dict[int, ScrawnError]:
     """The candidates whose debit would overflow the user's balance row, refused one by one."""
-    beyond = await ledger.beyond_range(conn, [_usage(batch[i]) for i in candidates])
+    beyond = await ledger.usage_beyond_range(conn, [_usage(batch[i], micros[i]) for i in candidates])
     return {
         candidates[j]: BalanceOutOfRange(
             "debit: this user's balance would pass the storable range; the event was not recorded",

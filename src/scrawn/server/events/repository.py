@@ -15,8 +15,8 @@ from sqlalchemy import BigInteger, and_, func, literal_column, or_, select, upda
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from scrawn.money import format_amount, from_micros
-from scrawn.server.db.engine import dialect_insert
+from scrawn.money import format_amount, from_micros, to_micros
+from scrawn.server.db import bulk
 from scrawn.server.db.rows import filtered, ids_matching, owned, project_deletes
 from scrawn.server.db.schema import events, quarantined_events
 from scrawn.server.db.sums import joined, split_sum
@@ -29,49 +29,60 @@ EventKey = tuple[str, str, str]  # (project_id, mode, idempotency_key): unique p
 # Ingest ---------------------------------------------------------------------------------------------------
 
 
-def event_row(ev: PricedEvent, event_id: str, now: int) -> dict[str, Any]:
-    """The ``events`` row of a priced event stored as ``event_id`` at ``now`` (Unix ms)."""
+# The columns ingest writes, in the table's order (the void marks come later, by ``mark_voided``).
+COLUMNS = tuple(c.name for c in events.c if c.name not in ("voided_at", "voided_by", "void_reason"))
+EventRow = tuple[Any, ...]  # an ``events`` row as ingest inserts it, in COLUMNS order, amounts in micro-units
+PROJECT, MODE, ID, KEY, FINGERPRINT = range(5)  # where the row's identity sits in it
+
+
+def event_row(ev: PricedEvent, event_id: str, now: int, debit: int | None = None) -> EventRow:
+    """The ``events`` row of a priced event stored as ``event_id`` at ``now`` (Unix ms); ``debit`` is
+    ``ev.debit`` in micro-units when the caller has it already."""
     inp = ev.input
     ai = inp.ai
-    row: dict[str, Any] = {
-        "project_id": ev.project_id,
-        "mode": ev.mode,
-        "id": event_id,
-        "idempotency_key": ev.idempotency_key,
-        "fingerprint": inp.fingerprint,
-        "event_type": inp.event_type,
-        "user_id": inp.user_id,
-        "basic_usage_type": inp.basic_usage_type,
-        "reported_at": inp.reported_at,
-        "ingested_at": now,
-        "debit": ev.debit,
-        "metadata": inp.metadata,
-        "pricing": json.dumps(ev.pricing, sort_keys=True, separators=(",", ":")),
-        "model": ai.model if ai else None,
-        "provider": ai.provider if ai else None,
-        "input_tokens": ai.input_tokens if ai else None,
-        "output_tokens": ai.output_tokens if ai else None,
-        "input_cache_tokens": ai.input_cache_tokens if ai else None,
-        "output_cache_tokens": ai.output_cache_tokens if ai else None,
-        "input_debit": ev.components.get("input"),
-        "output_debit": ev.components.get("output"),
-        "input_cache_debit": ev.components.get("inputCache"),
-        "output_cache_debit": ev.components.get("outputCache"),
-        "name": inp.typed.name if inp.typed else None,
-        "quantity": format_amount(inp.typed.quantity) if inp.typed else None,
-        "product_ref": inp.typed.product_ref if inp.typed else None,
-    }
-    return row
+    typed = inp.typed
+    pricing = ev.pricing
+    amount = pricing.get("amount") if len(pricing) == 1 else None
+    if isinstance(amount, str) and amount.lstrip("-").replace(".", "", 1).isdigit():
+        text = f'{{"amount":"{amount}"}}'  # what json.dumps writes for a plain number's text, far cheaper
+    else:
+        text = json.dumps(pricing, sort_keys=True, separators=(",", ":"))
+    micros = to_micros(ev.debit) if debit is None else debit
+    head = (ev.project_id, ev.mode, event_id, ev.idempotency_key, inp.fingerprint, inp.event_type)
+    when = (inp.user_id, inp.basic_usage_type, inp.reported_at, now, micros)
+    if ai is None:
+        return (
+            *head, *when, None, None, None, None, None, None, None, None, None, None, inp.metadata,
+            typed.name if typed else None,
+            format_amount(typed.quantity) if typed else None,
+            typed.product_ref if typed else None,
+            text,
+        )  # fmt: skip
+    parts = ev.components
+    return (
+        *head, *when, ai.model, ai.provider, ai.input_tokens, ai.output_tokens, ai.input_cache_tokens,
+        ai.output_cache_tokens, _micros(parts.get("input")), _micros(parts.get("output")),
+        _micros(parts.get("inputCache")), _micros(parts.get("outputCache")), inp.metadata, None, None, None,
+        text,
+    )  # fmt: skip
 
 
-async def insert_new(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> set[EventKey]:
+def _micros(amount: Decimal | None) -> int | None:
+    return None if amount is None else to_micros(amount)
+
+
+async def insert_new(conn: AsyncConnection, rows: Sequence[EventRow]) -> set[EventKey]:
     """Insert the rows whose key (and id) is free, in one statement: ``ON CONFLICT DO NOTHING RETURNING``
     says which were new, so no look-up precedes it. Returns the keys inserted."""
-    stmt = dialect_insert(conn, events).on_conflict_do_nothing()
-    returned = await conn.execute(
-        stmt.returning(events.c.project_id, events.c.mode, events.c.idempotency_key), rows
+    returned = await bulk.insert(
+        conn,
+        events,
+        COLUMNS,
+        rows,
+        tail="ON CONFLICT DO NOTHING",
+        returning="project_id, mode, idempotency_key",
     )
-    return {(r.project_id, r.mode, r.idempotency_key) for r in returned}
+    return {(r[0], r[1], r[2]) for r in returned}
 
 
 async def billed(conn: AsyncConnection, project_id: str, mode: str, keys: Sequence[str]) -> dict[str, Billed]:
@@ -96,7 +107,7 @@ async def billed(conn: AsyncConnection, project_id: str, mode: str, keys: Sequen
     return found
 
 
-async def billed_rows(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> dict[EventKey, Billed]:
+async def billed_rows(conn: AsyncConnection, rows: Sequence[EventRow]) -> dict[EventKey, Billed]:
     """The stored events holding the keys of ``rows`` (rows ``insert_new`` did not insert), by key.
 
     On PostgreSQL a SELECT by key is planned on statistics, and on a table never analyzed (autovacuum off)
@@ -111,44 +122,33 @@ async def billed_rows(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> 
     if conn.dialect.name != "postgresql":
         by_scope: dict[tuple[str, str], list[str]] = {}
         for row in rows:
-            by_scope.setdefault((row["project_id"], row["mode"]), []).append(row["idempotency_key"])
+            by_scope.setdefault((row[PROJECT], row[MODE]), []).append(row[KEY])
         return {
             (project_id, mode, key): known
             for (project_id, mode), keys in by_scope.items()
             for key, known in (await billed(conn, project_id, mode, keys)).items()
         }
-    c = events.c
     # Sorted: concurrent flushes lock the rows they meet in one order, never deadlocking on each other.
-    offered = sorted(({**row, "id": str(uuid.uuid4())} for row in rows), key=_row_key)
-    # Setting a column to its stored value: the update changes nothing it returns.
-    stmt = dialect_insert(conn, events).on_conflict_do_update(
-        index_elements=[c.project_id, c.mode, c.idempotency_key], set_={"fingerprint": c.fingerprint}
-    )
-    returning = stmt.returning(
-        c.project_id,
-        c.mode,
-        c.idempotency_key,
-        c.id,
-        c.fingerprint,
-        c.ingested_at,
-        c.debit,
-        literal_column("xmax = 0").label("inserted"),
-    )
+    offered = sorted(((*row[:ID], str(uuid.uuid4()), *row[ID + 1 :]) for row in rows), key=_row_key)
     savepoint = await conn.begin_nested()
-    found = list(await conn.execute(returning, offered))
-    if any(r.inserted for r in found):
+    # Setting a column to its stored value: the update changes nothing it returns.
+    found = await bulk.insert(
+        conn,
+        events,
+        COLUMNS,
+        offered,
+        tail="ON CONFLICT (project_id, mode, idempotency_key) DO UPDATE SET fingerprint = events.fingerprint",
+        returning="project_id, mode, idempotency_key, id, fingerprint, ingested_at, debit, xmax = 0",
+    )
+    if any(r[7] for r in found):
         await savepoint.rollback()
     else:
         await savepoint.commit()
-    return {
-        (r.project_id, r.mode, r.idempotency_key): Billed(r.id, r.fingerprint, r.ingested_at, r.debit)
-        for r in found
-        if not r.inserted
-    }
+    return {(r[0], r[1], r[2]): Billed(r[3], r[4], r[5], from_micros(r[6])) for r in found if not r[7]}
 
 
-def _row_key(row: dict[str, Any]) -> EventKey:
-    return (row["project_id"], row["mode"], row["idempotency_key"])
+def _row_key(row: EventRow) -> EventKey:
+    return (row[PROJECT], row[MODE], row[KEY])
 
 
 async def known_keys(conn: AsyncConnection, project_id: str, mode: str, keys: Iterable[str]) -> set[str]:

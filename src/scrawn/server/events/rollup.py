@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrawn.money import to_micros
 from scrawn.server.events import rollup_repository as repository
 from scrawn.server.events.rollup_repository import SlotKey
-from scrawn.server.events.types import PricedEvent
+from scrawn.server.ledger.types import UsageDebit
 
 SLOT_MS = 15 * 60_000
 
@@ -24,15 +24,15 @@ def slot_of(at: int) -> int:
     return at - at % SLOT_MS
 
 
-async def stored(conn: AsyncConnection, events: Sequence[PricedEvent], ingested_at: int) -> None:
-    """Count events a flush has just stored at ``ingested_at``: summed here first, so one row per project
-    and mode is written per flush, however many events it holds."""
+async def stored(conn: AsyncConnection, debits: Sequence[UsageDebit], ingested_at: int) -> None:
+    """Count the events a flush has just stored at ``ingested_at`` (their debits): summed here first, so
+    one row per project and mode is written per flush, however many events it holds."""
     changes: dict[SlotKey, list[int]] = defaultdict(lambda: [0, 0])
     slot = slot_of(ingested_at)
-    for ev in events:
-        change = changes[(ev.project_id, ev.mode, slot)]
+    for debit in debits:
+        change = changes[(debit.project_id, debit.mode, slot)]
         change[0] += 1
-        change[1] += to_micros(ev.debit)
+        change[1] += debit.micros
     await repository.add(conn, {key: (n, micros) for key, (n, micros) in changes.items()})
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -10,17 +11,18 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Row, and_, case, exists, literal, select, type_coerce, update
+from sqlalchemy import Row, and_, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.errors import AlreadyExistsError
-from scrawn.money import MAX_MICROS
+from scrawn.money import MAX_MICROS, to_micros
+from scrawn.server.db import bulk
 from scrawn.server.db.engine import dialect_insert
 from scrawn.server.db.rows import owned, page_after, project_deletes, typed
 from scrawn.server.db.schema import balance_alerts, balances, credit_lots, ledger_entries
 from scrawn.server.ledger.rules import Lot, LotRaceError, consumption_order
-from scrawn.server.ledger.types import ZERO, BalanceRow, Entry, LedgerEntry, Scope
+from scrawn.server.ledger.types import ZERO, BalanceRow, Entry, LedgerEntry, Moved, Scope
 
 CHUNK = 500  # users per IN (…) list
 
@@ -98,23 +100,64 @@ async def set_balance(conn: AsyncConnection, scope: Scope, balance: Decimal) -> 
     await conn.execute(update(balances).where(_where_user(*scope)).values(balance=balance))
 
 
+def _users(conn: AsyncConnection, users: list[str]) -> Any:
+    """The users as one parameter (``user_id = ANY($3)`` on PostgreSQL, ``IN (SELECT value FROM
+    json_each(?))`` on SQLite): no IN list of a thousand parameters to expand and bind."""
+    return users if conn.dialect.name == "postgresql" else json.dumps(users)
+
+
+_NEAR_RANGE = {
+    "postgresql": "SELECT user_id, balance FROM balances WHERE project_id = $1 AND mode = $2 "
+    "AND user_id = ANY($3::text[]) AND (balance > $4::bigint OR balance < -$5::bigint)",
+    "sqlite": "SELECT user_id, balance FROM balances WHERE project_id = ? AND mode = ? "
+    "AND user_id IN (SELECT value FROM json_each(?)) AND (balance > ? OR balance < -?)",
+}
+_WITH_LOTS = {
+    "postgresql": "SELECT DISTINCT user_id FROM credit_lots WHERE project_id = $1 AND mode = $2 "
+    "AND user_id = ANY($3::text[]) AND remaining > 0",
+    "sqlite": "SELECT DISTINCT user_id FROM credit_lots WHERE project_id = ? AND mode = ? "
+    "AND user_id IN (SELECT value FROM json_each(?)) AND remaining > 0",
+}
+
+
 async def balances_micros(
-    conn: AsyncConnection, project_id: str, mode: str, user_ids: Sequence[str]
+    conn: AsyncConnection, project_id: str, mode: str, user_ids: Sequence[str], *, beyond: int = -1
 ) -> dict[str, int]:
-    """The users' balances in micro-units (no row: absent)."""
-    users = sorted(set(user_ids))
-    found: dict[str, int] = {}
-    for start in range(0, len(users), CHUNK):
-        rows = await conn.execute(
-            select(balances.c.user_id, type_coerce(balances.c.balance, BigInteger).label("micros")).where(
-                balances.c.project_id == project_id,
-                balances.c.mode == mode,
-                balances.c.user_id.in_(users[start : start + CHUNK]),
-            )
-        )
-        for r in rows:
-            found[r.user_id] = int(r.micros)
-    return found
+    """The users' balances in micro-units (no row: absent), only those whose magnitude passes ``beyond``
+    (the batch path asks only for balances near the storable range: almost always none). One statement,
+    the users as one array parameter (a JSON array on SQLite)."""
+    users = _users(conn, sorted(set(user_ids)))
+    sql = _NEAR_RANGE[conn.dialect.name]
+    rows: Any = await conn.exec_driver_sql(sql, (project_id, mode, users, beyond, beyond))
+    return {r[0]: int(r[1]) for r in rows}
+
+
+# A moved balance row as RETURNING gives it: micro-units, in this order.
+_MOVED = "project_id, mode, user_id, balance, held, spend_cap, spend_period, spent, low_balance_threshold"
+_MAX = str(MAX_MICROS)
+# ``spent`` plus this batch's spend in the same month (else the batch's spend alone), saturating at the
+# BIGINT maximum instead of overflowing (a float on SQLite, a failed flush on PostgreSQL): it only counts
+# towards a spend cap, which is at most that. CASE tests in order, so nothing overflows.
+_MOVE = (
+    "ON CONFLICT (project_id, mode, user_id) DO UPDATE SET balance = balances.balance + excluded.balance, "
+    "updated_at = excluded.updated_at, spent = CASE WHEN balances.spend_period = excluded.spend_period THEN "
+    "CASE WHEN excluded.spent <= 0 THEN balances.spent + excluded.spent "
+    f"WHEN balances.spent > {_MAX} - excluded.spent THEN {_MAX} "
+    "ELSE balances.spent + excluded.spent END ELSE excluded.spent END, "
+    "spend_period = excluded.spend_period"
+)
+_MOVE_COLUMNS = ("project_id", "mode", "user_id", "balance", "held", "updated_at", "spent", "spend_period")
+
+
+async def move_balances(
+    conn: AsyncConnection, deltas: Sequence[tuple[Scope, int, int]], now: int, period: int
+) -> dict[Scope, Moved]:
+    """Move (creating if missing) the balance rows by (scope, delta, spend) micro-units in one multi-row
+    upsert whose rows are in the given order (the order PostgreSQL locks them in). Returns the rows after
+    it, in micro-units."""
+    rows = [(*scope, delta, 0, now, spend, period) for scope, delta, spend in deltas]
+    returned = await bulk.insert(conn, balances, _MOVE_COLUMNS, rows, tail=_MOVE, returning=_MOVED)
+    return {(r[0], r[1], r[2]): Moved(*r[2:]) for r in returned}
 
 
 async def add_to_balances(
@@ -123,51 +166,9 @@ async def add_to_balances(
     now: int,
     period: int,
 ) -> dict[Scope, BalanceRow]:
-    """Move (creating if missing) the balance rows by (scope, delta, spend) in one multi-row upsert whose
-    rows are in the given order (the order PostgreSQL locks them in). Returns the rows after it."""
-    stmt = dialect_insert(conn, balances)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[balances.c.project_id, balances.c.mode, balances.c.user_id],
-        set_={
-            "balance": balances.c.balance + stmt.excluded.balance,
-            "updated_at": stmt.excluded.updated_at,
-            "spent": _spent_after(stmt),
-            "spend_period": stmt.excluded.spend_period,
-        },
-    ).returning(balances.c.project_id, balances.c.mode, *_ROW)
-    values = [
-        {
-            "project_id": project_id,
-            "mode": mode,
-            "user_id": user_id,
-            "balance": delta,
-            "updated_at": now,
-            "spent": spend,
-            "spend_period": period,
-        }
-        for (project_id, mode, user_id), delta, spend in deltas
-    ]
-    # RETURNING rows are matched by key: asking SQLAlchemy to keep their order makes it go row by row.
-    returned = await conn.execute(stmt, values)
-    return {(r.project_id, r.mode, r.user_id): typed(BalanceRow, r) for r in returned}
-
-
-def _spent_after(stmt: Any) -> Any:
-    """``spent`` plus this batch's spend in the same month (else the batch's spend alone), saturating at
-    the BIGINT maximum instead of overflowing (a float on SQLite, a failed flush on PostgreSQL): it only
-    counts towards a spend cap, which is at most that. CASE tests in order, so nothing overflows."""
-    spent, added = type_coerce(balances.c.spent, BigInteger), type_coerce(stmt.excluded.spent, BigInteger)
-    ceiling = literal(MAX_MICROS, BigInteger)
-    return type_coerce(
-        case(
-            (
-                balances.c.spend_period == stmt.excluded.spend_period,
-                case((added <= 0, spent + added), (spent > ceiling - added, ceiling), else_=spent + added),
-            ),
-            else_=added,
-        ),
-        BigInteger,
-    )
+    """``move_balances`` in minor units."""
+    moved = await move_balances(conn, [(s, to_micros(d), to_micros(p)) for s, d, p in deltas], now, period)
+    return {scope: row.in_units() for scope, row in moved.items()}
 
 
 # Ledger entries -------------------------------------------------------------------------------------------
@@ -194,6 +195,18 @@ async def insert_entries(conn: AsyncConnection, entries: Sequence[tuple[LedgerEn
     """(entry, id) rows in one statement."""
     if entries:
         await conn.execute(ledger_entries.insert(), [_entry_values(e, i, now) for e, i in entries])
+
+
+_USAGE_COLUMNS = ("project_id", "mode", "id", "user_id", "kind", "amount", "event_id", "created_at")
+
+
+UsageRow = tuple[str, str, str, str, str, int, str | None, int]
+
+
+async def insert_usage(conn: AsyncConnection, rows: Sequence[UsageRow]) -> None:
+    """Usage entries as (project_id, mode, id, user_id, "usage", amount in micro-units, event_id,
+    created_at) rows, in one statement."""
+    await bulk.insert(conn, ledger_entries, _USAGE_COLUMNS, rows)
 
 
 async def insert_entry_once(conn: AsyncConnection, entry: LedgerEntry, entry_id: str, now: int) -> bool:
@@ -259,6 +272,15 @@ async def entries_page(
 
 
 # Credit lots ----------------------------------------------------------------------------------------------
+
+
+async def with_live_lots(
+    conn: AsyncConnection, project_id: str, mode: str, user_ids: Sequence[str]
+) -> set[str]:
+    """Which of the users have a lot with something left (the batch path asks first: usually none)."""
+    users = _users(conn, sorted(set(user_ids)))
+    rows: Any = await conn.exec_driver_sql(_WITH_LOTS[conn.dialect.name], (project_id, mode, users))
+    return {r[0] for r in rows}
 
 
 async def live_lots(

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.errors import AlreadyExistsError, OutOfRangeError
 from scrawn.money import MAX_MICROS, format_amount, from_micros, to_micros
+from scrawn.server.db import bulk
 from scrawn.server.db.engine import now_ms
 from scrawn.server.ledger import repository as repo
 from scrawn.server.ledger.rules import (
@@ -45,7 +46,17 @@ from scrawn.server.ledger.rules import (
     plan_consumption,
     plan_expiry,
 )
-from scrawn.server.ledger.types import ZERO, Balance, BalanceRow, Entry, LedgerEntry, Posted, Scope
+from scrawn.server.ledger.types import (
+    ZERO,
+    Balance,
+    BalanceRow,
+    Entry,
+    LedgerEntry,
+    Moved,
+    Posted,
+    Scope,
+    UsageDebit,
+)
 from scrawn.server.webhooks import outbox
 
 MAX_AMOUNT = from_micros(MAX_MICROS)  # the most a balance row's BIGINT micro-units hold
@@ -397,18 +408,33 @@ async def beyond_range(conn: AsyncConnection, entries: Sequence[LedgerEntry]) ->
     """The entries (by index, taken in order) that would take their user's balance past what BIGINT
     micro-units hold. Refused one by one: otherwise SQLite silently turns the balance into a float and
     PostgreSQL fails the whole batch."""
+    return await _beyond_range(conn, [(e.scope, to_micros(e.amount)) for e in entries])
+
+
+async def usage_beyond_range(conn: AsyncConnection, debits: Sequence[UsageDebit]) -> set[int]:
+    """``beyond_range`` of usage debits."""
+    return await _beyond_range(conn, [(d.scope, -d.micros) for d in debits])
+
+
+async def _beyond_range(conn: AsyncConnection, moves: Sequence[tuple[Scope, int]]) -> set[int]:
     by_scope: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for e in entries:
-        by_scope[(e.project_id, e.mode)].add(e.user_id)
+    for (project_id, mode, user_id), _ in moves:
+        by_scope[(project_id, mode)].add(user_id)
+    # A balance within MAX - Σ|moves| of zero cannot leave the range however the moves fall: only the
+    # others are read, and a user without one is safe.
+    bound = max(MAX_MICROS - sum(abs(amount) for _, amount in moves), -1)
     balance: dict[Scope, int] = {}
     for (project_id, mode), users in by_scope.items():
-        for user_id, micros in (await repo.balances_micros(conn, project_id, mode, sorted(users))).items():
+        near = await repo.balances_micros(conn, project_id, mode, sorted(users), beyond=bound)
+        for user_id, micros in near.items():
             balance[(project_id, mode, user_id)] = micros
     refused: set[int] = set()
-    for i, e in enumerate(entries):
-        after = balance.get(e.scope, 0) + to_micros(e.amount)
+    for i, (scope, amount) in enumerate(moves):
+        if scope not in balance and bound >= 0:
+            continue
+        after = balance.get(scope, 0) + amount
         if -MAX_MICROS <= after <= MAX_MICROS:
-            balance[e.scope] = after
+            balance[scope] = after
         else:
             refused.add(i)
     return refused
@@ -420,13 +446,31 @@ async def post(conn: AsyncConnection, entries: Sequence[LedgerEntry], now: int) 
     if not entries:
         return
     await repo.insert_entries(conn, [(e, e.id or str(uuid.uuid4())) for e in entries], now)
-    deltas: dict[Scope, Decimal] = defaultdict(Decimal)
-    spend: dict[Scope, Decimal] = defaultdict(Decimal)
+    deltas: dict[Scope, int] = defaultdict(int)
+    spend: dict[Scope, int] = defaultdict(int)
     for e in entries:
-        deltas[e.scope] += e.amount
+        micros = to_micros(e.amount)
+        deltas[e.scope] += micros
         if e.kind in SPEND_KINDS:
-            spend[e.scope] -= e.amount
+            spend[e.scope] -= micros
     await _apply(conn, deltas, spend, now)
+
+
+async def post_usage(conn: AsyncConnection, debits: Sequence[UsageDebit], now: int) -> None:
+    """``post`` of usage debits, the batch path: rows built as tuples, amounts in micro-units throughout,
+    one balance move per user."""
+    if not debits:
+        return
+    ids = bulk.uuids(len(debits))
+    rows = [
+        (d.project_id, d.mode, i, d.user_id, "usage", -d.micros, d.event_id, now)
+        for d, i in zip(debits, ids, strict=True)
+    ]
+    await repo.insert_usage(conn, rows)
+    deltas: dict[Scope, int] = defaultdict(int)
+    for d in debits:
+        deltas[(d.project_id, d.mode, d.user_id)] -= d.micros
+    await _apply(conn, deltas, {scope: -delta for scope, delta in deltas.items()}, now)
 
 
 async def post_reversal(
@@ -443,50 +487,51 @@ async def post_reversal(
     back = ZERO
     if locked is not None and locked.spend_period == period and period_of(spent_at) == period:
         back = min(entry.amount, locked.spent)
-    await _apply(conn, {entry.scope: entry.amount}, {entry.scope: -back}, now)
+    await _apply(conn, {entry.scope: to_micros(entry.amount)}, {entry.scope: -to_micros(back)}, now)
     return entry_id
 
 
-async def _apply(
-    conn: AsyncConnection, deltas: dict[Scope, Decimal], spend: dict[Scope, Decimal], now: int
-) -> None:
-    """Move balance rows, locking users in sorted order so concurrent batches cannot deadlock. In the same
-    transaction: a negative delta consumes the user's credit lots soonest-expiring first, after expiring
-    those already due; ``spend`` counts towards the monthly spend cap; and a fall of available below the
-    user's low-balance threshold is recorded as a ``balance.low`` alert."""
+async def _apply(conn: AsyncConnection, deltas: dict[Scope, int], spend: dict[Scope, int], now: int) -> None:
+    """Move balance rows by micro-units, locking users in sorted order so concurrent batches cannot
+    deadlock. In the same transaction: a negative delta consumes the user's credit lots soonest-expiring
+    first, after expiring those already due; ``spend`` counts towards the monthly spend cap; and a fall of
+    available below the user's low-balance threshold is recorded as a ``balance.low`` alert."""
     ordered = sorted(deltas.items())
-    rows = [(key, delta, spend.get(key, ZERO)) for key, delta in ordered]
-    after = await repo.add_to_balances(conn, rows, now, period_of(now))
+    rows = [(key, delta, spend.get(key, 0)) for key, delta in ordered]
+    after = await repo.move_balances(conn, rows, now, period_of(now))
     expired = await _settle_lots(conn, deltas, after, now)
     for key, delta in ordered:
-        row, gone = after[key], expired.get(key, ZERO)
+        row, gone = after[key], expired.get(key, 0)
         if gone:
-            await repo.set_balance(conn, key, row.balance - gone)
-        before = row.balance - delta - row.held
-        if crossed_below(row.low_balance_threshold, before, row.balance - gone - row.held):
-            assert row.low_balance_threshold is not None
-            await _alert(
-                conn, key, row.low_balance_threshold, row.balance - gone, row.balance - gone - row.held, now
-            )
+            await repo.set_balance(conn, key, from_micros(row.balance - gone))
+        threshold = row.low_balance_threshold
+        if threshold is None:
+            continue
+        before, available = row.balance - delta - row.held, row.balance - gone - row.held
+        if before >= threshold > available:
+            balance, left = from_micros(row.balance - gone), from_micros(available)
+            await _alert(conn, key, from_micros(threshold), balance, left, now)
 
 
 async def _settle_lots(
-    conn: AsyncConnection, deltas: dict[Scope, Decimal], after: dict[Scope, BalanceRow], now: int
-) -> dict[Scope, Decimal]:
+    conn: AsyncConnection, deltas: dict[Scope, int], after: dict[Scope, Moved], now: int
+) -> dict[Scope, int]:
     """Debited users' lots: expire what was due before these debits, then consume them. Returns what expired
-    per user (their balance rows still have to move by it)."""
+    per user in micro-units (their balance rows still have to move by it)."""
     by_scope: dict[tuple[str, str], list[str]] = defaultdict(list)
     for (project_id, mode, user_id), delta in deltas.items():
         if delta < 0:
             by_scope[(project_id, mode)].append(user_id)
-    expired: dict[Scope, Decimal] = {}
-    for (project_id, mode), users in sorted(by_scope.items()):
-        found = await repo.live_lots(conn, project_id, mode, users)
+    expired: dict[Scope, int] = {}
+    for (project_id, mode), debited in sorted(by_scope.items()):
+        users = await repo.with_live_lots(conn, project_id, mode, debited)
+        found = await repo.live_lots(conn, project_id, mode, sorted(users)) if users else {}
         for user_id in sorted(found):
             key = (project_id, mode, user_id)
             row, delta = after[key], deltas[key]
-            gone, remaining = await _expire(conn, key, found[user_id], row.balance - delta, row.held, now)
-            await _consume(conn, project_id, mode, remaining, -delta)
+            before, held = from_micros(row.balance - delta), from_micros(row.held)
+            gone, remaining = await _expire(conn, key, found[user_id], before, held, now)
+            await _consume(conn, project_id, mode, remaining, from_micros(-delta))
             if gone:
-                expired[key] = gone
+                expired[key] = to_micros(gone)
     return expired

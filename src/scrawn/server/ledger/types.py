@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
+
+from scrawn.money import from_micros
 
 ZERO = Decimal(0)
 
@@ -31,6 +34,48 @@ class LedgerEntry:
     description: str | None = None
     expires_at: int | None = None  # Unix ms: a credit that expires becomes a credit lot
     id: str | None = None  # chosen by the ledger when None
+
+    @property
+    def scope(self) -> Scope:
+        return (self.project_id, self.mode, self.user_id)
+
+
+class Moved(NamedTuple):
+    """A balance row as a batch left it, amounts in micro-units (the batch path converts only what it
+    needs)."""
+
+    user_id: str
+    balance: int
+    held: int
+    spend_cap: int | None
+    spend_period: int | None
+    spent: int
+    low_balance_threshold: int | None
+
+    def in_units(self) -> BalanceRow:
+        return BalanceRow(
+            self.user_id,
+            from_micros(self.balance),
+            from_micros(self.held),
+            _units(self.spend_cap),
+            self.spend_period,
+            from_micros(self.spent),
+            _units(self.low_balance_threshold),
+        )
+
+
+def _units(micros: int | None) -> Decimal | None:
+    return None if micros is None else from_micros(micros)
+
+
+class UsageDebit(NamedTuple):
+    """A stored usage event's debit to post: ``micros`` taken from the user's balance."""
+
+    project_id: str
+    mode: str
+    user_id: str
+    micros: int
+    event_id: str | None = None
 
     @property
     def scope(self) -> Scope:
