@@ -31,7 +31,8 @@ async def store_batch(conn: AsyncConnection, batch: Sequence[PricedEvent]) -> li
             continue  # a repeat inside the batch: resolved against the first below
         first[key] = i
         fresh.append(i)
-    micros = {i: to_micros(batch[i].debit) for i in fresh}  # once: rows, ledger and rollup share it
+    # Once: rows, ledger and rollup share it (pricing has it for most events already).
+    micros = {i: _micros_of(batch[i]) for i in fresh}
 
     # No look-up first: INSERT … ON CONFLICT DO NOTHING RETURNING says which keys are new, and only the
     # others (retries, races with another process) are read back below.
@@ -93,6 +94,10 @@ class BalanceOutOfRange(OutOfRangeError):
     """A debit that would take a user's balance past what BIGINT micro-units hold."""
 
     stream_code = INVALID_DATA
+
+
+def _micros_of(ev: PricedEvent) -> int:
+    return to_micros(ev.debit) if ev.micros is None else ev.micros
 
 
 def _usage(ev: PricedEvent, micros: int, event_id: str | None = None) -> UsageDebit:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn._codes import PRICE_CALCULATION_FAILED
 from scrawn.errors import InvalidArgumentError
-from scrawn.money import MoneyError, from_micros, to_micros
+from scrawn.money import MICROS_PER_UNIT, MoneyError, from_micros, to_micros
 from scrawn.server.events.intake import AI_COMPONENTS, EventInput
 from scrawn.server.events.types import PricedEvent
 from scrawn.server.pricing import currency, models, overrides
@@ -69,6 +69,8 @@ class Pricing:
     event_prices: dict[str, catalog.NamedExpression] = field(default_factory=dict)
     model_overrides: list[models.Override] = field(default_factory=list)
     project: ProjectMoney | None = None  # read only when the USD book prices something
+    # A basic event's tag or expression prices the same for every event of the batch: priced once.
+    basic: dict[Debit, tuple[Decimal, int, dict[str, Any]]] = field(default_factory=dict)
 
 
 def _debits(inp: EventInput) -> list[Debit]:
@@ -116,6 +118,10 @@ def price_event(
     """``inp`` priced with ``pricing``, under ``key`` (default: its own idempotency key, else a new one).
     Raises :class:`Unpriceable` or :class:`PriceFailed`."""
     key = key or inp.idempotency_key or f"srv_{uuid.uuid4()}"
+    debit = inp.debit
+    if debit is not None and inp.ai is None and inp.typed is None:  # a basic event: most of ingest
+        total, micros, how = _basic(debit, pricing)
+        return PricedEvent(project_id, mode, inp, key, total, {}, how, micros)
     book = pricing.book
     components: dict[str, Decimal | None] = {}
     pricing_used: dict[str, Any] = {}
@@ -129,11 +135,8 @@ def price_event(
                 )
                 total = _rounded("type", amount)
                 pricing_used |= {"eventPrice": price.version, **how}
-        elif inp.ai is None:
-            assert inp.debit is not None
-            amount, pricing_used = book.price(f"basicUsage.{inp.debit.kind}", inp.debit, Variables())
-            total = _rounded("basicUsage", amount)
         else:
+            assert inp.ai is not None
             ai = inp.ai
             variables = Variables(
                 input_tokens=ai.input_tokens,
@@ -162,6 +165,25 @@ def price_event(
             raise Unpriceable(e.field, e.message, e.reason_code) from None
         raise PriceFailed(f"Event pricing failed: {e.field}: {e.message}", field=e.field) from None
     return PricedEvent(project_id, mode, inp, key, total, components, pricing_used)
+
+
+def _basic(debit: Debit, pricing: Pricing) -> tuple[Decimal, int, dict[str, Any]]:
+    """A basic event's debit: (total, in micro-units, how it was priced). A whole amount is its own price;
+    a tag or expression is priced once per batch (the result depends on nothing but the catalog)."""
+    value = debit.value
+    if debit.kind == "amount" and value.isdigit() and (value[0] != "0" or value == "0"):
+        return Decimal(value), int(value) * MICROS_PER_UNIT, {"amount": value}  # Decimal(value) is exact
+    known = pricing.basic.get(debit)
+    if known is None:
+        try:
+            amount, how = pricing.book.price(f"basicUsage.{debit.kind}", debit, Variables())
+            micros = _micros("basicUsage", amount)
+        except PricingError as e:
+            if e.reason_code is not None:
+                raise Unpriceable(e.field, e.message, e.reason_code) from None
+            raise PriceFailed(f"Event pricing failed: {e.field}: {e.message}", field=e.field) from None
+        known = pricing.basic[debit] = (from_micros(micros), micros, how)
+    return known
 
 
 def _all_from_book(inp: EventInput) -> bool:
@@ -206,7 +228,11 @@ def _conversion(project: ProjectMoney | None) -> currency.Conversion:
 
 def _rounded(field_name: str, amount: Decimal) -> Decimal:
     """The one rounding rule: exact until written, then half-even to the micro-unit."""
+    return from_micros(_micros(field_name, amount))
+
+
+def _micros(field_name: str, amount: Decimal) -> int:
     try:
-        return from_micros(to_micros(amount))
+        return to_micros(amount)
     except MoneyError as e:
         raise PricingError(field_name, f"amount {e}") from None

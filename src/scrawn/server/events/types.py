@@ -20,6 +20,7 @@ class PricedEvent:
     debit: Decimal  # the total; Σ components when the event has components
     components: dict[str, Decimal | None]  # AI events: by component; rounded to micro-units already
     pricing: dict[str, Any]
+    micros: int | None = None  # ``debit`` in micro-units, when pricing had it at hand (else computed)
 
 
 @dataclass(frozen=True)
