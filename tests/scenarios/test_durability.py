@@ -182,6 +182,29 @@ def resend_all(server: ServerHandle, keys: list[str], before: dict[str, str]) ->
     assert_ledger_consistent(server)
 
 
+def assert_told_to_retry(load: Load) -> None:
+    """A call cut off by a shutdown or a killed process is told to retry: gRPC UNAVAILABLE, Connect
+    `unavailable`, or a refused/closed/reset connection — never another status (e.g. UNKNOWN, INTERNAL)."""
+    for key, (kind, error, detail) in load.failed.items():
+        if error.startswith("rpc:"):
+            assert error == "rpc:unavailable", (key, kind, error, detail)
+        else:
+            assert kind == "connect", (key, kind, error, detail)
+
+
+def assert_acknowledged_stored(server: ServerHandle, load: Load) -> dict[str, str]:
+    """Every acknowledged event is stored once, under the eventId its caller was told; re-sending every
+    attempted key then stores the rest, once. Returns what was stored before the re-sending."""
+    before = stored_events(server)
+    missing = [k for k in load.acked if k not in before]
+    assert missing == [], f"acknowledged but not stored: {missing[:10]}"
+    assert {k: before[k] for k in load.acked} == load.acked  # the acknowledged eventId is the stored one
+    assert set(before) <= set(load.attempted)
+    assert_ledger_consistent(server)
+    resend_all(server, load.attempted, before)
+    return before
+
+
 def test_sigkill_mid_load_loses_no_acknowledged_event(server: ServerHandle) -> None:
     load = Load(server, "kill")
     load.start()
@@ -194,13 +217,7 @@ def test_sigkill_mid_load_loses_no_acknowledged_event(server: ServerHandle) -> N
     assert in_doubt == set(load.failed)
 
     server.start()  # same data directory / database
-    before = stored_events(server)
-    missing = [k for k in load.acked if k not in before]
-    assert missing == [], f"acknowledged but not stored after SIGKILL: {missing[:10]}"
-    assert {k: before[k] for k in load.acked} == load.acked  # the acknowledged eventId is the stored one
-    assert set(before) <= set(load.attempted)
-    assert_ledger_consistent(server)
-    resend_all(server, load.attempted, before)
+    assert_acknowledged_stored(server, load)
 
 
 def test_sigterm_mid_load_is_graceful(server: ServerHandle) -> None:
@@ -215,20 +232,7 @@ def test_sigterm_mid_load_is_graceful(server: ServerHandle) -> None:
     assert process.returncode == 0, server.log()[-3000:]  # a clean exit, not the fixture's fallback kill
     assert "Traceback" not in server.log()
     load.finish()
-    # A call cut off by the shutdown is told to retry: gRPC UNAVAILABLE, Connect `unavailable`, or a
-    # refused/closed/reset connection — never another status (e.g. UNKNOWN, INTERNAL, CANCELLED).
-    for key, (kind, error, detail) in load.failed.items():
-        if error.startswith("rpc:"):
-            assert error == "rpc:unavailable", (key, kind, error, detail)
-        else:
-            assert kind == "connect", (key, kind, error, detail)
-
+    assert_told_to_retry(load)
     server.start()
-    before = stored_events(server)
-    missing = [k for k in load.acked if k not in before]
-    assert missing == [], f"acknowledged but not stored after SIGTERM: {missing[:10]}"
-    assert {k: before[k] for k in load.acked} == load.acked
-    assert set(before) <= set(load.attempted)
+    before = assert_acknowledged_stored(server, load)
     assert [k for k in load.failed if k in before] == []  # told to retry: refused, never served
-    assert_ledger_consistent(server)
-    resend_all(server, load.attempted, before)

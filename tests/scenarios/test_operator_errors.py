@@ -126,6 +126,9 @@ def test_serve_on_a_busy_port(tmp_path: Path) -> None:
         ([], {"SCRAWN_LOG_LEVEL": "loud"}, "SCRAWN_LOG_LEVEL must be one of"),
         ([], {"SCRAWN_WEBHOOK_RETRY_SCHEDULE": "5,x"}, "SCRAWN_WEBHOOK_RETRY_SCHEDULE"),
         (["--port", "70000"], {}, "port 70000 is not a TCP port"),
+        ([], {"SCRAWN_WORKERS": "many"}, "SCRAWN_WORKERS must be a whole number"),
+        (["--workers", "0"], {}, "--workers (SCRAWN_WORKERS) must be 1 or more, not 0"),
+        (["--workers", "2"], {"SCRAWN_SERVER": "pyvoy"}, "above 1 is for hypercorn"),
     ],
 )
 def test_serve_with_bad_values(tmp_path: Path, args: list[str], env: dict[str, str], message: str) -> None:

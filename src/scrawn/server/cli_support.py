@@ -34,9 +34,10 @@ def load_settings(
     port: int | None = None,
     database_url: str | None = None,
     data_dir: Path | None = None,
+    **more: object,
 ) -> Settings:
     try:
-        return Settings.from_env(host=host, port=port, database_url=database_url, data_dir=data_dir)
+        return Settings.from_env(host=host, port=port, database_url=database_url, data_dir=data_dir, **more)
     except ValueError as e:  # a malformed SCRAWN_* variable
         raise OperatorError(str(e), "fix the environment variable") from None
 

@@ -37,6 +37,7 @@ class Settings:
     # next call a client or proxy sends on the connection it still thinks open.
     idle_timeout: float = 75.0
     read_timeout: float = 90.0
+    workers: int | None = None  # server processes on the one port; None: one (server/workers.py)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -54,6 +55,8 @@ class Settings:
             "metrics": _flag(env.get("SCRAWN_METRICS", "1")),
             "server": _one_of("SCRAWN_SERVER", env.get("SCRAWN_SERVER") or "hypercorn", SERVERS),
         }
+        if raw := env.get("SCRAWN_WORKERS"):
+            values["workers"] = _whole("SCRAWN_WORKERS", raw)
         for name in ("idle_timeout", "read_timeout"):
             if raw := env.get(f"SCRAWN_{name.upper()}"):
                 values[name] = positive_seconds(f"SCRAWN_{name.upper()}", raw)
@@ -69,6 +72,20 @@ class Settings:
     @property
     def resolved_public_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def environment(self) -> dict[str, str]:
+        """These settings as ``SCRAWN_*`` variables, for a server process of our own (Envoy's embedded Python,
+        a worker) that reads them from its environment: flags win over the environment it inherits."""
+        return {
+            "SCRAWN_HOST": self.host,
+            "SCRAWN_PORT": str(self.port),
+            "SCRAWN_DATA_DIR": str(self.data_dir.resolve()),
+            "SCRAWN_DATABASE_URL": self.database_url or "",
+            "SCRAWN_LOG_LEVEL": self.log_level,
+            "SCRAWN_LOG_FORMAT": self.log_format or "",
+            "SCRAWN_IDLE_TIMEOUT": str(self.idle_timeout),
+            "SCRAWN_READ_TIMEOUT": str(self.read_timeout),
+        }
 
     @property
     def is_sqlite(self) -> bool:

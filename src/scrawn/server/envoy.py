@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import importlib.util
 import json
 import os
@@ -22,10 +21,10 @@ from typing import Any
 
 from scrawn.server.checks import OperatorError
 from scrawn.server.config import Settings
+from scrawn.server.worker import die_with_parent
 
 APP = "scrawn.server.asgi:app"
 DRAIN_SECONDS = 10  # how long calls in flight may take to finish once SIGTERM came
-PR_SET_PDEATHSIG = 1
 
 
 def available() -> bool:
@@ -67,23 +66,13 @@ def envoy_config(settings: Settings) -> dict[str, Any]:
 def _die_with_parent() -> None:
     """In the child, before exec: SIGTERM when this process dies, even by SIGKILL, so no Envoy outlives
     ``scrawn serve`` holding the port and the database."""
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    die_with_parent(signal.SIGTERM)
 
 
 def _environment(settings: Settings) -> dict[str, str]:
     from pyvoy._server import get_envoy_environ
 
-    given = {
-        "SCRAWN_HOST": settings.host,
-        "SCRAWN_PORT": str(settings.port),
-        "SCRAWN_DATA_DIR": str(settings.data_dir.resolve()),
-        "SCRAWN_DATABASE_URL": settings.database_url or "",
-        "SCRAWN_LOG_LEVEL": settings.log_level,
-        "SCRAWN_LOG_FORMAT": settings.log_format or "",
-        "SCRAWN_IDLE_TIMEOUT": str(settings.idle_timeout),
-        "SCRAWN_READ_TIMEOUT": str(settings.read_timeout),
-    }
-    return {**os.environ, **get_envoy_environ(), **given}
+    return {**os.environ, **get_envoy_environ(), **settings.environment()}
 
 
 async def run(settings: Settings, stop: asyncio.Event, ready: Callable[[], None]) -> None:

@@ -73,8 +73,11 @@ def resolve_format(value: str | None) -> LogFormat:
     return value
 
 
-def configure(level: str = "info", log_format: LogFormat = "json", sql: bool = False) -> None:
-    """Route every logger to stderr through one formatter (replacing handlers set before)."""
+def configure(
+    level: str = "info", log_format: LogFormat = "json", sql: bool = False, pid: bool = False
+) -> None:
+    """Route every logger to stderr through one formatter (replacing handlers set before). ``pid``: every
+    line says which process wrote it (one of several workers, docs/configuration.md#workers)."""
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if log_format == "json"
@@ -87,6 +90,10 @@ def configure(level: str = "info", log_format: LogFormat = "json", sql: bool = F
         structlog.stdlib.ExtraAdder(),
         _add_request_id,
     ]
+    if pid:
+        chain.append(
+            structlog.processors.CallsiteParameterAdder([structlog.processors.CallsiteParameter.PROCESS])
+        )
     if log_format == "json":  # the traceback as text in "exception", as Python prints it
         chain.append(structlog.processors.format_exc_info)
     handler = logging.StreamHandler(sys.stderr)

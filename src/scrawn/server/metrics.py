@@ -1,6 +1,8 @@
 """Prometheus metrics at ``/metrics`` (DESIGN §9, docs/configuration.md).
 
-One registry per app, never the process-global one: tests build several apps in one process. Every label has
+One registry per app, never the process-global one: tests build several apps in one process. Under
+``scrawn serve --workers N`` every worker counts into files in ``PROMETHEUS_MULTIPROC_DIR`` (the supervisor
+makes it) and a scrape, whichever worker answers it, reports the sum of all of them. Every label has
 a bounded set of values (route templates and RPC method names, never raw paths), and nothing carries tenant
 data: the endpoint exposes counts only.
 """
@@ -9,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections import Counter as Tally
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -26,6 +30,7 @@ from scrawn.server.webhooks import repository as webhooks_repository
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OTHER = "other"  # the route label of every path that matches no route: unbounded paths must not become labels
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own setting, read when it is imported
 SCRAPE_DB_TIMEOUT = 1.0  # seconds; a slow database must not hang the scrape
 
 # gRPC status numbers → the Connect code names (the one code table), so every RPC protocol reports the same
@@ -70,7 +75,10 @@ class Metrics:
             registry=r,
         )
         self.outbox_pending = Gauge(
-            "scrawn_webhook_outbox_pending", "Outbound webhook messages not yet delivered", registry=r
+            "scrawn_webhook_outbox_pending",
+            "Outbound webhook messages not yet delivered",
+            registry=r,
+            multiprocess_mode="mostrecent",  # read from the database at each scrape: the last reading holds
         )
         self.events_quarantined = Counter(
             "scrawn_events_quarantined",
@@ -84,9 +92,13 @@ class Metrics:
             "scrawn_events_quarantine_waiting",
             "Kept events waiting to be repriced (every project and mode)",
             registry=r,
+            multiprocess_mode="mostrecent",
         )
         self.database_up = Gauge(
-            "scrawn_database_up", "1 if the database answered the last scrape's query, else 0", registry=r
+            "scrawn_database_up",
+            "1 if the database answered the last scrape's query, else 0",
+            registry=r,
+            multiprocess_mode="mostrecent",
         )
         # Bound children, so the hot path skips labels()' lock and tuple building.
         self._accepted = self.events_ingested.labels("accepted")
@@ -139,6 +151,14 @@ class Metrics:
 
     # -- the endpoint ------------------------------------------------------------------------------------
 
+    def _exported(self) -> CollectorRegistry:
+        """This app's registry, or with several workers every worker's samples summed."""
+        if not os.environ.get(MULTIPROCESS_DIR):
+            return self.registry
+        every = CollectorRegistry()
+        MultiProcessCollector(every)  # type: ignore[no-untyped-call]
+        return every
+
     def endpoint(self, db: Database) -> Callable[[Request], Awaitable[Response]]:
         async def metrics(_: Request) -> Response:
             # Collectors are synchronous: take the one database reading here, then render.
@@ -151,7 +171,7 @@ class Metrics:
                 self.database_up.set(1)
             except Exception:  # the scrape still answers; the gauge keeps its last value
                 self.database_up.set(0)
-            return Response(generate_latest(self.registry), media_type=CONTENT_TYPE)
+            return Response(generate_latest(self._exported()), media_type=CONTENT_TYPE)
 
         return metrics
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from dataclasses import replace
 from typing import Annotated
 
 import typer
 
 from scrawn.server.checks import require_database_file, require_sqlite_directory
 from scrawn.server.cli_support import DataOpt, DbOpt, console, load_settings, run_db
-from scrawn.server.config import DEFAULT_PORT
+from scrawn.server.config import DEFAULT_PORT, Settings
 from scrawn.server.db.migrate import migrate
 from scrawn.server.projects.cli import print_new_key
 
@@ -26,36 +27,35 @@ LogFormatOpt = Annotated[
 ]
 
 
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option("--workers", help="Server processes on the port [env SCRAWN_WORKERS; 1]"),
+]
+
+
 def serve(
     host: HostOpt = None,
     port: PortOpt = None,
     database_url: DbOpt = None,
     data_dir: DataOpt = None,
     log_format: LogFormatOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Run the server (gRPC, Connect, gRPC-web and the JSON API on one port)."""
-    from hypercorn.asyncio import serve as hypercorn_serve
-    from hypercorn.config import Config
-
-    from scrawn.server import envoy, hypercorn_h2, startup, tracing
+    from scrawn.server import envoy, startup
+    from scrawn.server import workers as pool
     from scrawn.server.app import create_app
 
-    settings = load_settings(host, port, database_url, data_dir)
-    startup.configure_logging(settings, log_format)
+    settings = load_settings(host, port, database_url, data_dir, workers=workers)
+    # The flag too, so that the processes we start (workers, Envoy) write the same format.
+    settings = replace(settings, log_format=log_format or settings.log_format)
+    startup.configure_logging(settings, settings.log_format)
+    count = pool.count(settings)
 
     async def main() -> None:
         created = await startup.prepare(settings)  # every operator mistake stops here, as a sentence
         if created:
             print_new_key(*created)
-        config = Config()
-        config.bind = [f"{settings.host}:{settings.port}"]
-        config.keep_alive_max_requests = 2**62  # the default (1,000) drops calls in flight on HTTP/2
-        config.graceful_timeout = 30
-        config.accesslog = None  # scrawn.access writes one line per request (server/access.py)
-        config.errorlog = logging.getLogger("hypercorn.error")  # through our formatter, not hypercorn's
-        # Idle and half-open connections are closed, not held forever (docs/configuration.md#connections).
-        config.keep_alive_timeout = settings.idle_timeout
-        config.read_timeout = settings.read_timeout  # type: ignore[assignment]  # hypercorn types it int
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -63,15 +63,38 @@ def serve(
         serving = f"scrawn serving on http://{settings.host}:{settings.port}"
         if envoy.chosen(settings):
             await envoy.run(settings, stop, lambda: console.print(serving + " (pyvoy)", highlight=False))
-            return
-        console.print(serving, highlight=False)
-        hypercorn_h2.install()  # HTTP/2 calls outlive a neighbour's oversized message and a SIGTERM
-        try:
-            await hypercorn_serve(create_app(settings), config, shutdown_trigger=stop.wait)
-        finally:
-            tracing.shutdown()
+        elif count > 1:
+            ready = lambda: console.print(f"{serving} ({count} workers)", highlight=False)  # noqa: E731
+            await pool.supervise(settings, count, stop, ready)
+        else:
+            console.print(serving, highlight=False)
+            await run_hypercorn(create_app(settings), settings, f"{settings.host}:{settings.port}", stop)
 
     asyncio.run(main())
+
+
+async def run_hypercorn(app: object, settings: Settings, bind: str, stop: asyncio.Event) -> None:
+    """Serve ``app`` on ``bind`` (``host:port``, or ``fd://N``: a socket a supervisor bound) until ``stop``,
+    then drain: calls in flight finish, queued events are committed."""
+    from hypercorn.asyncio import serve as hypercorn_serve
+    from hypercorn.config import Config
+
+    from scrawn.server import hypercorn_h2, tracing
+
+    config = Config()
+    config.bind = [bind]
+    config.keep_alive_max_requests = 2**62  # the default (1,000) drops calls in flight on HTTP/2
+    config.graceful_timeout = 30
+    config.accesslog = None  # scrawn.access writes one line per request (server/access.py)
+    config.errorlog = logging.getLogger("hypercorn.error")  # through our formatter, not hypercorn's
+    # Idle and half-open connections are closed, not held forever (docs/configuration.md#connections).
+    config.keep_alive_timeout = settings.idle_timeout
+    config.read_timeout = settings.read_timeout  # type: ignore[assignment]  # hypercorn types it int
+    hypercorn_h2.install()  # HTTP/2 calls outlive a neighbour's oversized message and a SIGTERM
+    try:
+        await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+    finally:
+        tracing.shutdown()
 
 
 def migrate_command(

@@ -40,9 +40,9 @@ def log_settings(settings: Settings, log_format: str | None) -> tuple[str, logs.
     return level, chosen
 
 
-def configure_logging(settings: Settings, log_format: str | None) -> None:
+def configure_logging(settings: Settings, log_format: str | None, *, pid: bool = False) -> None:
     level, chosen = log_settings(settings, log_format)
-    logs.configure(level, chosen, sql=settings.log_sql)
+    logs.configure(level, chosen, sql=settings.log_sql, pid=pid)
     tracing.configure()
 
 
