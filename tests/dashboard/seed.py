@@ -15,8 +15,10 @@ from sqlalchemy import select
 from scrawn._proto.event.v1 import event_pb2 as ev
 from scrawn._proto.wallet.v1 import wallet_pb2 as w
 from scrawn.server.db.schema import events
+from scrawn.server.keys.service import KeyService
+from scrawn.server.projects.service import create_project, update_project
 from tests.clients import REGISTER, STREAM, WALLET, ConnectClient, RpcError, bearer
-from tests.conftest import ServerHandle, run_async
+from tests.conftest import SECRET, ServerHandle, run_async
 
 SCRIPT_USER = '<script>alert("x")</script>'
 
@@ -107,3 +109,22 @@ def sign_in(base_url: str, key: str) -> httpx.Client:
     answer = client.post("/dashboard/sign-in", data={"csrf": csrf_of(form.text), "key": key})
     assert answer.status_code == 303, answer.text
     return client
+
+
+def other_project_key(server: ServerHandle, name: str = "other", currency: str | None = None) -> str:
+    """The dash key of a new, empty project on the server's database (in ``currency`` when given)."""
+
+    async def create() -> str:
+        db = server.db()
+        try:
+            async with db.write() as conn:
+                project = await create_project(conn, name)
+                if currency:
+                    await update_project(conn, project, currency=currency)
+                _, key = await KeyService(db, SECRET).create_key(conn, project, "dash", "b")
+        finally:
+            await db.dispose()
+        return key
+
+    key: str = run_async(create())
+    return key

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import ServerHandle
@@ -91,3 +92,45 @@ def test_live_test_switch_shows_only_that_modes_data(
     # 360 px wide: the page itself never scrolls sideways (wide tables scroll in their own box).
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     check_page(page, screenshots, "events-test-360px")
+
+
+PAGES_360 = {
+    "overview": "overview",
+    "events": "events",
+    "customers": "customers",
+    "customer": "customer?user=bob",
+    "pricing": "pricing",
+    "keys": "keys",
+    "payments": "payments",
+    "webhooks": "webhooks",
+    "quarantine": "quarantine",
+}
+
+
+@pytest.mark.parametrize("mode", ["live", "test"])
+def test_every_page_at_360px_shows_its_mode_and_fits(
+    module_server: ServerHandle, seeded: Seeded, browser: Any, screenshots: Path, mode: str
+) -> None:
+    """Signed in by keyboard alone, then every page 360 px wide: the mode and the switch to the same page
+    in the other mode are visible, the page never scrolls sideways, and axe-core finds nothing serious."""
+    page = new_page(browser, module_server.base_url, width=360)
+    page.goto("/dashboard/sign-in")
+    for _ in range(10):  # Tab until the key field has the focus, type, press Enter
+        page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement.name") == "key":
+            break
+    page.keyboard.type(module_server.dash_key)
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    page.wait_for_url("**/dashboard/live/overview")
+    other = "test" if mode == "live" else "live"
+    for name, path in PAGES_360.items():
+        page.goto(f"/dashboard/{mode}/{path}")
+        expect(page.get_by_text(f"{mode.upper()} MODE", exact=True)).to_be_visible()
+        switch = page.get_by_role("link", name=f"Switch to {other}")
+        expect(switch).to_be_visible()
+        section = "customers" if name == "customer" else name
+        assert switch.get_attribute("href") == f"/dashboard/{other}/{section}"
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 360, f"{name}: {width} px wide at 360 px"
+        check_page(page, screenshots, f"{name}-{mode}-360px")

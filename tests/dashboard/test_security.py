@@ -11,9 +11,8 @@ import pytest
 
 from scrawn.server.dashboard.sessions import ABSOLUTE_SECONDS, IDLE_SECONDS, Session, Sessions
 from scrawn.server.keys.service import KeyService
-from scrawn.server.projects.service import create_project
-from tests.conftest import SECRET, ServerHandle, run_async
-from tests.dashboard.seed import SCRIPT_USER, Seeded, csrf_of, sign_in
+from tests.conftest import SECRET, ServerHandle
+from tests.dashboard.seed import SCRIPT_USER, Seeded, csrf_of, other_project_key, sign_in
 
 
 def test_session_cookie_is_httponly_and_strict(module_server: ServerHandle, seeded: Seeded) -> None:
@@ -141,6 +140,24 @@ def test_idle_and_absolute_expiry(module_server: ServerHandle) -> None:
     assert httpx.get(url, cookies={"scrawn_dash": tampered}).status_code == 303
 
 
+def test_an_active_session_slides_its_idle_expiry(module_server: ServerHandle) -> None:
+    """A request more than a minute after the last re-issue gets a new cookie: the idle clock restarts,
+    the absolute one (the sign-in time) does not."""
+    sessions = Sessions(SECRET)
+    cookie = _forged(module_server, IDLE_SECONDS - 5, IDLE_SECONDS - 5)  # 5 s from idle expiry
+    before = sessions.decode(cookie)
+    assert before is not None
+    answer = httpx.get(f"{module_server.base_url}/dashboard/live/overview", cookies={"scrawn_dash": cookie})
+    assert answer.status_code == 200
+    renewed = sessions.decode(answer.cookies["scrawn_dash"])
+    assert renewed is not None and renewed.issued == before.issued and renewed.nonce == before.nonce
+    assert renewed.seen - before.seen >= IDLE_SECONDS - 5
+    assert {"httponly", "samesite=strict"} <= _flags(answer, "scrawn_dash")
+    fresh = _forged(module_server, 10, 10)  # seen 10 s ago: no new cookie yet
+    unchanged = httpx.get(f"{module_server.base_url}/dashboard/live/overview", cookies={"scrawn_dash": fresh})
+    assert "scrawn_dash" not in unchanged.cookies
+
+
 def test_revoking_the_key_ends_its_sessions_within_a_second(module_server: ServerHandle) -> None:
     key = module_server.create_key("dash", "doomed")
     doomed = sign_in(module_server.base_url, key)
@@ -165,17 +182,7 @@ def _key_id(html: str, name: str) -> str:
 
 
 def test_another_projects_key_sees_none_of_its_data(module_server: ServerHandle, seeded: Seeded) -> None:
-    async def other_project() -> str:
-        db = module_server.db()
-        try:
-            async with db.write() as conn:
-                project = await create_project(conn, "other")
-                _, key = await KeyService(db, SECRET).create_key(conn, project, "dash", "b")
-        finally:
-            await db.dispose()
-        return key
-
-    b = sign_in(module_server.base_url, run_async(other_project()))
+    b = sign_in(module_server.base_url, other_project_key(module_server))
     for path in (
         f"/dashboard/live/events/{seeded.basic_event}",
         f"/dashboard/test/events/{seeded.test_event}",

@@ -11,13 +11,16 @@ from scrawn.server.dashboard.web import Dashboard, View
 from scrawn.server.events import repository as event_rows
 from scrawn.server.events import void_service
 from scrawn.server.events.lineage import lineage
+from scrawn.server.pricing.references import priced_with
+from scrawn.server.pricing.service import check_name
 
 TYPES = ("BASIC_USAGE", "AI_TOKEN_USAGE", "TYPED")
 
 
 async def events(dash: Dashboard, view: View) -> Response:
     q = view.request.query_params
-    filters = {k: q.get(k, "") for k in ("user", "type", "model", "voided", "since", "until")}
+    filters = {k: q.get(k, "") for k in ("user", "type", "model", "tag", "voided", "since", "until")}
+    tag = check_name("tag", filters["tag"]) if filters["tag"] else None
     scope = event_rows.Scope(
         view.caller.project_id,
         view.mode,
@@ -32,11 +35,14 @@ async def events(dash: Dashboard, view: View) -> Response:
             scope,
             event_type=filters["type"] if filters["type"] in TYPES else None,
             model=filters["model"] or None,
+            tag=tag,
             voided=voided,
             size=paging.PAGE,
             cursor=paging.cursor(q.get("after")),
         )
     rows, after = paging.split(rows, lambda e: (e.ingested_at, e.id))
+    if tag:  # the database matched the name in the pricing's text; keep the events that priced it as a tag
+        rows = [e for e in rows if priced_with(json.loads(e.pricing), "tag", tag)]
     next_url = view.url("events", **filters, after=after) if after else None
     return dash.render(
         view,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.responses import RedirectResponse, Response
 
 from scrawn.errors import ValidationError
+from scrawn.server.dashboard import paging
 from scrawn.server.dashboard.web import Dashboard, View
 from scrawn.server.keys.types import ROLES
 
@@ -12,9 +13,13 @@ MAX_EXPIRY_DAYS = 3650
 
 
 async def keys(dash: Dashboard, view: View, *, created: str | None = None, status: int = 200) -> Response:
+    """Keys oldest first, a page at a time (``after=<ms>:<id>``, as the JSON API's page token)."""
+    after = view.request.query_params.get("after", "")
+    paging.cursor(after)  # a malformed link names the field
     async with dash.db.read() as conn:
-        found = await dash.keys.list_keys(conn, view.caller.project_id)
-    return dash.render(view, "keys.html", status, keys=found, roles=ROLES, created=created)
+        found, token = await dash.keys.page_keys(conn, view.caller.project_id, paging.PAGE, after)
+    next_url = view.url("keys", after=token) if token else None
+    return dash.render(view, "keys.html", status, keys=found, roles=ROLES, created=created, next_url=next_url)
 
 
 async def create(dash: Dashboard, view: View) -> Response:

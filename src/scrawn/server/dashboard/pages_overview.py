@@ -26,6 +26,7 @@ from scrawn.server.projects import service as projects
 from scrawn.server.webhooks import repository as webhook_rows
 
 MINUTE = 60_000
+FAILED_SHOWN = 100  # failed webhook messages counted on the Overview; more read "100+"
 RANGES = {"hour": 48, "day": 30, "month": 12}  # by → local buckets shown, the current one last
 
 
@@ -43,7 +44,7 @@ async def overview(dash: Dashboard, view: View) -> Response:
         owed, owing = await summaries.outstanding_micros(conn, pid, mode)
         top = await summaries.top_spenders(conn, pid, mode, period_of(now), 10)
         quarantined = await quarantine_store.count_waiting(conn, pid, mode)
-        failed = await webhook_rows.list_messages(conn, pid, mode, "failed", 100)
+        failed = await webhook_rows.list_messages(conn, pid, mode, "failed", FAILED_SHOWN + 1)
         provider = await payment_config.load(conn, dash.box, pid, mode)
     bars = frame.bars((start, from_micros(micros)) for start, _, micros in usage)
     payments = frame.bars((start, from_micros(micros)) for start, micros in paid.items())
@@ -65,7 +66,7 @@ async def overview(dash: Dashboard, view: View) -> Response:
         owing=owing,
         top=top,
         quarantined=quarantined,
-        failed=len(failed),
+        failed=f"{FAILED_SHOWN}+" if len(failed) > FAILED_SHOWN else str(len(failed)),
         provider=provider,
     )
 

@@ -313,17 +313,23 @@ async def listing(
     *,
     event_type: str | None,
     model: str | None = None,
+    tag: str | None = None,
     voided: bool | None,
     size: int,
     cursor: tuple[int, str] | None,
 ) -> list[EventRecord]:
     """Up to ``size + 1`` events newest first, strictly before the ``(ingested_at, id)`` cursor (the
-    dashboard's keyset pages), filtered by type, model and whether they were voided."""
+    dashboard's keyset pages), filtered by type, model, whether they were voided and a tag name their
+    recorded pricing holds (``"NAME"`` in its JSON: the caller checks it is the tag and not an expression
+    of the same name, with ``pricing.references.priced_with``)."""
     stmt = select(events).where(*scope.where())
     if event_type:
         stmt = stmt.where(events.c.event_type == event_type)
     if model:
         stmt = stmt.where(events.c.model == model)
+    if tag:
+        quoted = '"' + tag.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%") + '"'
+        stmt = stmt.where(events.c.pricing.like(f"%{quoted}%", escape="\\"))
     if voided is not None:
         stmt = stmt.where(events.c.voided_at.is_not(None) if voided else events.c.voided_at.is_(None))
     if cursor is not None:
