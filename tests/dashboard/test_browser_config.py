@@ -126,8 +126,21 @@ def test_payments_setup_and_checkout_link(
         assert link and "/checkout/" in link
         page.goto("/dashboard/test/payments")
         expect(page.get_by_role("cell", name="open")).to_be_visible()
-        check_page(page, screenshots, "payments")
         assert stripe.created_count == 1
+        # The customer pays at the (fake) provider, whose signed webhook comes back: the checkout is paid,
+        # the Overview charts the payment, and with a provider set nothing needs attention in test mode.
+        session = httpx.get(link, follow_redirects=False)
+        assert session.status_code == 302, session.text
+        body, headers = stripe.checkout_completed(session.headers["location"].rsplit("/", 1)[-1])
+        paid = stripe.send(f"{module_server.base_url}/webhooks/stripe", body, headers)
+        assert paid.json()["outcome"] == "paid", paid.text
+        page.goto("/dashboard/test/payments")
+        expect(page.get_by_role("cell", name="paid", exact=True)).to_be_visible()
+        check_page(page, screenshots, "payments")
+        page.goto("/dashboard/test/overview")
+        expect(page.locator(".tile").filter(has_text="Paid")).to_contain_text("0.77 USD")  # tess's 77 cents
+        expect(page.get_by_text("Nothing needs attention.")).to_be_visible()
+        check_page(page, screenshots, "overview-test-paid")
 
 
 def test_webhook_endpoint_delivery_and_replay(
