@@ -25,6 +25,7 @@ Path patterns follow the TS SDK's ``matchPath``: see :func:`match_path`.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
@@ -199,6 +200,35 @@ def _options(
     return _Billing(client, extractor, whitelist, blacklist, bill_failed, on_error)
 
 
+# The request type the extractor gets per kind of app (without raw_request=True): (module, the package
+# to install, what raw_request=True hands the extractor instead).
+_REQUEST_TYPES: Final = {
+    "an ASGI": ("starlette.requests", "starlette", "the ASGI scope"),
+    "a WSGI": ("werkzeug.wrappers", "werkzeug", "the WSGI environ"),
+}
+
+
+def _setup(app: object, kind: str, raw_request: object, options: tuple[Any, ...]) -> tuple[_Billing, Any]:
+    """Both middlewares' constructor, checked in this order: the app, ``raw_request``, the billing options,
+    then the request type (``None``: the extractor gets the raw scope or environ)."""
+    if not callable(app):
+        raise ValidationError("app", f"must be {kind} application", context=_CONTEXT)
+    if not isinstance(raw_request, bool):
+        raise ValidationError("raw_request", "must be a bool", context=_CONTEXT)
+    billing = _options(*options)
+    if raw_request:
+        return billing, None
+    module, package, raw = _REQUEST_TYPES[kind]
+    try:
+        return billing, importlib.import_module(module).Request
+    except ImportError:  # pragma: no cover - exercised without starlette/werkzeug only
+        raise ValidationError(
+            "raw_request",
+            f"must be True when {package} is not installed (the extractor then gets {raw})",
+            context=_CONTEXT,
+        ) from None
+
+
 # --------------------------------------------------------------------------------------------- ASGI
 
 
@@ -230,23 +260,10 @@ class ScrawnASGIMiddleware:
         on_error: ErrorHook | None = None,
         raw_request: bool = False,
     ) -> None:
-        if not callable(app):
-            raise ValidationError("app", "must be an ASGI application", context=_CONTEXT)
-        if not isinstance(raw_request, bool):
-            raise ValidationError("raw_request", "must be a bool", context=_CONTEXT)
         self.app = app
-        self._billing = _options(client, extractor, whitelist, blacklist, bill_failed, on_error)
-        self._request_class: Any = None
-        if not raw_request:
-            try:
-                from starlette.requests import Request
-            except ImportError:  # pragma: no cover - exercised without starlette only
-                raise ValidationError(
-                    "raw_request",
-                    "must be True when starlette is not installed (the extractor then gets the ASGI scope)",
-                    context=_CONTEXT,
-                ) from None
-            self._request_class = Request
+        self._billing, self._request_class = _setup(
+            app, "an ASGI", raw_request, (client, extractor, whitelist, blacklist, bill_failed, on_error)
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path")
@@ -336,23 +353,10 @@ class ScrawnWSGIMiddleware:
         on_error: ErrorHook | None = None,
         raw_request: bool = False,
     ) -> None:
-        if not callable(app):
-            raise ValidationError("app", "must be a WSGI application", context=_CONTEXT)
-        if not isinstance(raw_request, bool):
-            raise ValidationError("raw_request", "must be a bool", context=_CONTEXT)
         self.app = app
-        self._billing = _options(client, extractor, whitelist, blacklist, bill_failed, on_error)
-        self._request_class: Any = None
-        if not raw_request:
-            try:
-                from werkzeug.wrappers import Request
-            except ImportError:  # pragma: no cover - exercised without werkzeug only
-                raise ValidationError(
-                    "raw_request",
-                    "must be True when werkzeug is not installed (the extractor then gets the WSGI environ)",
-                    context=_CONTEXT,
-                ) from None
-            self._request_class = Request
+        self._billing, self._request_class = _setup(
+            app, "a WSGI", raw_request, (client, extractor, whitelist, blacklist, bill_failed, on_error)
+        )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if not self._billing.wants(environ.get("PATH_INFO", "") or "/"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from decimal import Decimal
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -73,19 +74,20 @@ def check_expression(field: str, text: object) -> str:
 
 
 async def _delete(
-    conn: AsyncConnection,
     kind: Kind,
+    conn: AsyncConnection,
     project_id: str,
     key: str,
-    referenced_as: tuple[references.Kind, str] | None = None,
     *,
-    by: str | None,
+    referenced_as: references.Kind | None = None,
+    by: str | None = None,
 ) -> None:
+    """Refused (409) while a live expression or event price names it (``referenced_as``: what as)."""
     await lock_catalog(conn, project_id)
     if not await repository.is_live(conn, kind, project_id, key):
         raise NotFoundError(f"{kind.label} not found: {key}", field=kind.key)
     if referenced_as is not None:
-        references.check_unused(*referenced_as, await _rules_catalog(conn, project_id, set()))
+        references.check_unused(referenced_as, key, await _rules_catalog(conn, project_id, set()))
     await repository.insert_deleted(conn, kind, project_id, key, by)
 
 
@@ -156,25 +158,17 @@ async def put_tag(
     return Tag(key, price, version, now, by)
 
 
-async def delete_tag(conn: AsyncConnection, project_id: str, key: str, *, by: str | None = None) -> None:
-    """Refused (409) while a live expression or event price names the tag."""
-    await _delete(conn, TAGS, project_id, key, ("tag", key), by=by)
+delete_tag = partial(_delete, TAGS, referenced_as="tag")
 
 
 async def _current(
-    conn: AsyncConnection, kind: Kind, project_id: str, names: set[str] | None
+    kind: Kind, conn: AsyncConnection, project_id: str, names: set[str] | None
 ) -> dict[str, NamedExpression]:
     return {e.name: e for e in await repository.current_named(conn, kind, project_id, names)}
 
 
-async def current_expressions(
-    conn: AsyncConnection, project_id: str, names: set[str] | None
-) -> dict[str, NamedExpression]:
-    return await _current(conn, EXPRESSIONS, project_id, names)
-
-
 async def _put(
-    conn: AsyncConnection, kind: Kind, project_id: str, name: str, text: str, by: str | None
+    kind: Kind, conn: AsyncConnection, project_id: str, name: str, text: str, *, by: str | None = None
 ) -> NamedExpression:
     """Write a checked named expression or event price; refused when the text names a missing tag or
     expression (400) or, for a named expression, would form a cycle (409)."""
@@ -187,35 +181,13 @@ async def _put(
     return NamedExpression(name, text, version, now, by)
 
 
-async def put_expression(
-    conn: AsyncConnection, project_id: str, name: str, text: str, *, by: str | None = None
-) -> NamedExpression:
-    return await _put(conn, EXPRESSIONS, project_id, name, text, by)
-
-
-async def delete_expression(
-    conn: AsyncConnection, project_id: str, name: str, *, by: str | None = None
-) -> None:
-    """Refused (409) while another live expression or an event price names it."""
-    await _delete(conn, EXPRESSIONS, project_id, name, ("expression", name), by=by)
-
-
-async def current_event_prices(
-    conn: AsyncConnection, project_id: str, types: set[str] | None
-) -> dict[str, NamedExpression]:
-    return await _current(conn, EVENT_PRICES, project_id, types)
-
-
-async def put_event_price(
-    conn: AsyncConnection, project_id: str, event_type: str, text: str, *, by: str | None = None
-) -> NamedExpression:
-    return await _put(conn, EVENT_PRICES, project_id, event_type, text, by)
-
-
-async def delete_event_price(
-    conn: AsyncConnection, project_id: str, event_type: str, *, by: str | None = None
-) -> None:
-    await _delete(conn, EVENT_PRICES, project_id, event_type, by=by)
+# Named expressions and event prices: the same verbs on their own tables.
+current_expressions = partial(_current, EXPRESSIONS)
+put_expression = partial(_put, EXPRESSIONS)
+delete_expression = partial(_delete, EXPRESSIONS, referenced_as="expression")
+current_event_prices = partial(_current, EVENT_PRICES)
+put_event_price = partial(_put, EVENT_PRICES)
+delete_event_price = partial(_delete, EVENT_PRICES)
 
 
 def tag_json(tag: Tag) -> dict[str, object]:
