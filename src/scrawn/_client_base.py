@@ -109,7 +109,7 @@ class ClientBase:
     ) -> None:
         """The constructor of both clients (``arguments``: theirs, by name), after each has checked its
         HTTP clients: ``http`` for calls, ``worker_http`` for the background delivery thread."""
-        config = _config.resolve_config(**_config.options(arguments), worker_http=worker_http)
+        config = _config.resolve_config(arguments, worker_http)
         self._config = config
         self._transport = transport(config.base_url, http=http)
         self._headers = _config.headers(config)

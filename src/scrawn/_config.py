@@ -7,8 +7,9 @@ import math
 import os
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from scrawn._retry import ErrorHook
 from scrawn._version import __version__
@@ -57,45 +58,27 @@ class ClientConfig:
         return f"scrn_{self.key_role}_{'*' * 8}"
 
 
-def resolve_config(
-    api_key: str | None,
-    base_url: str | None,
-    *,
-    timeout: float | None,
-    max_retries: int,
-    on_error: ErrorHook | None,
-    backoff_base: float = 0.25,
-    backoff_max: float = 8.0,
-    spool_path: str | os.PathLike[str] | None = None,
-    spool_fsync: bool = False,
-    buffer_size: int = 100_000,
-    batch_size: int = 500,
-    flush_interval: float = 0.5,
-    exit_timeout: float = 5.0,
-    worker_http: httpx.Client | None = None,
-) -> ClientConfig:
-    key = check_api_key(api_key if api_key is not None else os.environ.get(ENV_API_KEY))
+def resolve_config(arguments: Mapping[str, object], worker_http: httpx.Client | None = None) -> ClientConfig:
+    """A client's options validated, each read by name from its constructor's arguments (``locals()``);
+    ``worker_http`` is the caller's client for the background delivery thread."""
+    a = arguments
+    key = check_api_key(a["api_key"] if a["api_key"] is not None else os.environ.get(ENV_API_KEY))
     url = check_base_url(
-        base_url if base_url is not None else os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
+        a["base_url"] if a["base_url"] is not None else os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
     )
-    if timeout is not None:
-        timeout = _positive("timeout", timeout)
+    timeout = None if a["timeout"] is None else _positive("timeout", a["timeout"])
+    max_retries = a["max_retries"]
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or not 0 <= max_retries <= 100:
         raise ValidationError("max_retries", "must be an int from 0 to 100", context=CONFIG_CONTEXT)
-    if on_error is not None and not callable(on_error):
-        raise ValidationError(
-            "on_error", "must be callable as on_error(error, context)", context=CONFIG_CONTEXT
-        )
+    on_error = check_hook(a["on_error"])
     path: str | None = None
-    if spool_path is not None:
+    if (spool_path := a["spool_path"]) is not None:
         if not isinstance(spool_path, str | os.PathLike):
             raise ValidationError("spool_path", "must be a path (str or os.PathLike)", context=CONFIG_CONTEXT)
         path = os.fspath(spool_path)
         if not path or "\x00" in path:
             raise ValidationError("spool_path", "must be a non-empty path", context=CONFIG_CONTEXT)
-    for name, value in (("buffer_size", buffer_size), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100_000_000:
-            raise ValidationError(name, "must be a positive int", context=CONFIG_CONTEXT)
+    buffer_size, batch_size = _count("buffer_size", a["buffer_size"]), _count("batch_size", a["batch_size"])
     if batch_size > 10_000:
         raise ValidationError("batch_size", "must be at most 10000", context=CONFIG_CONTEXT)
     return ClientConfig(
@@ -104,27 +87,22 @@ def resolve_config(
         timeout=timeout,
         max_retries=max_retries,
         on_error=on_error,
-        backoff_base=_positive("backoff_base", backoff_base),
-        backoff_max=_positive("backoff_max", backoff_max),
+        backoff_base=_positive("backoff_base", a["backoff_base"]),
+        backoff_max=_positive("backoff_max", a["backoff_max"]),
         spool_path=path,
-        spool_fsync=bool(spool_fsync),
+        spool_fsync=bool(a["spool_fsync"]),
         buffer_size=buffer_size,
         batch_size=batch_size,
-        flush_interval=_positive("flush_interval", flush_interval),
-        exit_timeout=_positive("exit_timeout", exit_timeout),
+        flush_interval=_positive("flush_interval", a["flush_interval"]),
+        exit_timeout=_positive("exit_timeout", a["exit_timeout"]),
         worker_http=worker_http,
     )
 
 
-OPTIONS: Final = (
-    "api_key", "base_url", "timeout", "max_retries", "on_error", "backoff_base", "backoff_max", "spool_path",
-    "spool_fsync", "buffer_size", "batch_size", "flush_interval", "exit_timeout",
-)  # fmt: skip
-
-
-def options(arguments: dict[str, Any]) -> dict[str, Any]:
-    """The options among a client constructor's arguments (its ``locals()``), for :func:`resolve_config`."""
-    return {name: arguments[name] for name in OPTIONS}
+def _count(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100_000_000:
+        raise ValidationError(name, "must be a positive int", context=CONFIG_CONTEXT)
+    return value
 
 
 def _positive(name: str, value: object) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import socket
 import threading
@@ -19,6 +20,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from scrawn import Scrawn
+from scrawn._config import ClientConfig, resolve_config
 from scrawn.server.db.schema import balances, events
 from tests.conftest import ServerHandle, free_port
 
@@ -112,6 +115,17 @@ def closed_url() -> str:
 
 
 LIVE_SHAPED_KEY = "scrn_live_" + "A" * 32  # well-formed, unknown to any server
+
+
+def client_config(api_key: str | None, base_url: str | None, **options: Any) -> ClientConfig:
+    """The configuration ``Scrawn(api_key, base_url, **options)`` would validate: its defaults, then
+    ``options``."""
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(Scrawn).parameters.items()
+        if p.default is not p.empty
+    }
+    return resolve_config({**defaults, "api_key": api_key, "base_url": base_url, **options})
 
 
 # ------------------------------------------------------------------------------- a flaky loopback server

@@ -26,7 +26,6 @@ import pytest
 
 import scrawn
 from scrawn import AsyncScrawn, Scrawn
-from scrawn._config import resolve_config
 from scrawn._connect import FLAG_END_STREAM, envelope, parse_retry_after, parse_stream, retry_after_from
 from scrawn._proto.event.v1 import event_pb2 as ev
 from scrawn._retry import RETRY_AFTER_MAX, retry_delay
@@ -39,7 +38,7 @@ from scrawn.errors import (
     ValidationError,
 )
 from tests.conftest import ServerHandle
-from tests.sdk.conftest import LIVE_SHAPED_KEY, FlakyServer, stored_events
+from tests.sdk.conftest import LIVE_SHAPED_KEY, FlakyServer, client_config, stored_events
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = {"backoff_base": 0.01, "backoff_max": 0.05}  # without Retry-After a retry would follow at once
@@ -294,7 +293,7 @@ def test_retry_after_sources() -> None:
 
 
 def test_retry_delay_honours_and_caps_retry_after() -> None:
-    config = resolve_config(LIVE_SHAPED_KEY, None, timeout=1.0, max_retries=3, on_error=None, **FAST)
+    config = client_config(LIVE_SHAPED_KEY, None, timeout=1.0, max_retries=3, on_error=None, **FAST)
 
     def error(cls: type[Any], after: float | None) -> Any:
         made = cls("x")

@@ -25,7 +25,6 @@ import pytest
 
 import scrawn
 from scrawn import ErrorContext, Scrawn, tag
-from scrawn._config import resolve_config
 from scrawn._connect import envelope, iter_envelopes, parse_stream, parse_unary
 from scrawn._core import PreparedTypedEvent, typed_result
 from scrawn._proto.event.v1 import event_pb2 as ev
@@ -44,7 +43,7 @@ from scrawn.errors import (
     UnavailableError,
 )
 from scrawn.pricing import Debit
-from tests.sdk.conftest import LIVE_SHAPED_KEY, _read_chunked
+from tests.sdk.conftest import LIVE_SHAPED_KEY, _read_chunked, client_config
 
 KEPT = "Event kept for repricing: basicUsage.tag: Tag not found: MISSING"
 
@@ -209,7 +208,7 @@ def test_the_error_is_exported() -> None:
 
 
 def _config(**options: Any) -> Any:
-    return resolve_config(
+    return client_config(
         LIVE_SHAPED_KEY,
         "http://127.0.0.1:9",
         timeout=1,

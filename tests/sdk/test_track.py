@@ -15,12 +15,18 @@ from typing import Any
 import pytest
 
 from scrawn import AsyncScrawn, ErrorContext, Scrawn, mul, tag
-from scrawn._config import resolve_config
 from scrawn._track import Tracker
 from scrawn._track_send import ACCEPTED, ItemOutcome
 from scrawn._tracked import TrackedEvent
 from scrawn.errors import EventQuarantinedError, InvalidArgumentError, ScrawnError, UnavailableError
-from tests.sdk.conftest import LIVE_SHAPED_KEY, FlakyServer, balances_of, put_tag, stored_events
+from tests.sdk.conftest import (
+    LIVE_SHAPED_KEY,
+    FlakyServer,
+    balances_of,
+    client_config,
+    put_tag,
+    stored_events,
+)
 
 
 def test_ten_thousand_calls_from_eight_threads_arrive_exactly_once(module_server: Any) -> None:
@@ -146,7 +152,7 @@ def test_track_after_close_raises(module_server: Any) -> None:
 
 
 def _config(**options: Any) -> Any:
-    return resolve_config(
+    return client_config(
         LIVE_SHAPED_KEY,
         "http://127.0.0.1:9",
         timeout=1,
