@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import functools
 import json
 import multiprocessing
 import os
@@ -29,9 +30,11 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 SECRET = "bench-secret-" + "x" * 24
 WALLET = "/wallet.v1.WalletService/"
 REGISTER = "/event.v1.EventService/RegisterEvent"
@@ -130,9 +134,17 @@ def measure(
     procs: int,
     seconds: float,
     warmup: float,
+    cpu: Callable[[], dict[int, float]],
 ) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     start_at = time.monotonic() + 3.0  # after the workers have imported grpc
+    samples: list[dict[int, float]] = []
+    timers = [
+        threading.Timer(at - time.monotonic(), lambda: samples.append(cpu()))
+        for at in (start_at + warmup, start_at + warmup + seconds)
+    ]
+    for timer in timers:
+        timer.start()
     specs = [
         {
             "kind": kind,
@@ -150,6 +162,8 @@ def measure(
     ]
     with ctx.Pool(procs) as pool:
         parts = pool.map(_worker, specs)
+    for timer in timers:
+        timer.join()
     latencies = sorted(x for p in parts for x in p["latencies"])
     errors: Counter[str] = Counter()
     for p in parts:
@@ -163,11 +177,14 @@ def measure(
         "p50_ms": _pct(latencies, 0.50),
         "p99_ms": _pct(latencies, 0.99),
         "errors": dict(errors),
+        "server_cpu_ms_per_call": _cpu_ms_per_call(samples, len(latencies)),
         "loadavg_1m_after": round(os.getloadavg()[0], 2),
     }
 
 
-def sequential_lookups(target: str, key: str, users: int, n: int) -> dict[str, Any]:
+def sequential_lookups(
+    target: str, key: str, users: int, n: int, cpu: Callable[[], dict[int, float]]
+) -> dict[str, Any]:
     """One caller, one call at a time: the latency of a balance lookup itself."""
     import grpc
 
@@ -184,11 +201,13 @@ def sequential_lookups(target: str, key: str, users: int, n: int) -> dict[str, A
         for _ in range(200):  # warm-up
             call(w.GetBalanceRequest(userId=f"user-{rng.randrange(users)}"), metadata=md, timeout=30)
         latencies = []
+        samples = [cpu()]
         for _ in range(n):
             request = w.GetBalanceRequest(userId=f"user-{rng.randrange(users)}")
             t0 = time.perf_counter()
             call(request, metadata=md, timeout=30)
             latencies.append(time.perf_counter() - t0)
+        samples.append(cpu())
     latencies.sort()
     return {
         "kind": "balance-sequential",
@@ -197,8 +216,47 @@ def sequential_lookups(target: str, key: str, users: int, n: int) -> dict[str, A
         "p50_ms": _pct(latencies, 0.50),
         "p99_ms": _pct(latencies, 0.99),
         "max_ms": latencies[-1] * 1000,
+        "server_cpu_ms_per_call": _cpu_ms_per_call(samples, n),
         "loadavg_1m_after": round(os.getloadavg()[0], 2),
     }
+
+
+def cpu_seconds(root: int, admin_url: str | None = None, database: str | None = None) -> dict[int, float]:
+    """CPU seconds (user + system, all threads) by pid: the server process ``root``, its descendants and,
+    with ``database``, the PostgreSQL backends connected to it. Rates swing with the other load on a shared
+    machine; the CPU a call costs the serving side does much less."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    pids, todo = {root}, [root]
+    while todo:
+        parent = todo.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in pids]
+        pids.update(children)
+        todo += children
+    if admin_url is not None and database is not None:
+        rows = pg_admin(admin_url, f"SELECT pid FROM pg_stat_activity WHERE datname = '{database}'")
+        pids.update(int(r["pid"]) for r in rows)
+    found: dict[int, float] = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[pid] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return found
+
+
+def _cpu_ms_per_call(samples: list[dict[int, float]], calls: int) -> float | None:
+    """Serving-side CPU between the first and the last sample, per call (a process that appeared in
+    between counts from zero)."""
+    if len(samples) < 2 or not calls:
+        return None
+    first, last = samples[0], samples[-1]
+    return sum(cpu - first.get(pid, 0.0) for pid, cpu in last.items()) * 1000 / calls
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -404,7 +462,7 @@ def start(cmd: list[str], env: dict[str, str], log: Path, port: int) -> subproce
 
     out = open(log, "ab")  # noqa: SIM115 - owned by the process
     process = subprocess.Popen(cmd, env=env, stdout=out, stderr=out)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # a server starts slowly on a busy shared machine
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{cmd} exited: {log.read_text()[-2000:]}")
@@ -586,15 +644,17 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "## Every measurement",
         "",
-        "| database | what | callers | calls | calls/s | p50 ms | p99 ms | errors | load (1 min) after |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| database | what | callers | calls | calls/s | p50 ms | p99 ms | server CPU ms/call | errors "
+        "| load (1 min) after |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for db in report["databases"]:
         for x in db["measurements"]:
             what = x["kind"] + (" (one user)" if x.get("hot") else "")
             lines.append(
                 f"| {db['db']} | {what} | {x['concurrency']} | {x['calls']:,} | {_f(x.get('calls_per_s'))} | "
-                f"{_f(x['p50_ms'], '.2f')} | {_f(x['p99_ms'], '.2f')} | {x.get('errors') or ''} | "
+                f"{_f(x['p50_ms'], '.2f')} | {_f(x['p99_ms'], '.2f')} | "
+                f"{_f(x.get('server_cpu_ms_per_call'), '.3f')} | {x.get('errors') or ''} | "
                 f"{x.get('loadavg_1m_after', '')} |"
             )
     lines += ["", "## Seeding", ""]
@@ -617,7 +677,10 @@ before the answer. Each call has a fresh idempotency key; amounts are 0.01 on us
 `GetBalance` reads the user's balance row by primary key; its cost does not depend on the number of events,
 which is why the events are seeded rather than ingested (ingest throughput is benchmarks/ingest.py's subject).
 The no-op ceiling is `RegisterEvent` on benchmarks/noop_server.py with the same client, callers and channels.
-Load comes from spawned client processes on the same 2-CPU machine as the server and the database."""
+Load comes from spawned client processes on the same 2-CPU machine as the server and the database.
+`server CPU ms/call` is the user + system CPU of the server (its processes) and, on PostgreSQL, of the
+backends serving its database, over the measured window, per call completed in it: on a shared machine the
+rates follow the other load, the CPU a call costs much less, so compare runs by it."""
 
 
 def main() -> None:
@@ -693,25 +756,43 @@ def main() -> None:
                 print(f"[{db}] seeded {seed}", flush=True)
                 server, port = start_scrawn(url, data_dir)
                 target = f"127.0.0.1:{port}"
+                serving = functools.partial(cpu_seconds, server.pid, args.pg_url, pg_name)
+                noop_cpu = functools.partial(cpu_seconds, noop.pid)
                 try:
                     credit_users(target, key, args.users)
                     results = []
                     print(f"[{db}] no-op ceiling", flush=True)
                     results.append(
                         measure(
-                            "noop", f"127.0.0.1:{noop_port}", key, args.users, seconds=args.seconds, **common
+                            "noop",
+                            f"127.0.0.1:{noop_port}",
+                            key,
+                            args.users,
+                            seconds=args.seconds,
+                            cpu=noop_cpu,
+                            **common,
                         )
                     )
                     print(f"[{db}] debits over {args.users} users", flush=True)
-                    results.append(measure("debit", target, key, args.users, seconds=args.seconds, **common))
+                    results.append(
+                        measure("debit", target, key, args.users, seconds=args.seconds, cpu=serving, **common)
+                    )
                     print(f"[{db}] debits on one user", flush=True)
-                    hot = measure("debit", target, key, 1, seconds=args.seconds, **common)
+                    hot = measure("debit", target, key, 1, seconds=args.seconds, cpu=serving, **common)
                     results.append(hot | {"hot": True})
                     print(f"[{db}] GetBalance, one caller", flush=True)
-                    results.append(sequential_lookups(target, key, args.event_users, args.lookups))
+                    results.append(sequential_lookups(target, key, args.event_users, args.lookups, serving))
                     print(f"[{db}] GetBalance, {args.concurrency} callers", flush=True)
                     results.append(
-                        measure("balance", target, key, args.event_users, seconds=args.seconds, **common)
+                        measure(
+                            "balance",
+                            target,
+                            key,
+                            args.event_users,
+                            seconds=args.seconds,
+                            cpu=serving,
+                            **common,
+                        )
                     )
                     for r in results:
                         print(f"[{db}] {json.dumps(r)}", flush=True)
