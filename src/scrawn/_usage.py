@@ -11,7 +11,6 @@ Unix milliseconds and come back as aware ``datetime`` values.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final, Literal
@@ -127,31 +126,6 @@ def check_transaction_id(value: object, field: str = "transaction_id") -> str:
     return check_uuid(value, field, "a transaction id", fail)
 
 
-@dataclass(frozen=True)
-class _Usage:
-    model: str
-    provider: str
-    usage_type: str
-    input_tokens: int
-    output_tokens: int
-    cached_tokens: int
-    cache_write_tokens: int
-    audio_seconds: str
-
-    def wire(self) -> dict[str, Any]:
-        """The request fields of this usage, shared by ``RecordUsage`` and ``CalculateCost``."""
-        return {
-            "model": self.model,
-            "provider": self.provider,
-            "usageType": self.usage_type,
-            "inputTokens": self.input_tokens,
-            "outputTokens": self.output_tokens,
-            "cachedTokens": self.cached_tokens,
-            "cacheWriteTokens": self.cache_write_tokens,
-            "audioSeconds": self.audio_seconds,
-        }
-
-
 def check_usage(
     *,
     model: object,
@@ -162,31 +136,37 @@ def check_usage(
     cached_tokens: object,
     cache_write_tokens: object,
     audio_seconds: object,
-) -> _Usage:
-    usage = _Usage(
-        model=check_model(model),
-        provider=check_provider(provider),
-        usage_type=check_usage_type(usage_type),
-        input_tokens=check_tokens("input_tokens", input_tokens),
-        output_tokens=check_tokens("output_tokens", output_tokens),
-        cached_tokens=check_tokens("cached_tokens", cached_tokens),
-        cache_write_tokens=check_tokens("cache_write_tokens", cache_write_tokens),
-        audio_seconds=check_audio_seconds(audio_seconds),
-    )
-    if usage.cached_tokens + usage.cache_write_tokens > usage.input_tokens:
+) -> dict[str, Any]:
+    """The usage fields of a ``RecordUsage`` or ``CalculateCost`` request (wire names), checked."""
+    checked_model = check_model(model)
+    checked_provider = check_provider(provider)
+    kind = check_usage_type(usage_type)
+    inputs = check_tokens("input_tokens", input_tokens)
+    outputs = check_tokens("output_tokens", output_tokens)
+    cached = check_tokens("cached_tokens", cached_tokens)
+    cache_write = check_tokens("cache_write_tokens", cache_write_tokens)
+    audio = check_audio_seconds(audio_seconds)
+    if cached + cache_write > inputs:
         raise fail(
-            "cached_tokens" if usage.cached_tokens else "cache_write_tokens",
+            "cached_tokens" if cached else "cache_write_tokens",
             "must not exceed input_tokens (input_tokens counts cached and cache-write tokens)",
         )
-    if usage.audio_seconds and usage.usage_type not in AUDIO_TYPES:
+    if audio and kind not in AUDIO_TYPES:
         raise fail("audio_seconds", "is only for the usage types audio_stt and audio_tts")
-    if usage.usage_type == "embedding" and usage.output_tokens:
+    if kind == "embedding" and outputs:
         raise fail("output_tokens", "must be 0 for embedding usage")
-    if not usage.audio_seconds and not (
-        usage.input_tokens or usage.output_tokens or usage.cached_tokens or usage.cache_write_tokens
-    ):
+    if not audio and not (inputs or outputs or cached or cache_write):
         raise fail("input_tokens", "the usage is empty: give token counts or audio_seconds")
-    return usage
+    return {
+        "model": checked_model,
+        "provider": checked_provider,
+        "usageType": kind,
+        "inputTokens": inputs,
+        "outputTokens": outputs,
+        "cachedTokens": cached,
+        "cacheWriteTokens": cache_write,
+        "audioSeconds": audio,
+    }
 
 
 def check_filter(
@@ -248,9 +228,9 @@ def list_models(
     return Rpc("list_models", SERVICE + "ListModels", request, pb.ListModelsResponse, unpack)
 
 
-def calculate_cost(usage: _Usage, timestamp: object) -> Rpc[CostBreakdown]:
+def calculate_cost(usage: dict[str, Any], timestamp: object) -> Rpc[CostBreakdown]:
     request = pb.CalculateCostRequest(
-        **usage.wire(),
+        **usage,
         timestamp=check_time("timestamp", timestamp),
     )
     return Rpc(
@@ -267,7 +247,7 @@ def record_usage(
     context: object,
     user_id: object,
     transaction_id: object,
-    usage: _Usage,
+    usage: dict[str, Any],
     description: object,
     idempotency_key: object,
     timestamp: object,
@@ -296,7 +276,7 @@ def record_usage(
         userId=user,
         context=context,
         transactionId=transaction,
-        **usage.wire(),
+        **usage,
         description=check_description(description, context=CONTEXT),
         idempotencyKey=key,
         timestamp=check_time("timestamp", timestamp),
