@@ -65,6 +65,10 @@ PAGES: list[tuple[str, Callable[[Context], str], bool]] = [
     ("dashboard overview by hour", lambda c: "/dashboard/live/overview?by=hour", True),
     ("dashboard overview by month", lambda c: "/dashboard/live/overview?by=month", True),
     ("dashboard events", lambda c: "/dashboard/live/events", True),
+    ("dashboard events by user", lambda c: f"/dashboard/live/events?user={c.customer}", True),
+    # A tag no seeded event used: the filter reads every live event of the project (the worst case).
+    ("dashboard events by tag", lambda c: "/dashboard/live/events?tag=NEVER_USED", True),
+    ("dashboard events voided", lambda c: "/dashboard/live/events?voided=yes", True),
     ("dashboard event", lambda c: f"/dashboard/live/events/{c.event_id}", True),
     ("dashboard customers", lambda c: "/dashboard/live/customers", True),
     ("dashboard customer", lambda c: f"/dashboard/live/customer?user={c.customer}", True),
@@ -213,7 +217,7 @@ def sign_in(client: Any, key: str) -> None:
 
 
 def time_pages(
-    base: str, dash: str, ctx: Context, requests: int, page_seconds: float
+    base: str, dash: str, ctx: Context, requests: int, page_seconds: float, only: str = ""
 ) -> list[dict[str, Any]]:
     import httpx
 
@@ -221,6 +225,8 @@ def time_pages(
     with httpx.Client(base_url=base, timeout=60) as client:
         signed_in = False
         for name, path_of, needs_session in PAGES:
+            if only not in name:
+                continue
             if needs_session and not signed_in:
                 sign_in(client, dash)
                 signed_in = True
@@ -286,7 +292,7 @@ def run_one(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             ctx = Context(
                 portal_path(base, live_key, customer), customer, "00000001-0000-4000-8000-000000000001"
             )
-            pages = time_pages(base, dash, ctx, args.requests, args.page_seconds)
+            pages = time_pages(base, dash, ctx, args.requests, args.page_seconds, args.only)
         finally:
             common.stop(process)
         return {"database": kind, "customers": args.customers, **seeded, "pages": pages}
@@ -341,6 +347,7 @@ def main() -> None:
     parser.add_argument("--seed-seconds", type=float, default=600.0, help="stop seeding after this long")
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--keep", action="store_true", help="keep the SQLite data directory")
+    parser.add_argument("--only", default="", help="measure only the pages whose name contains this")
     parser.add_argument("--out", default=f"dashboard-{dt.date.today().isoformat()}")
     args = parser.parse_args()
     kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]

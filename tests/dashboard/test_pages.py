@@ -20,7 +20,7 @@ from scrawn.server.keys.service import KeyService
 from scrawn.server.webhooks import repository as webhook_rows
 from scrawn.server.webhooks.types import OutboxMessage
 from tests.conftest import SECRET, ServerHandle, run_async
-from tests.dashboard.seed import Seeded, csrf_of, other_project_key, sign_in
+from tests.dashboard.seed import SCRIPT_USER, Seeded, csrf_of, other_project_key, sign_in
 
 NEXT = re.compile(r'<a href="([^"]+)">Next page')
 
@@ -226,3 +226,17 @@ def test_money_reads_in_the_projects_currency(module_server: ServerHandle) -> No
     assert granted.status_code == 303
     text = yen.get("/dashboard/live/customer", params={"user": "kenji"}).text
     assert "1,234.5 JPY" in text and "USD" not in text.split("<main", 1)[1]
+
+
+def test_the_customer_pages_show_the_wallet_and_the_usage_chart(client: httpx.Client) -> None:
+    listed = html.unescape(client.get("/dashboard/live/customers").text)
+    bob = re.search(r">bob</a></td>(.*?)</tr>", listed, re.S)
+    assert bob, listed
+    # balance, available, held, spent this month, cap: 10.00 granted, 2.00 held by the reservation
+    assert re.findall(r"[−\d.,]+ USD|—", bob.group(1))[:3] == ["10.00 USD", "8.00 USD", "2.00 USD"]
+    alice = html.unescape(client.get("/dashboard/live/customer", params={"user": "alice"}).text)
+    chart = re.search(r'<svg class="chart"[^>]*aria-label="([^"]+)"', alice)
+    assert chart and chart.group(1).startswith("Daily usage of alice, last 30 days (UTC).")
+    assert chart.group(1).endswith(": 2.585 USD")  # today: 250 + 1.5 (tag CALL) + 3 + 4 cents, exact
+    top = html.unescape(client.get("/dashboard/live/overview").text).split('id="top"', 1)[1]
+    assert top.index(">alice</a>") < top.index(f">{SCRIPT_USER}</a>")  # 2.585 USD spent, then 1.00 USD

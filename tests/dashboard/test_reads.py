@@ -140,3 +140,25 @@ def test_the_overview_reads_the_rollup_and_the_project_time_zone(
         client.post(
             "/dashboard/live/overview/time-zone", data={"csrf": csrf_of(page.text), "timeZone": "UTC"}
         )
+
+
+def test_sparse_filters_read_a_bounded_window(module_server: ServerHandle, seeded: Seeded) -> None:
+    """A tag filter looks at ``scan`` events a page and says where the next window starts: walking the
+    windows finds the one tag(CALL) event, once, and the last window says there is no more."""
+    scope = event_rows.Scope(module_server.project_id, "live")
+
+    async def walk(conn: Any) -> tuple[list[str], int]:
+        found: list[str] = []
+        cursor, windows = None, 0
+        while True:
+            windows += 1
+            args = {"event_type": None, "model": None, "cursor": cursor}
+            rows = await event_rows.listing(conn, scope, **args, tag="CALL", voided=None, size=50, scan=2)
+            found += [r.id for r in rows]
+            cursor = await event_rows.window_end(conn, scope, **args, scan=2)
+            if cursor is None:
+                return found, windows
+
+    found, windows = _read(module_server, walk)
+    assert len(found) == 1 and windows >= 2
+    assert found[0] not in (seeded.basic_event, seeded.ai_event)

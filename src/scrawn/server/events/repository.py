@@ -317,28 +317,69 @@ async def listing(
     voided: bool | None,
     size: int,
     cursor: tuple[int, str] | None,
+    scan: int | None = None,
 ) -> list[EventRecord]:
     """Up to ``size + 1`` events newest first, strictly before the ``(ingested_at, id)`` cursor (the
     dashboard's keyset pages), filtered by type, model, whether they were voided and a tag name their
     recorded pricing holds (``"NAME"`` in its JSON: the caller checks it is the tag and not an expression
-    of the same name, with ``pricing.references.priced_with``)."""
-    stmt = select(events).where(*scope.where())
-    if event_type:
-        stmt = stmt.where(events.c.event_type == event_type)
-    if model:
-        stmt = stmt.where(events.c.model == model)
+    of the same name, with ``pricing.references.priced_with``).
+
+    With ``scan``, the voided and tag filters look only at the next ``scan`` events of the other filters
+    (along ``ix_events_ingested`` or ``ix_events_user``): neither has an index, and a rare match must not
+    read every event of the project; ``window_end`` says where the next page goes on."""
+    indexed = _listed(scope, event_type, model, cursor)
+    sparse: list[ColumnElement[bool]] = []
     if tag:
         quoted = '"' + tag.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%") + '"'
-        stmt = stmt.where(events.c.pricing.like(f"%{quoted}%", escape="\\"))
+        sparse.append(events.c.pricing.like(f"%{quoted}%", escape="\\"))
     if voided is not None:
-        stmt = stmt.where(events.c.voided_at.is_not(None) if voided else events.c.voided_at.is_(None))
+        sparse.append(events.c.voided_at.is_not(None) if voided else events.c.voided_at.is_(None))
+    if scan is not None:
+        window = select(events.c.id).where(*indexed).order_by(*_NEWEST).limit(scan).subquery()
+        stmt = select(events).where(*indexed, events.c.id.in_(select(window.c.id)), *sparse)
+    else:
+        stmt = select(events).where(*indexed, *sparse)
+    stmt = stmt.order_by(*_NEWEST).limit(size + 1)
+    return [_record(r) for r in await conn.execute(stmt)]
+
+
+_NEWEST = (events.c.ingested_at.desc(), events.c.id.desc())
+
+
+def _listed(
+    scope: Scope, event_type: str | None, model: str | None, cursor: tuple[int, str] | None
+) -> list[ColumnElement[bool]]:
+    where = scope.where()
+    if event_type:
+        where.append(events.c.event_type == event_type)
+    if model:
+        where.append(events.c.model == model)
     if cursor is not None:
         at, event_id = cursor
-        stmt = stmt.where(
-            or_(events.c.ingested_at < at, and_(events.c.ingested_at == at, events.c.id < event_id))
-        )
-    stmt = stmt.order_by(events.c.ingested_at.desc(), events.c.id.desc()).limit(size + 1)
-    return [_record(r) for r in await conn.execute(stmt)]
+        where.append(or_(events.c.ingested_at < at, and_(events.c.ingested_at == at, events.c.id < event_id)))
+    return where
+
+
+async def window_end(
+    conn: AsyncConnection,
+    scope: Scope,
+    *,
+    event_type: str | None,
+    model: str | None,
+    cursor: tuple[int, str] | None,
+    scan: int,
+) -> tuple[int, str] | None:
+    """The ``(ingested_at, id)`` of the last event a ``listing`` with ``scan`` looked at, when it looked at
+    ``scan`` of them (there may be more after it); None when it saw the last one."""
+    stmt = (
+        select(events.c.ingested_at, events.c.id)
+        .where(*_listed(scope, event_type, model, cursor))
+        .order_by(*_NEWEST)
+        .offset(scan - 1)
+        .limit(1)
+    )
+    found = (await conn.execute(stmt)).first()
+    return (int(found[0]), str(found[1])) if found else None
 
 
 @dataclass(frozen=True)
