@@ -143,8 +143,8 @@ def test_the_overview_reads_the_rollup_and_the_project_time_zone(
 
 
 def test_sparse_filters_read_a_bounded_window(module_server: ServerHandle, seeded: Seeded) -> None:
-    """A tag filter looks at ``scan`` events a page and says where the next window starts: walking the
-    windows finds the one tag(CALL) event, once, and the last window says there is no more."""
+    """A tag filter reads down to a floor ``scan`` events back and the next page starts there: walking the
+    windows finds the one tag(CALL) event, once, and the last window has no floor."""
     scope = event_rows.Scope(module_server.project_id, "live")
 
     async def walk(conn: Any) -> tuple[list[str], int]:
@@ -153,11 +153,14 @@ def test_sparse_filters_read_a_bounded_window(module_server: ServerHandle, seede
         while True:
             windows += 1
             args = {"event_type": None, "model": None, "cursor": cursor}
-            rows = await event_rows.listing(conn, scope, **args, tag="CALL", voided=None, size=50, scan=2)
+            floor = await event_rows.window_end(conn, scope, **args, scan=2)
+            rows = await event_rows.listing(
+                conn, scope, **args, tag="CALL", voided=None, size=50, floor=floor
+            )
             found += [r.id for r in rows]
-            cursor = await event_rows.window_end(conn, scope, **args, scan=2)
-            if cursor is None:
+            if floor is None:
                 return found, windows
+            cursor = floor
 
     found, windows = _read(module_server, walk)
     assert len(found) == 1 and windows >= 2

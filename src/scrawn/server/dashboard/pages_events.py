@@ -35,6 +35,13 @@ async def events(dash: Dashboard, view: View) -> Response:
     event_type = filters["type"] if filters["type"] in TYPES else None
     model, cursor = filters["model"] or None, paging.cursor(q.get("after"))
     async with dash.db.read() as conn:
+        floor = (
+            await event_rows.window_end(
+                conn, scope, event_type=event_type, model=model, cursor=cursor, scan=scan
+            )
+            if scan
+            else None
+        )
         rows = await event_rows.listing(
             conn,
             scope,
@@ -44,15 +51,12 @@ async def events(dash: Dashboard, view: View) -> Response:
             tag=tag,
             voided=voided,
             size=paging.PAGE,
-            scan=scan,
+            floor=floor,
         )
-        rows, after = paging.split(rows, lambda e: (e.ingested_at, e.id))
-        scanned = None
-        if scan and not after:
-            end = await event_rows.window_end(
-                conn, scope, event_type=event_type, model=model, cursor=cursor, scan=scan
-            )
-            after, scanned = (f"{end[0]}:{end[1]}", scan) if end else (None, None)
+    rows, after = paging.split(rows, lambda e: (e.ingested_at, e.id))
+    scanned = None
+    if floor and not after:  # fewer than a page in this window: the next page reads the next window
+        after, scanned = f"{floor[0]}:{floor[1]}", scan
     if tag:  # the database matched the name in the pricing's text; keep the events that priced it as a tag
         rows = [e for e in rows if priced_with(json.loads(e.pricing), "tag", tag)]
     next_url = view.url("events", **filters, after=after) if after else None

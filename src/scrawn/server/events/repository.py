@@ -317,29 +317,30 @@ async def listing(
     voided: bool | None,
     size: int,
     cursor: tuple[int, str] | None,
-    scan: int | None = None,
+    floor: tuple[int, str] | None = None,
 ) -> list[EventRecord]:
     """Up to ``size + 1`` events newest first, strictly before the ``(ingested_at, id)`` cursor (the
     dashboard's keyset pages), filtered by type, model, whether they were voided and a tag name their
     recorded pricing holds (``"NAME"`` in its JSON: the caller checks it is the tag and not an expression
     of the same name, with ``pricing.references.priced_with``).
 
-    With ``scan``, the voided and tag filters look only at the next ``scan`` events of the other filters
-    (along ``ix_events_ingested`` or ``ix_events_user``): neither has an index, and a rare match must not
-    read every event of the project; ``window_end`` says where the next page goes on."""
-    indexed = _listed(scope, event_type, model, cursor)
-    sparse: list[ColumnElement[bool]] = []
+    ``floor`` (from ``window_end``) stops the read at that event, inclusive: the voided and tag filters have
+    no index, and a rare match must not read every event of the project. The bound is on
+    ``ix_events_ingested`` / ``ix_events_user``, so the read is one bounded range of the index."""
+    where = _listed(scope, event_type, model, cursor)
     if tag:
         quoted = '"' + tag.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%") + '"'
-        sparse.append(events.c.pricing.like(f"%{quoted}%", escape="\\"))
+        where.append(events.c.pricing.like(f"%{quoted}%", escape="\\"))
     if voided is not None:
-        sparse.append(events.c.voided_at.is_not(None) if voided else events.c.voided_at.is_(None))
-    if scan is not None:
-        window = select(events.c.id).where(*indexed).order_by(*_NEWEST).limit(scan).subquery()
-        stmt = select(events).where(*indexed, events.c.id.in_(select(window.c.id)), *sparse)
-    else:
-        stmt = select(events).where(*indexed, *sparse)
-    stmt = stmt.order_by(*_NEWEST).limit(size + 1)
+        where.append(events.c.voided_at.is_not(None) if voided else events.c.voided_at.is_(None))
+    if floor is not None:
+        at, event_id = floor
+        # The plain bound too: an index range can use it, not the OR that breaks ties by id.
+        where.append(events.c.ingested_at >= at)
+        where.append(
+            or_(events.c.ingested_at > at, and_(events.c.ingested_at == at, events.c.id >= event_id))
+        )
+    stmt = select(events).where(*where).order_by(*_NEWEST).limit(size + 1)
     return [_record(r) for r in await conn.execute(stmt)]
 
 
@@ -356,6 +357,7 @@ def _listed(
         where.append(events.c.model == model)
     if cursor is not None:
         at, event_id = cursor
+        where.append(events.c.ingested_at <= at)
         where.append(or_(events.c.ingested_at < at, and_(events.c.ingested_at == at, events.c.id < event_id)))
     return where
 
@@ -369,8 +371,8 @@ async def window_end(
     cursor: tuple[int, str] | None,
     scan: int,
 ) -> tuple[int, str] | None:
-    """The ``(ingested_at, id)`` of the last event a ``listing`` with ``scan`` looked at, when it looked at
-    ``scan`` of them (there may be more after it); None when it saw the last one."""
+    """The ``(ingested_at, id)`` of the ``scan``-th event the other filters select after ``cursor`` (the
+    ``floor`` of a bounded ``listing``); None when there are fewer."""
     stmt = (
         select(events.c.ingested_at, events.c.id)
         .where(*_listed(scope, event_type, model, cursor))
