@@ -130,6 +130,9 @@ class ServerHandle:
             self.process.kill()
             self.process.wait()
         self.process = None
+        # Every server of the whole run: whatever it logged, no API key (docs/configuration.md#logs).
+        leaked = [line for line in self.log().splitlines() if "scrn_" in line]
+        assert not leaked, f"an API key in the server's log: {leaked[:3]}"
 
     def db(self) -> Database:
         return Database(self.database_url)

@@ -6,6 +6,12 @@ it was sent with (and echoes it back), refused calls included, and no API key is
 from __future__ import annotations
 
 import json
+import os
+import pty
+import re
+import subprocess
+import sys
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -26,7 +32,7 @@ from tests.clients import (
     RpcError,
     bearer,
 )
-from tests.conftest import ServerHandle, make_server
+from tests.conftest import ServerHandle, make_server, wait_ready
 from tests.dashboard.seed import csrf_of
 
 
@@ -150,6 +156,8 @@ def test_one_json_access_line_per_request_on_every_protocol(logged_server: Serve
         )
         assert answer.status_code == 404 and answer.headers["x-request-id"] == hook
         # An id that is not a sane token is replaced by one of ours.
+        scrape = rid()  # probes and scrapes are logged at debug only (test_driver_lines_only_when_asked)
+        assert http.get("/metrics", headers={"x-request-id": scrape}).status_code == 200
         odd = http.get("/api/v1/tags", headers={"x-request-id": "bad id\twith spaces"})
         assert odd.headers["x-request-id"] != "bad id\twith spaces"
     server.stop()
@@ -160,6 +168,7 @@ def test_one_json_access_line_per_request_on_every_protocol(logged_server: Serve
     assert lines and len(lines) == len([line for line in log.splitlines() if line.strip().startswith("{")])
     access = [line for line in lines if line.get("logger") == "scrawn.access"]
     per_id = Counter(line.get("request_id") for line in access)
+    assert per_id[scrape] == 0
     for request_id, fields in sent.items():
         assert per_id[request_id] == 1, (request_id, fields, per_id[request_id])
         line = next(line for line in access if line.get("request_id") == request_id)
@@ -178,14 +187,73 @@ def test_one_json_access_line_per_request_on_every_protocol(logged_server: Serve
 def test_driver_lines_only_when_asked(tmp_path: Path, sql: str) -> None:
     handle = make_server(f"sqlite:///{tmp_path / 'scrawn.db'}", tmp_path)
     handle.env |= {"SCRAWN_LOG_LEVEL": "debug", "SCRAWN_LOG_FORMAT": "json", "SCRAWN_LOG_SQL": sql}
+    probes = {path: rid() for path in ("/healthz", "/readyz", "/metrics")}
     handle.start()
     try:
         with ConnectClient(handle.base_url) as client:
             client.unary(REGISTER, basic(), bearer(handle.live_key))
+        for path, request_id in probes.items():
+            assert httpx.get(handle.base_url + path, headers={"x-request-id": request_id}).status_code == 200
     finally:
         handle.stop()
     lines = [json.loads(line) for line in handle.log().splitlines() if line.startswith("{")]
+    for path, request_id in probes.items():  # probes and scrapes: one line each, at debug
+        [line] = [line for line in lines if line.get("request_id") == request_id]
+        assert (line["logger"], line["level"], line["route"], line["status"]) == (
+            "scrawn.access",
+            "debug",
+            path,
+            200,
+        )
     loggers = Counter(line["logger"] for line in lines)
     driver = sum(n for name, n in loggers.items() if name.startswith(("sqlalchemy", "aiosqlite", "alembic")))
     assert loggers["scrawn.access"] >= 1, loggers  # debug: the readiness probes' lines too
     assert (driver > 0) == (sql == "1"), loggers
+
+
+def test_the_default_format_is_console_on_a_terminal_and_json_otherwise(tmp_path: Path) -> None:
+    """No ``--log-format``/``SCRAWN_LOG_FORMAT``: the same server writes JSON into a file (what a container
+    runtime or systemd collects) and readable lines onto a terminal."""
+    handle = make_server(f"sqlite:///{tmp_path / 'scrawn.db'}", tmp_path)
+    handle.env |= {"SCRAWN_LOG_LEVEL": "info"}
+    ids = {"file": rid(), "terminal": rid()}
+    handle.start()  # standard error into server.log
+    try:
+        httpx.get(f"{handle.base_url}/api/v1/tags", headers={"x-request-id": ids["file"]})
+    finally:
+        handle.stop()
+    [line] = [json.loads(x) for x in handle.log().splitlines() if ids["file"] in x]
+    assert line["logger"] == "scrawn.access" and line["status"] == 401
+
+    main, child = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scrawn.server.cli", "serve"], env=handle.env, stdout=child, stderr=child
+    )
+    os.close(child)
+    seen = bytearray()
+    reader = threading.Thread(target=read_all, args=(main, seen), daemon=True)
+    reader.start()
+    try:
+        wait_ready(handle.base_url, process)  # type: ignore[arg-type]
+        httpx.get(f"{handle.base_url}/api/v1/tags", headers={"x-request-id": ids["terminal"]})
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        reader.join(10)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", seen.decode(errors="replace"))  # the terminal gets colours
+    [line] = [x for x in text.splitlines() if ids["terminal"] in x]
+    assert not line.lstrip().startswith("{"), line
+    assert "request" in line and "[scrawn.access]" in line and "status=401" in line, line
+
+
+def read_all(fd: int, into: bytearray) -> None:
+    """Drain a pty's main side until the child's side closes (EIO on Linux)."""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        into += chunk
+    os.close(fd)

@@ -24,6 +24,7 @@ from scrawn._proto.event.v1 import event_pb2 as ev
 from scrawn._proto.event.v1.event_connect import EventServiceASGIApplication
 from scrawn._proto.usage.v1 import usage_pb2 as usage
 from scrawn._proto.wallet.v1 import wallet_pb2 as wallet
+from scrawn.server import access
 from scrawn.server.rpc import handler
 from tests.clients import REGISTER, STREAM, TRACK, GrpcClient, bearer
 from tests.conftest import ServerHandle, free_port
@@ -159,7 +160,8 @@ def failing_server() -> Iterator[str]:
     config.loglevel = "ERROR"
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
-    app = EventServiceASGIApplication(Failing())  # type: ignore[arg-type]
+    # Inside the access wrapper, as the server's app is: it takes or makes the request id.
+    app = access.wrap(EventServiceASGIApplication(Failing()), [REGISTER])  # type: ignore[arg-type]
     thread = threading.Thread(
         target=lambda: loop.run_until_complete(serve(app, config, shutdown_trigger=stop.wait)),  # type: ignore[arg-type]
         daemon=True,
@@ -207,6 +209,34 @@ def test_internal_and_unavailable_carry_the_request_id(
     request_id = rpc_pb.RequestInfo.FromString(found["google.rpc.RequestInfo"]).request_id
     assert (grpc_code, message) == (code, f"{prefix} (request id {request_id})")
     assert "google.rpc.BadRequest" not in found
+
+
+def test_the_request_id_a_client_sent_is_the_one_in_the_error(failing_server: str) -> None:
+    """An operator handed a user's error finds its log lines: the id the client sent in ``x-request-id``
+    comes back in the header, the message and the ``RequestInfo`` detail (gRPC: the trailers too)."""
+    request = ev.RegisterEventRequest(userId="internal")
+    res = httpx.post(
+        f"http://{failing_server}{REGISTER}",
+        content=request.SerializeToString(),
+        headers={"content-type": "application/proto", "x-request-id": "report-0001"},
+    )
+    detail = rpc_pb.RequestInfo.FromString(connect_details(res)["google.rpc.RequestInfo"])
+    assert (res.status_code, res.headers["x-request-id"], detail.request_id) == (
+        500,
+        "report-0001",
+        "report-0001",
+    )
+    assert res.json()["message"] == "Internal error (request id report-0001)"
+    with grpc.insecure_channel(failing_server) as channel:
+        call = channel.unary_unary(REGISTER, request_serializer=ev.RegisterEventRequest.SerializeToString)
+        with pytest.raises(grpc.RpcError) as info:
+            call(request, metadata=[("x-request-id", "report-0002")], timeout=30)
+    error: Any = info.value
+    trailers = dict(error.trailing_metadata())
+    status = status_pb2.Status.FromString(trailers["grpc-status-details-bin"])
+    [found] = [d.value for d in status.details if d.type_url.endswith("google.rpc.RequestInfo")]
+    assert rpc_pb.RequestInfo.FromString(found).request_id == trailers["x-request-id"] == "report-0002"
+    assert error.details() == "Internal error (request id report-0002)"
 
 
 def test_the_sdk_reads_the_request_id_from_the_detail(failing_server: str) -> None:

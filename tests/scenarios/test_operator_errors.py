@@ -4,12 +4,14 @@ subprocess that exits non-zero with ``error: …`` and one line of what to do, n
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,6 +102,11 @@ def test_migrate_creates_only_when_asked_and_says_what_it_applied(tmp_path: Path
     assert (tmp_path / "scrawn-data" / "scrawn.db").is_file()
     rc, out = scrawn(tmp_path, "migrate")
     assert (rc, out.strip()) == (0, "already up to date")
+    assert scrawn(tmp_path, "migrate", "--json") == (0, '{\n  "applied": []\n}\n')
+    (tmp_path / "other").mkdir()
+    rc, out = scrawn(tmp_path / "other", "migrate", "--create", "--json")
+    applied = json.loads(out)["applied"]
+    assert rc == 0 and len(applied) == N_MIGRATIONS and applied[0]["id"] == "0001", out
 
 
 def test_serve_with_a_sqlite_url_into_a_missing_directory(tmp_path: Path) -> None:
@@ -177,14 +184,37 @@ def test_debug_shows_the_traceback_and_version_prints(tmp_path: Path) -> None:
     nothing_created(tmp_path)
 
 
+def doctor_json(cwd: Path, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    done = subprocess.run(
+        [sys.executable, "-m", "scrawn.server.cli", "doctor", "--json"],
+        cwd=cwd,
+        env={k: v for k, v in os.environ.items() if not k.startswith("SCRAWN_")} | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    report: dict[str, Any] = json.loads(done.stdout)
+    assert report["ok"] == (done.returncode == 0) and "Traceback" not in done.stderr, done.stderr
+    return done.returncode, report
+
+
 def test_doctor(tmp_path: Path, pg_empty: str) -> None:
     rc, out = scrawn(tmp_path, "doctor")
     assert rc == 1 and "FAIL no Scrawn database at scrawn-data/scrawn.db" in out, out
+    rc, report = doctor_json(tmp_path)
+    assert rc == 1 and report["checks"][-1]["check"].startswith("no Scrawn database"), report
+    assert report["checks"][-1]["hint"]
     nothing_created(tmp_path)
     assert scrawn(tmp_path, "init")[0] == 0
     rc, out = scrawn(tmp_path, "doctor")
     assert rc == 0 and "schema up to date" in out and "FAIL" not in out, out
-    # PostgreSQL with a payment provider and a webhook endpoint whose message gave up.
+    rc, report = doctor_json(tmp_path)
+    assert rc == 0 and {"ok": True, "check": "schema up to date", "hint": None} in report["checks"]
+    # PostgreSQL: not migrated yet.
+    env = {"SCRAWN_DATABASE_URL": pg_empty, "SCRAWN_SECRET": SECRET}
+    rc, out = scrawn(tmp_path, "doctor", env=env)
+    assert rc == 1 and "FAIL migrations not applied: 0001" in out and "scrawn migrate" in out, out
+    # Then with a payment provider and a webhook endpoint.
     handle = make_server(pg_empty, tmp_path / "pg")
 
     async def configure() -> None:
@@ -201,7 +231,6 @@ def test_doctor(tmp_path: Path, pg_empty: str) -> None:
             await db.dispose()
 
     run_async(configure())
-    env = {"SCRAWN_DATABASE_URL": pg_empty, "SCRAWN_SECRET": SECRET}
     rc, out = scrawn(tmp_path, "doctor", env=env)
     assert rc == 1 and "stripe must reach http://127.0.0.1:" in out and "SCRAWN_PUBLIC_URL" in out, out
     assert "webhooks to https://example.com/h (0 waiting)" in out
@@ -210,6 +239,23 @@ def test_doctor(tmp_path: Path, pg_empty: str) -> None:
     rc, out = scrawn(tmp_path, "doctor", env=env | {"SCRAWN_SECRET": "another-secret-" + "y" * 20})
     assert rc == 1 and "FAIL SCRAWN_SECRET does not open the secrets sealed" in out, out
     assert "Traceback" not in out
+
+    async def give_up() -> None:  # a message whose every delivery attempt failed
+        from scrawn.server.db.schema import webhook_messages
+        from scrawn.server.webhooks import outbox
+
+        db = handle.db()
+        try:
+            async with db.write() as conn:
+                await outbox.enqueue(conn, handle.project_id, "live", "balance.low", {"userId": "u"})
+                await conn.execute(webhook_messages.update().values(status="failed"))
+        finally:
+            await db.dispose()
+
+    run_async(give_up())
+    rc, out = scrawn(tmp_path, "doctor", env=env | {"SCRAWN_PUBLIC_URL": "https://billing.example.com"})
+    assert rc == 1 and "1 webhook message to https://example.com/h gave up" in out, out
+    assert "scrawn webhooks replay" in out
 
 
 def test_rotating_a_webhook_endpoint_sealed_under_an_old_secret_lets_the_server_start(

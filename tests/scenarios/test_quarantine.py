@@ -9,6 +9,7 @@ never touches another's events."""
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 import sys
 import threading
@@ -602,8 +603,12 @@ def test_json_api_pages_by_mode_and_refuses_bad_requests(
     unknown = cli(module_server, project, "reprice", "no-such-id")
     assert unknown.returncode == 1 and "no kept event with id no-such-id" in unknown.stderr
     put_tag(module_server, project, "PAGED", "1")
-    by_id = cli(module_server, project, "reprice", "--mode", "test", seen[0], seen[1])
-    assert by_id.stdout.strip() == "repriced 2, still waiting 0, billed 2", by_id.stdout + by_id.stderr
+    # The ids `quarantine --json` prints feed `reprice`, whole or as unique prefixes.
+    listed = cli(module_server, project, "quarantine", "--mode", "test", "--limit", "2", "--json")
+    kept = [e["id"] for e in json.loads(listed.stdout)["events"]]
+    assert kept == seen[:2], listed.stdout + listed.stderr
+    by_id = cli(module_server, project, "reprice", "--mode", "test", kept[0], kept[1][:8], "--json")
+    assert json.loads(by_id.stdout) == {"repriced": 2, "waiting": 0, "amount": "2"}, by_id.stderr
     assert reprice_all(module_server, project, "--mode", "test") == "repriced 3, still waiting 0, billed 3"
     assert reprice_all(module_server, project) == "repriced 2, still waiting 0, billed 2"
 

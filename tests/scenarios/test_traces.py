@@ -4,6 +4,7 @@ RPC, continuing the caller's ``traceparent`` and carrying the request id."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -82,3 +83,27 @@ def test_each_request_is_a_span(receiver: Receiver, tmp_path: Path) -> None:
     span = registered[0]
     assert span.trace_id.hex() == trace_id
     assert {a.key: a.value.string_value for a in span.attributes}["scrawn.request_id"] == "traced-1"
+
+
+def test_without_the_sdk_the_server_warns_and_serves(tmp_path: Path) -> None:
+    """OpenTelemetry is no dependency: asked for traces without it, the server says what to install and
+    serves as usual."""
+    blocker = tmp_path / "blocked"
+    (blocker / "opentelemetry").mkdir(parents=True)
+    (blocker / "opentelemetry" / "__init__.py").write_text("raise ImportError('not installed')\n")
+    handle = make_server(f"sqlite:///{tmp_path / 'scrawn.db'}", tmp_path)
+    handle.env |= {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+        "PYTHONPATH": os.pathsep.join(p for p in (str(blocker), os.environ.get("PYTHONPATH")) if p),
+    }
+    handle.start()
+    try:
+        with ConnectClient(handle.base_url) as client:
+            usage = ev.BasicUsage(amount=1)
+            request = ev.RegisterEventRequest(type=ev.BASIC_USAGE, userId="u", basicUsage=usage)
+            assert client.unary(REGISTER, request, bearer(handle.live_key)).eventId
+    finally:
+        handle.stop()
+    log = handle.log()
+    assert "OpenTelemetry is not installed: pip install opentelemetry-sdk" in log, log[-2000:]
+    assert "Traceback" not in log

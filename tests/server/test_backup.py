@@ -4,6 +4,7 @@ began, and the runbook's restore (copy back scrawn.db and secret, start) serves 
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import subprocess
@@ -149,3 +150,13 @@ def test_refuses_a_missing_database_and_a_non_empty_target(tmp_path: Path) -> No
     result = CliRunner().invoke(app, ["backup", str(taken)], env=env)
     assert result.exit_code == 1 and "not an empty directory" in result.output
     assert (taken / "scrawn.db").read_text() == "an older backup"
+    done = CliRunner().invoke(app, ["backup", str(tmp_path / "json"), "--json"], env=env)
+    assert done.exit_code == 0, done.output
+    copied = json.loads(done.stdout)
+    assert copied == {
+        "source": str(data / "scrawn.db"),
+        "pages": copied["pages"],
+        "database": str(tmp_path / "json" / "scrawn.db"),
+        "secret": str(tmp_path / "json" / "secret"),
+    }
+    assert copied["pages"] >= 1 and (tmp_path / "json" / "secret").read_text() == SECRET

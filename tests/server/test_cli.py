@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -36,7 +37,22 @@ class Result:
 
     def json(self) -> Any:
         assert self.code == 0, self.out + self.err
-        return json.loads(self.out)
+        parsed = json.loads(self.out)
+        assert_snake_case(parsed)
+        return parsed
+
+
+def assert_snake_case(data: Any, where: str = "") -> None:
+    """Field names are snake_case everywhere (docs/cli.md), whatever the JSON API calls them; a user's own
+    ``metadata`` keeps its keys."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            assert re.fullmatch(r"[a-z][a-z0-9_]*", key), f"{where}.{key}"
+            if key != "metadata":
+                assert_snake_case(value, f"{where}.{key}")
+    elif isinstance(data, list):
+        for item in data:
+            assert_snake_case(item, where)
 
 
 Scrawn = Callable[..., Result]
@@ -319,3 +335,43 @@ def test_explain_shows_prices_tokens_and_the_ledger_entry(server: ServerHandle, 
     assert Decimal(scrawn("explain", "evt-explain-1", "--json").json()["ledger_entry"]["amount"]) == Decimal(
         "-0.75"
     )
+
+
+def test_json_of_the_commands_that_change_things(server: ServerHandle, scrawn: Scrawn) -> None:
+    """The rest of the data commands: each answers one JSON object, and ids printed by one feed another
+    as prefixes (a webhook message, a model price override)."""
+    assert scrawn("tags", "set", "CALL", "0.5", "--json").json()["version"] == 1
+    assert scrawn("tags", "delete", "CALL", "--json").json()["deleted"] == "CALL"
+    assert scrawn("expressions", "set", "ONE", "1", "--json").json()["name"] == "ONE"
+    assert scrawn("expressions", "delete", "ONE", "--json").json()["deleted"] == "ONE"
+    changed = scrawn("projects", "set", "--late-window", "30", "--json").json()
+    assert changed["id"] == server.project_id and changed["late_window_days"] == 30
+    stripe = ("--provider", "stripe", "--api-key", "sk_test_abcdef123456", "--webhook-secret", "whsec_x")
+    configured = scrawn("payments", "configure", *stripe, "--json").json()
+    assert configured["provider"] == "stripe" and configured["webhook_secret"] == "set"
+    assert "sk_test_abcdef123456" not in json.dumps(configured)
+    assert scrawn("payments", "show", "--json").json() == configured
+    assert scrawn("payments", "remove", "--json").json() == {"removed": True}
+    one_line_error(scrawn("payments", "show", "--json"), "No payment provider is configured")
+    credited = scrawn("wallets", "credit", "carol", "5", "--key", "c1", "--json").json()
+    assert credited["amount"] == "5" and credited["available"] == "5"
+    assert scrawn("wallets", "debit", "carol", "1.5", "--key", "d1", "--json").json()["amount"] == "-1.5"
+    settings = scrawn("wallets", "settings", "carol", "--spend-cap", "3", "--json").json()
+    assert settings["spend_cap"] == "3"
+
+    override = scrawn("prices", "set", "my-model", "--input", "1.5", "--json").json()
+    assert scrawn("prices", "delete", override["id"][:8], "--json").json() == {"deleted": override["id"]}
+    scrawn("webhooks", "set-endpoint", "https://example.com/hook")
+
+    async def queue() -> None:
+        db = server.db()
+        try:
+            async with db.write() as conn:
+                await outbox.enqueue(conn, server.project_id, "live", "balance.low", {"userId": "carol"})
+        finally:
+            await db.dispose()
+
+    run_async(queue())
+    [message] = scrawn("webhooks", "list", "--json").json()
+    assert scrawn("webhooks", "attempts", message["id"][:8], "--json").json() == []
+    assert scrawn("webhooks", "replay", message["id"][:12], "--json").json()["id"] == message["id"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
+from typing import Any
 
 import typer.main
 
@@ -36,3 +38,27 @@ def test_help_and_version_import_none_of_the_server() -> None:
     assert done.returncode == 0, done.stderr
     assert "HEAVY []" in done.stdout, done.stdout
     assert "doctor" in done.stdout and "scrawn 0" in done.stdout
+
+
+# Commands that print no data of their own: each one's reason.
+NOT_DATA = {
+    "serve": "runs the server; its output is logs",
+    "demo": "a walkthrough printed for a person",
+    "events export": "writes CSV (its own machine-readable format)",
+}
+
+
+def leaves(command: Any, path: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
+    children = getattr(command, "commands", None)
+    if children:
+        for name, child in children.items():
+            yield from leaves(child, (*path, name))
+    else:
+        yield " ".join(path), command
+
+
+def test_every_command_that_prints_data_takes_json() -> None:
+    found = {path: command for name in COMMANDS for path, command in leaves(load_command(name), (name,))}
+    assert set(NOT_DATA) <= set(found)
+    without = {path for path, c in found.items() if not any("--json" in p.opts for p in c.params)}
+    assert without == set(NOT_DATA)

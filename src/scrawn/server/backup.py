@@ -13,6 +13,8 @@ import typer
 from sqlalchemy.engine import make_url
 
 from scrawn.errors import FailedPreconditionError, ScrawnError
+from scrawn.server.cli_options import JsonOpt
+from scrawn.server.cli_output import print_json
 from scrawn.server.cli_support import DataOpt, DbOpt, console, load_settings, reported
 from scrawn.server.config import Settings
 
@@ -104,7 +106,9 @@ def _target_dir(path: Path) -> Path:
     return path
 
 
-def backup(path: PathArg, database_url: DbOpt = None, data_dir: DataOpt = None) -> None:
+def backup(
+    path: PathArg, database_url: DbOpt = None, data_dir: DataOpt = None, json: JsonOpt = False
+) -> None:
     """Copy a SQLite database and its secret file while the server runs (PostgreSQL: use pg_dump)."""
     settings = load_settings(database_url=database_url, data_dir=data_dir)
     with reported():
@@ -113,6 +117,10 @@ def backup(path: PathArg, database_url: DbOpt = None, data_dir: DataOpt = None) 
         pages = copy_database(source, target / DB_NAME)
         if secret is not None:
             copy_secret(secret, target / SECRET_NAME)
+    if json:
+        copied = {"database": str(target / DB_NAME), "secret": str(target / SECRET_NAME) if secret else None}
+        print_json({"source": str(source), "pages": pages} | copied)
+        return
     console.print(
         f"backed up {source} to {target / DB_NAME} ({pages} pages, integrity ok)",
         highlight=False,

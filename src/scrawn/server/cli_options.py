@@ -102,7 +102,8 @@ _PROJECT = (
     None,
 )
 _MODE = (Annotated[str, mode_option()], "live")
-_JSON = (Annotated[bool, typer.Option("--json", help="Print JSON instead of text (every id in full)")], False)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text (every id in full)")]
+_JSON = (JsonOpt, False)
 _WIDE = (Annotated[bool, typer.Option("--wide", help="Every column, however wide the table gets")], False)
 
 

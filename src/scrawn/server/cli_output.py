@@ -7,6 +7,7 @@ strings (never floats), times as ISO 8601 UTC, and ids in full."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -67,6 +68,15 @@ def fields(obj: Any, *names: str, **more: Any) -> dict[str, Any]:
     then ``more``."""
     found = {name: getattr(obj, name) for name in names}
     return {name: when(v) if name.endswith("_at") else v for name, v in found.items()} | more
+
+
+def snake_case(data: Any) -> Any:
+    """A JSON API object (camelCase names) under the names every command prints: snake_case."""
+    if isinstance(data, Mapping):
+        return {re.sub(r"(?<!^)(?=[A-Z])", "_", k).lower(): snake_case(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [snake_case(v) for v in data]
+    return data
 
 
 def json_line(data: Any) -> str:

@@ -21,6 +21,8 @@ from scrawn.server.checks import (
     require_secret,
     shown_url,
 )
+from scrawn.server.cli_options import JsonOpt
+from scrawn.server.cli_output import print_json
 from scrawn.server.cli_support import DataOpt, DbOpt, console, load_settings
 from scrawn.server.config import Settings
 from scrawn.server.db.engine import Database
@@ -107,7 +109,8 @@ async def _providers_and_endpoints(db: Database, settings: Settings) -> list[Fin
                     found.append(
                         Finding(
                             False,
-                            f"{where}: {failed} webhook messages to {endpoint.url} gave up",
+                            f"{where}: {failed} webhook message{'' if failed == 1 else 's'} "
+                            f"to {endpoint.url} gave up",
                             "fix the receiver, then `scrawn webhooks replay`",
                         )
                     )
@@ -143,13 +146,17 @@ def _checks(settings: Settings) -> list[Finding]:
     return found + asyncio.run(_database(settings, secret))
 
 
-def doctor(database_url: DbOpt = None, data_dir: DataOpt = None) -> None:
+def doctor(database_url: DbOpt = None, data_dir: DataOpt = None, json: JsonOpt = False) -> None:
     """Check the configuration, database, migrations, secret, payment providers and webhook endpoints."""
     findings = _checks(load_settings(database_url=database_url, data_dir=data_dir))
-    for f in findings:
-        mark = "[green]ok[/green]  " if f.ok else "[red]FAIL[/red]"
-        console.print(f"{mark} {escape(f.what)}", highlight=False, soft_wrap=True)
-        if f.hint:
-            console.print(f"      {escape(f.hint)}", highlight=False, soft_wrap=True)
+    if json:  # for a monitor: the same findings, and the same exit code
+        checks = [{"ok": f.ok, "check": f.what, "hint": f.hint or None} for f in findings]
+        print_json({"ok": all(f.ok for f in findings), "checks": checks})
+    else:
+        for f in findings:
+            mark = "[green]ok[/green]  " if f.ok else "[red]FAIL[/red]"
+            console.print(f"{mark} {escape(f.what)}", highlight=False, soft_wrap=True)
+            if f.hint:
+                console.print(f"      {escape(f.hint)}", highlight=False, soft_wrap=True)
     if not all(f.ok for f in findings):
         raise typer.Exit(1)

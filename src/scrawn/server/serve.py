@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from scrawn.server.checks import require_database_file, require_sqlite_directory
+from scrawn.server.cli_options import JsonOpt
 from scrawn.server.cli_support import DataOpt, DbOpt, console, load_settings, run_db
 from scrawn.server.config import DEFAULT_PORT, Settings
 from scrawn.server.db.migrate import migrate
@@ -103,6 +104,7 @@ def migrate_command(
     create: Annotated[
         bool, typer.Option("--create", help="Create the SQLite database (and its directory) if missing")
     ] = False,
+    json: JsonOpt = False,
 ) -> None:
     """Apply database migrations (Alembic) up to the latest."""
     settings = load_settings(database_url=database_url, data_dir=data_dir)
@@ -113,6 +115,11 @@ def migrate_command(
         if settings.database_url is None:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
     applied = run_db(settings, migrate, create=create)
+    if json:
+        from scrawn.server.cli_output import print_json
+
+        print_json({"applied": [{"id": m.id, "name": m.name} for m in applied]})
+        return
     for m in applied:
         console.print(f"applied {m.id}: {m.name}", highlight=False, soft_wrap=True)
     plural = "" if len(applied) == 1 else "s"

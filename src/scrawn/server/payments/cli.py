@@ -8,7 +8,7 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.server.cli_options import Cli, choice, options
-from scrawn.server.cli_output import fields, say, table
+from scrawn.server.cli_output import fields, say, snake_case, table
 from scrawn.server.cli_support import fail
 from scrawn.server.payments import config as configs
 from scrawn.server.payments import repository
@@ -113,7 +113,8 @@ def list_checkouts(
     table(cli, rows, extra=("purpose", "paid_charge", "refunded_charge", "created_at"))
 
 
-def _print_config(cli: Cli, found: dict[str, Any]) -> None:
+def _print_config(cli: Cli, public: dict[str, Any]) -> None:
+    found = snake_case(public)
     if cli.json:
         say(cli, "", found)
         return

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrawn.errors import ScrawnError
 from scrawn.money import format_amount
 from scrawn.server.cli_options import Cli, OptionSpecs, choice, id_argument, options
-from scrawn.server.cli_output import amount, say, table, when
+from scrawn.server.cli_output import amount, say, snake_case, table, when
 from scrawn.server.cli_support import console, pick, reported
 from scrawn.server.db.engine import now_ms
 from scrawn.server.pricing import currency, models, overrides
@@ -148,10 +148,10 @@ def prices_set(
         return found
 
     o = cli.write(work)
-    shown = overrides.override_json(o)
+    shown = snake_case(overrides.override_json(o))
     say(
         cli,
-        f"override {o.id}: {o.model} ({o.provider or 'every provider'}) from {shown['effectiveFrom']}",
+        f"override {o.id}: {o.model} ({o.provider or 'every provider'}) from {shown['effective_from']}",
         shown,
     )
 
