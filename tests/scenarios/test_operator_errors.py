@@ -93,6 +93,16 @@ def test_commands_in_a_directory_without_a_database(tmp_path: Path) -> None:
     nothing_created(tmp_path)
 
 
+def test_a_sqlite_file_without_the_schema(tmp_path: Path) -> None:
+    """An empty file where the database should be (made by hand, or another program's): refused, not used."""
+    (tmp_path / "scrawn-data").mkdir()
+    (tmp_path / "scrawn-data" / "scrawn.db").touch()
+    for args in (["keys", "list"], ["users"]):
+        assert "sqlite:///scrawn-data/scrawn.db has no Scrawn schema" in refused(tmp_path, *args)
+    rc, out = scrawn(tmp_path, "doctor")
+    assert rc == 1 and "FAIL migrations not applied: 0001" in out, out
+
+
 def test_migrate_creates_only_when_asked_and_says_what_it_applied(tmp_path: Path) -> None:
     rc, out = scrawn(tmp_path, "migrate", "--create")
     assert rc == 0, out
@@ -170,10 +180,21 @@ def test_postgres_without_secret_unmigrated_and_wrong_secret(tmp_path: Path, pg_
     nothing_created(tmp_path)
 
 
-def test_missing_server_extra(tmp_path: Path) -> None:
-    blocked = "import sys; sys.modules['typer'] = None; from scrawn.server.entry import main; main()"
-    line = refused(tmp_path, "--help", code=blocked)
-    assert "needs the Python package 'typer'" in line
+@pytest.mark.parametrize(
+    ("package", "args", "env", "message"),
+    [
+        ("typer", ["--help"], {}, "needs the Python package 'typer'"),
+        # Before any check or file: a SQLite database is not made for a server that cannot start.
+        ("hypercorn", ["serve"], {}, "needs the Python package 'hypercorn'"),
+        ("pyvoy", ["serve"], {"SCRAWN_SERVER": "pyvoy"}, "SCRAWN_SERVER=pyvoy but pyvoy is not installed"),
+    ],
+)
+def test_missing_server_extra(
+    tmp_path: Path, package: str, args: list[str], env: dict[str, str], message: str
+) -> None:
+    blocked = f"import sys; sys.modules[{package!r}] = None; from scrawn.server.entry import main; main()"
+    assert message in refused(tmp_path, *args, env=env, code=blocked)
+    nothing_created(tmp_path)
 
 
 def test_debug_shows_the_traceback_and_version_prints(tmp_path: Path) -> None:

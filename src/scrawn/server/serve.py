@@ -52,6 +52,10 @@ def serve(
     settings = replace(settings, log_format=log_format or settings.log_format)
     startup.configure_logging(settings, settings.log_format)
     count = pool.count(settings)
+    # The server's own packages first: a missing one is said before any check runs or any file is made.
+    on_envoy = envoy.chosen(settings)
+    if not on_envoy:
+        import hypercorn.asyncio  # noqa: F401
 
     async def main() -> None:
         created = await startup.prepare(settings)  # every operator mistake stops here, as a sentence
@@ -62,7 +66,7 @@ def serve(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         serving = f"scrawn serving on http://{settings.host}:{settings.port}"
-        if envoy.chosen(settings):
+        if on_envoy:
             await envoy.run(settings, stop, lambda: console.print(serving + " (pyvoy)", highlight=False))
         elif count > 1:
             ready = lambda: console.print(f"{serving} ({count} workers)", highlight=False)  # noqa: E731
