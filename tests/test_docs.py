@@ -7,7 +7,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import httpx
 import pytest
+import yaml
+
+from tests.conftest import make_server
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [
@@ -56,3 +60,38 @@ def test_nothing_outside_the_repository(page: Path) -> None:
     placeholders = re.compile(r"[<>*…]|NNNN|node_modules")  # patterns and generated directories
     missing = [p for p in named if not placeholders.search(p) and not (ROOT / p).exists()]
     assert not missing, missing
+
+
+def test_the_capacity_figures_cite_recorded_results() -> None:
+    text = (ROOT / "docs" / "operations.md").read_text()
+    capacity = text.split("## Capacity", 1)[1].split("\n## ", 1)[0]
+    cited = set(re.findall(r"`([\w.-]+\.md)`", capacity))
+    assert cited and all((ROOT / "benchmarks" / "results" / name).is_file() for name in cited), cited
+
+
+def test_the_alert_rules_name_metrics_and_labels_a_server_exports(tmp_path: Path) -> None:
+    """docs/operations.md's Prometheus rules parse, and every series and label they select is one a real
+    server's /metrics has (a renamed metric would leave an alert that never fires)."""
+    text = (ROOT / "docs" / "operations.md").read_text()
+    rules = yaml.safe_load(
+        text.split("## Alerts on `/metrics`", 1)[1].split("```yaml\n", 1)[1].split("```")[0]
+    )
+    exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    handle = make_server(f"sqlite:///{tmp_path / 'scrawn.db'}", tmp_path)
+    handle.start()
+    try:
+        assert httpx.get(f"{handle.base_url}/api/v1/tags").status_code == 401  # a request to count and time
+        scraped = httpx.get(f"{handle.base_url}/metrics").text
+    finally:
+        handle.stop()
+    labels: dict[str, set[str]] = {}  # series name: the labels its samples carry
+    for line in scraped.splitlines():
+        if found := re.match(r"(scrawn_\w+)(?:\{(.*)\})? ", line):
+            labels.setdefault(found[1], set()).update(re.findall(r"(\w+)=", found[2] or ""))
+    for expr in exprs:
+        for name, selector in re.findall(r"(scrawn_\w+)(?:\{([^}]*)\})?", expr):
+            assert name in labels, (name, expr)
+            assert set(re.findall(r"(\w+)\s*=~?", selector)) <= labels[name], (name, expr)
+        for grouped in re.findall(r"by \(([^)]*)\)", expr):  # grouped by labels of the one series named
+            [name] = set(re.findall(r"(scrawn_\w+)", expr))
+            assert {g.strip() for g in grouped.split(",")} <= labels[name], (grouped, expr)
