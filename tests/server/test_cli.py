@@ -102,6 +102,16 @@ def store_events(server: ServerHandle, *items: tuple[str, str, str | None]) -> N
     run_async(store())
 
 
+async def queue_message(server: ServerHandle, user: str) -> None:
+    """An outbound webhook message waiting in the outbox (live mode)."""
+    db = server.db()
+    try:
+        async with db.write() as conn:
+            await outbox.enqueue(conn, server.project_id, "live", "balance.low", {"userId": user})
+    finally:
+        await db.dispose()
+
+
 def one_line_error(done: Result, *words: str) -> None:
     text = done.out + done.err
     assert done.code == 1 and len(text.strip().splitlines()) == 1, text
@@ -117,15 +127,7 @@ def test_json_of_every_data_command_parses_and_its_ids_feed_the_commands(
     override = scrawn("prices", "set", "my-model", "--input", "1.5", "--json").json()
     assert scrawn("webhooks", "set-endpoint", "https://example.com/hook", "--json").json()["secret"]
 
-    async def queue() -> None:
-        db = server.db()
-        try:
-            async with db.write() as conn:
-                await outbox.enqueue(conn, server.project_id, "live", "balance.low", {"userId": "alice"})
-        finally:
-            await db.dispose()
-
-    run_async(queue())
+    run_async(queue_message(server, "alice"))
 
     [project] = scrawn("projects", "list", "--json").json()
     assert project["id"] == server.project_id and project["usd_rate"] == "1"
@@ -175,6 +177,15 @@ def test_tables_keep_ids_whole_at_80_columns(server: ServerHandle, scrawn: Scraw
     for key in scrawn("keys", "list", "--json").json():
         assert key["id"] in listed.out
     assert "created" in scrawn("keys", "list", "--wide").out  # every column
+    # Webhook messages and model price overrides: their ids whole too, beside long URLs and model names.
+    scrawn("webhooks", "set-endpoint", "https://hooks.example.com/" + "a-long-path/" * 4)
+    run_async(queue_message(server, "a-user-with-a-long-name"))
+    messages = scrawn("webhooks", "list")
+    assert scrawn("webhooks", "list", "--json").json()[0]["id"] in messages.out
+    override = scrawn(
+        "prices", "set", "a-model-with-a-long-name-" + "x" * 30, "--input", "1", "--json"
+    ).json()
+    assert override["id"] in scrawn("prices", "list", "--search", "a-model-with").out
 
 
 def test_id_prefixes_resolve_and_ambiguous_ones_are_refused(server: ServerHandle, scrawn: Scrawn) -> None:
@@ -363,15 +374,7 @@ def test_json_of_the_commands_that_change_things(server: ServerHandle, scrawn: S
     assert scrawn("prices", "delete", override["id"][:8], "--json").json() == {"deleted": override["id"]}
     scrawn("webhooks", "set-endpoint", "https://example.com/hook")
 
-    async def queue() -> None:
-        db = server.db()
-        try:
-            async with db.write() as conn:
-                await outbox.enqueue(conn, server.project_id, "live", "balance.low", {"userId": "carol"})
-        finally:
-            await db.dispose()
-
-    run_async(queue())
+    run_async(queue_message(server, "carol"))
     [message] = scrawn("webhooks", "list", "--json").json()
     assert scrawn("webhooks", "attempts", message["id"][:8], "--json").json() == []
     assert scrawn("webhooks", "replay", message["id"][:12], "--json").json()["id"] == message["id"]
