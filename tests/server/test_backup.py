@@ -4,6 +4,7 @@ began, and the runbook's restore (copy back scrawn.db and secret, start) serves 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import sqlite3
@@ -13,12 +14,23 @@ import threading
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
+import pytest
 from typer.testing import CliRunner
 
 from scrawn import Scrawn
 from scrawn.server.cli import app
-from tests.conftest import SECRET, ServerHandle, free_port, make_server
+from tests.conftest import (
+    PG_URL,
+    SECRET,
+    ServerHandle,
+    drop_pg_database,
+    free_port,
+    make_server,
+    new_pg_database,
+)
 
 USERS = [f"user_{i}" for i in range(5)]
 
@@ -160,3 +172,92 @@ def test_refuses_a_missing_database_and_a_non_empty_target(tmp_path: Path) -> No
         "secret": str(tmp_path / "json" / "secret"),
     }
     assert copied["pages"] >= 1 and (tmp_path / "json" / "secret").read_text() == SECRET
+
+
+def pg_rows(url: str, sql: str) -> list[tuple[Any, ...]]:
+    import asyncpg
+
+    async def fetch() -> list[tuple[Any, ...]]:
+        conn = await asyncpg.connect(url, timeout=10)
+        try:
+            return [tuple(r) for r in await conn.fetch(sql)]
+        finally:
+            await conn.close()
+
+    return asyncio.run(fetch())
+
+
+@pytest.mark.skipif(not (shutil.which("pg_dump") and shutil.which("pg_restore")), reason="no pg_dump")
+def test_postgresql_dump_and_restore_as_the_runbook_says(tmp_path: Path, postgres_ok: bool) -> None:
+    """docs/operations.md#postgresql, its commands as written: pg_dump while a replica takes credits, then
+    createdb, pg_restore --no-owner and `scrawn migrate` into a new database; a server on it with the same
+    SCRAWN_SECRET serves the dump's balances to the old keys."""
+    if not postgres_ok:
+        pytest.skip("PostgreSQL unavailable")
+    url, name = new_pg_database()
+    restored_url = f"{url}_restored"
+    try:
+        server = make_server(url, tmp_path)
+        server.start()
+        writer = Writer(server)
+        dump = tmp_path / "scrawn.dump"
+        try:
+            writer.start()
+            writer.first.wait(timeout=120)
+            acked_before = list(writer.acked)
+            subprocess.run(["pg_dump", "--format=custom", "--file", str(dump), url], check=True, timeout=120)
+            writer.stop.set()
+            writer.join(timeout=60)
+        finally:
+            server.stop()
+        assert writer.error is None, writer.error
+        assert len(writer.acked) > len(acked_before) >= 20
+
+        pg = urlsplit(PG_URL)
+        where = [
+            "-h",
+            pg.hostname or "127.0.0.1",
+            "-p",
+            str(pg.port or 5432),
+            "-U",
+            pg.username or "postgres",
+        ]
+        subprocess.run(["createdb", *where, f"{name}_restored"], check=True, timeout=60)
+        subprocess.run(
+            ["pg_restore", "--no-owner", f"--dbname={restored_url}", str(dump)], check=True, timeout=120
+        )
+        migrated = subprocess.run(
+            [sys.executable, "-m", "scrawn.server.cli", "migrate"],
+            env=server.env | {"SCRAWN_DATABASE_URL": restored_url},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert (migrated.returncode, migrated.stdout.strip()) == (0, "already up to date"), migrated.stderr
+
+        grants = pg_rows(restored_url, "SELECT idempotency_key FROM ledger_entries WHERE kind = 'grant'")
+        keys = {k for (k,) in grants}
+        assert set(acked_before) <= keys <= set(writer.acked)  # one snapshot, taken during the writes
+        sums = dict(pg_rows(restored_url, "SELECT user_id, SUM(amount) FROM ledger_entries GROUP BY user_id"))
+        balances = dict(pg_rows(restored_url, "SELECT user_id, balance FROM balances"))
+        assert sums == balances and sum(balances.values()) == len(keys) * 1_000_000
+
+        port = free_port()
+        restored = replace(
+            server,
+            base_url=f"http://127.0.0.1:{port}",
+            port=port,
+            database_url=restored_url,
+            log_path=tmp_path / "restored.log",
+            env=server.env | {"SCRAWN_PORT": str(port), "SCRAWN_DATABASE_URL": restored_url},
+        )
+        restored.start()
+        try:
+            with Scrawn(api_key=server.live_key, base_url=restored.base_url) as client:
+                served = {u: client.wallet.balance(u).balance for u in USERS}
+        finally:
+            restored.stop()
+        assert served == {u: Decimal(balances.get(u, 0)) / 1_000_000 for u in USERS}
+    finally:
+        drop_pg_database(name)
+        drop_pg_database(f"{name}_restored")
