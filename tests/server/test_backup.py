@@ -71,6 +71,25 @@ def secret_file_server(data_dir: Path) -> ServerHandle:
     return handle
 
 
+def served_balances(server: ServerHandle, log: Path, **env: str) -> dict[str, Decimal]:
+    """USERS' balances as a server started like ``server`` but with ``env`` (the restored database) serves
+    them to ``server``'s live key."""
+    port = free_port()
+    restored = replace(
+        server,
+        base_url=f"http://127.0.0.1:{port}",
+        port=port,
+        log_path=log,
+        env=server.env | env | {"SCRAWN_PORT": str(port)},
+    )
+    restored.start()
+    try:
+        with Scrawn(api_key=server.live_key, base_url=restored.base_url) as client:
+            return {u: client.wallet.balance(u).balance for u in USERS}
+    finally:
+        restored.stop()
+
+
 def run_backup(env: dict[str, str], target: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "scrawn.server.cli", "backup", str(target)],
@@ -117,22 +136,8 @@ def test_online_backup_and_restore(tmp_path: Path) -> None:
     restored_dir.mkdir()
     shutil.copy2(backup_db, restored_dir / "scrawn.db")
     shutil.copy2(backup_secret, restored_dir / "secret")
-    port = free_port()
-    restored = replace(
-        server,
-        base_url=f"http://127.0.0.1:{port}",
-        port=port,
-        data_dir=restored_dir,
-        log_path=restored_dir / "server.log",
-        env=server.env | {"SCRAWN_PORT": str(port), "SCRAWN_DATA_DIR": str(restored_dir)},
-    )
-    restored.start()
-    try:
-        # The original live key still authenticates: the secret came back with the database.
-        with Scrawn(api_key=server.live_key, base_url=restored.base_url) as client:
-            served = {u: client.wallet.balance(u).balance for u in USERS}
-    finally:
-        restored.stop()
+    # The original live key still authenticates: the secret came back with the database.
+    served = served_balances(server, restored_dir / "server.log", SCRAWN_DATA_DIR=str(restored_dir))
     assert served == {u: Decimal(balances.get(u, 0)) / 1_000_000 for u in USERS}
 
 
@@ -242,21 +247,7 @@ def test_postgresql_dump_and_restore_as_the_runbook_says(tmp_path: Path, postgre
         balances = dict(pg_rows(restored_url, "SELECT user_id, balance FROM balances"))
         assert sums == balances and sum(balances.values()) == len(keys) * 1_000_000
 
-        port = free_port()
-        restored = replace(
-            server,
-            base_url=f"http://127.0.0.1:{port}",
-            port=port,
-            database_url=restored_url,
-            log_path=tmp_path / "restored.log",
-            env=server.env | {"SCRAWN_PORT": str(port), "SCRAWN_DATABASE_URL": restored_url},
-        )
-        restored.start()
-        try:
-            with Scrawn(api_key=server.live_key, base_url=restored.base_url) as client:
-                served = {u: client.wallet.balance(u).balance for u in USERS}
-        finally:
-            restored.stop()
+        served = served_balances(server, tmp_path / "restored.log", SCRAWN_DATABASE_URL=restored_url)
         assert served == {u: Decimal(balances.get(u, 0)) / 1_000_000 for u in USERS}
     finally:
         drop_pg_database(name)
