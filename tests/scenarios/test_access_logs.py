@@ -198,7 +198,7 @@ def test_driver_lines_only_when_asked(tmp_path: Path, sql: str) -> None:
         handle.stop()
     lines = [json.loads(line) for line in handle.log().splitlines() if line.startswith("{")]
     for path, request_id in probes.items():  # probes and scrapes: one line each, at debug
-        [line] = [line for line in lines if line.get("request_id") == request_id]
+        [line] = [x for x in lines if x.get("request_id") == request_id and x["logger"] == "scrawn.access"]
         assert (line["logger"], line["level"], line["route"], line["status"]) == (
             "scrawn.access",
             "debug",

@@ -219,7 +219,7 @@ def doctor_json(cwd: Path, env: dict[str, str] | None = None) -> tuple[int, dict
     return done.returncode, report
 
 
-def test_doctor(tmp_path: Path, pg_empty: str) -> None:
+def test_doctor_on_sqlite(tmp_path: Path) -> None:
     rc, out = scrawn(tmp_path, "doctor")
     assert rc == 1 and "FAIL no Scrawn database at scrawn-data/scrawn.db" in out, out
     rc, report = doctor_json(tmp_path)
@@ -231,7 +231,10 @@ def test_doctor(tmp_path: Path, pg_empty: str) -> None:
     assert rc == 0 and "schema up to date" in out and "FAIL" not in out, out
     rc, report = doctor_json(tmp_path)
     assert rc == 0 and {"ok": True, "check": "schema up to date", "hint": None} in report["checks"]
-    # PostgreSQL: not migrated yet.
+
+
+def test_doctor_on_postgresql(tmp_path: Path, pg_empty: str) -> None:
+    # Not migrated yet.
     env = {"SCRAWN_DATABASE_URL": pg_empty, "SCRAWN_SECRET": SECRET}
     rc, out = scrawn(tmp_path, "doctor", env=env)
     assert rc == 1 and "FAIL migrations not applied: 0001" in out and "scrawn migrate" in out, out
