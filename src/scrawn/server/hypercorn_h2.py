@@ -27,17 +27,26 @@ log = logging.getLogger("scrawn.serve")
 FIXED_VERSION = "0.18."
 
 
+def fixable(protocol: str) -> bool:
+    """Whether the installed hypercorn is the version our fixes to its ``protocol`` were written against;
+    if not, says so (it then runs unpatched)."""
+    installed = version("hypercorn")
+    if installed.startswith(FIXED_VERSION):
+        return True
+    log.warning(
+        "hypercorn %s is not %sx: its %s protocol runs without Scrawn's fixes",
+        installed,
+        FIXED_VERSION,
+        protocol,
+    )
+    return False
+
+
 def install() -> None:
     import hypercorn.protocol
     from hypercorn.protocol.h2 import H2Protocol
 
-    installed = version("hypercorn")
-    if not installed.startswith(FIXED_VERSION):
-        log.warning(
-            "hypercorn %s is not %sx: its HTTP/2 protocol runs without Scrawn's fixes",
-            installed,
-            FIXED_VERSION,
-        )
+    if not fixable("HTTP/2"):
         return
 
     class FixedH2Protocol(H2Protocol):

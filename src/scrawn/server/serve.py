@@ -84,7 +84,7 @@ async def run_hypercorn(app: object, settings: Settings, bind: str, stop: asynci
     from hypercorn.asyncio import serve as hypercorn_serve
     from hypercorn.config import Config
 
-    from scrawn.server import hypercorn_h2, tracing
+    from scrawn.server import hypercorn_h2, hypercorn_h11, tracing
 
     config = Config()
     config.bind = [bind]
@@ -96,6 +96,7 @@ async def run_hypercorn(app: object, settings: Settings, bind: str, stop: asynci
     config.keep_alive_timeout = settings.idle_timeout
     config.read_timeout = settings.read_timeout  # type: ignore[assignment]  # hypercorn types it int
     hypercorn_h2.install()  # HTTP/2 calls outlive a neighbour's oversized message and a SIGTERM
+    hypercorn_h11.install()  # an HTTP/1.1 request is answered or refused unprocessed during a SIGTERM
     try:
         await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
     finally:
