@@ -127,6 +127,7 @@ def start_scrawn(database_url: str, data_dir: Path) -> Server:
         "SCRAWN_DATABASE_URL": database_url,
         "SCRAWN_SECRET": SECRET,
         "SCRAWN_LOG_LEVEL": "warning",
+        "SCRAWN_WORKERS": "1",  # one server process, as every recorded result (the default is one per CPU)
     }
     log = data_dir / "server.log"
     with open(log, "ab") as out:

@@ -499,6 +499,7 @@ def start_scrawn(database_url: str, data_dir: Path) -> tuple[subprocess.Popen[by
         "SCRAWN_DATABASE_URL": database_url,
         "SCRAWN_SECRET": SECRET,
         "SCRAWN_LOG_LEVEL": "warning",
+        "SCRAWN_WORKERS": "1",  # one server process, as every recorded result (the default is one per CPU)
         "PYTHONPATH": str(ROOT / "src"),
     }
     cmd = [sys.executable, "-c", "from scrawn.server.cli import main; main()", "serve"]

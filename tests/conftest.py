@@ -218,6 +218,7 @@ def make_server(database_url: str, data_dir: Path) -> ServerHandle:
         "SCRAWN_DATABASE_URL": database_url,
         "SCRAWN_SECRET": SECRET,
         "SCRAWN_LOG_LEVEL": "warning",
+        "SCRAWN_WORKERS": "1",  # one process whatever the CPUs (the default); test_workers.py runs 2
         # SCRAWN_TEST_SERVER=pyvoy runs every test's server on pyvoy (docs/configuration.md).
         "SCRAWN_SERVER": os.environ.get("SCRAWN_TEST_SERVER", "hypercorn"),
     }

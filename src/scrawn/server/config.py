@@ -37,7 +37,7 @@ class Settings:
     # next call a client or proxy sends on the connection it still thinks open.
     idle_timeout: float = 75.0
     read_timeout: float = 90.0
-    workers: int | None = None  # server processes on the one port; None: one (server/workers.py)
+    workers: int | None = None  # server processes on the one port; None: one per CPU (server/workers.py)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

@@ -52,6 +52,7 @@ def demo() -> None:
             "SCRAWN_DATA_DIR": str(data_dir),
             "SCRAWN_PORT": str(port),
             "SCRAWN_LOG_LEVEL": "warning",
+            "SCRAWN_WORKERS": "1",  # a demo's few calls need no process per CPU
         }
         env.pop("SCRAWN_DATABASE_URL", None)
         server = subprocess.Popen([sys.executable, "-m", "scrawn.server.cli", "serve"], env=env)

@@ -30,7 +30,7 @@ LogFormatOpt = Annotated[
 
 WorkersOpt = Annotated[
     int | None,
-    typer.Option("--workers", help="Server processes on the port [env SCRAWN_WORKERS; 1]"),
+    typer.Option("--workers", help="Server processes on the port [env SCRAWN_WORKERS; one per CPU]"),
 ]
 
 

@@ -19,6 +19,7 @@ import socket
 import sys
 import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from scrawn.server.checks import OperatorError
@@ -27,6 +28,7 @@ from scrawn.server.metrics import MULTIPROCESS_DIR
 
 log = logging.getLogger("scrawn.serve")
 BACKLOG = 100  # as hypercorn listens (each worker listens again with its own setting)
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "QUOTA PERIOD" in microseconds, or "max …"
 DRAIN_LIMIT = 60.0  # seconds a worker may take to drain (hypercorn's 30 s grace, then the last commit)
 
 
@@ -34,15 +36,29 @@ class WorkerFailed(RuntimeError):
     """A worker exited before it was ready, or did not drain cleanly."""
 
 
+def cpus(cgroup: Path = CGROUP_CPU_MAX) -> int:
+    """The CPUs this process may use: those it may run on (its affinity: ``taskset``, a cpuset), capped by a
+    cgroup v2 CPU quota (a container's ``--cpus``), rounded up; at least one."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    with contextlib.suppress(OSError, ValueError):
+        quota, period = cgroup.read_text().split()[:2]  # "max 100000": no quota
+        if quota != "max":
+            n = min(n, -(-int(quota) // int(period)))
+    return max(n, 1)
+
+
 def count(settings: Settings) -> int:
-    """How many server processes to run: ``--workers``/``SCRAWN_WORKERS``, else one. Not yet one per CPU by
-    default: docs/configuration.md#workers says what is still to be settled."""
+    """How many server processes to run: ``--workers``/``SCRAWN_WORKERS``, else one per CPU (``cpus``); with
+    pyvoy one, whose Envoy runs a worker thread per CPU itself."""
     if settings.workers is None:
-        return 1
+        if settings.server == "pyvoy":
+            log.info("1 server process with SCRAWN_SERVER=pyvoy: Envoy's own worker threads use the CPUs")
+            return 1
+        return cpus()
     if settings.workers < 1:
         raise OperatorError(
             f"--workers (SCRAWN_WORKERS) must be 1 or more, not {settings.workers}",
-            "pass --workers 1 (the default) for a single process",
+            "pass --workers 1 for a single process",
         )
     if settings.workers > 1 and settings.server == "pyvoy":
         raise OperatorError(
