@@ -123,4 +123,5 @@ def test_same_language_as_the_ts_regex(pattern: str, path: str) -> None:
 def test_crafted_paths_are_matched_in_linear_time(pattern: str, path: str) -> None:
     start = time.perf_counter()
     assert match_path(path, pattern) is False
-    assert time.perf_counter() - start < 1.0
+    # A bound on complexity, not a speed test: backtracking takes minutes here, a linear match milliseconds.
+    assert time.perf_counter() - start < 30

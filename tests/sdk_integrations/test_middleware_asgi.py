@@ -250,19 +250,17 @@ def test_billing_backend_down_does_not_affect_responses(down: str) -> None:
 
     with blackhole() as hole:
         base = closed_port_url() if down == "refused" else hole
-        client = Scrawn("scrn_live_" + "a" * 32, base, timeout=0.5, flush_interval=0.05, max_retries=0)
+        # A billing call that waits 600 s on the silent server: a response that waited for it would
+        # time out below.
+        client = Scrawn("scrn_live_" + "a" * 32, base, timeout=600, flush_interval=0.05, max_retries=0)
         app = build_app(client=client, extractor=extractor)
         user = new_user("asgi-down")
-        latencies = []
-        with serve_asgi(app) as url, httpx.Client(base_url=url) as http:
+        with serve_asgi(app) as url, httpx.Client(base_url=url, timeout=30) as http:
             http.get("/api/v1/users", headers={"x-user-id": user})  # warm up the connection
             for _ in range(40):
-                start = time.perf_counter()
                 res = http.get("/api/v1/users", headers={"x-user-id": user})
-                latencies.append(time.perf_counter() - start)
                 assert res.status_code == 200 and res.text == "ok"
         assert client.pending_count > 0  # buffered, waiting for the server to come back
-        assert max(latencies) < 0.25, latencies
         assert client.close(timeout=0.2) is False
 
 

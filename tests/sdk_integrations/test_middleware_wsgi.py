@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -233,20 +232,18 @@ def test_plain_wsgi_callable_and_app_exceptions(module_server: ServerHandle) -> 
 def test_billing_backend_down_does_not_affect_responses(down: str) -> None:
     with blackhole() as hole:
         base = closed_port_url() if down == "refused" else hole
-        client = Scrawn("scrn_live_" + "b" * 32, base, timeout=0.5, flush_interval=0.05, max_retries=0)
+        # A billing call that waits 600 s on the silent server: a response that waited for it would
+        # time out below.
+        client = Scrawn("scrn_live_" + "b" * 32, base, timeout=600, flush_interval=0.05, max_retries=0)
         app = build_app()
         app.wsgi_app = ScrawnWSGIMiddleware(app.wsgi_app, client=client, extractor=extractor)  # type: ignore[method-assign]
         user = new_user("wsgi-down")
-        latencies = []
-        with serve_wsgi(app) as url, httpx.Client(base_url=url) as http:
+        with serve_wsgi(app) as url, httpx.Client(base_url=url, timeout=30) as http:
             http.get("/api/v1/users", headers={"x-user-id": user})
             for _ in range(40):
-                start = time.perf_counter()
                 res = http.get("/api/v1/users", headers={"x-user-id": user})
-                latencies.append(time.perf_counter() - start)
                 assert res.status_code == 200 and res.text == "ok"
         assert client.pending_count > 0
-        assert max(latencies) < 0.25, latencies
         assert client.close(timeout=0.2) is False
 
 
