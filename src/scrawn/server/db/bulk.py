@@ -34,12 +34,15 @@ async def insert(
     if not rows:
         return []
     back = f" RETURNING {returning}" if returning else ""
+    kept, values = given(table, columns, rows)
     if conn.dialect.name == "postgresql":
-        sql = f"{_pg_head(table, tuple(columns))} {tail}{back}"
-        result = await conn.exec_driver_sql(sql, tuple(list(c) for c in zip(*rows, strict=True)))
+        sql = f"{pg_insert(table, kept)} {tail}{back}"
+        result = await conn.exec_driver_sql(sql, tuple(values))  # one tuple: a list would be executemany
         return list(result) if returning else []
-    head = f"{_into(table, tuple(columns))} VALUES "
-    one = f"({', '.join('?' * len(columns))})"
+    if len(kept) < len(columns):
+        rows = list(zip(*values, strict=True))
+    head = f"{_into(table, kept)} VALUES "
+    one = f"({', '.join('?' * len(kept))})"
     if not returning:
         await conn.exec_driver_sql(f"{head}{one} {tail}", list(rows))  # executemany
         return []
@@ -58,8 +61,30 @@ def _into(table: Table, columns: tuple[str, ...]) -> str:
     return f"INSERT INTO {table.name} ({names})"
 
 
+def given(
+    table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> tuple[tuple[str, ...], list[list[Any]]]:
+    """The columns some row gives a value, and their values (one list per column: ``pg_insert``'s
+    parameters). A nullable column without a default that every row leaves NULL is left out of the
+    statement: it is NULL all the same, and each value passed costs the driver and the database work (most
+    of ``events``' columns belong to AI or typed events only)."""
+    values = [list(c) for c in zip(*rows, strict=True)]
+    keep = [i for i, v in enumerate(values) if not (_optional(table, columns[i]) and v.count(None) == len(v))]
+    if len(keep) == len(values):
+        return tuple(columns), values
+    return tuple(columns[i] for i in keep), [values[i] for i in keep]
+
+
 @cache
-def _pg_head(table: Table, columns: tuple[str, ...]) -> str:
+def _optional(table: Table, name: str) -> bool:
+    column = table.c[name]
+    return bool(column.nullable) and column.default is None and column.server_default is None
+
+
+@cache
+def pg_insert(table: Table, columns: tuple[str, ...]) -> str:
+    """PostgreSQL's ``INSERT INTO table (columns) SELECT * FROM unnest($1::type[], …)``: the columns as
+    arrays $1…$n (``given``)."""
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
     arrays = ", ".join(f"${n}::{_pg_array(table, name, dialect)}" for n, name in enumerate(columns, start=1))
     return f"{_into(table, columns)} SELECT * FROM unnest({arrays})"  # noqa: S608 - types from the schema

@@ -24,6 +24,7 @@ from sqlalchemy.schema import SchemaItem
 from scrawn.server.db.types import Micros
 
 PAYMENTS_ONLY = "kind = 'payment'"  # the partial index's condition; a query must state it literally
+KEYED = "idempotency_key IS NOT NULL"  # the ledger key index's condition (implied by ``idempotency_key = …``)
 
 metadata = MetaData(
     naming_convention={
@@ -221,7 +222,16 @@ ledger_entries = _rows(
         sqlite_where=text(PAYMENTS_ONLY),
         postgresql_where=text(PAYMENTS_ONLY),
     ),
-    idempotent=True,
+    # Keys are unique where there is one: the usage entries ingest writes (no key) stay out of the index.
+    Index(
+        "ix_ledger_entries_key",
+        "project_id",
+        "mode",
+        "idempotency_key",
+        unique=True,
+        sqlite_where=text(KEYED),
+        postgresql_where=text(KEYED),
+    ),
 )
 
 reservations = _rows(

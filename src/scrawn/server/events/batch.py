@@ -17,7 +17,8 @@ from scrawn.server.events import repository, rollup
 from scrawn.server.events.repository import EventKey
 from scrawn.server.events.types import Billed, Outcome, PricedEvent, Stored
 from scrawn.server.ledger import service as ledger
-from scrawn.server.ledger.types import UsageDebit
+from scrawn.server.ledger.rules import period_of
+from scrawn.server.ledger.types import Moved, Scope, UsageDebit
 
 
 async def store_batch(conn: AsyncConnection, batch: Sequence[PricedEvent]) -> list[Outcome]:
@@ -47,14 +48,25 @@ async def store_batch(conn: AsyncConnection, batch: Sequence[PricedEvent]) -> li
             rows[i] = repository.event_row(ev, ev.input.event_id or next(generated), now, micros[i])
 
     inserted: set[EventKey] = set()
-    if rows:
+    # PostgreSQL posts the usage in the statement that inserts the events; the rest of the rules follow.
+    together = conn.dialect.name == "postgresql"
+    flagged: dict[Scope, Moved] = {}
+    if rows and together:
+        inserted, flagged = await repository.insert_new_with_usage(
+            conn, list(rows.values()), now, period_of(now)
+        )
+    elif rows:
         inserted = await repository.insert_new(conn, list(rows.values()))
+    if rows:
         lost = [row for i, row in rows.items() if keys[i] not in inserted]
         stored = await repository.billed_rows(conn, lost)  # retries, other processes, eventId collisions
 
     new_events = [i for i in rows if keys[i] in inserted]
     debits = [_usage(batch[i], micros[i], rows[i][repository.ID]) for i in new_events]
-    await ledger.post_usage(conn, debits, now)
+    if together:
+        await ledger.settle_usage(conn, debits, flagged, now)
+    else:
+        await ledger.post_usage(conn, debits, now)
     await rollup.stored(conn, debits, now)
 
     for i, (ev, key) in enumerate(zip(batch, keys, strict=True)):
@@ -108,7 +120,8 @@ async def _beyond_balance_range(
     conn: AsyncConnection, batch: Sequence[PricedEvent], candidates: Sequence[int], micros: dict[int, int]
 ) -> dict[int, ScrawnError]:
     """The candidates whose debit would overflow the user's balance row, refused one by one."""
-    beyond = await ledger.usage_beyond_range(conn, [_usage(batch[i], micros[i]) for i in candidates])
+    moves = [((batch[i].project_id, batch[i].mode, batch[i].input.user_id), -micros[i]) for i in candidates]
+    beyond = await ledger.moves_beyond_range(conn, moves)
     return {
         candidates[j]: BalanceOutOfRange(
             "debit: this user's balance would pass the storable range; the event was not recorded",

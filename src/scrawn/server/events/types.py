@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from scrawn.errors import ScrawnError
 from scrawn.server.events.intake import EventInput
 
 
-@dataclass(frozen=True)
-class PricedEvent:
+# The two values built per event on the batch path are named tuples: as immutable as frozen dataclasses, and
+# about four times cheaper to build (a frozen dataclass sets each field through ``object.__setattr__``).
+class PricedEvent(NamedTuple):
     project_id: str
     mode: str
     input: EventInput
@@ -23,8 +24,7 @@ class PricedEvent:
     micros: int | None = None  # ``debit`` in micro-units, when pricing had it at hand (else computed)
 
 
-@dataclass(frozen=True)
-class Stored:
+class Stored(NamedTuple):
     event_id: str
     idempotency_key: str
     ingested_at: int  # Unix ms

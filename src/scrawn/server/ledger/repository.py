@@ -160,6 +160,67 @@ async def move_balances(
     return {(r[0], r[1], r[2]): Moved(*r[2:]) for r in returned}
 
 
+def post_usage_ctes(source: str, now: str, period: str) -> str:
+    """PostgreSQL CTEs that post usage for the events in the CTE ``source`` (columns project_id, mode, id,
+    user_id, debit, ingested_at; debits in micro-units), for a statement that stores events and their money
+    at once: ``usage_entries`` (one entry each, ids drawn by the database), ``moved`` (one balance move per
+    user, in the order Python sorts them: the order every writer locks users in) and ``flagged``: the
+    moved rows the rules still look at (a low-balance threshold, or live credit lots), as a JSON array of
+    ``Moved`` rows with their scope. ``now`` and ``period`` are the statement's parameters ($n)."""
+    # Names from the schema; ``source`` and the parameters from the caller's code.
+    return (
+        f"usage_entries AS (INSERT INTO ledger_entries ({', '.join(_USAGE_COLUMNS)}) "  # noqa: S608
+        "SELECT project_id, mode, gen_random_uuid()::text, user_id, 'usage', -debit, id, ingested_at "
+        f"FROM {source}), "
+        f"moved AS (INSERT INTO balances ({', '.join(_MOVE_COLUMNS)}) "
+        f"SELECT project_id, mode, user_id, (-sum(debit))::bigint, 0, {now}::bigint, sum(debit)::bigint, "
+        f"{period}::integer FROM {source} GROUP BY project_id, mode, user_id "
+        'ORDER BY project_id COLLATE "C", mode COLLATE "C", user_id COLLATE "C" '
+        f"{_MOVE} RETURNING {_MOVED}), "
+        f"flagged AS (SELECT json_agg(json_build_array({_MOVED})) AS rows FROM moved b WHERE {_NEEDS_RULES})"
+    )
+
+
+def flagged_rows(text: str | None) -> dict[Scope, Moved]:
+    """The ``flagged`` CTE's rows by scope, from their JSON text (JSON numbers are exact integers in Python;
+    as text, whatever JSON codec the driver has)."""
+    return {(r[0], r[1], r[2]): Moved(*r[2:]) for r in json.loads(text)} if text else {}
+
+
+# A moved row ``b`` the ledger's rules still look at after a usage debit: a low-balance threshold to check,
+# or credit lots to expire and consume. Most users have neither.
+_NEEDS_RULES = (
+    "b.low_balance_threshold IS NOT NULL OR EXISTS (SELECT 1 FROM credit_lots c WHERE c.project_id = "
+    "b.project_id AND c.mode = b.mode AND c.user_id = b.user_id AND c.remaining > 0)"
+)
+_WHERE_USERS = "project_id = {0} AND mode = {1} AND user_id {2}"
+_FLAGGED = f"SELECT {_MOVED} FROM balances b WHERE {_WHERE_USERS} AND ({_NEEDS_RULES})"  # noqa: S608 - schema
+_FLAGGED_SQL = {
+    "postgresql": _FLAGGED.format("$1", "$2", "= ANY($3::text[])"),
+    "sqlite": _FLAGGED.format("?", "?", "IN (SELECT value FROM json_each(?))"),
+}
+
+
+async def move_balances_quietly(
+    conn: AsyncConnection, deltas: Sequence[tuple[Scope, int, int]], now: int, period: int
+) -> dict[Scope, Moved]:
+    """``move_balances``, returning only the rows the rules still look at (a low-balance threshold, live
+    credit lots), read after the upsert: most users have neither, and rows returned cost more than the
+    database's look-ups."""
+    rows = [(*scope, delta, 0, now, spend, period) for scope, delta, spend in deltas]
+    await bulk.insert(conn, balances, _MOVE_COLUMNS, rows, tail=_MOVE)
+    by_scope: dict[tuple[str, str], list[str]] = {}
+    for (project_id, mode, user_id), _, _ in deltas:
+        by_scope.setdefault((project_id, mode), []).append(user_id)
+    found: dict[Scope, Moved] = {}
+    for (project_id, mode), users in by_scope.items():
+        params = (project_id, mode, _users(conn, users))
+        rows_back: Any = await conn.exec_driver_sql(_FLAGGED_SQL[conn.dialect.name], params)
+        for r in rows_back:
+            found[(r[0], r[1], r[2])] = Moved(*r[2:])
+    return found
+
+
 async def add_to_balances(
     conn: AsyncConnection,
     deltas: Sequence[tuple[Scope, Decimal, Decimal]],

@@ -411,9 +411,9 @@ async def beyond_range(conn: AsyncConnection, entries: Sequence[LedgerEntry]) ->
     return await _beyond_range(conn, [(e.scope, to_micros(e.amount)) for e in entries])
 
 
-async def usage_beyond_range(conn: AsyncConnection, debits: Sequence[UsageDebit]) -> set[int]:
-    """``beyond_range`` of usage debits."""
-    return await _beyond_range(conn, [(d.scope, -d.micros) for d in debits])
+async def moves_beyond_range(conn: AsyncConnection, moves: Sequence[tuple[Scope, int]]) -> set[int]:
+    """``beyond_range`` of (user, micro-units) balance moves (usage debits are negative)."""
+    return await _beyond_range(conn, moves)
 
 
 async def _beyond_range(conn: AsyncConnection, moves: Sequence[tuple[Scope, int]]) -> set[int]:
@@ -458,7 +458,7 @@ async def post(conn: AsyncConnection, entries: Sequence[LedgerEntry], now: int) 
 
 async def post_usage(conn: AsyncConnection, debits: Sequence[UsageDebit], now: int) -> None:
     """``post`` of usage debits, the batch path: rows built as tuples, amounts in micro-units throughout,
-    one balance move per user."""
+    one balance move per user, and only the moved rows the rules still look at read back."""
     if not debits:
         return
     ids = bulk.uuids(len(debits))
@@ -467,10 +467,26 @@ async def post_usage(conn: AsyncConnection, debits: Sequence[UsageDebit], now: i
         for d, i in zip(debits, ids, strict=True)
     ]
     await repo.insert_usage(conn, rows)
+    deltas = _usage_deltas(debits)
+    moves = [(scope, delta, -delta) for scope, delta in sorted(deltas.items())]  # usage is spend
+    await _settle_moved(conn, deltas, await repo.move_balances_quietly(conn, moves, now, period_of(now)), now)
+
+
+async def settle_usage(
+    conn: AsyncConnection, debits: Sequence[UsageDebit], flagged: dict[Scope, Moved], now: int
+) -> None:
+    """The rest of ``post_usage`` once one statement has inserted the entries and moved the balances
+    (``repository.post_usage_ctes``, PostgreSQL): lots and low-balance alerts, for the ``flagged`` rows."""
+    if flagged:
+        await _settle_moved(conn, _usage_deltas(debits), flagged, now)
+
+
+def _usage_deltas(debits: Sequence[UsageDebit]) -> dict[Scope, int]:
+    """Each user's balance move in micro-units."""
     deltas: dict[Scope, int] = defaultdict(int)
     for d in debits:
         deltas[(d.project_id, d.mode, d.user_id)] -= d.micros
-    await _apply(conn, deltas, {scope: -delta for scope, delta in deltas.items()}, now)
+    return deltas
 
 
 async def post_reversal(
@@ -499,9 +515,17 @@ async def _apply(conn: AsyncConnection, deltas: dict[Scope, int], spend: dict[Sc
     ordered = sorted(deltas.items())
     rows = [(key, delta, spend.get(key, 0)) for key, delta in ordered]
     after = await repo.move_balances(conn, rows, now, period_of(now))
+    await _settle_moved(conn, deltas, after, now)
+
+
+async def _settle_moved(
+    conn: AsyncConnection, deltas: dict[Scope, int], after: dict[Scope, Moved], now: int
+) -> None:
+    """After balance rows moved by ``deltas``: lots and low-balance alerts for the rows in ``after`` (every
+    moved row, or only those with a threshold or live lots: the others have nothing to settle)."""
     expired = await _settle_lots(conn, deltas, after, now)
-    for key, delta in ordered:
-        row, gone = after[key], expired.get(key, 0)
+    for key in sorted(after):
+        row, delta, gone = after[key], deltas[key], expired.get(key, 0)
         if gone:
             await repo.set_balance(conn, key, from_micros(row.balance - gone))
         threshold = row.low_balance_threshold
@@ -519,8 +543,8 @@ async def _settle_lots(
     """Debited users' lots: expire what was due before these debits, then consume them. Returns what expired
     per user in micro-units (their balance rows still have to move by it)."""
     by_scope: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for (project_id, mode, user_id), delta in deltas.items():
-        if delta < 0:
+    for project_id, mode, user_id in after:
+        if deltas[(project_id, mode, user_id)] < 0:
             by_scope[(project_id, mode)].append(user_id)
     expired: dict[Scope, int] = {}
     for (project_id, mode), debited in sorted(by_scope.items()):
