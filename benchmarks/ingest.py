@@ -48,6 +48,8 @@ RESULTS_DIR = BENCH_DIR / "results"
 SECRET = "bench-secret-" + "x" * 24
 REGISTER = "/event.v1.EventService/RegisterEvent"
 STREAM = "/event.v1.EventService/StreamEvents"
+TRACK = "/usage.v1.UsageService/TrackEvents"
+TRACK_TYPE = "bench.call"  # priced by quantity in the benchmark project
 USERS = 1000  # events are spread over this many user ids (balance rows)
 TARGET_RATIO = 0.6
 TARGET_P99_MS = 100.0
@@ -123,6 +125,8 @@ async def _load(spec: dict[str, Any]) -> dict[str, Any]:
         await _grpc_stream(spec, prefix, rng, record, failed)
     elif kind == "stream-connect":
         await _connect_stream(spec, prefix, rng, record, failed)
+    elif kind == "track-grpc":
+        await _grpc_track(spec, prefix, rng, record, failed)
     else:
         raise ValueError(kind)
     return {
@@ -425,27 +429,19 @@ def _stream_outcome(
     record(t0, t1, ok)
 
 
-async def _grpc_stream(
-    spec: dict[str, Any], prefix: str, rng: random.Random, record: Any, failed: Any
+async def _grpc_batches(
+    spec: dict[str, Any], stub_on: Any, request: Any, call: Any, done: Any, failed: Any
 ) -> None:
+    """``spec["streams"]`` callers over ``spec["channels"]`` gRPC channels, one batch call after another
+    until ``end_at``: ``stub_on(channel)`` makes a stub, ``request(n, seq)`` caller n's next batch from
+    sequence number seq, ``call(stub, request)`` sends it, ``done(response, t0, t1)`` counts the answer."""
     import grpc
 
-    from scrawn._proto.event.v1 import event_pb2 as pb
-
-    metadata_ = (("authorization", f"Bearer {spec['key']}"),)
     channels = [
         grpc.aio.insecure_channel(spec["target"], options=[("grpc.use_local_subchannel_pool", 1)])
         for _ in range(spec["channels"])
     ]
-    stubs = [
-        ch.stream_unary(
-            STREAM,
-            request_serializer=pb.StreamEventRequest.SerializeToString,
-            response_deserializer=pb.StreamEventResponse.FromString,
-        )
-        for ch in channels
-    ]
-    batch = spec["batch"]
+    stubs = [stub_on(ch) for ch in channels]
     try:
         for ch in channels:
             await ch.channel_ready()
@@ -453,28 +449,97 @@ async def _grpc_stream(
         async def caller(n: int) -> None:
             stub, seq = stubs[n % len(stubs)], 0
             while time.monotonic() < spec["end_at"]:
-                items = [
-                    pb.StreamEventRequest(
-                        type=pb.BASIC_USAGE,
-                        userId=f"user-{rng.randrange(USERS)}",
-                        basicUsage=_basic(pb, rng),
-                        idempotencyKey=f"{prefix}-{n}-{seq + i}",
-                    )
-                    for i in range(batch)
-                ]
-                seq += batch
+                batch = request(n, seq)
+                seq += spec["batch"]
                 t0 = time.monotonic()
                 try:
-                    res = await stub(iter(items), metadata=metadata_, timeout=120)
+                    res = await call(stub, batch)
                 except grpc.aio.AioRpcError as e:
                     failed(e.code().name, e.details() or "")
                     continue
-                _stream_outcome(spec, res, batch, t0, time.monotonic(), record, failed)
+                done(res, t0, time.monotonic())
 
         await asyncio.gather(*(caller(n) for n in range(spec["streams"])))
     finally:
         for ch in channels:
             await ch.close()
+
+
+async def _grpc_stream(
+    spec: dict[str, Any], prefix: str, rng: random.Random, record: Any, failed: Any
+) -> None:
+    from scrawn._proto.event.v1 import event_pb2 as pb
+
+    metadata_ = (("authorization", f"Bearer {spec['key']}"),)
+    batch = spec["batch"]
+
+    def items(n: int, seq: int) -> list[Any]:
+        return [
+            pb.StreamEventRequest(
+                type=pb.BASIC_USAGE,
+                userId=f"user-{rng.randrange(USERS)}",
+                basicUsage=_basic(pb, rng),
+                idempotencyKey=f"{prefix}-{n}-{seq + i}",
+            )
+            for i in range(batch)
+        ]
+
+    await _grpc_batches(
+        spec,
+        lambda ch: ch.stream_unary(
+            STREAM,
+            request_serializer=pb.StreamEventRequest.SerializeToString,
+            response_deserializer=pb.StreamEventResponse.FromString,
+        ),
+        items,
+        lambda stub, batch_: stub(iter(batch_), metadata=metadata_, timeout=120),
+        lambda res, t0, t1: _stream_outcome(spec, res, batch, t0, t1, record, failed),
+        failed,
+    )
+
+
+async def _grpc_track(
+    spec: dict[str, Any], prefix: str, rng: random.Random, record: Any, failed: Any
+) -> None:
+    """TrackEvents (the SDK's ``track()`` batches): unary calls of ``batch`` typed events of TRACK_TYPE,
+    which the benchmark project prices by quantity."""
+    from scrawn._proto.usage.v1 import usage_pb2 as pb
+
+    metadata_ = (("authorization", f"Bearer {spec['key']}"),)
+    batch = spec["batch"]
+
+    def request(n: int, seq: int) -> Any:
+        return pb.TrackEventsRequest(
+            events=[
+                pb.TrackedEvent(
+                    type=TRACK_TYPE,
+                    userId=f"user-{rng.randrange(USERS)}",
+                    quantity=str(rng.randint(1, 100)),
+                    idempotencyKey=f"{prefix}-{n}-{seq + i}",
+                )
+                for i in range(batch)
+            ]
+        )
+
+    def done(res: Any, t0: float, t1: float) -> None:
+        if res.failed or res.quarantined:
+            first = next((r for r in res.results if r.status in ("failed", "quarantined")), None)
+            detail = f"{first.errorCode} {first.message}" if first else ""
+            failed("ITEMS_FAILED", f"{res.failed} failed, {res.quarantined} kept of {batch}: {detail}")
+        record(t0, t1, res.accepted + res.duplicates)
+
+    await _grpc_batches(
+        spec,
+        lambda ch: ch.unary_unary(
+            TRACK,
+            request_serializer=pb.TrackEventsRequest.SerializeToString,
+            response_deserializer=pb.TrackEventsResponse.FromString,
+        ),
+        request,
+        lambda stub, req: stub(req, metadata=metadata_, timeout=120),
+        done,
+        failed,
+    )
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -587,6 +652,7 @@ def start_scrawn(database_url: str, data_dir: Path) -> Server:
     from scrawn.server.config import Settings
     from scrawn.server.db.engine import Database
     from scrawn.server.keys.service import KeyService
+    from scrawn.server.pricing import service as catalog
     from scrawn.server.projects.service import bootstrap
 
     settings = Settings(data_dir=data_dir, database_url=database_url, secret=SECRET)
@@ -598,6 +664,7 @@ def start_scrawn(database_url: str, data_dir: Path) -> Server:
             assert created is not None
             async with db.write() as conn:
                 _, key = await KeyService(db, SECRET).create_key(conn, created[0], "live", "bench")
+                await catalog.put_event_price(conn, created[0], TRACK_TYPE, "mul(quantity(), 0.01)")
             return key
         finally:
             await db.dispose()
@@ -716,7 +783,7 @@ class Options:
 @dataclass
 class Measurement:
     db: str
-    kind: str  # unary-grpc | unary-connect | stream-grpc
+    kind: str  # unary-grpc | unary-connect | stream-grpc | stream-connect | track-grpc
     server: str  # noop | scrawn
     seconds: float
     events: int
@@ -986,6 +1053,7 @@ KIND_LABEL = {
     "unary-connect-raw": "RegisterEvent, Connect (raw asyncio HTTP/1.1 client)",
     "stream-grpc": "StreamEvents batches, gRPC (h2c)",
     "stream-connect": "StreamEvents batches, Connect (httpx, HTTP/1.1)",
+    "track-grpc": "TrackEvents batches, gRPC (h2c)",
 }
 KINDS = list(KIND_LABEL)
 
@@ -1142,8 +1210,8 @@ def main() -> None:
         default=1,
         help="Connect (httpx) callers sharing one AsyncClient and its keep-alive pool",
     )
-    parser.add_argument("--batch", type=int, default=500, help="events per StreamEvents call")
-    parser.add_argument("--streams", type=int, default=4, help="concurrent StreamEvents calls")
+    parser.add_argument("--batch", type=int, default=500, help="events per StreamEvents or TrackEvents call")
+    parser.add_argument("--streams", type=int, default=4, help="concurrent StreamEvents or TrackEvents calls")
     parser.add_argument("--only", default=",".join(KINDS), help="comma-separated measurements to run")
     parser.add_argument(
         "--pg-url",

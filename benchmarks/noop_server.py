@@ -26,6 +26,8 @@ from hypercorn.config import Config
 
 from scrawn._proto.event.v1 import event_pb2 as pb
 from scrawn._proto.event.v1.event_connect import EventServiceASGIApplication
+from scrawn._proto.usage.v1 import usage_pb2 as usage_pb
+from scrawn._proto.usage.v1.usage_connect import UsageServiceASGIApplication
 
 READ_MAX_BYTES = 8 * 1024 * 1024  # as scrawn.server.app
 
@@ -46,9 +48,25 @@ class NoopEventService:
         return pb.VoidEventResponse()  # the generated app resolves every method of the service
 
 
+class NoopUsageService:
+    async def track_events(
+        self, request: usage_pb.TrackEventsRequest, ctx: Any
+    ) -> usage_pb.TrackEventsResponse:
+        return usage_pb.TrackEventsResponse(accepted=len(request.events))
+
+    def __getattr__(
+        self, name: str
+    ) -> Any:  # the generated app resolves every method; only TrackEvents is called
+        async def unused(request: Any, ctx: Any) -> Any:
+            raise NotImplementedError(name)
+
+        return unused
+
+
 def create_app() -> Any:
     rpc = EventServiceASGIApplication(NoopEventService(), read_max_bytes=READ_MAX_BYTES)
-    routes = {rpc.path + "/": rpc}
+    usage = UsageServiceASGIApplication(NoopUsageService(), read_max_bytes=READ_MAX_BYTES)
+    routes = {rpc.path + "/": rpc, usage.path + "/": usage}
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         # The same prefix dispatch as scrawn.server.app.create_app, so the path through the stack matches.
