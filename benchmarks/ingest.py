@@ -553,7 +553,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_ready(base_url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+def wait_ready(base_url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 180) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout
