@@ -171,7 +171,7 @@ def _basic(debit: Debit, pricing: Pricing) -> tuple[Decimal, int, dict[str, Any]
     """A basic event's debit: (total, in micro-units, how it was priced). A whole amount is its own price;
     a tag or expression is priced once per batch (the result depends on nothing but the catalog)."""
     value = debit.value
-    if debit.kind == "amount" and value.isdigit() and (value[0] != "0" or value == "0"):
+    if debit.kind == "amount" and value.isascii() and value.isdigit() and (value[0] != "0" or value == "0"):
         return Decimal(value), int(value) * MICROS_PER_UNIT, {"amount": value}  # Decimal(value) is exact
     known = pricing.basic.get(debit)
     if known is None:
