@@ -461,7 +461,7 @@ def test_unconfigured_and_configuration_api(module_server: ServerHandle, setup: 
             "provider": "stripe",
             "apiKey": STRIPE_KEY,
             "webhookSecret": STRIPE_SECRET,
-            "productName": saved["productName"],
+            "productName": saved["product_name"],
             "apiBase": saved["apiBase"],
         }
         assert (
@@ -579,7 +579,7 @@ def test_cli_configures_and_lists(module_server: ServerHandle, setup: dict[str, 
     )
     assert as_json.returncode == 0, as_json.stdout + as_json.stderr
     saved = json.loads(as_json.stdout)
-    assert (saved["provider"], saved["productName"]) == ("stripe", "API usage"), saved
+    assert (saved["provider"], saved["product_name"]) == ("stripe", "API usage"), saved
     assert STRIPE_KEY not in as_json.stdout and STRIPE_SECRET not in as_json.stdout
     assert json.loads(scrawn("show", "--mode", "test", "--json").stdout) == saved
     user = new_user()

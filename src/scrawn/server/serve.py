@@ -51,11 +51,11 @@ def serve(
     # The flag too, so that the processes we start (workers, Envoy) write the same format.
     settings = replace(settings, log_format=log_format or settings.log_format)
     startup.configure_logging(settings, settings.log_format)
-    count = pool.count(settings)
     # The server's own packages first: a missing one is said before any check runs or any file is made.
     on_envoy = envoy.chosen(settings)
     if not on_envoy:
         import hypercorn.asyncio  # noqa: F401
+    count = pool.count(settings)
 
     async def main() -> None:
         created = await startup.prepare(settings)  # every operator mistake stops here, as a sentence
