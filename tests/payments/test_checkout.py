@@ -461,7 +461,7 @@ def test_unconfigured_and_configuration_api(module_server: ServerHandle, setup: 
             "provider": "stripe",
             "apiKey": STRIPE_KEY,
             "webhookSecret": STRIPE_SECRET,
-            "productName": saved["product_name"],
+            "productName": saved["productName"],
             "apiBase": saved["apiBase"],
         }
         assert (
