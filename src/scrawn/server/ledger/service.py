@@ -408,15 +408,11 @@ async def beyond_range(conn: AsyncConnection, entries: Sequence[LedgerEntry]) ->
     """The entries (by index, taken in order) that would take their user's balance past what BIGINT
     micro-units hold. Refused one by one: otherwise SQLite silently turns the balance into a float and
     PostgreSQL fails the whole batch."""
-    return await _beyond_range(conn, [(e.scope, to_micros(e.amount)) for e in entries])
+    return await moves_beyond_range(conn, [(e.scope, to_micros(e.amount)) for e in entries])
 
 
 async def moves_beyond_range(conn: AsyncConnection, moves: Sequence[tuple[Scope, int]]) -> set[int]:
     """``beyond_range`` of (user, micro-units) balance moves (usage debits are negative)."""
-    return await _beyond_range(conn, moves)
-
-
-async def _beyond_range(conn: AsyncConnection, moves: Sequence[tuple[Scope, int]]) -> set[int]:
     by_scope: dict[tuple[str, str], set[str]] = defaultdict(set)
     for (project_id, mode, user_id), _ in moves:
         by_scope[(project_id, mode)].add(user_id)
