@@ -360,8 +360,7 @@ async def listing(
     ``ix_events_ingested`` / ``ix_events_user``, so the read is one bounded range of the index."""
     where = _listed(scope, event_type, model, cursor)
     if tag:
-        quoted = '"' + tag.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%") + '"'
-        where.append(events.c.pricing.like(f"%{quoted}%", escape="\\"))
+        where.append(events.c.pricing.contains(f'"{tag}"', autoescape=True))
     if voided is not None:
         where.append(events.c.voided_at.is_not(None) if voided else events.c.voided_at.is_(None))
     if floor is not None:
