@@ -1,6 +1,6 @@
-"""``ledger/repository.py`` on both databases: the balance upsert (spend per month, saturating), keyed
-entries written once, newest-first pages with ties, credit lots (live, due, raced, forgotten), the
-micro-unit reads, and the row lock."""
+"""``ledger/repository.py`` and ``ledger/batch_repository.py`` on both databases: the balance upsert (spend
+per month, saturating), keyed entries written once, newest-first pages with ties, credit lots (live, due,
+raced, forgotten), the micro-unit reads, and the row lock."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 from scrawn.errors import AlreadyExistsError
 from scrawn.money import MAX_MICROS, from_micros
+from scrawn.server.ledger import batch_repository as batch_repo
 from scrawn.server.ledger import repository as repo
 from scrawn.server.ledger.rules import Lot, LotRaceError
 from scrawn.server.ledger.types import LedgerEntry, Scope
@@ -43,10 +44,12 @@ async def new_lot(fresh: Fresh, lot_id: str, user_id: str, remaining: str, expir
 async def test_the_balance_upsert_creates_moves_and_counts_spend_per_month(fresh: Fresh) -> None:
     a, b = scope(fresh, "a"), scope(fresh, "b")
     async with fresh.db.write() as conn:
-        first = await repo.add_to_balances(conn, [(a, D("-2.5"), D("2.5")), (b, D(7), D(0))], NOW, 202506)
-        same_month = await repo.add_to_balances(conn, [(a, D("-1.25"), D("1.25"))], NOW + 1, 202506)
-        next_month = await repo.add_to_balances(conn, [(a, D(-1), D(1))], NOW + 2, 202507)
-        refund = await repo.add_to_balances(conn, [(a, D("0.5"), D("-0.5"))], NOW + 3, 202507)
+        first = await batch_repo.add_to_balances(
+            conn, [(a, D("-2.5"), D("2.5")), (b, D(7), D(0))], NOW, 202506
+        )
+        same_month = await batch_repo.add_to_balances(conn, [(a, D("-1.25"), D("1.25"))], NOW + 1, 202506)
+        next_month = await batch_repo.add_to_balances(conn, [(a, D(-1), D(1))], NOW + 2, 202507)
+        refund = await batch_repo.add_to_balances(conn, [(a, D("0.5"), D("-0.5"))], NOW + 3, 202507)
     assert set(first) == {a, b}  # rows created on first use, returned by scope
     assert (first[a].balance, first[a].spent, first[b].balance, first[b].spent) == (D("-2.5"), 2.5, 7, 0)
     assert (same_month[a].balance, same_month[a].spent) == (D("-3.75"), D("3.75"))
@@ -66,8 +69,8 @@ async def test_spent_saturates_at_the_storable_maximum_instead_of_overflowing(fr
     a = scope(fresh, "a")
     biggest = from_micros(MAX_MICROS)
     async with fresh.db.write() as conn:
-        await repo.add_to_balances(conn, [(a, D(0), biggest - 1)], NOW, 202506)
-        after = await repo.add_to_balances(conn, [(a, D(0), D(5))], NOW, 202506)
+        await batch_repo.add_to_balances(conn, [(a, D(0), biggest - 1)], NOW, 202506)
+        after = await batch_repo.add_to_balances(conn, [(a, D(0), D(5))], NOW, 202506)
     assert after[a].spent == biggest
 
 
@@ -166,7 +169,7 @@ async def test_live_lots_and_balances_span_more_users_than_one_in_list(fresh: Fr
     users = [f"user-{i:04}" for i in range(repo.CHUNK + 3)]
     async with fresh.db.write() as conn:
         deltas = [(scope(fresh, u), D(i).scaleb(-6), D(0)) for i, u in enumerate(users)]
-        await repo.add_to_balances(conn, deltas, NOW, 202506)
+        await batch_repo.add_to_balances(conn, deltas, NOW, 202506)
         for i, user in enumerate(users):
             await repo.create_lot(
                 conn,
@@ -180,7 +183,7 @@ async def test_live_lots_and_balances_span_more_users_than_one_in_list(fresh: Fr
                 now=NOW,
             )
     async with fresh.db.read() as conn:
-        micros = await repo.balances_micros(conn, fresh.project_id, MODE, [*users, "nobody"])
+        micros = await batch_repo.balances_micros(conn, fresh.project_id, MODE, [*users, "nobody"])
         lots = await repo.live_lots(conn, fresh.project_id, MODE, users)
     assert micros == {u: i for i, u in enumerate(users)}  # exact micro-units; no row, no key
     assert len(lots) == len(users) and lots[users[-1]][0].id == f"lot-{len(users) - 1}"

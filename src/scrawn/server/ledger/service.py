@@ -3,7 +3,8 @@
 Every change to a balance goes through here, in the caller's transaction: usage events and voids as a batch
 (``post``, ``post_reversal``), wallet credits, debits and payments as one keyed entry (``post_keyed``), holds
 and captures of reservations (``hold``, ``release``, ``capture``), and the expiry sweep (``expire_due_lots``).
-The rules live in ``rules.py`` and are applied here once:
+The rules live in ``rules.py`` and are applied here once (what a move sets off, lots and alerts, in
+``settle.py``):
 - a user's ``balance`` is the sum of their entries and ``held`` the sum of their active holds;
   ``available = balance - held``; wallet debits and holds never take available below zero, nor past the
   spend cap (``InsufficientCreditsError``, ``SpendCapExceededError``); usage may (it is postpaid);
@@ -31,9 +32,10 @@ from scrawn.errors import AlreadyExistsError, OutOfRangeError
 from scrawn.money import MAX_MICROS, format_amount, from_micros, to_micros
 from scrawn.server.db import bulk
 from scrawn.server.db.engine import now_ms
+from scrawn.server.ledger import batch_repository as batch_repo
 from scrawn.server.ledger import repository as repo
+from scrawn.server.ledger import settle
 from scrawn.server.ledger.rules import (
-    BLOCKED_RECHECK_MS,
     SPEND_KINDS,
     Lot,
     check_available,
@@ -43,8 +45,6 @@ from scrawn.server.ledger.rules import (
     new_lot_remaining,
     period_of,
     period_text,
-    plan_consumption,
-    plan_expiry,
 )
 from scrawn.server.ledger.types import (
     ZERO,
@@ -57,7 +57,6 @@ from scrawn.server.ledger.types import (
     Scope,
     UsageDebit,
 )
-from scrawn.server.webhooks import outbox
 
 MAX_AMOUNT = from_micros(MAX_MICROS)  # the most a balance row's BIGINT micro-units hold
 
@@ -151,75 +150,6 @@ def check(view: Balance, amount: Decimal) -> None:
     check_spend_cap(view.spend_cap, view.spent, view.held, amount, view.period)
 
 
-async def _alert(
-    conn: AsyncConnection, scope: Scope, threshold: Decimal, balance: Decimal, available: Decimal, now: int
-) -> None:
-    await repo.insert_alert(conn, scope, threshold=threshold, balance=balance, available=available, now=now)
-    data = {
-        "userId": scope[2],
-        "threshold": format_amount(threshold),
-        "balance": format_amount(balance),
-        "available": format_amount(available),
-    }
-    await outbox.enqueue(conn, scope[0], scope[1], "balance.low", data)  # same transaction as the crossing
-
-
-async def _expire(
-    conn: AsyncConnection,
-    scope: Scope,
-    lots: Sequence[Lot],
-    balance: Decimal,
-    held: Decimal,
-    now: int,
-) -> tuple[Decimal, list[Lot]]:
-    """Expire what is due; returns (total expired, the lots as they are now). One ``expiry`` entry per lot
-    and expiry; the caller moves the balance row by ``-total``."""
-    project_id, mode, user_id = scope
-    total = ZERO
-    changed: dict[str, Lot] = {}
-    for lot, amount in plan_expiry(lots, balance, held, now):
-        if amount == 0:  # held back by holds: sweepers look again later, user operations at once
-            if lot.due_at is None or lot.due_at <= now:
-                await repo.update_lot(conn, project_id, mode, lot, due_at=now + BLOCKED_RECHECK_MS)
-                changed[lot.id] = replace(lot, due_at=now + BLOCKED_RECHECK_MS)
-            continue
-        left = lot.remaining - amount
-        after = replace(
-            lot,
-            remaining=left,
-            expired=lot.expired + amount,
-            expiry_count=lot.expiry_count + 1,
-            due_at=None if left == 0 else now + BLOCKED_RECHECK_MS,
-        )
-        await repo.update_lot(
-            conn,
-            project_id,
-            mode,
-            lot,
-            remaining=after.remaining,
-            expired=after.expired,
-            expiry_count=after.expiry_count,
-            due_at=after.due_at,
-        )
-        expiry = LedgerEntry(
-            project_id, mode, user_id, "expiry", -amount, description=f"expiry of credit {lot.id}"
-        )
-        await repo.insert_entries(conn, [(expiry, str(uuid.uuid4()))], now)
-        changed[lot.id] = after
-        total += amount
-    return total, [changed.get(lot.id, lot) for lot in lots]
-
-
-async def _consume(
-    conn: AsyncConnection, project_id: str, mode: str, lots: Sequence[Lot], amount: Decimal
-) -> None:
-    for lot, take in plan_consumption(lots, amount):
-        left = lot.remaining - take
-        await repo.update_lot(
-            conn, project_id, mode, lot, remaining=left, due_at=lot.due_at if left > 0 else None
-        )
-
-
 # One user, under the lock of ``lock`` ---------------------------------------------------------------------
 
 
@@ -258,7 +188,7 @@ async def _move(
     if crossed_below(view.low_balance_threshold, view.available, new.available):
         assert new.low_balance_threshold is not None
         scope = (project_id, mode, view.user_id)
-        await _alert(conn, scope, new.low_balance_threshold, new.balance, new.available, now)
+        await settle.alert(conn, scope, new.low_balance_threshold, new.balance, new.available, now)
     return new
 
 
@@ -279,7 +209,7 @@ async def _settle(
     if not any(lot.expires_at <= now for lot in found):
         return view, found
     scope = (project_id, mode, view.user_id)
-    gone, found = await _expire(conn, scope, found, view.balance, view.held, now)
+    gone, found = await settle.expire(conn, scope, found, view.balance, view.held, now)
     return (await _move(conn, project_id, mode, view, balance=-gone) if gone else view), found
 
 
@@ -313,7 +243,7 @@ async def post_keyed(conn: AsyncConnection, entry: LedgerEntry, *, require_avail
     assert entry.id is not None
     await repo.insert_entries(conn, [(entry, entry.id)], now)
     if amount < 0:
-        await _consume(conn, project_id, mode, found, -amount)
+        await settle.consume(conn, project_id, mode, found, -amount)
     elif entry.expires_at is not None:
         lots_total = sum((lot.remaining for lot in found), ZERO)
         await repo.create_lot(
@@ -379,7 +309,7 @@ async def capture(
     await repo.insert_entries(conn, [(entry, transaction_id)], now_ms())
     found = (await repo.live_lots(conn, project_id, mode, [user_id])).get(user_id)
     if found:
-        await _consume(conn, project_id, mode, found, actual)
+        await settle.consume(conn, project_id, mode, found, actual)
     view = await _move(conn, project_id, mode, view, balance=-actual, held=-held, spend=actual)
     return transaction_id, await settle_expired(conn, project_id, mode, view)
 
@@ -421,7 +351,7 @@ async def moves_beyond_range(conn: AsyncConnection, moves: Sequence[tuple[Scope,
     bound = max(MAX_MICROS - sum(abs(amount) for _, amount in moves), -1)
     balance: dict[Scope, int] = {}
     for (project_id, mode), users in by_scope.items():
-        near = await repo.balances_micros(conn, project_id, mode, sorted(users), beyond=bound)
+        near = await batch_repo.balances_micros(conn, project_id, mode, sorted(users), beyond=bound)
         for user_id, micros in near.items():
             balance[(project_id, mode, user_id)] = micros
     refused: set[int] = set()
@@ -462,19 +392,21 @@ async def post_usage(conn: AsyncConnection, debits: Sequence[UsageDebit], now: i
         (d.project_id, d.mode, i, d.user_id, "usage", -d.micros, d.event_id, now)
         for d, i in zip(debits, ids, strict=True)
     ]
-    await repo.insert_usage(conn, rows)
+    await batch_repo.insert_usage(conn, rows)
     deltas = _usage_deltas(debits)
     moves = [(scope, delta, -delta) for scope, delta in sorted(deltas.items())]  # usage is spend
-    await _settle_moved(conn, deltas, await repo.move_balances_quietly(conn, moves, now, period_of(now)), now)
+    flagged = await batch_repo.move_balances_quietly(conn, moves, now, period_of(now))
+    await settle.moved_rows(conn, deltas, flagged, now)
 
 
 async def settle_usage(
     conn: AsyncConnection, debits: Sequence[UsageDebit], flagged: dict[Scope, Moved], now: int
 ) -> None:
     """The rest of ``post_usage`` once one statement has inserted the entries and moved the balances
-    (``repository.post_usage_ctes``, PostgreSQL): lots and low-balance alerts, for the ``flagged`` rows."""
+    (``batch_repository.post_usage_ctes``, PostgreSQL): lots and low-balance alerts, for the ``flagged``
+    rows."""
     if flagged:
-        await _settle_moved(conn, _usage_deltas(debits), flagged, now)
+        await settle.moved_rows(conn, _usage_deltas(debits), flagged, now)
 
 
 def _usage_deltas(debits: Sequence[UsageDebit]) -> dict[Scope, int]:
@@ -510,48 +442,5 @@ async def _apply(conn: AsyncConnection, deltas: dict[Scope, int], spend: dict[Sc
     available below the user's low-balance threshold is recorded as a ``balance.low`` alert."""
     ordered = sorted(deltas.items())
     rows = [(key, delta, spend.get(key, 0)) for key, delta in ordered]
-    after = await repo.move_balances(conn, rows, now, period_of(now))
-    await _settle_moved(conn, deltas, after, now)
-
-
-async def _settle_moved(
-    conn: AsyncConnection, deltas: dict[Scope, int], after: dict[Scope, Moved], now: int
-) -> None:
-    """After balance rows moved by ``deltas``: lots and low-balance alerts for the rows in ``after`` (every
-    moved row, or only those with a threshold or live lots: the others have nothing to settle)."""
-    expired = await _settle_lots(conn, deltas, after, now)
-    for key in sorted(after):
-        row, delta, gone = after[key], deltas[key], expired.get(key, 0)
-        if gone:
-            await repo.set_balance(conn, key, from_micros(row.balance - gone))
-        threshold = row.low_balance_threshold
-        if threshold is None:
-            continue
-        before, available = row.balance - delta - row.held, row.balance - gone - row.held
-        if before >= threshold > available:
-            balance, left = from_micros(row.balance - gone), from_micros(available)
-            await _alert(conn, key, from_micros(threshold), balance, left, now)
-
-
-async def _settle_lots(
-    conn: AsyncConnection, deltas: dict[Scope, int], after: dict[Scope, Moved], now: int
-) -> dict[Scope, int]:
-    """Debited users' lots: expire what was due before these debits, then consume them. Returns what expired
-    per user in micro-units (their balance rows still have to move by it)."""
-    by_scope: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for project_id, mode, user_id in after:
-        if deltas[(project_id, mode, user_id)] < 0:
-            by_scope[(project_id, mode)].append(user_id)
-    expired: dict[Scope, int] = {}
-    for (project_id, mode), debited in sorted(by_scope.items()):
-        users = await repo.with_live_lots(conn, project_id, mode, debited)
-        found = await repo.live_lots(conn, project_id, mode, sorted(users)) if users else {}
-        for user_id in sorted(found):
-            key = (project_id, mode, user_id)
-            row, delta = after[key], deltas[key]
-            before, held = from_micros(row.balance - delta), from_micros(row.held)
-            gone, remaining = await _expire(conn, key, found[user_id], before, held, now)
-            await _consume(conn, project_id, mode, remaining, from_micros(-delta))
-            if gone:
-                expired[key] = to_micros(gone)
-    return expired
+    after = await batch_repo.move_balances(conn, rows, now, period_of(now))
+    await settle.moved_rows(conn, deltas, after, now)
