@@ -67,6 +67,19 @@ class _Biller:
         self.result = AiStreamResult()
         register_fork(client, self)
 
+    _queue: queue.SimpleQueue[Any] | asyncio.Queue[Any]
+
+    def _started(self) -> bool:
+        """Whether the worker (thread or task) was started, on the first billable chunk."""
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """No more chunks: the worker ends once it has billed the queued ones."""
+        if not self._finished:
+            self._finished = True
+            if self._started():
+                self._queue.put_nowait(_END)
+
     def _take(self, timeout: float | None) -> Any:
         """The next queued chunk (or ``_END``), waiting at most ``timeout`` seconds."""
         raise NotImplementedError
@@ -119,11 +132,8 @@ class _ThreadBiller(_Biller):
         self._room.acquire()  # waits when the billing side is buffer_size behind (backpressure)
         self._queue.put(event)
 
-    def finish(self) -> None:
-        if not self._finished:
-            self._finished = True
-            if self._thread is not None:
-                self._queue.put(_END)
+    def _started(self) -> bool:
+        return self._thread is not None
 
     def wait(self, timeout: float | None) -> bool:
         self.finish()
@@ -216,11 +226,8 @@ class _TaskBiller(_Biller):
         await self._room.acquire()
         self._queue.put_nowait(event)
 
-    def finish(self) -> None:
-        if not self._finished:
-            self._finished = True
-            if self._task is not None:
-                self._queue.put_nowait(_END)
+    def _started(self) -> bool:
+        return self._task is not None
 
     async def wait(self, timeout: float | None) -> bool:  # noqa: ASYNC109
         self.finish()
