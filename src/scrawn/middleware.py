@@ -29,10 +29,12 @@ import importlib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, TypeAlias, overload
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeAlias, TypeVar, overload
 
 from scrawn._ai_stream import ExtractorError
 from scrawn._client_base import AnyClient
+from scrawn._methods import Steps, run, run_async
 from scrawn._paths import check_patterns, match_path
 from scrawn._retry import ErrorContext, ErrorHook
 from scrawn.errors import ScrawnError, ValidationError
@@ -73,6 +75,8 @@ WSGIExtractor: TypeAlias = "Callable[[WerkzeugRequest], Extracted] | Callable[[W
 """``extractor(request)`` of the WSGI middleware: a ``werkzeug.wrappers.Request``, or with
 ``raw_request=True`` the WSGI environ."""
 Extractor: TypeAlias = "ASGIExtractor | WSGIExtractor"
+AppT = TypeVar("AppT")
+ExtractorT = TypeVar("ExtractorT")
 
 
 # ------------------------------------------------------------------------------------------ billing
@@ -126,9 +130,6 @@ class _Billing:
             return True
         return status is not None and 200 <= status < 400
 
-    def hook(self) -> ErrorHook | None:
-        return self.on_error if self.on_error is not None else self.client._config.on_error
-
     def extracted(self, value: object) -> None:
         """Validate what the extractor returned and queue the event (non-blocking)."""
         if value is None:
@@ -158,46 +159,38 @@ class _Billing:
         wrapped.__cause__ = error
         return wrapped
 
-    def report_sync(self, error: BaseException) -> None:
+    # The billing of one request and the report of its failure, each written once as steps
+    # (:mod:`scrawn._methods`): the ASGI middleware awaits them (``run_async`` awaits an async
+    # extractor's or ``on_error``'s result), the WSGI one runs them (``run``: such a result is then run to
+    # completion with ``asyncio.run``).
+
+    def bill(self, request: Callable[[], object]) -> Steps[None]:
+        """Call the extractor on ``request()`` and queue what it returned; failures go to :meth:`report`."""
+        try:
+            value = yield lambda: self.extractor(request())
+            if inspect.isawaitable(value):  # only when run: run_async has awaited it
+                value = yield partial(asyncio.run, _value(value))
+            self.extracted(value)
+        except Exception as error:
+            yield from self.report(error)
+
+    def report(self, error: BaseException) -> Steps[None]:
+        """Hand a failure to ``on_error`` (the middleware's, else the client's), or log it."""
         failure = self.failure(error)
-        hook = self.hook()
+        hook = self.on_error if self.on_error is not None else self.client._config.on_error
         if hook is None:
             log.warning("scrawn: a request was not billed: %s", failure.message, exc_info=error)
             return
         try:
-            result = hook(failure, ErrorContext(OPERATION, "", None, 0))
-            if inspect.isawaitable(result):
-                asyncio.run(_await(result))
-        except Exception:
-            log.exception("scrawn: on_error raised while handling a middleware failure")
-
-    async def report_async(self, error: BaseException) -> None:
-        failure = self.failure(error)
-        hook = self.hook()
-        if hook is None:
-            log.warning("scrawn: a request was not billed: %s", failure.message, exc_info=error)
-            return
-        try:
-            result = hook(failure, ErrorContext(OPERATION, "", None, 0))
-            if inspect.isawaitable(result):
-                await result
+            result = yield partial(hook, failure, ErrorContext(OPERATION, "", None, 0))
+            if inspect.isawaitable(result):  # only when run: run_async has awaited it
+                yield partial(asyncio.run, _value(result))
         except Exception:
             log.exception("scrawn: on_error raised while handling a middleware failure")
 
 
-async def _await(awaitable: Awaitable[Any]) -> None:
-    await awaitable
-
-
-def _options(
-    client: object,
-    extractor: object,
-    whitelist: object,
-    blacklist: object,
-    bill_failed: object,
-    on_error: object,
-) -> _Billing:
-    return _Billing(client, extractor, whitelist, blacklist, bill_failed, on_error)
+async def _value(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
 
 
 # The request type the extractor gets per kind of app (without raw_request=True): (module, the package
@@ -215,7 +208,7 @@ def _setup(app: object, kind: str, raw_request: object, options: tuple[Any, ...]
         raise ValidationError("app", f"must be {kind} application", context=_CONTEXT)
     if not isinstance(raw_request, bool):
         raise ValidationError("raw_request", "must be a bool", context=_CONTEXT)
-    billing = _options(*options)
+    billing = _Billing(*options)
     if raw_request:
         return billing, None
     module, package, raw = _REQUEST_TYPES[kind]
@@ -229,6 +222,36 @@ def _setup(app: object, kind: str, raw_request: object, options: tuple[Any, ...]
         ) from None
 
 
+class _Middleware(Generic[AppT, ExtractorT]):
+    """The constructor both middlewares share (their public signature) and the billing of one request."""
+
+    _KIND: ClassVar[str]  # "an ASGI" / "a WSGI": a key of _REQUEST_TYPES
+    _REQUEST_ARGS: ClassVar[tuple[object, ...]] = ()  # what the request type takes after the scope/environ
+
+    def __init__(
+        self,
+        app: AppT,
+        *,
+        client: AnyClient,
+        extractor: ExtractorT,
+        whitelist: Sequence[str] | None = None,
+        blacklist: Sequence[str] | None = None,
+        bill_failed: bool = False,
+        on_error: ErrorHook | None = None,
+        raw_request: bool = False,
+    ) -> None:
+        self.app = app
+        self._billing, self._request_class = _setup(
+            app, self._KIND, raw_request, (client, extractor, whitelist, blacklist, bill_failed, on_error)
+        )
+
+    def _bill_steps(self, raw: Any) -> Steps[None]:
+        """Bill the request of the ASGI scope or WSGI environ ``raw`` (itself with ``raw_request=True``)."""
+        if self._request_class is None:
+            return self._billing.bill(lambda: raw)
+        return self._billing.bill(partial(self._request_class, raw, *self._REQUEST_ARGS))
+
+
 # --------------------------------------------------------------------------------------------- ASGI
 
 
@@ -236,7 +259,7 @@ async def _disconnected() -> Message:
     return {"type": "http.disconnect"}
 
 
-class ScrawnASGIMiddleware:
+class ScrawnASGIMiddleware(_Middleware[ASGIApp, ASGIExtractor]):
     """ASGI middleware: ``app.add_middleware(ScrawnASGIMiddleware, client=scrawn, extractor=...)`` in
     Starlette/FastAPI, or ``app = ScrawnASGIMiddleware(app, client=..., extractor=...)`` for any ASGI app.
 
@@ -248,22 +271,8 @@ class ScrawnASGIMiddleware:
     "metadata": ...}`` (metadata optional) or ``None`` to not bill the request. Only ``http`` requests are
     billed (``websocket`` and ``lifespan`` pass through)."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        client: AnyClient,
-        extractor: ASGIExtractor,
-        whitelist: Sequence[str] | None = None,
-        blacklist: Sequence[str] | None = None,
-        bill_failed: bool = False,
-        on_error: ErrorHook | None = None,
-        raw_request: bool = False,
-    ) -> None:
-        self.app = app
-        self._billing, self._request_class = _setup(
-            app, "an ASGI", raw_request, (client, extractor, whitelist, blacklist, bill_failed, on_error)
-        )
+    _KIND = "an ASGI"
+    _REQUEST_ARGS = (_disconnected,)  # Request(scope, receive): the body was read by the app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path")
@@ -289,14 +298,7 @@ class ScrawnASGIMiddleware:
             await self._bill(scope)
 
     async def _bill(self, scope: Scope) -> None:
-        try:
-            request = scope if self._request_class is None else self._request_class(scope, _disconnected)
-            value = self._billing.extractor(request)
-            if inspect.isawaitable(value):
-                value = await value
-            self._billing.extracted(value)
-        except Exception as error:
-            await self._billing.report_async(error)
+        await run_async(self._bill_steps(scope))
 
 
 # --------------------------------------------------------------------------------------------- WSGI
@@ -330,7 +332,7 @@ class _BilledBody:
             self._on_close(self._failed)
 
 
-class ScrawnWSGIMiddleware:
+class ScrawnWSGIMiddleware(_Middleware["WSGIApplication", WSGIExtractor]):
     """WSGI middleware: ``app.wsgi_app = ScrawnWSGIMiddleware(app.wsgi_app, client=..., extractor=...)``
     in Flask, ``application = ScrawnWSGIMiddleware(get_wsgi_application(), ...)`` in Django's ``wsgi.py``.
 
@@ -341,22 +343,7 @@ class ScrawnWSGIMiddleware:
     gone by then, so pass values through ``request.environ`` (e.g. ``environ["scrawn.user_id"]``).
     Return ``{"user_id": ..., "debit": ..., "metadata": ...}`` or ``None`` to not bill the request."""
 
-    def __init__(
-        self,
-        app: WSGIApplication,
-        *,
-        client: AnyClient,
-        extractor: WSGIExtractor,
-        whitelist: Sequence[str] | None = None,
-        blacklist: Sequence[str] | None = None,
-        bill_failed: bool = False,
-        on_error: ErrorHook | None = None,
-        raw_request: bool = False,
-    ) -> None:
-        self.app = app
-        self._billing, self._request_class = _setup(
-            app, "a WSGI", raw_request, (client, extractor, whitelist, blacklist, bill_failed, on_error)
-        )
+    _KIND = "a WSGI"
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if not self._billing.wants(environ.get("PATH_INFO", "") or "/"):
@@ -386,18 +373,7 @@ class ScrawnWSGIMiddleware:
         return _BilledBody(body, on_close)
 
     def _bill(self, environ: WSGIEnvironment) -> None:
-        try:
-            request = environ if self._request_class is None else self._request_class(environ)
-            value = self._billing.extractor(request)
-            if inspect.isawaitable(value):
-                value = asyncio.run(_value(value))
-            self._billing.extracted(value)
-        except Exception as error:
-            self._billing.report_sync(error)
-
-
-async def _value(awaitable: Awaitable[Any]) -> Any:
-    return await awaitable
+        run(self._bill_steps(environ))
 
 
 # ---------------------------------------------------------------------------------------- factory
@@ -420,7 +396,7 @@ class ScrawnMiddleware:
         on_error: ErrorHook | None = None,
         raw_request: bool = False,
     ) -> None:
-        _options(client, extractor, whitelist, blacklist, bill_failed, on_error)  # validate now
+        _Billing(client, extractor, whitelist, blacklist, bill_failed, on_error)  # validate now
         if not isinstance(raw_request, bool):
             raise ValidationError("raw_request", "must be a bool", context=_CONTEXT)
         self._kwargs: dict[str, Any] = {
