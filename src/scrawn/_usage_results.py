@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from scrawn._wallet_results import EPOCH, Listing, amount_of, time_of_ms
+from scrawn._wallet_results import EPOCH, Listing, from_wire, time_of_ms
 
 # -------------------------------------------------------------------------------------------- results
 
@@ -143,79 +143,21 @@ class UsageSeries(Listing[UsageBucket]):
         return self.buckets
 
 
-def _optional(text: str) -> Decimal | None:
-    return amount_of(text) if text else None
-
-
 def cost_of(message: Any) -> CostBreakdown:
-    return CostBreakdown(
-        input=amount_of(message.input),
-        output=amount_of(message.output),
-        cached_input=amount_of(message.cachedInput),
-        cache_write=amount_of(message.cacheWrite),
-        audio=amount_of(message.audio),
-        total=amount_of(message.total),
-        currency=message.currency,
-        model=message.model,
-        provider=message.provider,
-        source=message.source,
-        override_id=message.overrideId or None,
-        price_book=message.priceBook or None,
-    )
+    return from_wire(CostBreakdown, message)
 
 
 def model_of(message: Any) -> ModelPrice:
-    return ModelPrice(
-        model=message.model,
-        provider=message.provider or None,
-        name=message.name or None,
-        source=message.source,
-        input_per_million=_optional(message.inputPerMillion),
-        output_per_million=_optional(message.outputPerMillion),
-        cached_input_per_million=_optional(message.cachedInputPerMillion),
-        cache_write_per_million=_optional(message.cacheWritePerMillion),
-        audio_per_minute=_optional(message.audioPerMinute),
-        tiered=message.tiered,
-        override_id=message.overrideId or None,
-        effective_from=time_of_ms(message.effectiveFrom),
-        in_force=message.inForce,
-    )
+    return from_wire(ModelPrice, message)
 
 
 def record_of(message: Any, duplicate: bool = False) -> UsageRecord:
-    return UsageRecord(
-        id=message.id,
-        user_id=message.userId or None,
-        context=message.context,
-        transaction_id=message.transactionId or None,
-        reservation_id=message.reservationId or None,
-        model=message.model,
-        provider=message.provider,
-        usage_type=message.usageType,
-        input_tokens=message.inputTokens,
-        output_tokens=message.outputTokens,
-        cached_tokens=message.cachedTokens,
-        cache_write_tokens=message.cacheWriteTokens,
-        audio_seconds=amount_of(message.audioSeconds),
-        cost=cost_of(message.cost) if message.HasField("cost") else None,
-        description=message.description or None,
-        idempotency_key=message.idempotencyKey,
-        timestamp=time_of_ms(message.timestamp),
-        created_at=time_of_ms(message.createdAt),
-        duplicate=duplicate,
-    )
+    cost = cost_of(message.cost) if message.HasField("cost") else None
+    return from_wire(UsageRecord, message, cost=cost, duplicate=duplicate)
 
 
 def totals_of(message: Any) -> UsageTotals:
-    return UsageTotals(
-        cost=amount_of(message.cost),
-        records=message.records,
-        input_tokens=message.inputTokens,
-        output_tokens=message.outputTokens,
-        cached_tokens=message.cachedTokens,
-        cache_write_tokens=message.cacheWriteTokens,
-        audio_seconds=amount_of(message.audioSeconds),
-    )
+    return from_wire(UsageTotals, message)
 
 
 def summary_of(message: Any) -> UsageSummary:

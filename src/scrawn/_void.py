@@ -12,7 +12,7 @@ from typing import Final
 
 from scrawn._proto.event.v1 import event_pb2 as pb
 from scrawn._retry import Rpc
-from scrawn._wallet_results import amount_of, time_of_ms
+from scrawn._wallet_results import from_wire, time_of_ms
 from scrawn.errors import ValidationError
 
 PATH: Final = "/event.v1.EventService/VoidEvent"
@@ -68,14 +68,4 @@ def void_event(event_id: object, idempotency_key: object, reason: object) -> Rpc
 
 
 def _voided(message: pb.VoidEventResponse) -> VoidedEvent:
-    return VoidedEvent(
-        event_id=message.eventId,
-        idempotency_key=message.idempotencyKey,
-        user_id=message.userId,
-        amount=amount_of(message.amount),
-        voided_at=time_of_ms(message.voidedTimestamp),
-        voided_by=message.voidedBy,
-        reason=message.reason,
-        already_voided=message.alreadyVoided,
-        reversal_entry_id=message.reversalEntryId,
-    )
+    return from_wire(VoidedEvent, message, voided_at=time_of_ms(message.voidedTimestamp))

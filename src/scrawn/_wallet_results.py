@@ -4,17 +4,23 @@ times as Unix seconds or milliseconds)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, get_type_hints
 
 from scrawn._proto.wallet.v1 import wallet_pb2 as pb
 from scrawn.errors import InternalError
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 E = TypeVar("E")
+R = TypeVar("R", bound="DataclassInstance")
 
 
 class Listing(Generic[E]):
@@ -69,6 +75,43 @@ def time_of_seconds(seconds: int) -> datetime | None:
 def to_ms(value: datetime) -> int:
     """An aware datetime as Unix milliseconds (floored), exactly."""
     return (value - EPOCH) // timedelta(milliseconds=1)
+
+
+def _text_or_none(text: str) -> str | None:
+    return text or None
+
+
+# how a result field of each type is read from its wire value; any other type is taken as it is
+_READERS: Final[dict[object, Callable[[Any], Any]]] = {
+    Decimal: amount_of,
+    Decimal | None: optional_amount,
+    datetime | None: time_of_ms,
+    str | None: _text_or_none,
+}
+
+
+@functools.cache
+def _plan(cls: type[DataclassInstance]) -> tuple[tuple[str, str, Callable[[Any], Any] | None], ...]:
+    """Each field of the result class: its name, its wire name (camelCase) and how its value is read."""
+    types = get_type_hints(cls)
+    plan = []
+    for field in dataclasses.fields(cls):
+        first, *rest = field.name.split("_")
+        plan.append((field.name, first + "".join(w.title() for w in rest), _READERS.get(types[field.name])))
+    return tuple(plan)
+
+
+def from_wire(cls: type[R], message: Any, **given: Any) -> R:
+    """The result dataclass ``cls`` read from its wire ``message``: each field from the message field of the
+    same name in camelCase — a ``Decimal`` from a decimal string (``""`` is 0, or ``None`` for ``Decimal |
+    None``), a ``datetime | None`` from Unix milliseconds, a ``str | None`` with ``""`` as ``None``, anything
+    else as it is. The fields in ``given`` are taken as given instead."""
+    values = dict(given)
+    for name, wire, read in _plan(cls):
+        if name not in given:
+            value = getattr(message, wire)
+            values[name] = value if read is None else read(value)
+    return cls(**values)
 
 
 # -------------------------------------------------------------------------------------------- results
@@ -167,49 +210,18 @@ class ConfirmedData:
 
 
 def balance_of(message: pb.Balance) -> Balance:
-    return Balance(
-        user_id=message.userId,
-        balance=amount_of(message.balance),
-        held=amount_of(message.held),
-        available=amount_of(message.available),
-    )
+    return from_wire(Balance, message)
 
 
 def transaction_of(message: pb.Transaction) -> Transaction:
-    return Transaction(
-        id=message.id,
-        user_id=message.userId,
-        kind=message.kind,
-        amount=amount_of(message.amount),
-        description=message.description or None,
-        event_id=message.eventId or None,
-        reservation_id=message.reservationId or None,
-        created_at=time_of_ms(message.createdAt),
-        expires_at=time_of_seconds(message.expiresAt) if message.HasField("expiresAt") else None,
-    )
+    # a credit's expiry is Unix seconds, and only there when it has one
+    expires_at = time_of_seconds(message.expiresAt) if message.HasField("expiresAt") else None
+    return from_wire(Transaction, message, expires_at=expires_at)
 
 
 def reservation_of(message: pb.Reservation) -> ReservationData:
-    return ReservationData(
-        id=message.id,
-        user_id=message.userId,
-        amount=amount_of(message.amount),
-        status=message.status,
-        expires_at=time_of_ms(message.expiresAt),
-        created_at=time_of_ms(message.createdAt),
-        confirmed_amount=optional_amount(message.confirmedAmount),
-        transaction_id=message.transactionId or None,
-        description=message.description or None,
-    )
+    return from_wire(ReservationData, message)
 
 
 def settings_of(message: pb.UserSettings) -> UserSettings:
-    return UserSettings(
-        user_id=message.userId,
-        spend_cap=optional_amount(message.spendCap),
-        low_balance_threshold=optional_amount(message.lowBalanceThreshold),
-        period=message.period,
-        spent=amount_of(message.spent),
-        held=amount_of(message.held),
-        cap_remaining=optional_amount(message.capRemaining),
-    )
+    return from_wire(UserSettings, message)
