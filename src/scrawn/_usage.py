@@ -11,9 +11,10 @@ Unix milliseconds and come back as aware ``datetime`` values.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 from scrawn._core import check_user_id, key_or_new
 from scrawn._proto.usage.v1 import usage_pb2 as pb
@@ -48,6 +49,7 @@ MAX_MODEL, MAX_PROVIDER, MAX_TIME_ZONE = 255, 64, 128
 MAX_MODELS_PAGE: Final = 1000
 MAX_TIME_MS: Final = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
+R = TypeVar("R")
 UsageContext = Literal["customer", "system"]
 UsageType = Literal["text", "audio_stt", "audio_tts", "embedding"]
 
@@ -207,6 +209,20 @@ def check_filter(
 # --------------------------------------------------------------------------------------------- calls
 
 
+def _call(
+    operation: str,
+    request: Any,
+    response_type: Any,
+    unpack: Callable[[Any], R],
+    key: str = "",
+    user: str | None = None,
+) -> Rpc[R]:
+    """A call of ``UsageService``: its method is the operation's name in PascalCase (``get_usage`` →
+    ``GetUsage``)."""
+    method = operation.title().replace("_", "")
+    return Rpc(operation, SERVICE + method, request, response_type, unpack, key, user)
+
+
 def list_models(
     provider: object, search: object, at: object, limit: object, page_token: object
 ) -> Rpc[ModelList]:
@@ -225,7 +241,7 @@ def list_models(
             [model_of(m) for m in response.models], response.nextPageToken or None, response.priceBook
         )
 
-    return Rpc("list_models", SERVICE + "ListModels", request, pb.ListModelsResponse, unpack)
+    return _call("list_models", request, pb.ListModelsResponse, unpack)
 
 
 def calculate_cost(usage: dict[str, Any], timestamp: object) -> Rpc[CostBreakdown]:
@@ -233,13 +249,7 @@ def calculate_cost(usage: dict[str, Any], timestamp: object) -> Rpc[CostBreakdow
         **usage,
         timestamp=check_time("timestamp", timestamp),
     )
-    return Rpc(
-        "calculate_cost",
-        SERVICE + "CalculateCost",
-        request,
-        pb.CalculateCostResponse,
-        lambda response: cost_of(response.cost),
-    )
+    return _call("calculate_cost", request, pb.CalculateCostResponse, lambda response: cost_of(response.cost))
 
 
 def record_usage(
@@ -281,9 +291,8 @@ def record_usage(
         idempotencyKey=key,
         timestamp=check_time("timestamp", timestamp),
     )
-    return Rpc(
+    return _call(
         "record_usage",
-        SERVICE + "RecordUsage",
         request,
         pb.RecordUsageResponse,
         lambda response: record_of(response.record, response.duplicate),
@@ -309,17 +318,11 @@ def get_usage(filter_: pb.UsageFilter, summary: object, limit: object, page_toke
             summary_of(response.summary) if summary else None,
         )
 
-    return Rpc("get_usage", SERVICE + "GetUsage", request, pb.GetUsageResponse, unpack)
+    return _call("get_usage", request, pb.GetUsageResponse, unpack)
 
 
 def get_usage_summary(filter_: pb.UsageFilter) -> Rpc[UsageSummary]:
-    return Rpc(
-        "get_usage_summary",
-        SERVICE + "GetUsageSummary",
-        pb.GetUsageSummaryRequest(filter=filter_),
-        pb.UsageSummary,
-        summary_of,
-    )
+    return _call("get_usage_summary", pb.GetUsageSummaryRequest(filter=filter_), pb.UsageSummary, summary_of)
 
 
 def get_usage_series(filter_: pb.UsageFilter, bucket: object, time_zone: object) -> Rpc[UsageSeries]:
@@ -334,4 +337,4 @@ def get_usage_series(filter_: pb.UsageFilter, bucket: object, time_zone: object)
     def unpack(response: Any) -> UsageSeries:
         return UsageSeries([bucket_of(b) for b in response.buckets], response.bucket, response.timeZone)
 
-    return Rpc("get_usage_series", SERVICE + "GetUsageSeries", request, pb.GetUsageSeriesResponse, unpack)
+    return _call("get_usage_series", request, pb.GetUsageSeriesResponse, unpack)
