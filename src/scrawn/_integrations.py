@@ -1,21 +1,19 @@
 """The integrations both clients share (middleware, LLM billing): the module functions as methods, with the
 client in place of their client parameter (their signatures and documentation copied, not written again).
-:mod:`scrawn.middleware` is imported on first use, so that ``import scrawn`` stays light (it does not
-import the clients: this is not a cycle being dodged)."""
+:mod:`scrawn.middleware` imports neither the clients nor a web framework (Starlette or Werkzeug is
+imported when a middleware is built), so the clients load it with this module; ``import scrawn`` alone
+loads neither."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from collections.abc import Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from scrawn._ai_track import track_ai
 from scrawn._ai_wrap import wrap_anthropic, wrap_openai
 from scrawn._client_base import AnyClient
 from scrawn._methods import _as_method
-from scrawn._retry import ErrorHook
-
-if TYPE_CHECKING:
-    from scrawn.middleware import Extractor, ScrawnMiddleware
+from scrawn.middleware import middleware_event_consumer
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -53,36 +51,13 @@ class Integrations:
     def _as_client(self) -> AnyClient:
         return self  # type: ignore[return-value]  # only ever mixed into the two clients
 
-    def middleware_event_consumer(
-        self,
-        *,
-        extractor: Extractor,
-        whitelist: Sequence[str] | None = None,
-        blacklist: Sequence[str] | None = None,
-        bill_failed: bool = False,
-        on_error: ErrorHook | None = None,
-        raw_request: bool = False,
-    ) -> ScrawnMiddleware:
-        """Billing middleware for ASGI and WSGI apps (:func:`scrawn.middleware.middleware_event_consumer`
-        with this client): ``app = client.middleware_event_consumer(extractor=...)(app)``."""
-        from scrawn.middleware import middleware_event_consumer
-
-        return middleware_event_consumer(
-            self._as_client(),
-            extractor=extractor,
-            whitelist=whitelist,
-            blacklist=blacklist,
-            bill_failed=bill_failed,
-            on_error=on_error,
-            raw_request=raw_request,
-        )
-
     def _stream_consumer(self, chunks: object, fork: bool, options: dict[str, Any]) -> Any:
         """The body of both clients' ``ai_token_stream_consumer`` (each types its own overloads)."""
         from scrawn.ai import ai_token_stream_consumer
 
         return ai_token_stream_consumer(self._as_client(), chunks, fork=fork, **options)  # type: ignore[call-overload]
 
+    middleware_event_consumer = client_method(middleware_event_consumer)
     track_ai = client_method(track_ai)
     wrap_openai = client_method_second(wrap_openai)
     wrap_anthropic = client_method_second(wrap_anthropic)
