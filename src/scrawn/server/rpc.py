@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import types
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
+from typing import Any, Concatenate, Generic, Literal, ParamSpec, TypeVar, overload
 
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
@@ -28,6 +29,10 @@ INGEST_ROLES: tuple[Role, ...] = ("live", "test")
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 P = ParamSpec("P")
 T = TypeVar("T")
+Resp = TypeVar("Resp")
+# A domain call with its checked inputs bound (``functools.partial`` by keyword), awaiting only
+# ``(conn, project_id, mode)``: what ``Rpc._scoped`` runs.
+Bound = Callable[[Any, str, str], Awaitable[T]]
 
 
 def to_connect_error(error: ScrawnError) -> ConnectError:
@@ -113,6 +118,48 @@ class Rpc:
         mode (the write commits before the answer is sent)."""
         async with (self._db.write if access == "write" else self._db.read)() as conn:
             return await fn(conn, caller.project_id, caller.mode, *a, **kw)
+
+
+class Scoped(Generic[T, Resp]):
+    """A handler that is nothing but the usual steps, declared as a class attribute of an ``Rpc``
+    (``get_balance = Scoped("read", lambda r: partial(…), _balance)``): the caller (with ``roles``, one of
+    them), ``bind(request)`` (the request's inputs checked and bound to the domain call), that call run by
+    ``Rpc._scoped`` in a read or write transaction (``access``), and ``answer`` of its result; errors as
+    ``handler`` turns them."""
+
+    def __init__(
+        self,
+        access: Literal["read", "write"],
+        bind: Callable[[Any], Bound[T]],
+        answer: Callable[[T], Resp],
+        roles: tuple[Role, ...] = (),
+        action: str = "",
+    ) -> None:
+        self._access, self._bind, self._answer = access, bind, answer
+        self._roles, self._action = roles, action
+        self._run: Callable[[Rpc, Any, RequestContext[Any, Any]], Awaitable[Resp]] | None = None
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        async def run(rpc: Rpc, request: Any, ctx: RequestContext[Any, Any]) -> Resp:
+            caller = await rpc._caller(ctx, self._roles, self._action)
+            return self._answer(await rpc._scoped(self._access, caller, self._bind(request)))
+
+        run.__qualname__ = f"{owner.__qualname__}.{name}"  # the log's "internal error in …"
+        self._run = handler(run)
+
+    @overload
+    def __get__(self, rpc: None, owner: type) -> Scoped[T, Resp]: ...
+    @overload
+    def __get__(
+        self, rpc: Rpc, owner: type
+    ) -> Callable[[Any, RequestContext[Any, Any]], Awaitable[Resp]]: ...
+    def __get__(
+        self, rpc: Rpc | None, owner: type
+    ) -> Scoped[T, Resp] | Callable[[Any, RequestContext[Any, Any]], Awaitable[Resp]]:
+        if rpc is None:
+            return self
+        assert self._run is not None, "a Scoped handler is a class attribute"
+        return types.MethodType(self._run, rpc)
 
 
 async def authenticate(keys: KeyService, ctx: RequestContext[Any, Any]) -> Caller:

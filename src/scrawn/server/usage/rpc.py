@@ -4,6 +4,7 @@ dash keys pick it with ``x-scrawn-mode``. Every query is scoped to the caller's 
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from connectrpc.request import RequestContext
@@ -16,7 +17,7 @@ from scrawn.server.events.rpc import EventRpc
 from scrawn.server.events.service import EventService
 from scrawn.server.keys.service import KeyService
 from scrawn.server.pricing import models, overrides
-from scrawn.server.rpc import INGEST_ROLES, Rpc, handler
+from scrawn.server.rpc import INGEST_ROLES, Rpc, Scoped, handler
 from scrawn.server.usage import queries, records, series
 from scrawn.server.usage.records import fail
 from scrawn.server.usage.types import Filter
@@ -120,6 +121,11 @@ def _filter(request: Any, *, require_range: bool = False) -> Filter:
     )
 
 
+def _recorded(done: tuple[Any, bool]) -> pb.RecordUsageResponse:
+    row, duplicate = done
+    return pb.RecordUsageResponse(record=usage_record(row), duplicate=duplicate)
+
+
 class UsageServiceRpc(Rpc):
     def __init__(self, db: Database, keys: KeyService, events: EventService) -> None:
         super().__init__(db, keys)
@@ -168,14 +174,13 @@ class UsageServiceRpc(Rpc):
             cost = await records.calculate(conn, caller.project_id, call)
         return pb.CalculateCostResponse(cost=cost_breakdown(cost))
 
-    @handler
-    async def record_usage(
-        self, request: pb.RecordUsageRequest, ctx: RequestContext[Any, Any]
-    ) -> pb.RecordUsageResponse:
-        caller = await self._caller(ctx, INGEST_ROLES, "record usage")
-        inp = records.check_record(request)
-        row, duplicate = await self._scoped("write", caller, records.record, inp)
-        return pb.RecordUsageResponse(record=usage_record(row), duplicate=duplicate)
+    record_usage = Scoped(
+        "write",
+        lambda r: partial(records.record, inp=records.check_record(r)),
+        _recorded,
+        INGEST_ROLES,
+        "record usage",
+    )
 
     @handler
     async def get_usage(
@@ -192,13 +197,7 @@ class UsageServiceRpc(Rpc):
         )
         return pb.GetUsageResponse(records=[usage_record(r) for r in rows], nextPageToken=token)
 
-    @handler
-    async def get_usage_summary(
-        self, request: pb.GetUsageSummaryRequest, ctx: RequestContext[Any, Any]
-    ) -> pb.UsageSummary:
-        caller = await self._caller(ctx)
-        f = _filter(request)
-        return usage_summary(await self._scoped("read", caller, queries.summary, f))
+    get_usage_summary = Scoped("read", lambda r: partial(queries.summary, f=_filter(r)), usage_summary)
 
     @handler
     async def get_usage_series(

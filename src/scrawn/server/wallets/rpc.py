@@ -3,15 +3,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from connectrpc.request import RequestContext
+from functools import partial
+from typing import Any, TypedDict
 
 from scrawn._proto.wallet.v1 import wallet_pb2 as pb
 from scrawn.money import format_amount
 from scrawn.server.ledger.rules import period_text
 from scrawn.server.ledger.types import Entry
-from scrawn.server.rpc import Rpc, handler
+from scrawn.server.rpc import Bound, Rpc, Scoped
 from scrawn.server.wallets import service as w
 from scrawn.server.wallets.repository import Reservation
 
@@ -70,13 +69,56 @@ def _reservation(row: Reservation) -> pb.Reservation:
     return res
 
 
-def _entry_fields(request: pb.CreditRequest | pb.DebitRequest) -> tuple[str, str, str | None]:
-    """The user, idempotency key and description of a credit or debit, checked."""
-    return (
-        w.check_user(request.userId),
-        w.check_key(request.idempotencyKey),
-        w.check_description(request.description),
+def _credit(request: pb.CreditRequest) -> Bound[w.Posting]:
+    return partial(
+        w.credit,
+        kind=w.check_kind(request.kind),
+        amount=w.check_amount("amount", request.amount),
+        expires_at=w.check_expires_at(request.expiresAt if request.HasField("expiresAt") else None),
+        **_entry_fields(request),
     )
+
+
+def _debit(request: pb.DebitRequest) -> Bound[w.Posting]:
+    return partial(w.debit, amount=w.check_amount("amount", request.amount), **_entry_fields(request))
+
+
+class _EntryFields(TypedDict):
+    user_id: str
+    key: str
+    description: str | None
+
+
+def _entry_fields(request: pb.CreditRequest | pb.DebitRequest) -> _EntryFields:
+    """The user, idempotency key and description of a credit or debit, checked."""
+    return {
+        "user_id": w.check_user(request.userId),
+        "key": w.check_key(request.idempotencyKey),
+        "description": w.check_description(request.description),
+    }
+
+
+def _create_reservation(request: pb.CreateReservationRequest) -> Bound[Reservation]:
+    return partial(
+        w.create_reservation,
+        user_id=w.check_user(request.userId),
+        amount=w.check_amount("amount", request.amount),
+        key=w.check_key(request.idempotencyKey),
+        ttl=w.check_ttl(request.ttlSeconds),
+        description=w.check_description(request.description),
+    )
+
+
+def _update_settings(request: pb.UpdateUserSettingsRequest) -> Bound[w.UserSettings]:
+    user = w.check_user(request.userId)
+    changes: dict[str, Any] = {}
+    if request.HasField("spendCap"):
+        changes["spend_cap"] = w.check_setting("spendCap", request.spendCap, allow_negative=False)
+    if request.HasField("lowBalanceThreshold"):
+        changes["low_balance_threshold"] = w.check_setting(
+            "lowBalanceThreshold", request.lowBalanceThreshold, allow_negative=True
+        )
+    return partial(w.update_settings, user_id=user, **changes)
 
 
 def _transaction_response(posting: w.Posting) -> pb.TransactionResponse:
@@ -84,140 +126,67 @@ def _transaction_response(posting: w.Posting) -> pb.TransactionResponse:
     return pb.TransactionResponse(transaction=_transaction(row), balance=_balance(view), duplicate=duplicate)
 
 
+def _confirmed(done: tuple[Reservation, str, w.BalanceView]) -> pb.ConfirmReservationResponse:
+    row, transaction_id, view = done
+    return pb.ConfirmReservationResponse(
+        reservation=_reservation(row), transactionId=transaction_id, balance=_balance(view)
+    )
+
+
+def _reservations(page: tuple[list[Reservation], str]) -> pb.ListReservationsResponse:
+    rows, token = page
+    return pb.ListReservationsResponse(reservations=[_reservation(r) for r in rows], nextPageToken=token)
+
+
+def _transactions(page: tuple[list[Entry], str]) -> pb.ListTransactionsResponse:
+    rows, token = page
+    return pb.ListTransactionsResponse(transactions=[_transaction(r) for r in rows], nextPageToken=token)
+
+
 class WalletRpc(Rpc):
-    @handler
-    async def get_balance(self, request: pb.GetBalanceRequest, ctx: RequestContext[Any, Any]) -> pb.Balance:
-        caller = await self._caller(ctx)
-        user = w.check_user(request.userId)
-        return _balance(await self._scoped("read", caller, w.read_balance, user))
+    """Each call: the caller, its request checked and bound to the wallet service, in the caller's project
+    and mode, the answer (``Scoped``)."""
 
-    @handler
-    async def credit(
-        self, request: pb.CreditRequest, ctx: RequestContext[Any, Any]
-    ) -> pb.TransactionResponse:
-        caller = await self._caller(ctx)
-        kind = w.check_kind(request.kind)
-        amount = w.check_amount("amount", request.amount)
-        expires_at = w.check_expires_at(request.expiresAt if request.HasField("expiresAt") else None)
-        user, key, text = _entry_fields(request)
-        posting = await self._scoped(
-            "write",
-            caller,
-            w.credit,
-            user_id=user,
-            amount=amount,
-            kind=kind,
-            key=key,
-            description=text,
-            expires_at=expires_at,
-        )
-        return _transaction_response(posting)
-
-    @handler
-    async def debit(self, request: pb.DebitRequest, ctx: RequestContext[Any, Any]) -> pb.TransactionResponse:
-        caller = await self._caller(ctx)
-        amount = w.check_amount("amount", request.amount)
-        user, key, text = _entry_fields(request)
-        posting = await self._scoped(
-            "write", caller, w.debit, user_id=user, amount=amount, key=key, description=text
-        )
-        return _transaction_response(posting)
-
-    @handler
-    async def create_reservation(
-        self, request: pb.CreateReservationRequest, ctx: RequestContext[Any, Any]
-    ) -> pb.Reservation:
-        caller = await self._caller(ctx)
-        user, amount = w.check_user(request.userId), w.check_amount("amount", request.amount)
-        key, ttl = w.check_key(request.idempotencyKey), w.check_ttl(request.ttlSeconds)
-        text = w.check_description(request.description)
-        row = await self._scoped(
-            "write",
-            caller,
-            w.create_reservation,
-            user_id=user,
-            amount=amount,
-            ttl=ttl,
-            key=key,
-            description=text,
-        )
-        return _reservation(row)
-
-    @handler
-    async def confirm_reservation(
-        self, request: pb.ConfirmReservationRequest, ctx: RequestContext[Any, Any]
-    ) -> pb.ConfirmReservationResponse:
-        caller = await self._caller(ctx)
-        actual = w.check_amount("actualAmount", request.actualAmount, allow_zero=True)
-        row, transaction_id, view = await self._scoped(
-            "write", caller, w.confirm_reservation, request.reservationId, actual
-        )
-        return pb.ConfirmReservationResponse(
-            reservation=_reservation(row), transactionId=transaction_id, balance=_balance(view)
-        )
-
-    @handler
-    async def cancel_reservation(
-        self, request: pb.ReservationIdRequest, ctx: RequestContext[Any, Any]
-    ) -> pb.Reservation:
-        caller = await self._caller(ctx)
-        return _reservation(await self._scoped("write", caller, w.cancel_reservation, request.reservationId))
-
-    @handler
-    async def extend_reservation(
-        self, request: pb.ExtendReservationRequest, ctx: RequestContext[Any, Any]
-    ) -> pb.Reservation:
-        caller = await self._caller(ctx)
-        ttl = w.check_ttl(request.ttlSeconds, default=None)
-        return _reservation(
-            await self._scoped("write", caller, w.extend_reservation, request.reservationId, ttl)
-        )
-
-    @handler
-    async def list_reservations(
-        self, request: pb.ListReservationsRequest, ctx: RequestContext[Any, Any]
-    ) -> pb.ListReservationsResponse:
-        caller = await self._caller(ctx)
-        rows, token = await self._scoped(
-            "read",
-            caller,
+    get_balance = Scoped("read", lambda r: partial(w.read_balance, user_id=w.check_user(r.userId)), _balance)
+    credit = Scoped("write", _credit, _transaction_response)
+    debit = Scoped("write", _debit, _transaction_response)
+    create_reservation = Scoped("write", _create_reservation, _reservation)
+    confirm_reservation = Scoped(
+        "write",
+        lambda r: partial(
+            w.confirm_reservation,
+            reservation_id=r.reservationId,
+            actual=w.check_amount("actualAmount", r.actualAmount, allow_zero=True),
+        ),
+        _confirmed,
+    )
+    cancel_reservation = Scoped(
+        "write", lambda r: partial(w.cancel_reservation, reservation_id=r.reservationId), _reservation
+    )
+    extend_reservation = Scoped(
+        "write",
+        lambda r: partial(
+            w.extend_reservation, reservation_id=r.reservationId, ttl=w.check_ttl(r.ttlSeconds, default=None)
+        ),
+        _reservation,
+    )
+    list_reservations = Scoped(
+        "read",
+        lambda r: partial(
             w.list_reservations,
-            request.userId,
-            request.activeOnly,
-            request.limit,
-            request.pageToken,
-        )
-        return pb.ListReservationsResponse(reservations=[_reservation(r) for r in rows], nextPageToken=token)
-
-    @handler
-    async def list_transactions(
-        self, request: pb.ListTransactionsRequest, ctx: RequestContext[Any, Any]
-    ) -> pb.ListTransactionsResponse:
-        caller = await self._caller(ctx)
-        rows, token = await self._scoped(
-            "read", caller, w.list_transactions, request.userId, request.limit, request.pageToken
-        )
-        return pb.ListTransactionsResponse(transactions=[_transaction(r) for r in rows], nextPageToken=token)
-
-    @handler
-    async def get_user_settings(
-        self, request: pb.GetUserSettingsRequest, ctx: RequestContext[Any, Any]
-    ) -> pb.UserSettings:
-        caller = await self._caller(ctx)
-        user = w.check_user(request.userId)
-        return _user_settings(await self._scoped("read", caller, w.get_settings, user))
-
-    @handler
-    async def update_user_settings(
-        self, request: pb.UpdateUserSettingsRequest, ctx: RequestContext[Any, Any]
-    ) -> pb.UserSettings:
-        caller = await self._caller(ctx)
-        user = w.check_user(request.userId)
-        changes: dict[str, Any] = {}
-        if request.HasField("spendCap"):
-            changes["spend_cap"] = w.check_setting("spendCap", request.spendCap, allow_negative=False)
-        if request.HasField("lowBalanceThreshold"):
-            changes["low_balance_threshold"] = w.check_setting(
-                "lowBalanceThreshold", request.lowBalanceThreshold, allow_negative=True
-            )
-        return _user_settings(await self._scoped("write", caller, w.update_settings, user, **changes))
+            user_id=r.userId,
+            active_only=r.activeOnly,
+            limit=r.limit,
+            token=r.pageToken,
+        ),
+        _reservations,
+    )
+    list_transactions = Scoped(
+        "read",
+        lambda r: partial(w.list_transactions, user_id=r.userId, limit=r.limit, token=r.pageToken),
+        _transactions,
+    )
+    get_user_settings = Scoped(
+        "read", lambda r: partial(w.get_settings, user_id=w.check_user(r.userId)), _user_settings
+    )
+    update_user_settings = Scoped("write", _update_settings, _user_settings)
