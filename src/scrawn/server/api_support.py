@@ -4,7 +4,8 @@ other domains' in their ``api.py``/``http.py``): the handler and wrapper types, 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from starlette.requests import Request
@@ -32,6 +33,17 @@ async def json_object(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ValidationError("body", "must be a JSON object")
     return body
+
+
+def answer_json(row: object, keys: Iterable[str], **given: object) -> dict[str, Any]:
+    """``row`` as a JSON answer: each of ``keys`` (camelCase, in order; a declared schema's ``properties``
+    serve) from ``given`` where it is there (a time as text, an amount as a decimal string), else the row's
+    snake_case attribute as it is."""
+    return {key: given[key] if key in given else getattr(row, _snake(key)) for key in keys}
+
+
+def _snake(key: str) -> str:
+    return re.sub("([A-Z])", r"_\1", key).lower()
 
 
 def _no_constant(name: str) -> None:

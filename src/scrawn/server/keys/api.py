@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from scrawn.errors import ValidationError
-from scrawn.server.api_support import Wrap, json_object
+from scrawn.server.api_support import Wrap, answer_json, json_object
 from scrawn.server.clock import iso
 from scrawn.server.db.engine import Database
 from scrawn.server.keys.rpc import MAX_EXPIRY, MIN_EXPIRY
@@ -40,16 +40,14 @@ KEY_IN = obj(
 
 
 def key_json(record: KeyRecord) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "name": record.name,
-        "role": record.role,
-        "display": record.display,
-        "createdAt": iso(record.created_at),
-        "expiresAt": iso(record.expires_at) or None,
-        "revokedAt": iso(record.revoked_at) or None,
-        "lastUsedAt": iso(record.last_used_at) or None,
-    }
+    return answer_json(
+        record,
+        KEY["properties"],
+        createdAt=iso(record.created_at),
+        expiresAt=iso(record.expires_at) or None,
+        revokedAt=iso(record.revoked_at) or None,
+        lastUsedAt=iso(record.last_used_at) or None,
+    )
 
 
 class KeysApi:

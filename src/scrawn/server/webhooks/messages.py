@@ -8,12 +8,27 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrawn.errors import NotFoundError, ValidationError
+from scrawn.server.api_support import answer_json
 from scrawn.server.clock import iso, now_ms
 from scrawn.server.webhooks import repository
 from scrawn.server.webhooks.types import DeliveryAttempt, OutboxMessage
 
 STATUSES = ("pending", "delivered", "failed")
 MAX_LIMIT = 500
+# The answers' keys, in order (``webhooks/api.py`` declares their schemas).
+MESSAGE_KEYS = (
+    "id",
+    "type",
+    "mode",
+    "status",
+    "attempts",
+    "nextAttemptAt",
+    "deliveredAt",
+    "lastError",
+    "createdAt",
+    "payload",
+)
+ATTEMPT_KEYS = ("attempt", "url", "statusCode", "error", "durationMs", "attemptedAt", "responseBody")
 
 
 def check_status(value: str | None) -> str | None:
@@ -61,27 +76,15 @@ async def replay(conn: AsyncConnection, project_id: str, mode: str, message_id: 
 
 
 def message_json(row: OutboxMessage) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "type": row.type,
-        "mode": row.mode,
-        "status": row.status,
-        "attempts": row.attempts,
-        "nextAttemptAt": iso(row.next_attempt_at) or None,
-        "deliveredAt": iso(row.delivered_at) or None,
-        "lastError": row.last_error,
-        "createdAt": iso(row.created_at),
-        "payload": json.loads(row.payload),
-    }
+    return answer_json(
+        row,
+        MESSAGE_KEYS,
+        nextAttemptAt=iso(row.next_attempt_at) or None,
+        deliveredAt=iso(row.delivered_at) or None,
+        createdAt=iso(row.created_at),
+        payload=json.loads(row.payload),
+    )
 
 
 def attempt_json(row: DeliveryAttempt) -> dict[str, Any]:
-    return {
-        "attempt": row.attempt,
-        "url": row.url,
-        "statusCode": row.status_code,
-        "error": row.error,
-        "durationMs": row.duration_ms,
-        "attemptedAt": iso(row.attempted_at),
-        "responseBody": row.response_body,
-    }
+    return answer_json(row, ATTEMPT_KEYS, attemptedAt=iso(row.attempted_at))

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from scrawn.errors import ValidationError
 from scrawn.money import format_amount
-from scrawn.server.api_support import Wrap, json_object
+from scrawn.server.api_support import Wrap, answer_json, json_object
 from scrawn.server.clock import iso
 from scrawn.server.db.engine import Database
 from scrawn.server.events.quarantine import service as quarantine
@@ -50,19 +50,13 @@ REPRICED = obj({"repriced": INTEGER, "waiting": INTEGER, "amount": DECIMAL})
 
 
 def kept_json(r: KeptEvent) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "idempotencyKey": r.idempotency_key,
-        "eventType": r.event_type,
-        "userId": r.user_id,
-        "reportedAt": iso(r.reported_at * 1000),
-        "receivedAt": iso(r.received_at),
-        "reasonCode": r.reason_code,
-        "field": r.field,
-        "reason": r.reason,
-        "attempts": r.attempts,
-        "lastAttemptAt": iso(r.last_attempt_at),
-    }
+    return answer_json(
+        r,
+        KEPT["properties"],
+        reportedAt=iso(r.reported_at * 1000),
+        receivedAt=iso(r.received_at),
+        lastAttemptAt=iso(r.last_attempt_at),
+    )
 
 
 class QuarantineApi:
