@@ -310,17 +310,38 @@ def prepare_typed_event(
     )
 
 
-def track_events_request(event: PreparedTypedEvent) -> usage_pb.TrackEventsRequest:
+def tracked_event(
+    event_type: str,
+    user_id: str,
+    quantity: str,
+    product_ref: str | None,
+    metadata: str | None,
+    idempotency_key: str,
+    *,
+    event_id: str | None = None,
+    timestamp: int = 0,
+) -> usage_pb.TrackedEvent:
+    """One typed event on the wire: ``create_event``'s (with its ``event_id``) and ``track(event_type=...)``'s
+    (with the time it was tracked)."""
     item = usage_pb.TrackedEvent(
-        type=event.type,
-        userId=event.user_id,
-        quantity=event.quantity,
-        productRef=event.product_ref or "",
-        idempotencyKey=event.idempotency_key,
-        eventId=event.event_id or "",
+        type=event_type,
+        userId=user_id,
+        quantity=quantity,
+        productRef=product_ref or "",
+        idempotencyKey=idempotency_key,
+        eventId=event_id or "",
+        timestamp=timestamp,
     )
-    if event.metadata is not None:
-        item.metadata = event.metadata
+    if metadata is not None:
+        item.metadata = metadata
+    return item
+
+
+def track_events_request(event: PreparedTypedEvent) -> usage_pb.TrackEventsRequest:
+    key, ref = event.idempotency_key, event.product_ref
+    item = tracked_event(
+        event.type, event.user_id, event.quantity, ref, event.metadata, key, event_id=event.event_id
+    )
     return usage_pb.TrackEventsRequest(events=[item])
 
 

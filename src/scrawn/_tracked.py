@@ -23,6 +23,7 @@ from scrawn._core import (
     check_units,
     check_user_id,
     metadata_text,
+    tracked_event,
 )
 from scrawn._proto.event.v1 import event_pb2 as ev
 from scrawn._proto.usage.v1 import usage_pb2 as usage_pb
@@ -83,17 +84,10 @@ class TypedTrackedEvent:
         )
 
     def to_proto(self) -> usage_pb.TrackedEvent:
-        item = usage_pb.TrackedEvent(
-            type=self.event_type,
-            userId=self.user_id,
-            quantity=self.quantity,
-            productRef=self.product_ref or "",
-            idempotencyKey=self.idempotency_key,
-            timestamp=self.reported_at,
+        key, ref = self.idempotency_key, self.product_ref
+        return tracked_event(
+            self.event_type, self.user_id, self.quantity, ref, self.metadata, key, timestamp=self.reported_at
         )
-        if self.metadata is not None:
-            item.metadata = self.metadata
-        return item
 
 
 AnyTracked = TrackedEvent | TypedTrackedEvent
