@@ -1,7 +1,7 @@
 """The context-manager and iterator protocols of the SDK's closable objects, written once for both
-flavours: ``with`` (``async with``) closes the object when the block ends, and a stream iterates the
-generator it holds in ``_gen``. Used by the clients, the ``fork=True`` streams and the billed provider
-streams."""
+flavours: ``with`` (``async with``) settles the object when the block ends — closes it, or settles a
+reservation — and a stream iterates the generator it holds in ``_gen``. Used by the clients, the
+reservations, the ``fork=True`` streams and the billed provider streams."""
 
 from __future__ import annotations
 
@@ -12,34 +12,54 @@ from typing import Generic, Self, TypeVar
 T = TypeVar("T")
 
 
-class Closing:
-    """``with obj:`` calls ``obj.close()`` when the block ends, however it ends."""
+ExcType = type[BaseException] | None
 
-    def close(self) -> object:
+
+class Settled:
+    """``with obj:`` settles the object when the block ends, however it ends: ``_settle`` is told the
+    block's exception, if it raised one."""
+
+    def _settle(self, exc_type: ExcType, exc: BaseException | None) -> object:
         raise NotImplementedError
 
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+    def __exit__(self, exc_type: ExcType, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._settle(exc_type, exc)
 
 
-class AsyncClosing:
-    """``async with obj:`` awaits ``obj.close()`` when the block ends, however it ends."""
+class AsyncSettled:
+    """``async with obj:`` awaits the settling of the object when the block ends, however it ends."""
 
-    async def close(self) -> object:
+    async def _settle(self, exc_type: ExcType, exc: BaseException | None) -> object:
         raise NotImplementedError
 
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
+    async def __aexit__(self, exc_type: ExcType, exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self._settle(exc_type, exc)
+
+
+class Closing(Settled):
+    """``with obj:`` calls ``obj.close()`` when the block ends, however it ends."""
+
+    def close(self) -> object:
+        raise NotImplementedError
+
+    def _settle(self, exc_type: ExcType, exc: BaseException | None) -> object:
+        return self.close()
+
+
+class AsyncClosing(AsyncSettled):
+    """``async with obj:`` awaits ``obj.close()`` when the block ends, however it ends."""
+
+    async def close(self) -> object:
+        raise NotImplementedError
+
+    async def _settle(self, exc_type: ExcType, exc: BaseException | None) -> object:
+        return await self.close()
 
 
 class Stream(Closing, Generic[T]):

@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from scrawn import _wallet
+from scrawn._closing import AsyncSettled, ExcType, Settled
 from scrawn._methods import Asyncio, Blocking, Steps, call, run, run_async
 from scrawn._retry import Rpc
 from scrawn._wallet_results import (
@@ -129,7 +130,7 @@ class _ReservationState:
             raise _wallet.fail("actual_amount", f"must not exceed the held amount {self.amount}")
         return text
 
-    def _exit_steps(self, exc_type: type[BaseException] | None, exc: BaseException | None) -> Steps[None]:
+    def _exit_steps(self, exc_type: ExcType, exc: BaseException | None) -> Steps[None]:
         """How the ``with`` block settles an active reservation, as steps (:mod:`scrawn._methods`): when it
         ends normally, confirmed with the actual amount (or cancelled, and an error raised, without one);
         when it raises, cancelled — a failure to cancel is noted on the block's exception, not raised."""
@@ -170,7 +171,7 @@ class _ReservationState:
         )
 
 
-class Reservation(_ReservationState):
+class Reservation(_ReservationState, Settled):
     """A hold on a user's credit (``Scrawn.create_reservation``). As a context manager it is confirmed with
     the amount given to :meth:`set_actual` when the block ends normally, and cancelled when the block
     raises; :meth:`confirm` or :meth:`cancel` inside the block settle it at once instead. Leaving the block
@@ -199,16 +200,11 @@ class Reservation(_ReservationState):
         self._apply(self._client._rpc(_wallet.extend_reservation(self.id, ttl_seconds)))
         return self
 
-    def __enter__(self) -> Reservation:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def _settle(self, exc_type: ExcType, exc: BaseException | None) -> None:
         run(self._exit_steps(exc_type, exc))
 
 
-class AsyncReservation(_ReservationState):
+class AsyncReservation(_ReservationState, AsyncSettled):
     """:class:`Reservation` for :class:`~scrawn.AsyncScrawn`: ``await r.confirm(...)``, ``async with``."""
 
     def __init__(
@@ -231,12 +227,7 @@ class AsyncReservation(_ReservationState):
         self._apply(await self._client._rpc(_wallet.extend_reservation(self.id, ttl_seconds)))
         return self
 
-    async def __aenter__(self) -> AsyncReservation:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    async def _settle(self, exc_type: ExcType, exc: BaseException | None) -> None:
         await run_async(self._exit_steps(exc_type, exc))
 
 
