@@ -20,7 +20,6 @@ from scrawn._wallet_client import (
     AsyncWallet,
     Confirmation,
     ReservationPage,
-    ReservationRequest,
 )
 
 if TYPE_CHECKING:
@@ -75,21 +74,6 @@ class AsyncScrawn(AsyncClient, Integrations):
         return AsyncEvents(self)
 
     # ------------------------------------------ wallets and holds (the procedures in scrawn._client_base)
-
-    def create_reservation(
-        self,
-        user_id: str,
-        amount: Number,
-        *,
-        ttl_seconds: int = 300,
-        idempotency_key: str | None = None,
-        description: str | None = None,
-    ) -> ReservationRequest:
-        """Hold ``amount`` of the user's available credit (see ``Scrawn.create_reservation``). Validated
-        now; ``await`` the result for the :class:`~scrawn.AsyncReservation`, or use it directly:
-        ``async with client.create_reservation("user_42", 500) as hold: ...``."""
-        rpc = _wallet.create_reservation(user_id, amount, ttl_seconds, idempotency_key, description)
-        return ReservationRequest(lambda: run_async(self._new_reservation_steps(rpc)))
 
     async def confirm_reservation(
         self, reservation_id: str | AsyncReservation, actual_amount: Number

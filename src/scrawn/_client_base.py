@@ -37,6 +37,7 @@ from scrawn._wallet_client import (
     Confirmation,
     Reservation,
     ReservationPage,
+    ReservationRequest,
     _ReservationState,
 )
 from scrawn._wallet_results import ReservationData
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 R = TypeVar("R")
 T = TypeVar("T")
 Res = TypeVar("Res", bound=_ReservationState)
+Held = TypeVar("Held")
 
 
 @dataclass
@@ -346,11 +348,33 @@ class ClientBase:
         """Called as ``flush()`` waits for the ``track()`` buffer."""
 
 
-class Reserving(ClientBase, Generic[Res]):
-    """The procedures of wallet holds (``create_reservation`` and the rest), both flavours: each client
-    types its own methods and reservation objects (``Res``)."""
+class Reserving(ClientBase, Generic[Res, Held]):
+    """Wallet holds, both flavours: ``create_reservation``, and the procedures of the rest, whose methods
+    each client types with its own reservation objects (``Res``); ``Held`` is what ``create_reservation``
+    gives (``_hold``)."""
 
     _reservation_type: Callable[..., Res]
+    _hold: Callable[[Rpc[tuple[ReservationData, str]]], Held]
+
+    def create_reservation(
+        self,
+        user_id: str,
+        amount: Number,
+        *,
+        ttl_seconds: int = 300,
+        idempotency_key: str | None = None,
+        description: str | None = None,
+    ) -> Held:
+        """Hold ``amount`` of the user's available credit for ``ttl_seconds`` (1–86,400), or raise
+        :class:`~scrawn.errors.InsufficientCreditsError`. The :class:`~scrawn.Reservation` is a context
+        manager: confirmed with ``set_actual(amount)`` when the block ends, cancelled if it raises.
+
+        On :class:`~scrawn.AsyncScrawn` the arguments are validated now; ``await`` the result for the
+        :class:`~scrawn.AsyncReservation`, or use it directly:
+        ``async with client.create_reservation("user_42", 500) as hold: ...``."""
+        return self._hold(
+            _wallet.create_reservation(user_id, amount, ttl_seconds, idempotency_key, description)
+        )
 
     def _new_reservation_steps(self, rpc: Rpc[tuple[ReservationData, str]]) -> Steps[Res]:
         data, key = yield from self._rpc_steps(rpc)
@@ -375,7 +399,7 @@ class Reserving(ClientBase, Generic[Res]):
         return self._reservation_type(self, data)
 
 
-class SyncClient(Reserving[Reservation], Blocking, Closing):
+class SyncClient(Reserving[Reservation, Reservation], Blocking, Closing):
     """The blocking flavour (:class:`scrawn.Scrawn`): steps run in the calling thread."""
 
     _transport: Transport
@@ -401,11 +425,14 @@ class SyncClient(Reserving[Reservation], Blocking, Closing):
     def _rpc(self, rpc: Rpc[R]) -> R:
         return run(self._rpc_steps(rpc))
 
+    def _hold(self, rpc: Rpc[tuple[ReservationData, str]]) -> Reservation:
+        return run(self._new_reservation_steps(rpc))
+
     def _event(self, call: EventCall[T]) -> EventResult:
         return run(self._event_steps(call))
 
 
-class AsyncClient(Reserving[AsyncReservation], Asyncio, AsyncClosing):
+class AsyncClient(Reserving[AsyncReservation, ReservationRequest], Asyncio, AsyncClosing):
     """The asyncio flavour (:class:`scrawn.AsyncScrawn`): steps are awaited, blocking ones in a thread."""
 
     _transport: AsyncTransport
@@ -442,6 +469,10 @@ class AsyncClient(Reserving[AsyncReservation], Asyncio, AsyncClosing):
 
     async def _rpc(self, rpc: Rpc[R]) -> R:
         return await run_async(self._rpc_steps(rpc))
+
+    def _hold(self, rpc: Rpc[tuple[ReservationData, str]]) -> ReservationRequest:
+        """The hold is created on the first ``await`` or ``async with``."""
+        return ReservationRequest(lambda: run_async(self._new_reservation_steps(rpc)))
 
     async def _event(self, call: EventCall[T]) -> EventResult:
         return await run_async(self._event_steps(call))

@@ -77,21 +77,6 @@ class Scrawn(SyncClient, Integrations):
 
     # ------------------------------------------ wallets and holds (the procedures in scrawn._client_base)
 
-    def create_reservation(
-        self,
-        user_id: str,
-        amount: Number,
-        *,
-        ttl_seconds: int = 300,
-        idempotency_key: str | None = None,
-        description: str | None = None,
-    ) -> Reservation:
-        """Hold ``amount`` of the user's available credit for ``ttl_seconds`` (1–86,400), or raise
-        :class:`~scrawn.errors.InsufficientCreditsError`. The :class:`~scrawn.Reservation` is a context
-        manager: confirmed with ``set_actual(amount)`` when the block ends, cancelled if it raises."""
-        rpc = _wallet.create_reservation(user_id, amount, ttl_seconds, idempotency_key, description)
-        return run(self._new_reservation_steps(rpc))
-
     def confirm_reservation(
         self, reservation_id: str | Reservation, actual_amount: Number
     ) -> Confirmation[Reservation]:
