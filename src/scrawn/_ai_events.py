@@ -215,11 +215,7 @@ class AiEvent:
 
     def to_proto(self) -> ev.StreamEventRequest:
         usage = ev.AITokenUsage(
-            model=self.model,
-            inputTokens=self.input_tokens,
-            outputTokens=self.output_tokens,
-            inputCacheTokens=self.input_cache_tokens,
-            outputCacheTokens=self.output_cache_tokens,
+            model=self.model, **{wire: getattr(self, name) for name, wire in _WIRE_TOKENS.items()}
         )
         if self.provider is not None:
             usage.provider = self.provider
