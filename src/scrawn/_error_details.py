@@ -44,8 +44,27 @@ QUARANTINE_PREFIX: Final = "Event kept for repricing"
 # ------------------------------------------------------------------------------------ the server's side
 
 
+# The amounts of a funds error and the fields of its detail that carry them (decimal strings, minor units).
+_INSUFFICIENT_AMOUNTS: Final = {
+    "current_balance": "currentBalance",
+    "available": "available",
+    "requested_amount": "requestedAmount",
+}
+_CAP_AMOUNTS: Final = {
+    "spend_cap": "spendCap",
+    "spent": "spent",
+    "held": "held",
+    "requested_amount": "requestedAmount",
+}
+
+
 def _amount(value: Decimal | None) -> str:
     return "" if value is None else format_amount(value)
+
+
+def _wire_amounts(error: ScrawnError, fields: Mapping[str, str]) -> dict[str, str]:
+    """A funds error's amounts as its detail's fields (empty where the error has none)."""
+    return {wire: _amount(getattr(error, name)) for name, wire in fields.items()}
 
 
 def details_of(error: ScrawnError) -> list[Message]:
@@ -53,22 +72,10 @@ def details_of(error: ScrawnError) -> list[Message]:
     request id. Empty for an error that has none of them."""
     found: list[Message] = []
     if isinstance(error, InsufficientCreditsError):
-        found.append(
-            wallet_pb.InsufficientFunds(
-                currentBalance=_amount(error.current_balance),
-                available=_amount(error.available),
-                requestedAmount=_amount(error.requested_amount),
-            )
-        )
+        found.append(wallet_pb.InsufficientFunds(**_wire_amounts(error, _INSUFFICIENT_AMOUNTS)))
     elif isinstance(error, SpendCapExceededError):
         found.append(
-            wallet_pb.SpendCapExceeded(
-                spendCap=_amount(error.spend_cap),
-                spent=_amount(error.spent),
-                held=_amount(error.held),
-                requestedAmount=_amount(error.requested_amount),
-                period=error.period or "",
-            )
+            wallet_pb.SpendCapExceeded(period=error.period or "", **_wire_amounts(error, _CAP_AMOUNTS))
         )
     elif isinstance(error, EventQuarantinedError):
         found.append(
@@ -157,6 +164,11 @@ def _decimal(text: str) -> Decimal | None:
     return value if value.is_finite() else None
 
 
+def _amounts(detail: Message, fields: Mapping[str, str]) -> dict[str, Decimal | None]:
+    """A funds detail's amounts as the error's (``None`` where one is absent or not a number)."""
+    return {name: _decimal(getattr(detail, wire)) for name, wire in fields.items()}
+
+
 def typed_error(
     code: str, message: str, found: ErrorDetails, header_request_id: str | None = None
 ) -> ScrawnError:
@@ -175,29 +187,17 @@ def typed_error(
                 idempotency_key=(kept.idempotencyKey if kept else None) or None,
                 reason=(kept.reason if kept else None) or None,
             )
-        if found.funds is not None:
-            return InsufficientCreditsError(
-                message,
-                field=field,
-                request_id=request_id,
-                current_balance=_decimal(found.funds.currentBalance),
-                available=_decimal(found.funds.available),
-                requested_amount=_decimal(found.funds.requestedAmount),
-            )
-        if found.cap is not None:
+        funds, cap = found.funds, found.cap
+        if funds is None and cap is None:
+            funds, cap = _funds_from_message(message)
+        if funds is not None:
+            amounts = _amounts(funds, _INSUFFICIENT_AMOUNTS)
+            return InsufficientCreditsError(message, field=field, request_id=request_id, **amounts)
+        if cap is not None:
+            amounts, period = _amounts(cap, _CAP_AMOUNTS), cap.period or None
             return SpendCapExceededError(
-                message,
-                field=field,
-                request_id=request_id,
-                spend_cap=_decimal(found.cap.spendCap),
-                spent=_decimal(found.cap.spent),
-                held=_decimal(found.cap.held),
-                requested_amount=_decimal(found.cap.requestedAmount),
-                period=found.cap.period or None,
+                message, field=field, request_id=request_id, period=period, **amounts
             )
-        legacy = _funds_from_message(message, field, request_id)
-        if legacy is not None:
-            return legacy
     return from_code(code, message, field=field, request_id=request_id)
 
 
@@ -239,17 +239,18 @@ def request_id_from(message: str, headers: Mapping[str, str] | None = None) -> s
     return found.group(1) if found else None
 
 
-def _funds_from_message(message: str, field: str | None, request_id: str | None) -> ScrawnError | None:
+def _funds_from_message(
+    message: str,
+) -> tuple[wallet_pb.InsufficientFunds | None, wallet_pb.SpendCapExceeded | None]:
+    """The funds detail an older server's message stands for: the amounts it names (the message of a
+    spend cap names none), as the detail would carry them."""
     if message.startswith("Insufficient funds"):
         match = _INSUFFICIENT.search(message)
-        return InsufficientCreditsError(
-            message,
-            field=field,
-            request_id=request_id,
-            current_balance=_decimal(match.group(3)) if match else None,
-            available=_decimal(match.group(2)) if match else None,
-            requested_amount=_decimal(match.group(1)) if match else None,
+        requested, available, balance = match.groups() if match else ("", "", "")
+        funds = wallet_pb.InsufficientFunds(
+            currentBalance=balance, available=available, requestedAmount=requested
         )
+        return funds, None
     if message.startswith("Spend cap exceeded"):
-        return SpendCapExceededError(message, field=field, request_id=request_id)
-    return None
+        return None, wallet_pb.SpendCapExceeded()
+    return None, None
