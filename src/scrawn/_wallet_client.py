@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from functools import partial
 from types import TracebackType
@@ -76,18 +75,9 @@ class ReservationPage(Listing[R]):
 
 
 class _ReservationState:
-    """What a reservation is (as last seen from the server) and the actual amount set for its ``with``
-    block. Amounts are minor units (``Decimal``), times aware UTC ``datetime`` values."""
-
-    id: str
-    user_id: str
-    amount: Decimal
-    status: str
-    expires_at: datetime | None
-    created_at: datetime | None
-    confirmed_amount: Decimal | None
-    transaction_id: str | None
-    description: str | None
+    """What a reservation is (as last seen from the server: the fields of
+    :class:`~scrawn._wallet_results.ReservationData`, copied by ``_apply``) and the actual amount set for
+    its ``with`` block. Amounts are minor units (``Decimal``), times aware UTC ``datetime`` values."""
 
     # each flavour's own (plain, or coroutine) methods, run as steps by _exit_steps
     cancel: Callable[[], object]
