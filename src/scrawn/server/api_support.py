@@ -35,7 +35,7 @@ async def json_object(request: Request) -> dict[str, Any]:
     return body
 
 
-def answer_json(row: object, keys: Iterable[str], **given: object) -> dict[str, Any]:
+def answer_json(row: object, keys: Iterable[str], /, **given: object) -> dict[str, Any]:
     """``row`` as a JSON answer: each of ``keys`` (camelCase, in order; a declared schema's ``properties``
     serve) from ``given`` where it is there (a time as text, an amount as a decimal string), else the row's
     snake_case attribute as it is."""

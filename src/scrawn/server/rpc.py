@@ -18,6 +18,7 @@ from protobuf.wkt import Any as PackedAny
 
 from scrawn._error_details import details_of
 from scrawn.errors import InternalError, OutOfRangeError, ScrawnError, UnavailableError
+from scrawn.server.api_support import answer_json
 from scrawn.server.db.engine import Database
 from scrawn.server.db.errors import classify
 from scrawn.server.keys.service import Caller, KeyService, Role
@@ -30,6 +31,7 @@ F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 P = ParamSpec("P")
 T = TypeVar("T")
 Resp = TypeVar("Resp")
+M = TypeVar("M", bound=Message)
 # A domain call with its checked inputs bound (``functools.partial`` by keyword), awaiting only
 # ``(conn, project_id, mode)``: what ``Rpc._scoped`` runs.
 Bound = Callable[[Any, str, str], Awaitable[T]]
@@ -71,6 +73,13 @@ def internal_error(exc: BaseException, where: str) -> ConnectError:
         log.exception("internal error in %s (request id %s)", where, request_id, exc_info=exc)
         error = InternalError(f"Internal error (request id {request_id})", request_id=request_id)
     return to_connect_error(error)
+
+
+def wire(message: type[M], row: object, /, **given: object) -> M:
+    """``message`` (a generated type) of ``row``: each field from ``given`` where it is there (an amount as
+    a decimal string, None as ""), else the row's snake_case attribute as it is (``userId`` ← ``user_id``);
+    a field given None stays unset."""
+    return message(**answer_json(row, [f.name for f in message.DESCRIPTOR.fields], **given))
 
 
 def handler(fn: F) -> F:

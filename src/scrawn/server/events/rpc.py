@@ -25,7 +25,7 @@ from scrawn.server.events.quarantine.service import KeptForRepricing
 from scrawn.server.events.service import EventService
 from scrawn.server.events.types import Stored
 from scrawn.server.keys.service import Caller, KeyService
-from scrawn.server.rpc import INGEST_ROLES, Rpc, authenticate_stream, handler, internal_error
+from scrawn.server.rpc import INGEST_ROLES, Rpc, authenticate_stream, handler, internal_error, wire
 
 MAX_TRACKED = 1000  # TrackEvents items per call
 STREAM_CHUNK = 1000  # items priced and committed together within one stream
@@ -47,14 +47,13 @@ class EventRpc(Rpc):
         [outcome] = await self._events.ingest(caller, [event])
         if isinstance(outcome, ScrawnError):  # a kept event too: its detail names it (EventQuarantined)
             raise outcome
-        return pb.RegisterEventResponse(
-            eventId=outcome.event_id,
-            idempotencyKey=outcome.idempotency_key,
+        return wire(
+            pb.RegisterEventResponse,
+            outcome,
             ingestedTimestamp=outcome.ingested_at,
             eventType=event.event_type,
             userId=event.user_id,
             message="Event stored successfully",
-            duplicate=outcome.duplicate,
         )
 
     @handler
@@ -116,16 +115,8 @@ class EventRpc(Rpc):
         target = void_service.check_target(request.eventId, request.idempotencyKey)
         reason = void_service.check_reason(request.reason)
         done = await self._scoped("write", caller, void_service.void_event, target, reason, caller.key_id)
-        return pb.VoidEventResponse(
-            eventId=done.event_id,
-            idempotencyKey=done.idempotency_key,
-            userId=done.user_id,
-            amount=format_amount(done.amount),
-            voidedTimestamp=done.voided_at,
-            voidedBy=done.voided_by,
-            reason=done.reason,
-            alreadyVoided=done.already_voided,
-            reversalEntryId=done.reversal_entry_id,
+        return wire(
+            pb.VoidEventResponse, done, amount=format_amount(done.amount), voidedTimestamp=done.voided_at
         )
 
     @handler

@@ -10,7 +10,7 @@ from scrawn._proto.wallet.v1 import wallet_pb2 as pb
 from scrawn.money import format_amount
 from scrawn.server.ledger.rules import period_text
 from scrawn.server.ledger.types import Entry
-from scrawn.server.rpc import Bound, Rpc, Scoped
+from scrawn.server.rpc import Bound, Rpc, Scoped, wire
 from scrawn.server.wallets import service as w
 from scrawn.server.wallets.repository import Reservation
 
@@ -25,19 +25,15 @@ def _balance(view: w.BalanceView) -> pb.Balance:
 
 
 def _transaction(row: Entry) -> pb.Transaction:
-    tx = pb.Transaction(
-        id=row.id,
-        userId=row.user_id,
-        kind=row.kind,
+    return wire(
+        pb.Transaction,
+        row,
         amount=format_amount(row.amount),
         description=row.description or "",
         eventId=row.event_id or "",
         reservationId=row.reservation_id or "",
-        createdAt=row.created_at,
+        expiresAt=None if row.lot_expires_at is None else row.lot_expires_at // 1000,
     )
-    if row.lot_expires_at is not None:
-        tx.expiresAt = row.lot_expires_at // 1000
-    return tx
 
 
 def _user_settings(s: w.UserSettings) -> pb.UserSettings:
@@ -54,19 +50,14 @@ def _user_settings(s: w.UserSettings) -> pb.UserSettings:
 
 
 def _reservation(row: Reservation) -> pb.Reservation:
-    res = pb.Reservation(
-        id=row.id,
-        userId=row.user_id,
+    return wire(
+        pb.Reservation,
+        row,
         amount=format_amount(row.amount),
-        status=row.status,
-        expiresAt=row.expires_at,
-        createdAt=row.created_at,
+        confirmedAmount=None if row.confirmed_amount is None else format_amount(row.confirmed_amount),
         description=row.description or "",
         transactionId=row.transaction_id or "",
     )
-    if row.confirmed_amount is not None:
-        res.confirmedAmount = format_amount(row.confirmed_amount)
-    return res
 
 
 def _credit(request: pb.CreditRequest) -> Bound[w.Posting]:
