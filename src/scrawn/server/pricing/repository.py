@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from decimal import Decimal
 from typing import Any
 
@@ -121,20 +121,17 @@ async def insert_deleted(
 # model price overrides ---------------------------------------------------------------------------------
 
 
+# The override's fields stored under another column name (the rates per million tokens); the rest keep theirs.
+_COLUMN = {
+    "input": "input_mtok",
+    "output": "output_mtok",
+    "cache_read": "cache_read_mtok",
+    "cache_write": "cache_write_mtok",
+}
+
+
 def _override(row: Row[Any]) -> Override:
-    return Override(
-        id=row.id,
-        model=row.model,
-        provider=row.provider,
-        effective_from=row.effective_from,
-        input=row.input_mtok,
-        output=row.output_mtok,
-        cache_read=row.cache_read_mtok,
-        cache_write=row.cache_write_mtok,
-        audio_minute=row.audio_minute,
-        created_at=row.created_at,
-        changed_by=row.changed_by,
-    )
+    return Override(**{f.name: getattr(row, _COLUMN.get(f.name, f.name)) for f in fields(Override)})
 
 
 async def live_overrides(conn: AsyncConnection, project_id: str, models: list[str] | None) -> list[Override]:
@@ -172,22 +169,8 @@ async def retire_override(
 async def insert_override(conn: AsyncConnection, project_id: str, override: Override) -> Override:
     """Store a new override; returns it as stored."""
     t = overrides
-    await conn.execute(
-        t.insert().values(
-            project_id=project_id,
-            id=override.id,
-            model=override.model,
-            provider=override.provider,
-            effective_from=override.effective_from,
-            input_mtok=override.input,
-            output_mtok=override.output,
-            cache_read_mtok=override.cache_read,
-            cache_write_mtok=override.cache_write,
-            audio_minute=override.audio_minute,
-            created_at=override.created_at,
-            changed_by=override.changed_by,
-        )
-    )
+    values = {_COLUMN.get(name, name): value for name, value in asdict(override).items()}
+    await conn.execute(t.insert().values(project_id=project_id, **values))
     found = (await conn.execute(select(t).where(t.c.project_id == project_id, t.c.id == override.id))).one()
     return _override(found)
 

@@ -32,7 +32,7 @@ MAX_TOKENS = 10**12
 MAX_AUDIO_SECONDS = Decimal(10_000_000)
 MAX_KEY, MAX_DESCRIPTION = 255, 255
 FUTURE_SKEW_MS = 86_400_000
-PARTS = ("input", "output", "cached", "cache_write", "audio")
+PARTS = ("input", "output", "cached", "cache_write", "audio")  # a cost's parts, stored as ``{part}_cost``
 PART_FIELDS = {
     "input": "inputTokens",
     "output": "outputTokens",
@@ -312,17 +312,10 @@ async def record(conn: AsyncConnection, project_id: str, mode: str, inp: RecordI
             reservation_id=reservation_id,
             model=inp.call.model,
             provider=cost.provider,
-            usage_type=usage.usage_type,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cached_tokens=usage.cached_tokens,
-            cache_write_tokens=usage.cache_write_tokens,
+            # usage_type and the token counts under their own names; audio in ms
+            **{k: v for k, v in asdict(usage).items() if k != "audio_seconds"},
             audio_ms=int(usage.audio_seconds * 1000),
-            input_cost=cost.input,
-            output_cost=cost.output,
-            cached_cost=cost.cached,
-            cache_write_cost=cost.cache_write,
-            audio_cost=cost.audio,
+            **{f"{part}_cost": getattr(cost, part) for part in PARTS},
             cost=cost.total,
             pricing=json.dumps(pricing, sort_keys=True),
             description=inp.description,
@@ -344,11 +337,7 @@ def audio_seconds(ms: int) -> str:
 def cost_of(row: Any) -> RoundedCost:
     pricing = json.loads(row.pricing)
     return RoundedCost(
-        input=row.input_cost,
-        output=row.output_cost,
-        cached=row.cached_cost,
-        cache_write=row.cache_write_cost,
-        audio=row.audio_cost,
+        **{part: getattr(row, f"{part}_cost") for part in PARTS},
         model=pricing["model"],
         provider=pricing["provider"],
         source=pricing["source"],

@@ -10,7 +10,7 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -44,6 +44,8 @@ class Claim:
 
 @dataclass(frozen=True)
 class Outcome:
+    """One delivery's result: the fields of its ``DeliveryAttempt`` after the message and attempt number."""
+
     url: str
     status_code: int | None
     error: str | None
@@ -178,21 +180,9 @@ class WebhookDeliverer:
         async with self._db.write() as conn:
             row = await repository.lock_message(conn, claim.project_id, claim.mode, claim.id)
             attempt = row.attempts + 1
-            await repository.insert_attempt(
-                conn,
-                DeliveryAttempt(
-                    project_id=claim.project_id,
-                    mode=claim.mode,
-                    message_id=claim.id,
-                    attempt=attempt,
-                    url=outcome.url,
-                    status_code=outcome.status_code,
-                    error=outcome.error,
-                    duration_ms=outcome.duration_ms,
-                    attempted_at=outcome.attempted_at,
-                    response_body=outcome.response_body,
-                ),
-            )
+            # The delivery log's line: the outcome, for this message and attempt.
+            line = DeliveryAttempt(claim.project_id, claim.mode, claim.id, attempt, **asdict(outcome))
+            await repository.insert_attempt(conn, line)
             key = (conn, claim.project_id, claim.mode, claim.id)
             ours = row.status == "pending" and row.next_attempt_at == claim.lease_until
             if outcome.ok:
