@@ -52,6 +52,7 @@ from scrawn.server.ledger.types import (
     BalanceRow,
     Entry,
     LedgerEntry,
+    Limits,
     Moved,
     Posted,
     Scope,
@@ -122,17 +123,13 @@ async def lock_existing(conn: AsyncConnection, project_id: str, mode: str, user_
 
 
 async def set_limits(
-    conn: AsyncConnection, project_id: str, mode: str, user_id: str, limits: dict[str, Decimal | None]
+    conn: AsyncConnection, project_id: str, mode: str, user_id: str, limits: Limits
 ) -> Balance:
     """Set ``spend_cap`` and/or ``low_balance_threshold`` (None removes one). Neither is retroactive."""
     view = await lock(conn, project_id, mode, user_id)
-    if "spend_cap" in limits:
-        view = replace(view, spend_cap=limits["spend_cap"])
-    if "low_balance_threshold" in limits:
-        view = replace(view, low_balance_threshold=limits["low_balance_threshold"])
     if limits:
         await repo.write_balance(conn, project_id, mode, user_id, now=now_ms(), **limits)
-    return view
+    return replace(view, **limits)
 
 
 async def list_entries(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import NamedTuple
+from typing import NamedTuple, TypedDict
 
 from scrawn.money import from_micros
 
@@ -18,8 +18,21 @@ SERVER_KEY_PREFIXES = ("void:", "payment:", "refund:")
 Scope = tuple[str, str, str]  # (project_id, mode, user_id): the unit a balance row and its lock cover
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Details:
+    """What an entry, to post or as stored, may say besides whose it is, its kind and its amount (by keyword
+    only): the event or reservation it belongs to, its idempotency key with the fingerprint of what the key
+    was used for, and a description."""
+
+    event_id: str | None = None
+    reservation_id: str | None = None
+    idempotency_key: str | None = None
+    fingerprint: str | None = None
+    description: str | None = None
+
+
 @dataclass(frozen=True)
-class LedgerEntry:
+class LedgerEntry(_Details):
     """One signed movement of a user's balance (negative = money taken), to post."""
 
     project_id: str
@@ -27,17 +40,24 @@ class LedgerEntry:
     user_id: str
     kind: str  # usage | payment | top_up | grant | adjustment | refund | debit | capture | expiry | void
     amount: Decimal
-    event_id: str | None = None
-    reservation_id: str | None = None
-    idempotency_key: str | None = None
-    fingerprint: str | None = None
-    description: str | None = None
     expires_at: int | None = None  # Unix ms: a credit that expires becomes a credit lot
     id: str | None = None  # chosen by the ledger when None
 
     @property
     def scope(self) -> Scope:
         return (self.project_id, self.mode, self.user_id)
+
+
+@dataclass(frozen=True)
+class Entry(_Details):
+    """A ledger entry as stored, with the expiry (Unix ms) of the credit lot it made, if any."""
+
+    id: str
+    user_id: str
+    kind: str
+    amount: Decimal
+    created_at: int
+    lot_expires_at: int | None = None
 
 
 class Moved(NamedTuple):
@@ -77,27 +97,6 @@ class UsageDebit(NamedTuple):
     micros: int
     event_id: str | None = None
 
-    @property
-    def scope(self) -> Scope:
-        return (self.project_id, self.mode, self.user_id)
-
-
-@dataclass(frozen=True)
-class Entry:
-    """A ledger entry as stored, with the expiry (Unix ms) of the credit lot it made, if any."""
-
-    id: str
-    user_id: str
-    kind: str
-    amount: Decimal
-    created_at: int
-    event_id: str | None = None
-    reservation_id: str | None = None
-    idempotency_key: str | None = None
-    fingerprint: str | None = None
-    description: str | None = None
-    lot_expires_at: int | None = None
-
 
 @dataclass(frozen=True)
 class Balance:
@@ -115,6 +114,13 @@ class Balance:
     @property
     def available(self) -> Decimal:
         return self.balance - self.held
+
+
+class Limits(TypedDict, total=False):
+    """A user's spend controls to set: None removes one, and one left out stays as it is."""
+
+    spend_cap: Decimal | None
+    low_balance_threshold: Decimal | None
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ webhook events stored once. Rows leave as the values of ``payments/types.py``; `
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import TypedDict, Unpack
 
 from sqlalchemy import ColumnElement, and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -125,6 +126,17 @@ async def list_checkouts(
     return [typed(CheckoutRecord, row) for row in await conn.execute(query)]
 
 
+class CheckoutChanges(TypedDict, total=False):
+    """What changes in a checkout after it is created; a None one stays as it is."""
+
+    status: str | None
+    provider_session_id: str | None
+    provider_url: str | None
+    provider_payment_id: str | None
+    paid_charge: int | None
+    refunded_charge: int | None
+
+
 async def update_checkout(
     conn: AsyncConnection,
     project_id: str,
@@ -132,24 +144,11 @@ async def update_checkout(
     checkout_id: str,
     *,
     expect: str | None = None,
-    status: str | None = None,
-    provider_session_id: str | None = None,
-    provider_url: str | None = None,
-    provider_payment_id: str | None = None,
-    paid_charge: int | None = None,
-    refunded_charge: int | None = None,
+    **changes: Unpack[CheckoutChanges],
 ) -> bool:
     """Change the given fields (a None one stays as it is), only while the status is ``expect`` if given;
     True if the checkout was changed."""
-    given = {
-        "status": status,
-        "provider_session_id": provider_session_id,
-        "provider_url": provider_url,
-        "provider_payment_id": provider_payment_id,
-        "paid_charge": paid_charge,
-        "refunded_charge": refunded_charge,
-    }
-    values = {k: v for k, v in given.items() if v is not None}
+    values = {k: v for k, v in changes.items() if v is not None}
     stmt = update(checkouts).where(_checkout_key(project_id, mode, checkout_id))
     if expect is not None:
         stmt = stmt.where(checkouts.c.status == expect)

@@ -24,7 +24,7 @@ from scrawn.money import MoneyError, format_amount, parse_decimal
 from scrawn.server.clock import now_ms
 from scrawn.server.db.engine import Database
 from scrawn.server.ledger import service as ledger
-from scrawn.server.ledger.types import LedgerEntry
+from scrawn.server.ledger.types import LedgerEntry, Posted
 from scrawn.server.payments import config as configs
 from scrawn.server.payments import repository
 from scrawn.server.payments.providers import PROVIDERS, CheckoutRequest, WebhookFact
@@ -253,20 +253,14 @@ async def _paid(
     assert fact.amount is not None
     payment_id = fact.payment_id or fact.event_id
     credited = from_charge(fact.amount, row.currency, unit)
-    posted = await ledger.post_keyed(
+    posted = await _post(
         conn,
-        LedgerEntry(
-            row.project_id,
-            row.mode,
-            row.user_id,
-            "payment" if row.purpose == "outstanding" else "top_up",
-            credited,
-            idempotency_key=f"payment:{config.provider}:{payment_id}",  # one credit per provider payment
-            description=f"{config.provider} checkout {row.id}",
-        ),
-        require_available=False,
+        row,
+        "payment" if row.purpose == "outstanding" else "top_up",
+        credited,
+        key=f"payment:{config.provider}:{payment_id}",  # one credit per provider payment
+        description=f"{config.provider} checkout {row.id}",
     )
-    entry, view = posted.entry, posted.balance
     if posted.duplicate:
         return "duplicate"
     await repository.update_checkout(
@@ -278,16 +272,7 @@ async def _paid(
         paid_charge=(row.paid_charge or 0) + fact.amount,
         provider_payment_id=payment_id,
     )
-    await _notify(
-        conn,
-        "payment.succeeded",
-        row,
-        config,
-        charge=fact.amount,
-        amount=credited,
-        balance=view.balance,
-        transactionId=entry.id,
-    )
+    await _notify(conn, "payment.succeeded", row, config, charge=fact.amount, amount=credited, posted=posted)
     return "paid"
 
 
@@ -299,20 +284,14 @@ async def _refunded(
     if grown <= 0:
         return "ignored"
     taken = from_charge(grown, row.currency, unit)
-    posted = await ledger.post_keyed(
+    posted = await _post(
         conn,
-        LedgerEntry(
-            row.project_id,
-            row.mode,
-            row.user_id,
-            "refund",
-            -taken,
-            idempotency_key=f"refund:{config.provider}:{row.id}:{fact.amount}",
-            description=f"{config.provider} refund of checkout {row.id}",
-        ),
-        require_available=False,  # money returned: what it paid for is owed again
+        row,
+        "refund",
+        -taken,
+        key=f"refund:{config.provider}:{row.id}:{fact.amount}",
+        description=f"{config.provider} refund of checkout {row.id}",
     )
-    entry, view = posted.entry, posted.balance
     fully = row.paid_charge is not None and fact.amount >= row.paid_charge
     await repository.update_checkout(
         conn,
@@ -329,11 +308,21 @@ async def _refunded(
         config,
         charge=grown,
         amount=taken,
-        balance=view.balance,
+        posted=posted,
         refundedTotal=fact.amount,
-        transactionId=entry.id,
     )
     return "refunded"
+
+
+async def _post(
+    conn: AsyncConnection, row: CheckoutRecord, kind: str, amount: Decimal, *, key: str, description: str
+) -> Posted:
+    """The checkout's money on its user's balance, once per ``key``. Never refused: a payment is money in,
+    and a refund is money returned, after which what it paid for is owed again."""
+    entry = LedgerEntry(
+        row.project_id, row.mode, row.user_id, kind, amount, idempotency_key=key, description=description
+    )
+    return await ledger.post_keyed(conn, entry, require_available=False)
 
 
 async def _notify(
@@ -344,9 +333,10 @@ async def _notify(
     *,
     charge: int,
     amount: Decimal,
-    balance: Decimal | None = None,
+    posted: Posted | None = None,
     **extra: Any,
 ) -> None:
+    """Queue the ``type_`` webhook of the checkout; with the balance and transaction a posting left."""
     data: dict[str, Any] = {
         "checkoutId": row.id,
         "userId": row.user_id,
@@ -357,6 +347,6 @@ async def _notify(
         "provider": config.provider,
         **extra,
     }
-    if balance is not None:
-        data["balance"] = format_amount(balance)
+    if posted is not None:
+        data |= {"balance": format_amount(posted.balance.balance), "transactionId": posted.entry.id}
     await enqueue(conn, row.project_id, row.mode, type_, data)

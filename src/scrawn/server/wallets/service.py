@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Unpack
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -23,7 +23,7 @@ from scrawn.server.clock import iso
 from scrawn.server.db.engine import now_ms
 from scrawn.server.ledger import service as ledger
 from scrawn.server.ledger.rules import fingerprint
-from scrawn.server.ledger.types import SERVER_KEY_PREFIXES, Balance, Entry, LedgerEntry
+from scrawn.server.ledger.types import SERVER_KEY_PREFIXES, Balance, Entry, LedgerEntry, Limits
 from scrawn.server.paging import MAX_PAGE
 from scrawn.server.wallets import repository as repo
 from scrawn.server.wallets.repository import Reservation
@@ -373,9 +373,6 @@ def check_setting(field: str, text: str | None, *, allow_negative: bool) -> Deci
     return from_micros(to_micros(value))
 
 
-_UNCHANGED: Any = object()
-
-
 async def get_settings(conn: AsyncConnection, project_id: str, mode: str, user_id: str) -> UserSettings:
     return _settings(await ledger.read_limits(conn, project_id, mode, user_id))
 
@@ -385,17 +382,10 @@ async def update_settings(
     project_id: str,
     mode: str,
     user_id: str,
-    *,
-    spend_cap: Decimal | None = _UNCHANGED,
-    low_balance_threshold: Decimal | None = _UNCHANGED,
+    **limits: Unpack[Limits],
 ) -> UserSettings:
     """Set or remove (None) a user's spend cap and low-balance threshold; omitted ones stay. Neither is
     retroactive: a lower cap refuses the next debit, a higher threshold alerts at the next crossing."""
-    limits: dict[str, Decimal | None] = {}
-    if spend_cap is not _UNCHANGED:
-        limits["spend_cap"] = spend_cap
-    if low_balance_threshold is not _UNCHANGED:
-        limits["low_balance_threshold"] = low_balance_threshold
     return _settings(await ledger.set_limits(conn, project_id, mode, user_id, limits))
 
 
