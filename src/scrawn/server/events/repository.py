@@ -22,7 +22,7 @@ from scrawn.server.db.rows import filtered, ids_matching, owned, project_deletes
 from scrawn.server.db.schema import events, quarantined_events
 from scrawn.server.db.sums import joined, split_sum
 from scrawn.server.events.types import Billed, EventRecord, PricedEvent, VoidableEvent
-from scrawn.server.ledger import repository as ledger_repository
+from scrawn.server.ledger import batch_repository as ledger_batch
 from scrawn.server.ledger.types import Moved
 from scrawn.server.ledger.types import Scope as UserScope
 
@@ -93,13 +93,13 @@ async def insert_new_with_usage(
     conn: AsyncConnection, rows: Sequence[EventRow], now: int, period: int
 ) -> tuple[set[EventKey], dict[UserScope, Moved]]:
     """PostgreSQL: ``insert_new`` and the usage posting of the events it inserted (their ledger entries and
-    one balance move per user, ``ledger.repository.post_usage_ctes``) in one statement, so a flush is one
-    round trip and only the inserted keys and the few balance rows the ledger's rules still look at come
+    one balance move per user, ``ledger/batch_repository.post_usage_ctes``) in one statement, so a flush is
+    one round trip and only the inserted keys and the few balance rows the ledger's rules still look at come
     back, as arrays. Returns the keys inserted and those rows."""
     columns, values = bulk.given(events, COLUMNS, rows)
     found: Any = (await conn.exec_driver_sql(_with_usage_sql(columns), (*values, now, period))).one()
     keys = set(zip(found[0] or (), found[1] or (), found[2] or (), strict=True))
-    return keys, ledger_repository.flagged_rows(found[3])
+    return keys, ledger_batch.flagged_rows(found[3])
 
 
 @cache
@@ -109,7 +109,7 @@ def _with_usage_sql(columns: tuple[str, ...]) -> str:
         f"{bulk.pg_insert(events, columns)} ON CONFLICT DO NOTHING "
         "RETURNING project_id, mode, id, user_id, idempotency_key, debit, ingested_at"
     )
-    usage = ledger_repository.post_usage_ctes("inserted", f"${n + 1}", f"${n + 2}")
+    usage = ledger_batch.post_usage_ctes("inserted", f"${n + 1}", f"${n + 2}")
     answer = (
         "array_agg(project_id), array_agg(mode), array_agg(idempotency_key), (SELECT rows::text FROM flagged)"
     )

@@ -19,10 +19,6 @@ from scrawn.errors import AlreadyExistsError
 from scrawn.server.db.engine import dialect_insert
 from scrawn.server.db.rows import owned, page_after, project_deletes, typed
 from scrawn.server.db.schema import balance_alerts, balances, credit_lots, ledger_entries
-
-# The events' one-statement flush (events/repository.py) builds its ledger half from these.
-from scrawn.server.ledger.batch_repository import flagged_rows as flagged_rows
-from scrawn.server.ledger.batch_repository import post_usage_ctes as post_usage_ctes
 from scrawn.server.ledger.rules import Lot, LotRaceError, consumption_order
 from scrawn.server.ledger.types import ZERO, BalanceRow, Entry, LedgerEntry, Scope
 
