@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable, Iterable
+from functools import cache
 from typing import Any
 
 from starlette.requests import Request
@@ -42,6 +43,7 @@ def answer_json(row: object, keys: Iterable[str], /, **given: object) -> dict[st
     return {key: given[key] if key in given else getattr(row, _snake(key)) for key in keys}
 
 
+@cache
 def _snake(key: str) -> str:
     return re.sub("([A-Z])", r"_\1", key).lower()
 
