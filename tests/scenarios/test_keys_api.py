@@ -77,6 +77,8 @@ def test_keyset_pages(module_server: ServerHandle) -> None:
         ({"name": "x", "role": "live", "expiresIn": 5}, "expiresIn"),
         ({"name": "x", "role": "live", "expiresIn": "3600"}, "expiresIn"),
         ({"name": " ", "role": "live"}, "name"),
+        ({"name": "a\x00b", "role": "live"}, "name"),  # PostgreSQL text cannot hold NUL: refused, not a 500
+        ({"name": "line\nbreak", "role": "live"}, "name"),
     ],
 )
 def test_create_names_the_bad_field(module_server: ServerHandle, body: dict[str, object], field: str) -> None:

@@ -301,6 +301,8 @@ def test_endpoint_management(server: ServerHandle, receiver: Receiver) -> None:
     bad = api(server, "PUT", path, json={"url": "ftp://example.com/x"})
     assert bad.status_code == 400 and bad.json()["field"] == "url"
     assert api(server, "PUT", path, json={"url": "https://" + "a" * 2048}).json()["field"] == "url"
+    nul = api(server, "PUT", path, json={"url": "https://example.com/\x00"})  # PostgreSQL text holds no NUL
+    assert nul.status_code == 400 and nul.json()["field"] == "url", nul.text
     assert api(server, "PUT", path, json={"url": receiver.url, "rotate": "yes"}).json()["field"] == "rotate"
     refused = httpx.get(
         server.base_url + path, headers={"authorization": f"Bearer {server.live_key}"}, timeout=30

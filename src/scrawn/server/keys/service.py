@@ -148,8 +148,12 @@ class KeyService:
     ) -> tuple[KeyRecord, str]:
         """Create a key; the plain text is returned once and never stored."""
         name = name.strip()
-        if not 1 <= len(name) <= 255:
-            raise ValidationError("name", "must be 1 to 255 characters", context="API key validation failed")
+        if not 1 <= len(name) <= 255 or any(ord(c) < 32 for c in name):
+            raise ValidationError(
+                "name",
+                "must be 1 to 255 characters, without control characters",
+                context="API key validation failed",
+            )
         key = generate_key(role)
         now = now_ms()
         record = KeyRecord(

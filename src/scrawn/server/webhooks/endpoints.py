@@ -28,8 +28,8 @@ def check_url(value: object) -> str:
         raise ValidationError("url", "must be an http or https URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError("url", "must be an http or https URL")
-    if any(c.isspace() for c in url):
-        raise ValidationError("url", "must not contain whitespace")
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        raise ValidationError("url", "must not contain whitespace or control characters")
     return url
 
 
