@@ -7,8 +7,10 @@ import asyncio
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +28,18 @@ PG_URL = os.environ.get("SCRAWN_TEST_DATABASE_URL", "postgresql://postgres@127.0
 REQUIRE_PG = os.environ.get("SCRAWN_REQUIRE_POSTGRES") == "1"
 SECRET = "test-secret-" + "x" * 20
 TS_DIR = Path(__file__).resolve().parent / "ts"  # the TypeScript client scripts and their npm packages
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """For ``--dist loadgroup`` (scripts/test): the tests of a module that share a module- or class-scoped
+    fixture (a ``module_server``) stay on one worker, which starts it once; every other test is handed out on
+    its own, so a module of slow tests with servers of their own is spread over every worker."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        scopes = {d.scope for defs in info.name2fixturedefs.values() for d in defs} if info else set()
+        if scopes & {"module", "class", "package"}:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__ if item.module else item.nodeid))
 
 
 def free_port() -> int:
@@ -73,6 +87,75 @@ def new_pg_database() -> tuple[str, str]:
 
 def drop_pg_database(name: str) -> None:
     _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# This worker's migrated templates, made once each: the SQLite file, the PostgreSQL database name.
+_templates: dict[str, str] = {}
+
+
+def _template(kind: str) -> str:
+    from scrawn.server.db.migrate import migrate
+
+    if kind not in _templates:
+        if kind == "sqlite":
+            name = str(Path(tempfile.mkdtemp(prefix="scrawn-template-")) / "template.db")
+            url = f"sqlite:///{name}"
+        else:
+            url, name = new_pg_database()
+
+        async def run() -> None:
+            db = Database(url)
+            try:
+                await migrate(db)
+            finally:
+                await db.dispose()
+
+        run_async(run())
+        _templates[kind] = name
+    return _templates[kind]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_templates() -> Iterator[None]:
+    yield
+    if "postgres" in _templates:
+        drop_pg_database(_templates.pop("postgres"))
+    if "sqlite" in _templates:
+        shutil.rmtree(Path(_templates.pop("sqlite")).parent, ignore_errors=True)
+
+
+def clone_migrated(database_url: str) -> bool:
+    """Bring an empty database to the latest schema by copying a template this worker migrated once, as
+    ``scrawn migrate`` would have left it (a server start then skips replaying every migration; ``migrate``
+    itself is tested on empty databases). A database that has tables is left alone; False then."""
+    if database_url.startswith("sqlite:///"):
+        path = Path(database_url.removeprefix("sqlite:///"))
+        if path.exists() and path.stat().st_size:
+            return False
+        source, target = sqlite3.connect(_template("sqlite")), sqlite3.connect(path)
+        try:
+            source.backup(target)
+        finally:
+            source.close()
+            target.close()
+        return True
+    name = database_url.rsplit("/", 1)[1]
+
+    async def tables() -> int:
+        import asyncpg
+
+        conn = await asyncpg.connect(database_url, timeout=5)
+        try:
+            return int(await conn.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"))
+        finally:
+            await conn.close()
+
+    if run_async(tables()):
+        return False
+    template = _template("postgres")
+    drop_pg_database(name)
+    _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return True
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -209,6 +292,7 @@ def make_server(database_url: str, data_dir: Path) -> ServerHandle:
         finally:
             await db.dispose()
 
+    clone_migrated(database_url)
     project_id, dash = run_async(setup())
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCRAWN_")}

@@ -3,6 +3,7 @@ database of each kind (``database_url`` in ``tests/conftest.py`` gives one per t
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from scrawn.server.db.engine import Database
 from scrawn.server.db.migrate import migrate
 from scrawn.server.projects.service import create_project
+from tests.conftest import clone_migrated
 from tests.server.fresh import Fresh
 
 
@@ -18,7 +20,8 @@ async def migrated(database_url: str) -> AsyncIterator[Database]:
     """A fresh database with every migration applied and no project yet."""
     db = Database(database_url)
     try:
-        await migrate(db)
+        if not await asyncio.to_thread(clone_migrated, database_url):
+            await migrate(db)
         yield db
     finally:
         await db.dispose()
