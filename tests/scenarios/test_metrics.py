@@ -124,6 +124,7 @@ def test_http_routes_are_labelled_by_template_never_by_raw_path(module_server) -
 
 
 def test_gauges_are_reported(module_server) -> None:
+    scrape(module_server)  # counted in the next one, whichever test ran before this one
     text, samples = scrape(module_server)
     assert ("scrawn_webhook_outbox_pending", frozenset()) in samples
     assert value(samples, "scrawn_database_up") == 1
