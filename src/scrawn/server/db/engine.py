@@ -14,6 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from scrawn.server.clock import now_ms as now_ms  # re-exported: most callers import it from here
 from scrawn.server.config import normalise_database_url
 
+# A failed statement's error names its SQL but not its values: internal errors are logged with their cause,
+# and the values are customers' data, key hashes and sealed secrets.
+HIDE_PARAMETERS = True
+
 
 def dialect_insert(conn: AsyncConnection, table: Any) -> Any:
     """An INSERT with ``on_conflict_do_nothing``/``on_conflict_do_update`` for the connection's database."""
@@ -29,7 +33,9 @@ class Database:
             self.writer = _sqlite_engine(self.url, begin="BEGIN IMMEDIATE", pool_size=1)
             self.reader = _sqlite_engine(self.url, begin="BEGIN", pool_size=4)
         else:
-            self.writer = create_async_engine(self.url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+            self.writer = create_async_engine(
+                self.url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=HIDE_PARAMETERS
+            )
             self.reader = self.writer
 
     @asynccontextmanager
@@ -55,7 +61,12 @@ class Database:
 
 def _sqlite_engine(url: str, *, begin: str, pool_size: int) -> AsyncEngine:
     engine = create_async_engine(
-        url, pool_size=pool_size, max_overflow=0, pool_timeout=120, connect_args={"timeout": 30}
+        url,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_timeout=120,
+        connect_args={"timeout": 30},
+        hide_parameters=HIDE_PARAMETERS,
     )
 
     @event.listens_for(engine.sync_engine, "connect")
