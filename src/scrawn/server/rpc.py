@@ -79,7 +79,14 @@ def wire(message: type[M], row: object, /, **given: object) -> M:
     """``message`` (a generated type) of ``row``: each field from ``given`` where it is there (an amount as
     a decimal string, None as ""), else the row's snake_case attribute as it is (``userId`` ← ``user_id``);
     a field given None stays unset."""
-    return message(**answer_json(row, [f.name for f in message.DESCRIPTOR.fields], **given))
+    return message(**answer_json(row, _field_names(message.DESCRIPTOR), **given))
+
+
+@functools.cache
+def _field_names(descriptor: Any) -> tuple[str, ...]:
+    """A generated message type's field names, in order (read once per type: RegisterEvent's answer is built
+    on every call)."""
+    return tuple(f.name for f in descriptor.fields)
 
 
 def handler(fn: F) -> F:
