@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, TypedDict
+from typing import TypedDict
 
 from scrawn._proto.wallet.v1 import wallet_pb2 as pb
 from scrawn.money import format_amount
 from scrawn.server.ledger.rules import period_text
-from scrawn.server.ledger.types import Entry
+from scrawn.server.ledger.types import Entry, Limits
 from scrawn.server.rpc import Bound, Rpc, Scoped, wire
 from scrawn.server.wallets import service as w
 from scrawn.server.wallets.repository import Reservation
@@ -102,7 +102,7 @@ def _create_reservation(request: pb.CreateReservationRequest) -> Bound[Reservati
 
 def _update_settings(request: pb.UpdateUserSettingsRequest) -> Bound[w.UserSettings]:
     user = w.check_user(request.userId)
-    changes: dict[str, Any] = {}
+    changes: Limits = {}
     if request.HasField("spendCap"):
         changes["spend_cap"] = w.check_setting("spendCap", request.spendCap, allow_negative=False)
     if request.HasField("lowBalanceThreshold"):
