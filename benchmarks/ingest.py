@@ -55,6 +55,7 @@ TARGET_RATIO = 0.6
 TARGET_P99_MS = 100.0
 TARGET_BATCH_EVENTS_PER_S = 30_000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+STACK = "hypercorn"  # --server: what serves scrawn and the no-op (SCRAWN_SERVER)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -578,7 +579,7 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 @dataclass
 class Server:
-    name: str  # "noop" or "scrawn"
+    name: str  # "grpc-js", "noop" or "scrawn"
     port: int
     process: subprocess.Popen[bytes]
     log: Path
@@ -606,13 +607,34 @@ class Server:
 def start_noop(work: Path) -> Server:
     port = free_port()
     log = work / "noop.log"
+    argv = [sys.executable, str(BENCH_DIR / "noop_server.py"), "--port", str(port)]
+    if STACK == "pyvoy":  # the same no-op app inside Envoy, as `scrawn serve` runs on pyvoy
+        argv = [str(Path(sys.executable).parent / "pyvoy"), "noop_server:app", "--port", str(port)]
     with open(log, "ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, str(BENCH_DIR / "noop_server.py"), "--port", str(port)], stdout=out, stderr=out
-        )
+        process = subprocess.Popen(argv, stdout=out, stderr=out, cwd=BENCH_DIR)
     server = Server("noop", port, process, log)
     wait_ready(server.base_url, process, log)
     return server
+
+
+def start_grpcjs(work: Path) -> Server | None:
+    """The reference no-op (DESIGN §10): ``noop_grpcjs.mjs`` on Node with ``tests/ts``'s grpc-js (the
+    upstream backend's stack), called by the same load generator; None where Node or grpc-js is missing."""
+    node = shutil.which("node")
+    if node is None or not (ROOT / "tests/ts/node_modules/@grpc/grpc-js").is_dir():
+        return None
+    port = free_port()
+    log = work / "grpcjs.log"
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            [node, str(BENCH_DIR / "noop_grpcjs.mjs"), str(port)], stdout=out, stderr=out
+        )
+    deadline = time.monotonic() + 30
+    while "ready" not in _tail(log, 5):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the grpc-js no-op did not start:\n{_tail(log)}")
+        time.sleep(0.05)
+    return Server("grpc-js", port, process, log)
 
 
 def use_src(src: Path) -> None:
@@ -679,6 +701,7 @@ def start_scrawn(database_url: str, data_dir: Path) -> Server:
         "SCRAWN_DATABASE_URL": database_url,
         "SCRAWN_SECRET": SECRET,
         "SCRAWN_LOG_LEVEL": "warning",
+        "SCRAWN_SERVER": STACK,
         "SCRAWN_WORKERS": "1",  # one server process, as every recorded result (the default is one per CPU)
     }
     log = data_dir / "server.log"
@@ -735,11 +758,34 @@ def count_stored(server: Server, prefix: str) -> int:
 
 
 def proc_cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime, all threads
+    """utime + stime of PID's threads and of its live descendants (pyvoy's Envoy is a child process)."""
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return total
+
+
+def proc_rss_mb(pid: int) -> float:
+    """Resident memory of PID and its live descendants, in MB (VmRSS)."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+            rss = [line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")]
+            total += int(rss[0]) if rss else 0  # kernel threads and zombies have none
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return total / 1024
 
 
 def machine_cpu() -> tuple[int, int]:
@@ -784,7 +830,7 @@ class Options:
 class Measurement:
     db: str
     kind: str  # unary-grpc | unary-connect | stream-grpc | stream-connect | track-grpc
-    server: str  # noop | scrawn
+    server: str  # grpc-js | noop | scrawn
     seconds: float
     events: int
     calls: int
@@ -805,6 +851,7 @@ class Measurement:
     db_us_per_event: float | None = None
     acked: int = 0
     stored: int | None = None
+    rss_mb: list[float] = field(default_factory=list)  # the server's RSS (process tree), once a second
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -883,7 +930,10 @@ def measure(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-    time.sleep(max(0.0, end_at - time.monotonic()))
+    rss: list[float] = []
+    while (left := end_at - time.monotonic()) > 0:
+        rss.append(proc_rss_mb(server.process.pid))
+        time.sleep(min(1.0, left))
     busy1, total1 = machine_cpu()
     server1 = proc_cpu_seconds(server.process.pid)
     pg1 = {pid: proc_cpu_seconds(pid) for pid in pg_pids}
@@ -926,6 +976,7 @@ def measure(
         machine_busy=machine_busy,
         other_cpu=max(0.0, machine_busy - server_cpu - client_cpu - (db_cpu or 0.0)),
         acked=sum(r["acked_total"] for r in results),
+        rss_mb=rss,
     )
     if events:
         m.server_us_per_event = server_cpu * opts.seconds / events * 1e6
@@ -1003,6 +1054,7 @@ def machine_info(pg_admin_url: str | None) -> dict[str, Any]:
     for dist in (
         "scrawn",
         "hypercorn",
+        "pyvoy",
         "connectrpc",
         "sqlalchemy",
         "grpcio",
@@ -1024,6 +1076,7 @@ def machine_info(pg_admin_url: str | None) -> dict[str, Any]:
         "memory_gib": round(mem_kb / 1024 / 1024, 1),
         "kernel": platform.release(),
         "python": sys.version.split()[0],
+        "server_stack": STACK,
         "python_implementation": platform.python_implementation(),
         "packages": versions,
         "sqlite": sqlite3.sqlite_version,
@@ -1056,6 +1109,7 @@ KIND_LABEL = {
     "track-grpc": "TrackEvents batches, gRPC (h2c)",
 }
 KINDS = list(KIND_LABEL)
+GRPCJS_KINDS = ("unary-grpc", "stream-grpc")  # the methods noop_grpcjs.mjs serves
 
 
 def summarise(measurements: list[Measurement]) -> list[dict[str, Any]]:
@@ -1068,6 +1122,9 @@ def summarise(measurements: list[Measurement]) -> list[dict[str, Any]]:
             (c for c in measurements if c.server == "noop" and c.db == m.db and c.kind == m.kind), None
         )
         ratio = m.events_per_s / ceiling.events_per_s if ceiling and ceiling.events_per_s else None
+        grpcjs = next(
+            (c for c in measurements if c.server == "grpc-js" and c.db == m.db and c.kind == m.kind), None
+        )
         if m.kind.startswith("unary"):
             fast = m.p99_ms is not None and m.p99_ms <= TARGET_P99_MS
             ok = ratio is not None and ratio >= TARGET_RATIO and fast
@@ -1088,6 +1145,9 @@ def summarise(measurements: list[Measurement]) -> list[dict[str, Any]]:
                 "server_us_per_event": m.server_us_per_event,
                 "db_us_per_event": m.db_us_per_event,
                 "noop_us_per_event": ceiling.server_us_per_event if ceiling else None,
+                "grpcjs_events_per_s": grpcjs.events_per_s if grpcjs else None,
+                "grpcjs_us_per_event": grpcjs.server_us_per_event if grpcjs else None,
+                "rss_max_mb": max(m.rss_mb, default=None),
                 "target": target,
                 "meets_target": ok,
                 "errors": sum(m.errors.values()),
@@ -1099,6 +1159,20 @@ def summarise(measurements: list[Measurement]) -> list[dict[str, Any]]:
 
 def _f(x: float | None, spec: str = ".0f") -> str:
     return "–" if x is None else format(x, spec)
+
+
+def _grpcjs(row: dict[str, Any]) -> str:
+    if row.get("grpcjs_events_per_s") is None:
+        return "–"
+    return f"{_f(row['grpcjs_events_per_s'])} ({_f(row['grpcjs_us_per_event'])})"
+
+
+def _times(ours: float | None, reference: float | None) -> str:
+    return "–" if ours is None or not reference else f"{ours / reference:.1f}×"
+
+
+def _rss(samples: list[float]) -> str:
+    return f"{samples[0]:.0f} → {max(samples):.0f} → {samples[-1]:.0f}" if samples else "–"
 
 
 def _source(info: dict[str, Any]) -> str:
@@ -1131,7 +1205,8 @@ def markdown(report: dict[str, Any]) -> str:
         + ", ".join(f"{x:.2f}" for x in report.get("loadavg_at_end", []))
         + ".",
         "",
-        f"Settings: {opts['seconds']:g} s measured per figure after {opts['warmup']:g} s of warm-up; "
+        f"Settings: served by {info.get('server_stack', 'hypercorn')} (scrawn and the no-op alike); "
+        f"{opts['seconds']:g} s measured per figure after {opts['warmup']:g} s of warm-up; "
         f"{opts['concurrency']} concurrent RegisterEvent callers, over {opts['channels']} gRPC channels "
         f"(HTTP/2 connections) or {opts['concurrency']} HTTP/1.1 keep-alive connections (Connect, "
         f"{opts['connect_codec']} "
@@ -1147,15 +1222,17 @@ def markdown(report: dict[str, Any]) -> str:
         "events/s to other work on the machine. For PostgreSQL the backends' CPU is shown separately.",
         "",
         "| database | measurement | scrawn events/s | p50 ms | p99 ms | no-op events/s | ratio | "
-        "server us/event (no-op) | db us/event | target | met |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "server us/event (no-op) | db us/event | grpc-js no-op events/s (us/event) | no-op CPU × grpc-js "
+        "| server RSS max MB | target | met |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for r in report["summary"]:
         out.append(
             f"| {r['db']} | {KIND_LABEL[r['kind']]} | {_f(r['events_per_s'])} | {_f(r['p50_ms'], '.1f')} | "
             f"{_f(r['p99_ms'], '.1f')} | {_f(r['noop_events_per_s'])} | {_f(r['ratio'], '.2f')} | "
             f"{_f(r['server_us_per_event'])} ({_f(r['noop_us_per_event'])}) | {_f(r['db_us_per_event'])} | "
-            f"{r['target']} | {'yes' if r['meets_target'] else '**no**'} |"
+            f"{_grpcjs(r)} | {_times(r.get('noop_us_per_event'), r.get('grpcjs_us_per_event'))} | "
+            f"{_f(r.get('rss_max_mb'))} | {r['target']} | {'yes' if r['meets_target'] else '**no**'} |"
         )
     out += [
         "",
@@ -1168,8 +1245,8 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "| database | measurement | server | events/s | calls/s | p50 ms | p90 ms | p99 ms | max ms "
         "| errors | "
-        "cpu server | cpu db | cpu client | cpu other | stored/acked |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|",
+        "cpu server | cpu db | cpu client | cpu other | stored/acked | RSS MB first → max → last |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---|",
     ]
     for m in report["measurements"]:
         errs = ", ".join(f"{k} {v}" for k, v in m["errors"].items()) or "0"
@@ -1178,7 +1255,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {m['db']} | {m['kind']} | {m['server']} | {_f(m['events_per_s'])} | {_f(m['calls_per_s'])} | "
             f"{_f(m['p50_ms'], '.1f')} | {_f(m['p90_ms'], '.1f')} | {_f(m['p99_ms'], '.1f')} | "
             f"{_f(m['max_ms'], '.1f')} | {errs} | {m['server_cpu']:.2f} | {_f(m['db_cpu'], '.2f')} | "
-            f"{m['client_cpu']:.2f} | {m['other_cpu']:.2f} | {stored} |"
+            f"{m['client_cpu']:.2f} | {m['other_cpu']:.2f} | {stored} | {_rss(m.get('rss_mb', []))} |"
         )
     samples = [
         (m["db"], m["kind"], m["server"], s) for m in report["measurements"] for s in m["error_samples"]
@@ -1198,6 +1275,9 @@ def markdown(report: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Scrawn ingest benchmark (DESIGN §10).")
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument(
+        "--server", choices=["hypercorn", "pyvoy"], default="hypercorn", help="SCRAWN_SERVER, no-op alike"
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per measurement")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each window")
     parser.add_argument("--concurrency", type=int, default=64, help="concurrent RegisterEvent callers")
@@ -1256,6 +1336,8 @@ def main() -> None:
         help="only re-render the .md of an existing results .json (with --notes-file)",
     )
     args = parser.parse_args()
+    global STACK
+    STACK = args.server
     notes = args.notes_file.read_text() if args.notes_file else ""
     if args.render is not None:
         report = json.loads(args.render.read_text())
@@ -1312,10 +1394,12 @@ def main() -> None:
     ctx = multiprocessing.get_context("spawn")
     pool = concurrent.futures.ProcessPoolExecutor(max_workers=opts.client_procs, mp_context=ctx)
     noop: Server | None = None
+    grpcjs: Server | None = None
     try:
         for f in [pool.submit(_worker_warm) for _ in range(opts.client_procs)]:
             f.result()
         noop = start_noop(work)
+        grpcjs = start_grpcjs(work)
         for db in dbs:
             pg_name = None
             if db == "sqlite":
@@ -1332,7 +1416,8 @@ def main() -> None:
             try:
                 server = start_scrawn(url, data_dir)
                 for kind in kinds:
-                    for target in (noop, server):
+                    reference = [grpcjs] if grpcjs is not None and kind in GRPCJS_KINDS else []
+                    for target in (*reference, noop, server):
                         m = measure(pool, opts, db, kind, target, run_id, profile_dir)
                         measurements.append(m)
                         print(describe(m), flush=True)
@@ -1348,8 +1433,9 @@ def main() -> None:
                 if pg_name is not None:
                     pg_admin(args.pg_url, f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
     finally:
-        if noop is not None:
-            noop.stop()
+        for reference in (noop, grpcjs):
+            if reference is not None:
+                reference.stop()
         pool.shutdown()
         shutil.rmtree(work, ignore_errors=True)
 
