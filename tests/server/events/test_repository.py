@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from scrawn.server.events import repository
 from scrawn.server.events.price import Unpriceable
 from scrawn.server.events.quarantine import repository as kept
@@ -95,6 +97,29 @@ async def test_pages_walk_every_event_once_in_ingest_order(fresh: Fresh) -> None
         "BASIC_USAGE",
         None,
     )
+
+
+async def test_pricing_naming_pages_through_both_modes_once(
+    fresh: Fresh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keyset pages of 2 (ties on the millisecond broken by id) over both modes, on an autocommit read."""
+    monkeypatch.setattr(repository, "PRICING_PAGE", 2)
+    pid = fresh.project_id
+    for i in range(5):
+        await store(fresh, f"k{i}", at=1_000 if i < 3 else 1_000 + i)
+    test_rows = [
+        repository.event_row(priced(pid, basic("u1", f"t{i}", amount="2"), "test"), f"id-t{i}", 1_000)
+        for i in range(3)
+    ]
+    async with fresh.db.write() as conn:
+        await repository.insert_new(conn, test_rows)
+    async with fresh.db.read() as conn:
+        every = [p async for p in repository.pricing_naming(conn, pid, 0, '"amount"')]
+        recent = [p async for p in repository.pricing_naming(conn, pid, 1_004, '"amount"')]
+        none = [p async for p in repository.pricing_naming(conn, pid, 0, '"CALL"')]
+    assert sorted(every) == ['{"amount":"1.5"}'] * 5 + ['{"amount":"2"}'] * 3
+    assert recent == ['{"amount":"1.5"}'] * 1
+    assert none == []
 
 
 async def test_the_waiting_list_counts_pages_and_forgets_repriced_rows(fresh: Fresh) -> None:

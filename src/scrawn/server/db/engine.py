@@ -1,5 +1,8 @@
 """Engines and transactions. On SQLite: WAL, ``synchronous=FULL``, writes in ``BEGIN IMMEDIATE``
-through one connection, reads on a pool of their own. On PostgreSQL: one pool for both."""
+through one connection. Reads run in autocommit on a pool of their own on both databases: a read is one
+statement or a few that need no common snapshot (PostgreSQL's READ COMMITTED would not give one anyway), and
+a BEGIN/ROLLBACK pair around each would double its round trips (on PostgreSQL the pool's liveness ping also
+takes one instead of three)."""
 
 from __future__ import annotations
 
@@ -31,12 +34,17 @@ class Database:
         if self.is_sqlite:
             # One writer: SQLite has one anyway; queueing in the pool beats spinning on busy_timeout.
             self.writer = _sqlite_engine(self.url, begin="BEGIN IMMEDIATE", pool_size=1)
-            self.reader = _sqlite_engine(self.url, begin="BEGIN", pool_size=4)
+            self.reader = _sqlite_engine(self.url, begin=None, pool_size=4)
         else:
-            self.writer = create_async_engine(
-                self.url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=HIDE_PARAMETERS
+            # At most 20 connections per process, as one pool had before reads got their own.
+            self.writer = _postgres_engine(self.url, pool_size=8, max_overflow=4)
+            self.reader = _postgres_engine(
+                self.url,
+                pool_size=4,
+                max_overflow=4,
+                isolation_level="AUTOCOMMIT",
+                skip_autocommit_rollback=True,
             )
-            self.reader = self.writer
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -55,16 +63,29 @@ class Database:
 
     async def dispose(self) -> None:
         await self.writer.dispose()
-        if self.reader is not self.writer:
-            await self.reader.dispose()
+        await self.reader.dispose()
 
 
-def _sqlite_engine(url: str, *, begin: str, pool_size: int) -> AsyncEngine:
+def _postgres_engine(url: str, *, pool_size: int, max_overflow: int, **options: Any) -> AsyncEngine:
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+        hide_parameters=HIDE_PARAMETERS,
+        **options,
+    )
+
+
+def _sqlite_engine(url: str, *, begin: str | None, pool_size: int) -> AsyncEngine:
+    """``begin``: the statement that opens each transaction; None for the autocommit read pool, which then
+    skips the rollback (a thread hop) when a connection is closed. The driver never begins one itself."""
     engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=120,
+        skip_autocommit_rollback=begin is None,
         connect_args={"timeout": 30},
         hide_parameters=HIDE_PARAMETERS,
     )
@@ -79,8 +100,10 @@ def _sqlite_engine(url: str, *, begin: str, pool_size: int) -> AsyncEngine:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql(begin)
+    if begin is not None:
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql(begin)
 
     return engine

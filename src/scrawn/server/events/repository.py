@@ -27,6 +27,7 @@ from scrawn.server.ledger.types import Moved
 from scrawn.server.ledger.types import Scope as UserScope
 
 CHUNK = 500  # keys per IN (…) list
+PRICING_PAGE = 1000  # events per page of pricing_naming
 EventKey = tuple[str, str, str]  # (project_id, mode, idempotency_key): unique per stored event
 
 
@@ -326,16 +327,27 @@ async def pages(conn: AsyncConnection, scope: Scope, page_size: int) -> AsyncIte
 
 async def pricing_naming(conn: AsyncConnection, project_id: str, since: int, text: str) -> AsyncIterator[str]:
     """The recorded pricing (JSON text) of the project's events (both modes) ingested at or after ``since``
-    whose pricing contains ``text``; streamed, bounded by ``ix_events_ingested``."""
-    query = select(events.c.pricing).where(
-        events.c.project_id == project_id,
-        events.c.mode.in_(("live", "test")),
-        events.c.ingested_at >= since,
-        events.c.pricing.contains(text, autoescape=True),
-    )
-    result = await conn.stream(query.execution_options(yield_per=1000))
-    async for (pricing,) in result:
-        yield pricing
+    whose pricing contains ``text``; a page at a time (keyset on ``ix_events_ingested``: a server-side
+    cursor would need a transaction, and reads run in autocommit)."""
+    for mode in ("live", "test"):
+        cursor: tuple[int, str] | None = None
+        while True:
+            stmt = select(events.c.ingested_at, events.c.id, events.c.pricing).where(
+                events.c.project_id == project_id,
+                events.c.mode == mode,
+                events.c.ingested_at >= since,
+                events.c.pricing.contains(text, autoescape=True),
+            )
+            if cursor is not None:
+                stmt = stmt.where(_after(*cursor))
+            page = (
+                await conn.execute(stmt.order_by(events.c.ingested_at, events.c.id).limit(PRICING_PAGE))
+            ).all()
+            for row in page:
+                yield row.pricing
+            if len(page) < PRICING_PAGE:
+                break
+            cursor = (page[-1].ingested_at, page[-1].id)
 
 
 async def listing(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, and_, exists, select, update
+from sqlalchemy import Row, and_, bindparam, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -50,12 +50,24 @@ _ROW = (
 )
 
 
-def _where_user(project_id: str, mode: str, user_id: str) -> Any:
-    return and_(balances.c.project_id == project_id, balances.c.mode == mode, balances.c.user_id == user_id)
+# Built once (their values bound per call): balance reads and locks are on every lookup, debit and
+# reservation, and building and hashing a statement costs more than running it.
+_WHERE_USER = and_(
+    balances.c.project_id == bindparam("p"),
+    balances.c.mode == bindparam("m"),
+    balances.c.user_id == bindparam("u"),
+)
+_READ_BALANCE = select(*_ROW).where(_WHERE_USER)
+_LOCK_BALANCE = {skip: _READ_BALANCE.with_for_update(skip_locked=skip) for skip in (False, True)}
+_MOVE_BALANCE = update(balances).where(_WHERE_USER)
+
+
+def _user(project_id: str, mode: str, user_id: str) -> dict[str, str]:
+    return {"p": project_id, "m": mode, "u": user_id}
 
 
 async def read_balance(conn: AsyncConnection, project_id: str, mode: str, user_id: str) -> BalanceRow | None:
-    row = (await conn.execute(select(*_ROW).where(_where_user(project_id, mode, user_id)))).first()
+    row = (await conn.execute(_READ_BALANCE, _user(project_id, mode, user_id))).first()
     return None if row is None else typed(BalanceRow, row)
 
 
@@ -64,10 +76,7 @@ async def lock_balance(
 ) -> BalanceRow | None:
     """The balance row locked for the rest of the transaction (``FOR UPDATE``; SQLite's write transaction
     is the lock already); None when the user has none, or when ``skip_locked`` and another holds it."""
-    stmt = (
-        select(*_ROW).where(_where_user(project_id, mode, user_id)).with_for_update(skip_locked=skip_locked)
-    )
-    row = (await conn.execute(stmt)).first()
+    row = (await conn.execute(_LOCK_BALANCE[skip_locked], _user(project_id, mode, user_id))).first()
     return None if row is None else typed(BalanceRow, row)
 
 
@@ -89,13 +98,11 @@ async def write_balance(
     now: int,
     **values: Decimal | int | None,
 ) -> None:
-    await conn.execute(
-        update(balances).where(_where_user(project_id, mode, user_id)).values(**values, updated_at=now)
-    )
+    await conn.execute(_MOVE_BALANCE, {**_user(project_id, mode, user_id), **values, "updated_at": now})
 
 
 async def set_balance(conn: AsyncConnection, scope: Scope, balance: Decimal) -> None:
-    await conn.execute(update(balances).where(_where_user(*scope)).values(balance=balance))
+    await conn.execute(_MOVE_BALANCE, {**_user(*scope), "balance": balance})
 
 
 # Ledger entries -------------------------------------------------------------------------------------------
@@ -151,16 +158,15 @@ def _entries() -> Any:
     return select(ledger_entries, lot_expiry.label("lot_expires_at"))
 
 
+_ENTRY_BY_KEY = _entries().where(
+    ledger_entries.c.project_id == bindparam("p"),
+    ledger_entries.c.mode == bindparam("m"),
+    ledger_entries.c.idempotency_key == bindparam("k"),
+)  # built once: every keyed posting (credit, debit, reservation) looks its key up first
+
+
 async def entry_by_key(conn: AsyncConnection, project_id: str, mode: str, key: str) -> Entry | None:
-    row = (
-        await conn.execute(
-            _entries().where(
-                ledger_entries.c.project_id == project_id,
-                ledger_entries.c.mode == mode,
-                ledger_entries.c.idempotency_key == key,
-            )
-        )
-    ).first()
+    row = (await conn.execute(_ENTRY_BY_KEY, {"p": project_id, "m": mode, "k": key})).first()
     return None if row is None else typed(Entry, row)
 
 
