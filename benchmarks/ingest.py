@@ -1326,6 +1326,11 @@ def main() -> None:
         "--src", type=Path, default=None, help="measure the scrawn package under this directory"
     )
     parser.add_argument(
+        "--soak",
+        action="store_true",
+        help="measure scrawn alone (no no-op or grpc-js windows): a long --seconds window for RSS over time",
+    )
+    parser.add_argument(
         "--notes-file", type=Path, default=None, help="markdown appended to the summary (findings, context)"
     )
     parser.add_argument(
@@ -1398,8 +1403,9 @@ def main() -> None:
     try:
         for f in [pool.submit(_worker_warm) for _ in range(opts.client_procs)]:
             f.result()
-        noop = start_noop(work)
-        grpcjs = start_grpcjs(work)
+        if not args.soak:
+            noop = start_noop(work)
+            grpcjs = start_grpcjs(work)
         for db in dbs:
             pg_name = None
             if db == "sqlite":
@@ -1417,7 +1423,7 @@ def main() -> None:
                 server = start_scrawn(url, data_dir)
                 for kind in kinds:
                     reference = [grpcjs] if grpcjs is not None and kind in GRPCJS_KINDS else []
-                    for target in (*reference, noop, server):
+                    for target in [server] if noop is None else [*reference, noop, server]:
                         m = measure(pool, opts, db, kind, target, run_id, profile_dir)
                         measurements.append(m)
                         print(describe(m), flush=True)
@@ -1433,9 +1439,9 @@ def main() -> None:
                 if pg_name is not None:
                     pg_admin(args.pg_url, f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
     finally:
-        for reference in (noop, grpcjs):
-            if reference is not None:
-                reference.stop()
+        for started in (noop, grpcjs):
+            if started is not None:
+                started.stop()
         pool.shutdown()
         shutil.rmtree(work, ignore_errors=True)
 
