@@ -98,6 +98,9 @@ async def write_balance(
     now: int,
     **values: Decimal | int | None,
 ) -> None:
+    # A prebuilt UPDATE takes its SET columns from the parameters and would ignore a misspelt one.
+    if unknown := values.keys() - balances.c.keys():
+        raise ValueError(f"not balance columns: {sorted(unknown)}")
     await conn.execute(_MOVE_BALANCE, {**_user(project_id, mode, user_id), **values, "updated_at": now})
 
 
