@@ -374,8 +374,8 @@ def markdown(report: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="The upstream backend beside scrawn serve (PostgreSQL).")
-    parser.add_argument("--upstream-dir", type=Path, required=True, help="ScrawnDotDev/Scrawn, bun-installed")
-    parser.add_argument("--bun", required=True, help="the bun executable")
+    parser.add_argument("--upstream-dir", type=Path, help="ScrawnDotDev/Scrawn, bun-installed")
+    parser.add_argument("--bun", help="the bun executable")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--concurrency", type=int, default=64)
@@ -405,6 +405,8 @@ def main() -> None:
         args.render.with_suffix(".md").write_text(markdown(report))
         return
 
+    if args.upstream_dir is None or args.bun is None:
+        parser.error("--upstream-dir and --bun are required")
     upstream_dir = args.upstream_dir.resolve()
     kinds = [k.strip() for k in args.only.split(",") if k.strip()]
     names = [s.strip() for s in args.servers.split(",") if s.strip()]
