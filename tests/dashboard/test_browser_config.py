@@ -173,8 +173,15 @@ def test_webhook_endpoint_delivery_and_replay(
         )
         c.unary(REGISTER, request, bearer(module_server.live_key))
     _wait(lambda: len(received) >= 1)
-    page.goto("/dashboard/live/webhooks?status=delivered")
-    navigate(page, page.get_by_role("link", name=received[0]))
+    # The endpoint has its message; the deliverer records "delivered" only once its answer is back.
+    delivered = page.get_by_role("link", name=received[0])
+
+    def listed() -> bool:
+        page.goto("/dashboard/live/webhooks?status=delivered")
+        return delivered.count() > 0
+
+    _wait(listed)
+    navigate(page, delivered)
     expect(page.locator("#wh-status")).to_have_text("delivered")
     expect(page.locator("pre.body").first).to_have_text(ANSWER.decode())  # the endpoint's answer
     check_page(page, screenshots, "webhook")
