@@ -145,6 +145,25 @@ def _basic(pb: Any, rng: random.Random) -> Any:
     return pb.BasicUsage(basicUsageType=pb.RAW, amount=rng.randint(1, 100))
 
 
+# The gRPC requests' shape: benchmarks/upstream.py replaces these two (and _stream_outcome) in its workers.
+def register_request(pb: Any, rng: random.Random, key: str) -> Any:
+    return pb.RegisterEventRequest(
+        type=pb.BASIC_USAGE,
+        userId=f"user-{rng.randrange(USERS)}",
+        basicUsage=_basic(pb, rng),
+        idempotencyKey=key,
+    )
+
+
+def stream_item(pb: Any, rng: random.Random, key: str) -> Any:
+    return pb.StreamEventRequest(
+        type=pb.BASIC_USAGE,
+        userId=f"user-{rng.randrange(USERS)}",
+        basicUsage=_basic(pb, rng),
+        idempotencyKey=key,
+    )
+
+
 async def _grpc_unary(
     spec: dict[str, Any], prefix: str, rng: random.Random, record: Any, failed: Any
 ) -> None:
@@ -173,12 +192,7 @@ async def _grpc_unary(
         async def caller(n: int) -> None:
             stub, seq = stubs[n % len(stubs)], 0
             while time.monotonic() < spec["end_at"]:
-                request = pb.RegisterEventRequest(
-                    type=pb.BASIC_USAGE,
-                    userId=f"user-{rng.randrange(USERS)}",
-                    basicUsage=_basic(pb, rng),
-                    idempotencyKey=f"{prefix}-{n}-{seq}",
-                )
+                request = register_request(pb, rng, f"{prefix}-{n}-{seq}")
                 seq += 1
                 t0 = time.monotonic()
                 try:
@@ -475,15 +489,7 @@ async def _grpc_stream(
     batch = spec["batch"]
 
     def items(n: int, seq: int) -> list[Any]:
-        return [
-            pb.StreamEventRequest(
-                type=pb.BASIC_USAGE,
-                userId=f"user-{rng.randrange(USERS)}",
-                basicUsage=_basic(pb, rng),
-                idempotencyKey=f"{prefix}-{n}-{seq + i}",
-            )
-            for i in range(batch)
-        ]
+        return [stream_item(pb, rng, f"{prefix}-{n}-{seq + i}") for i in range(batch)]
 
     await _grpc_batches(
         spec,

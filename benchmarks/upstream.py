@@ -49,63 +49,44 @@ KINDS = ("unary-grpc", "stream-grpc")
 
 
 def _worker_run(spec: dict[str, Any]) -> dict[str, Any]:
-    """ingest._worker_run with its two gRPC request makers replaced (in this worker process only)."""
-    ingest._grpc_unary = _grpc_unary
-    ingest._grpc_stream = _grpc_stream
+    """ingest._worker_run with its gRPC requests and stream answers reshaped (in this worker process only)."""
+    ingest.register_request = _register_request
+    ingest.stream_item = _stream_item
+    ingest._stream_outcome = _stream_outcome
     return ingest._worker_run(spec)
 
 
-async def _grpc_unary(
-    spec: dict[str, Any], prefix: str, rng: random.Random, record: Any, failed: Any
+def _register_request(pb: Any, rng: random.Random, key: str) -> Any:
+    return pb.RegisterEventRequest(
+        type=pb.BASIC_USAGE,
+        userId=rng.choice(USER_IDS),
+        reportedTimestamp=int(time.time()),
+        eventId=str(uuid.uuid4()),
+        basicUsage=pb.BasicUsage(basicUsageType=pb.RAW, amount=rng.randint(1, 100)),
+        idempotencyKey=key,
+    )
+
+
+def _stream_item(pb: Any, rng: random.Random, key: str) -> Any:
+    return pb.StreamEventRequest(
+        type=pb.AI_TOKEN_USAGE,
+        userId=rng.choice(USER_IDS),
+        reportedTimestamp=int(time.time()),
+        eventId=str(uuid.uuid4()),
+        aiTokenUsage=pb.AITokenUsage(
+            model="bench-model",
+            inputTokens=rng.randint(1, 1000),
+            outputTokens=rng.randint(1, 1000),
+            inputAmount=rng.randint(1, 100),
+            outputAmount=rng.randint(1, 100),
+        ),
+        idempotencyKey=key,
+    )
+
+
+def _stream_outcome(
+    spec: dict[str, Any], res: Any, batch: int, t0: float, t1: float, record: Any, failed: Any
 ) -> None:
-    import grpc
-
-    from scrawn._proto.event.v1 import event_pb2 as pb
-
-    metadata_ = (("authorization", f"Bearer {spec['key']}"),)
-    channels = [
-        grpc.aio.insecure_channel(spec["target"], options=[("grpc.use_local_subchannel_pool", 1)])
-        for _ in range(spec["channels"])
-    ]
-    stubs = [
-        ch.unary_unary(
-            ingest.REGISTER,
-            request_serializer=pb.RegisterEventRequest.SerializeToString,
-            response_deserializer=pb.RegisterEventResponse.FromString,
-        )
-        for ch in channels
-    ]
-    try:
-        for ch in channels:
-            await ch.channel_ready()
-
-        async def caller(n: int) -> None:
-            stub, seq = stubs[n % len(stubs)], 0
-            while time.monotonic() < spec["end_at"]:
-                request = pb.RegisterEventRequest(
-                    type=pb.BASIC_USAGE,
-                    userId=rng.choice(USER_IDS),
-                    reportedTimestamp=int(time.time()),
-                    eventId=str(uuid.uuid4()),
-                    basicUsage=pb.BasicUsage(basicUsageType=pb.RAW, amount=rng.randint(1, 100)),
-                    idempotencyKey=f"{prefix}-{n}-{seq}",
-                )
-                seq += 1
-                t0 = time.monotonic()
-                try:
-                    await stub(request, metadata=metadata_, timeout=30)
-                except grpc.aio.AioRpcError as e:
-                    failed(e.code().name, e.details() or "")
-                    continue
-                record(t0, time.monotonic(), 1)
-
-        await asyncio.gather(*(caller(n) for n in range(spec["callers"])))
-    finally:
-        for ch in channels:
-            await ch.close()
-
-
-def _stream_done(res: Any, batch: int, t0: float, t1: float, record: Any, failed: Any) -> None:
     """Count what a StreamEvents answer acknowledges. Scrawn's ``eventsProcessed`` counts every item read,
     failed ones included; the upstream's counts only the stored ones (its items are processed + failed); the
     no-ops count what they read and fail nothing."""
@@ -116,48 +97,6 @@ def _stream_done(res: Any, batch: int, t0: float, t1: float, record: Any, failed
     if ok + res.eventsFailed < batch:
         failed("SHORT_STREAM", f"server answered for {ok + res.eventsFailed} of {batch}")
     record(t0, t1, ok)
-
-
-async def _grpc_stream(
-    spec: dict[str, Any], prefix: str, rng: random.Random, record: Any, failed: Any
-) -> None:
-    from scrawn._proto.event.v1 import event_pb2 as pb
-
-    metadata_ = (("authorization", f"Bearer {spec['key']}"),)
-    batch = spec["batch"]
-
-    def items(n: int, seq: int) -> list[Any]:
-        now = int(time.time())
-        return [
-            pb.StreamEventRequest(
-                type=pb.AI_TOKEN_USAGE,
-                userId=rng.choice(USER_IDS),
-                reportedTimestamp=now,
-                eventId=str(uuid.uuid4()),
-                aiTokenUsage=pb.AITokenUsage(
-                    model="bench-model",
-                    inputTokens=rng.randint(1, 1000),
-                    outputTokens=rng.randint(1, 1000),
-                    inputAmount=rng.randint(1, 100),
-                    outputAmount=rng.randint(1, 100),
-                ),
-                idempotencyKey=f"{prefix}-{n}-{seq + i}",
-            )
-            for i in range(batch)
-        ]
-
-    await ingest._grpc_batches(
-        spec,
-        lambda ch: ch.stream_unary(
-            ingest.STREAM,
-            request_serializer=pb.StreamEventRequest.SerializeToString,
-            response_deserializer=pb.StreamEventResponse.FromString,
-        ),
-        items,
-        lambda stub, batch_: stub(iter(batch_), metadata=metadata_, timeout=120),
-        lambda res, t0, t1: _stream_done(res, batch, t0, t1, record, failed),
-        failed,
-    )
 
 
 # ----------------------------------------------------------------------------------------------------
